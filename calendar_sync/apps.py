@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CalendarSyncConfig(AppConfig):
+    name = "calendar_sync"
+    verbose_name = "Calendar sync"

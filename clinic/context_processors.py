@@ -1,0 +1,31 @@
+"""Navigation by role and the clinic switcher, for the base layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from clinic.models import NamedPermission, Role
+from clinic.selectors import memberships_of_user
+
+
+def clinic_nav(request: HttpRequest) -> dict[str, Any]:
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return {}
+    items = [("calendar", "Calendar", reverse("scheduling:calendar")), ("patients", "Patients", reverse("patients:list"))]
+    if membership.has_permission(NamedPermission.MANAGE_SESSIONS):
+        items.append(("setup", "Setup", reverse("sessions_setup:index")))
+    if membership.role in (Role.CLINICIAN, Role.ADMIN):
+        items.append(("sync", "Sync", reverse("calendar_sync:index")))
+    if membership.is_admin:
+        items.append(("clinic", "Clinic", reverse("clinic:settings")))
+    current = request.resolver_match.namespace if request.resolver_match else ""
+    section = {"scheduling": "calendar", "sessions_setup": "setup", "calendar_sync": "sync"}.get(current, current)
+    return {
+        "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
+        # Lazy: evaluated only where the template shows the switcher.
+        "switchable_memberships": lambda: list(memberships_of_user(user=request.user)),
+    }

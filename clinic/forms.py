@@ -1,0 +1,130 @@
+"""Forms of the clinic admin pages. Querysets of related objects are scoped to the clinic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from clinic.models import (
+    Clinic,
+    Department,
+    Location,
+    Membership,
+    NamedPermission,
+    Practitioner,
+    Role,
+    time_zone_names,
+)
+
+
+class TimeZoneSelect(forms.Select):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, choices=[(name, name) for name in time_zone_names()])
+
+
+class ClinicSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = ["name", "time_zone", "internal_ids_enabled"]
+        widgets = {"time_zone": TimeZoneSelect()}
+
+
+class TenantForm(forms.ModelForm):
+    """A form for an object of one clinic; it knows the clinic for scoping and checks."""
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        self.clinic = clinic
+        super().__init__(*args, **kwargs)
+        # The clinic is not a form field, so the model's unique checks need it set now.
+        self.instance.clinic = clinic
+
+
+class LocationForm(TenantForm):
+    class Meta:
+        model = Location
+        fields = ["name", "kind", "address", "postcode", "time_zone", "is_active"]
+        widgets = {"time_zone": TimeZoneSelect(), "address": forms.Textarea(attrs={"rows": 3})}
+        labels = {"is_active": "Active (uncheck to archive)"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.initial.setdefault("time_zone", self.clinic.time_zone)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("kind") == Location.Kind.MAIN:
+            others = Location.objects.for_clinic(self.clinic).filter(kind=Location.Kind.MAIN).exclude(pk=self.instance.pk)
+            if others.exists():
+                self.add_error("kind", f"{others.first()} is already the main surgery; make this a branch.")
+        return data
+
+
+class DepartmentForm(TenantForm):
+    class Meta:
+        model = Department
+        fields = ["name", "is_active"]
+        labels = {"is_active": "Active (uncheck to archive)"}
+
+
+class PractitionerForm(TenantForm):
+    class Meta:
+        model = Practitioner
+        fields = ["name", "role", "default_location", "time_zone", "user", "is_active"]
+        labels = {"user": "Login (optional)", "is_active": "Active (uncheck to archive)"}
+        help_texts = {"user": "The member who signs in as this practitioner, to see their own calendar."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["default_location"].queryset = Location.objects.for_clinic(self.clinic).filter(is_active=True)
+        member_users = Membership.objects.for_clinic(self.clinic).values("user_id")
+        user_field = self.fields["user"]
+        user_field.queryset = user_field.queryset.filter(pk__in=member_users).order_by("last_name", "first_name")
+        user_field.label_from_instance = lambda u: f"{u.get_full_name() or u.username} ({u.email})"
+        self.fields["time_zone"].widget = forms.Select(
+            choices=[("", "Same as the default location")] + [(n, n) for n in time_zone_names()]
+        )
+
+    def clean_user(self) -> Any:
+        user = self.cleaned_data.get("user")
+        if user is not None:
+            taken = Practitioner.objects.for_clinic(self.clinic).filter(user=user).exclude(pk=self.instance.pk)
+            if taken.exists():
+                raise forms.ValidationError(f"This login already belongs to {taken.first()}.")
+        return user
+
+
+PERMISSION_FIELDS = [p.value for p in NamedPermission]
+
+
+class MembershipPermissionsForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+    perm_manage_appointments = forms.BooleanField(required=False, label=NamedPermission.MANAGE_APPOINTMENTS.label)
+    perm_access_blocked_patients = forms.BooleanField(
+        required=False,
+        label=NamedPermission.ACCESS_BLOCKED_PATIENTS.label,
+        help_text="Lets this member find and book blocked (restricted) patients. Every opening is audited.",
+    )
+    perm_manage_sessions = forms.BooleanField(required=False, label=NamedPermission.MANAGE_SESSIONS.label)
+
+    @property
+    def permissions(self) -> dict[str, bool]:
+        return {name: bool(self.cleaned_data.get(name)) for name in PERMISSION_FIELDS}
+
+
+class MemberAddForm(MembershipPermissionsForm):
+    field_order = ["email", "first_name", "last_name", "role"]
+    email = forms.EmailField()
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+
+
+class MemberEditForm(MembershipPermissionsForm):
+    is_active = forms.BooleanField(required=False, label="Active (uncheck to suspend access to this clinic)")
+
+    @classmethod
+    def for_membership(cls, membership: Membership, data: Any = None) -> MemberEditForm:
+        initial = {"role": membership.role, "is_active": membership.is_active}
+        initial.update({name: getattr(membership, name) for name in PERMISSION_FIELDS})
+        return cls(data, initial=initial)

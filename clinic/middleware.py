@@ -1,0 +1,57 @@
+"""Sets request.clinic and request.membership, and keeps non-members out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render, resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+
+from clinic.models import Membership
+
+ACTIVE_CLINIC_SESSION_KEY = "active_clinic_id"
+
+
+def active_membership(request: HttpRequest) -> Membership | None:
+    """The membership of the clinic chosen in this session, else the user's first one."""
+    if not request.user.is_authenticated:
+        return None
+    memberships = Membership.objects.filter(user=request.user, is_active=True).select_related("clinic")
+    chosen = request.session.get(ACTIVE_CLINIC_SESSION_KEY)
+    if chosen is not None:
+        membership = memberships.filter(clinic_id=chosen).first()
+        if membership is not None:
+            return membership
+    membership = memberships.order_by("clinic__name").first()
+    if membership is not None:
+        request.session[ACTIVE_CLINIC_SESSION_KEY] = membership.clinic_id
+    return membership
+
+
+class ClinicMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        membership = active_membership(request)
+        request.membership = membership  # type: ignore[attr-defined]
+        request.clinic = membership.clinic if membership else None  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if getattr(view_func, "clinic_public", False) or request.path.startswith(settings.STATIC_URL):
+            return None
+        if not request.user.is_authenticated:
+            if getattr(request, "htmx", False):
+                # A swapped-in login form would be wrong; send the whole page there.
+                return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?next={request.get_full_path()}")
+            return redirect_to_login(request.get_full_path())
+        if request.membership is None:  # type: ignore[attr-defined]
+            return render(request, "clinic/no_clinic.html", status=403)
+        return None

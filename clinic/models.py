@@ -1,0 +1,222 @@
+"""The tenant core: clinics, their sites and people, memberships and the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from functools import cache
+from typing import Any, Self
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+@cache
+def time_zone_names() -> list[str]:
+    """Every IANA zone name this machine knows, sorted."""
+    return sorted(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError("“%(value)s” is not a known time zone (e.g. Europe/London).", params={"value": value})
+
+
+class TimeZoneField(models.CharField):
+    """An IANA zone name, validated against zoneinfo."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 64)
+        super().__init__(*args, **kwargs)
+        self.validators.append(validate_time_zone)
+
+
+class Clinic(models.Model):
+    """The tenant: a practice. Every tenant-owned row points here."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = TimeZoneField(default="Europe/London")
+    internal_ids_enabled = models.BooleanField(
+        "Internal IDs enabled",
+        default=False,
+        help_text="Show each patient's internal ID across the app and allow it as a calendar identifier.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantQuerySet(models.QuerySet):
+    """The one scoping mechanism: every read of tenant data starts with for_clinic()."""
+
+    def for_clinic(self, clinic: Clinic) -> Self:
+        return self.filter(clinic=clinic)
+
+
+class TenantModel(models.Model):
+    """A row owned by one clinic, addressed in URLs by a UUID."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Location(TenantModel):
+    class Kind(models.TextChoices):
+        MAIN = "main", "Main surgery"
+        BRANCH = "branch", "Branch surgery"
+
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BRANCH)
+    address = models.TextField(blank=True)
+    postcode = models.CharField(max_length=16, blank=True)
+    time_zone = TimeZoneField()
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["-kind", "name"]  # main first
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "name"], name="location_name_unique_in_clinic"),
+            models.UniqueConstraint(
+                fields=["clinic"], condition=Q(kind="main"), name="location_one_main_per_clinic"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(TenantModel):
+    name = models.CharField(max_length=80)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "name"], name="department_name_unique_in_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PractitionerRole(models.TextChoices):
+    GP = "gp", "GP"
+    NURSE = "nurse", "Nurse"
+    HCA = "hca", "Healthcare assistant (HCA)"
+    THERAPIST = "therapist", "Therapist"
+    PHYSIO = "physio", "Physiotherapist"
+    PHARMACIST = "pharmacist", "Pharmacist"
+    OTHER = "other", "Other"
+
+
+class Practitioner(TenantModel):
+    """A clinician who owns a calendar; may or may not log in."""
+
+    name = models.CharField(max_length=120)
+    role = models.CharField("practitioner role", max_length=20, choices=PractitionerRole.choices)
+    default_location = models.ForeignKey(
+        Location, on_delete=models.PROTECT, null=True, blank=True, related_name="practitioners"
+    )
+    time_zone = TimeZoneField(blank=True, help_text="Leave blank to use the default location's time zone.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="practitioners"
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "user"], condition=Q(user__isnull=False), name="practitioner_one_per_user_in_clinic"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    RECEPTION = "reception", "Scheduler / reception"
+    CLINICIAN = "clinician", "Clinician"
+
+
+class NamedPermission(models.TextChoices):
+    """Permissions an admin grants per member, independent of role."""
+
+    MANAGE_APPOINTMENTS = "perm_manage_appointments", "Schedule Admin: Manage Appointments"
+    ACCESS_BLOCKED_PATIENTS = "perm_access_blocked_patients", "Privacy: Access Blocked Patients"
+    MANAGE_SESSIONS = "perm_manage_sessions", "Setup: Manage Sessions"
+
+
+class MembershipQuerySet(TenantQuerySet):
+    def admins(self) -> Self:
+        return self.filter(role=Role.ADMIN, is_active=True)
+
+
+class Membership(TenantModel):
+    """A user's role and named permissions in one clinic."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    perm_manage_appointments = models.BooleanField(NamedPermission.MANAGE_APPOINTMENTS.label, default=False)
+    perm_access_blocked_patients = models.BooleanField(NamedPermission.ACCESS_BLOCKED_PATIENTS.label, default=False)
+    perm_manage_sessions = models.BooleanField(NamedPermission.MANAGE_SESSIONS.label, default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["user__last_name", "user__first_name", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "user"], name="membership_one_per_user_and_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.clinic_id} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def has_permission(self, permission: NamedPermission) -> bool:
+        return bool(getattr(self, permission.value))
+
+    @property
+    def permission_labels(self) -> list[str]:
+        return [p.label for p in NamedPermission if self.has_permission(p)]
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when. Detail holds ids and flags, never patient PII."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["clinic", "object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id}"

@@ -1,0 +1,35 @@
+// Site-wide behaviour: keyboard shortcuts and small progressive enhancements.
+// No inline scripts anywhere: the Content-Security-Policy allows only files like this one.
+(function () {
+  "use strict";
+
+  document.documentElement.classList.add("js");
+
+  // Alt+C opens the calendar from any page. event.code is layout-independent, so this
+  // also works where Alt+C types a character (e.g. "ç" on macOS).
+  document.addEventListener("keydown", function (event) {
+    if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === "KeyC") {
+      var url = document.body.dataset.calendarUrl;
+      if (url) {
+        event.preventDefault();
+        window.location.assign(url);
+      }
+    }
+  });
+
+  // <select data-autosubmit> submits its form on change (the clinic switcher).
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit") && target.form) {
+      target.form.requestSubmit();
+    }
+  });
+
+  // Forms with data-confirm ask before a destructive action.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+})();

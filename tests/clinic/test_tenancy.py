@@ -1,0 +1,184 @@
+"""Tenancy: an object of another clinic is a 404, and every view goes through the scoping."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from clinic.models import Role
+from tests.conftest import logged_in_client
+from tests.factories import (
+    ClinicFactory,
+    DepartmentFactory,
+    LocationFactory,
+    MembershipFactory,
+    PractitionerFactory,
+)
+from tests.url_walk import all_routes
+
+pytestmark = pytest.mark.django_db
+
+# For each URL keyword that carries an object id: how to make such an object in a clinic.
+# A new pattern with an unknown keyword fails test_every_object_url_is_404_for_an_outsider
+# until it is added here, so no object URL escapes the check.
+OBJECT_MAKERS = {
+    "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
+    "public_id": None,  # generic tenant pages: resolved by the route name below
+}
+GENERIC_MAKERS = {
+    "clinic:location-edit": lambda clinic: LocationFactory(clinic=clinic),
+    "clinic:department-edit": lambda clinic: DepartmentFactory(clinic=clinic),
+    "clinic:practitioner-edit": lambda clinic: PractitionerFactory(clinic=clinic),
+}
+
+
+def object_routes():
+    return [route for route in all_routes() if any(conv == "UUIDConverter" for conv in route.converters.values())]
+
+
+def test_there_are_object_urls_to_walk():
+    assert len(object_routes()) >= 4
+
+
+def test_every_object_url_is_404_for_an_outsider(clinic_a, outsider_client, admin_client_a):
+    checked = []
+    for route in object_routes():
+        kwargs = {}
+        for key, conv in route.converters.items():
+            assert conv == "UUIDConverter", f"{route.name}: add a maker for <{conv}:{key}>"
+            assert key in OBJECT_MAKERS, f"{route.name}: add a maker for the URL keyword {key!r}"
+            maker = OBJECT_MAKERS[key] or GENERIC_MAKERS.get(route.name)
+            assert maker is not None, f"{route.name}: add a maker to GENERIC_MAKERS"
+            kwargs[key] = maker(clinic_a).public_id
+        url = reverse(route.name, kwargs=kwargs)
+        # The object is real: its own clinic's admin can open it...
+        assert admin_client_a.get(url).status_code == 200, url
+        # ...and the outsider, an admin of clinic B with every permission, cannot tell it exists.
+        assert outsider_client.get(url).status_code == 404, url
+        assert outsider_client.post(url, {}).status_code == 404, url
+        checked.append(route.name)
+    assert set(GENERIC_MAKERS) <= set(checked)
+
+
+def test_an_outsider_cannot_switch_into_another_clinic(clinic_a, outsider_client, outsider_b):
+    response = outsider_client.post(reverse("clinic:switch"), {"clinic": str(clinic_a.public_id)})
+    assert response.status_code == 404
+    home = outsider_client.get(reverse("home"))
+    assert home.context["request"].clinic == outsider_b.clinic
+
+
+def test_lists_show_only_the_own_clinics_rows(clinic_a, clinic_b, admin_client_a):
+    LocationFactory(clinic=clinic_a, name="Ours Surgery")
+    LocationFactory(clinic=clinic_b, name="Theirs Surgery")
+    PractitionerFactory(clinic=clinic_b, name="Dr Theirs")
+    MembershipFactory(clinic=clinic_b, user__email="theirs@example.com", user__username="theirs@example.com")
+    body = "".join(
+        admin_client_a.get(reverse(name)).content.decode()
+        for name in ("clinic:locations", "clinic:practitioners", "clinic:members", "scheduling:calendar")
+    )
+    assert "Ours Surgery" in body
+    assert "Theirs Surgery" not in body
+    assert "Dr Theirs" not in body
+    assert "theirs@example.com" not in body
+
+
+def test_anonymous_visitors_are_sent_to_login_from_every_private_page(client):
+    for route in all_routes():
+        if route.converters or getattr(route.callback, "clinic_public", False):
+            continue
+        response = client.get(reverse(route.name))
+        assert response.status_code == 302, route.name
+        assert response["Location"].startswith(reverse("login")), route.name
+
+
+def test_htmx_requests_of_anonymous_visitors_redirect_the_whole_page(client):
+    response = client.get(reverse("scheduling:calendar"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(reverse("login"))
+
+
+def test_a_user_without_a_clinic_is_told_so(client):
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get(reverse("home"))
+    assert response.status_code == 403
+    assert b"not a member of any clinic" in response.content
+
+
+def test_a_suspended_membership_gives_no_access(admin_a, reception_a):
+    reception_a.is_active = False
+    reception_a.save()
+    response = logged_in_client(reception_a).get(reverse("home"))
+    assert response.status_code == 403
+
+
+def test_reception_cannot_open_clinic_admin_pages(reception_client_a):
+    for name in ("clinic:settings", "clinic:locations", "clinic:members", "clinic:member-add", "clinic:audit"):
+        assert reception_client_a.get(reverse(name)).status_code == 403, name
+    assert reception_client_a.get(reverse("sessions_setup:index")).status_code == 403
+
+
+def _unscoped_calls(path: Path) -> list[str]:
+    """Calls of Model.objects.<x> whose method is not for_clinic, in one module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "objects"
+            and node.attr != "for_clinic"
+        ):
+            found.append(f"{path.relative_to(settings.BASE_DIR)}:{node.lineno} .objects.{node.attr}")
+    return found
+
+
+def test_views_and_selectors_read_tenant_data_only_through_for_clinic():
+    # Selectors that list a user's own memberships (across clinics) are the one exception.
+    allowed = {"clinic/selectors.py .objects.filter": 1}
+    base = Path(settings.BASE_DIR)
+    problems = []
+    for app in ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync"):
+        for module in ("views.py", "selectors.py"):
+            path = base / app / module
+            if path.exists():
+                problems += _unscoped_calls(path)
+    counted: dict[str, int] = {}
+    for problem in problems:
+        key = problem.split(":")[0] + " " + problem.split(" ")[1]
+        counted[key] = counted.get(key, 0) + 1
+    assert counted == allowed, problems
+
+
+def test_the_clinic_switcher_lists_only_the_users_clinics(clinic_a, clinic_b, admin_a):
+    ClinicFactory(name="Somebody Else's Clinic")
+    MembershipFactory(clinic=clinic_b, user=admin_a.user, role=Role.RECEPTION)
+    body = logged_in_client(admin_a).get(reverse("home")).content.decode()
+    assert "Clinic A" in body and "Clinic B" in body
+    assert "Somebody Else" not in body
+
+
+def test_switching_clinics_changes_what_the_user_sees(clinic_a, clinic_b, admin_a):
+    LocationFactory(clinic=clinic_b, name="Only In B")
+    MembershipFactory(clinic=clinic_b, user=admin_a.user, role=Role.ADMIN)
+    client = logged_in_client(admin_a)
+    assert client.get(reverse("home")).context["request"].clinic == clinic_a
+    assert "Only In B" not in client.get(reverse("clinic:locations")).content.decode()
+
+    response = client.post(reverse("clinic:switch"), {"clinic": str(clinic_b.public_id)}, follow=True)
+    assert response.context["request"].clinic == clinic_b
+    assert "Now working in Clinic B" in response.content.decode()
+    assert "Only In B" in client.get(reverse("clinic:locations")).content.decode()
+
+
+def test_losing_the_active_membership_falls_back_to_another_clinic(clinic_a, clinic_b, admin_a):
+    second = MembershipFactory(clinic=clinic_b, user=admin_a.user, role=Role.ADMIN)
+    client = logged_in_client(admin_a)
+    client.post(reverse("clinic:switch"), {"clinic": str(clinic_b.public_id)})
+    second.delete()
+    assert client.get(reverse("home")).context["request"].clinic == clinic_a

@@ -1,0 +1,68 @@
+"""The fixture trio: an admin and a receptionist of clinic A, and an outsider of clinic B.
+
+The outsider is an admin of B with every named permission, so that nothing but tenancy
+stands between them and clinic A's objects.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.test import Client
+
+from clinic.models import Membership, Role
+from tests.factories import ClinicFactory, MembershipFactory
+
+ALL_PERMISSIONS = {"perm_manage_appointments": True, "perm_access_blocked_patients": True, "perm_manage_sessions": True}
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def logged_in_client(membership: Membership) -> Client:
+    client = Client()
+    client.force_login(membership.user, backend=MODEL_BACKEND)
+    return client
+
+
+@pytest.fixture
+def clinic_a():
+    return ClinicFactory(name="Clinic A", slug="clinic-a", internal_ids_enabled=True)
+
+
+@pytest.fixture
+def clinic_b():
+    return ClinicFactory(name="Clinic B", slug="clinic-b", time_zone="America/Chicago")
+
+
+@pytest.fixture
+def admin_a(clinic_a) -> Membership:
+    return MembershipFactory(clinic=clinic_a, role=Role.ADMIN, **ALL_PERMISSIONS)
+
+
+@pytest.fixture
+def reception_a(clinic_a) -> Membership:
+    return MembershipFactory(clinic=clinic_a, role=Role.RECEPTION, perm_manage_appointments=True)
+
+
+@pytest.fixture
+def outsider_b(clinic_b) -> Membership:
+    return MembershipFactory(clinic=clinic_b, role=Role.ADMIN, **ALL_PERMISSIONS)
+
+
+@pytest.fixture
+def admin_client_a(admin_a) -> Client:
+    return logged_in_client(admin_a)
+
+
+@pytest.fixture
+def reception_client_a(reception_a) -> Client:
+    return logged_in_client(reception_a)
+
+
+@pytest.fixture
+def outsider_client(outsider_b) -> Client:
+    return logged_in_client(outsider_b)
