@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 
 if TYPE_CHECKING:
@@ -27,12 +27,13 @@ class ClinicRequest(HttpRequest):
 
     clinic: Clinic
     membership: Membership
+    memberships: list[Membership]
     user: User
     htmx: HtmxDetails
 
 
 M = TypeVar("M", bound=Model)
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def public(view: View) -> View:
@@ -51,7 +52,7 @@ def admin_required(view: View) -> View:
     """Only the clinic's admins; others get 403 (they already know the page exists)."""
 
     @wraps(view)
-    def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.membership.is_admin:
             raise PermissionDenied("Only clinic admins can open this page.")
         return view(request, *args, **kwargs)
@@ -64,7 +65,7 @@ def permission_required(permission: NamedPermission) -> Callable[[View], View]:
 
     def decorator(view: View) -> View:
         @wraps(view)
-        def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.membership.has_permission(permission):
                 raise PermissionDenied(f"You need the “{permission.label}” permission.")
             return view(request, *args, **kwargs)

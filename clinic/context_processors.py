@@ -8,14 +8,16 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from clinic.models import NamedPermission, Role
-from clinic.selectors import memberships_of_user
 
 
 def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    items = [("calendar", "Calendar", reverse("scheduling:calendar")), ("patients", "Patients", reverse("patients:list"))]
+    items = [
+        ("calendar", "Calendar", reverse("scheduling:calendar")),
+        ("patients", "Patients", reverse("patients:list")),
+    ]
     if membership.has_permission(NamedPermission.MANAGE_SESSIONS):
         items.append(("setup", "Setup", reverse("sessions_setup:index")))
     if membership.role in (Role.CLINICIAN, Role.ADMIN):
@@ -26,6 +28,5 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     section = {"scheduling": "calendar", "sessions_setup": "setup", "calendar_sync": "sync"}.get(current, current)
     return {
         "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
-        # Lazy: evaluated only where the template shows the switcher.
-        "switchable_memberships": lambda: list(memberships_of_user(user=request.user)),
+        "switchable_memberships": request.memberships,  # type: ignore[attr-defined]
     }

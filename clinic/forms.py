@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.contrib.auth import get_user_model
 
 from clinic.models import (
     Clinic,
@@ -39,6 +40,11 @@ class TenantForm(forms.ModelForm):
         # The clinic is not a form field, so the model's unique checks need it set now.
         self.instance.clinic = clinic
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # Keep the per-clinic unique constraints (clinic, name) in model validation, so a
+        # duplicate is a message on the form and not an IntegrityError.
+        return super()._get_validation_exclusions() - {"clinic"}  # type: ignore[misc]  # not in the stubs
+
 
 class LocationForm(TenantForm):
     class Meta:
@@ -53,9 +59,11 @@ class LocationForm(TenantForm):
             self.initial.setdefault("time_zone", self.clinic.time_zone)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("kind") == Location.Kind.MAIN:
-            others = Location.objects.for_clinic(self.clinic).filter(kind=Location.Kind.MAIN).exclude(pk=self.instance.pk)
+            others = (
+                Location.objects.for_clinic(self.clinic).filter(kind=Location.Kind.MAIN).exclude(pk=self.instance.pk)
+            )
             if others.exists():
                 self.add_error("kind", f"{others.first()} is already the main surgery; make this a branch.")
         return data
@@ -68,20 +76,26 @@ class DepartmentForm(TenantForm):
         labels = {"is_active": "Active (uncheck to archive)"}
 
 
+class MemberUserField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.get_full_name() or obj.username} ({obj.email})"
+
+
 class PractitionerForm(TenantForm):
     class Meta:
         model = Practitioner
         fields = ["name", "role", "default_location", "time_zone", "user", "is_active"]
         labels = {"user": "Login (optional)", "is_active": "Active (uncheck to archive)"}
         help_texts = {"user": "The member who signs in as this practitioner, to see their own calendar."}
+        field_classes = {"user": MemberUserField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["default_location"].queryset = Location.objects.for_clinic(self.clinic).filter(is_active=True)
+        location_field = cast(forms.ModelChoiceField, self.fields["default_location"])
+        location_field.queryset = Location.objects.for_clinic(self.clinic).filter(is_active=True)
         member_users = Membership.objects.for_clinic(self.clinic).values("user_id")
-        user_field = self.fields["user"]
-        user_field.queryset = user_field.queryset.filter(pk__in=member_users).order_by("last_name", "first_name")
-        user_field.label_from_instance = lambda u: f"{u.get_full_name() or u.username} ({u.email})"
+        user_field = cast(forms.ModelChoiceField, self.fields["user"])
+        user_field.queryset = get_user_model().objects.filter(pk__in=member_users).order_by("last_name", "first_name")
         self.fields["time_zone"].widget = forms.Select(
             choices=[("", "Same as the default location")] + [(n, n) for n in time_zone_names()]
         )

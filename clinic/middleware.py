@@ -12,24 +12,23 @@ from django.shortcuts import render, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
 from clinic.models import Membership
+from clinic.selectors import memberships_of_user
 
 ACTIVE_CLINIC_SESSION_KEY = "active_clinic_id"
 
 
-def active_membership(request: HttpRequest) -> Membership | None:
-    """The membership of the clinic chosen in this session, else the user's first one."""
+def active_membership(request: HttpRequest) -> tuple[Membership | None, list[Membership]]:
+    """The membership of the clinic chosen in this session (else the user's first one),
+    and all of the user's active memberships, for the clinic switcher: one query."""
     if not request.user.is_authenticated:
-        return None
-    memberships = Membership.objects.filter(user=request.user, is_active=True).select_related("clinic")
+        return None, []
+    memberships = list(memberships_of_user(user=request.user))
     chosen = request.session.get(ACTIVE_CLINIC_SESSION_KEY)
-    if chosen is not None:
-        membership = memberships.filter(clinic_id=chosen).first()
-        if membership is not None:
-            return membership
-    membership = memberships.order_by("clinic__name").first()
-    if membership is not None:
+    membership = next((m for m in memberships if m.clinic_id == chosen), None)
+    if membership is None and memberships:
+        membership = memberships[0]
         request.session[ACTIVE_CLINIC_SESSION_KEY] = membership.clinic_id
-    return membership
+    return membership, memberships
 
 
 class ClinicMiddleware:
@@ -37,8 +36,9 @@ class ClinicMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        membership = active_membership(request)
+        membership, memberships = active_membership(request)
         request.membership = membership  # type: ignore[attr-defined]
+        request.memberships = memberships  # type: ignore[attr-defined]
         request.clinic = membership.clinic if membership else None  # type: ignore[attr-defined]
         return self.get_response(request)
 

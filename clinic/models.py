@@ -88,10 +88,12 @@ class Location(TenantModel):
     class Meta:
         ordering = ["-kind", "name"]  # main first
         constraints = [
-            models.UniqueConstraint(fields=["clinic", "name"], name="location_name_unique_in_clinic"),
             models.UniqueConstraint(
-                fields=["clinic"], condition=Q(kind="main"), name="location_one_main_per_clinic"
+                fields=["clinic", "name"],
+                name="location_name_unique_in_clinic",
+                violation_error_message="A location with this name already exists in this clinic.",
             ),
+            models.UniqueConstraint(fields=["clinic"], condition=Q(kind="main"), name="location_one_main_per_clinic"),
         ]
 
     def __str__(self) -> str:
@@ -105,7 +107,11 @@ class Department(TenantModel):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["clinic", "name"], name="department_name_unique_in_clinic"),
+            models.UniqueConstraint(
+                fields=["clinic", "name"],
+                name="department_name_unique_in_clinic",
+                violation_error_message="A department with this name already exists in this clinic.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -178,7 +184,7 @@ class Membership(TenantModel):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = MembershipQuerySet.as_manager()
+    objects = MembershipQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
 
     class Meta:
         ordering = ["user__last_name", "user__first_name", "user__email"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -59,7 +60,11 @@ def clinic_settings_update(*, clinic: Clinic, actor: User, form: ModelForm) -> C
     with transaction.atomic():
         obj = form.save()
         audit_record(
-            clinic=clinic, actor=actor, action="clinic.updated", target=obj, detail={"fields": sorted(form.changed_data)}
+            clinic=clinic,
+            actor=actor,
+            action="clinic.updated",
+            target=obj,
+            detail={"fields": sorted(form.changed_data)},
         )
     return obj
 
@@ -94,7 +99,9 @@ def member_add(
         new_user = user is None
         if user is None:
             user = user_model(username=email, email=email, first_name=first_name, last_name=last_name)
-            user.set_unusable_password()
+            # A random password nobody knows: the emailed set-password link replaces it.
+            # (Django's reset form skips users whose password is unusable.)
+            user.set_password(secrets.token_urlsafe(32))
             user.save()
         if Membership.objects.for_clinic(clinic).filter(user=user).exists():
             raise ValidationError(f"{email} is already a member of this clinic.")

@@ -11,10 +11,8 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, QuerySet
-from django.forms import ModelForm
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic import selectors, services
@@ -26,6 +24,7 @@ from clinic.forms import (
     MemberAddForm,
     MemberEditForm,
     PractitionerForm,
+    TenantForm,
 )
 from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY
 from clinic.models import Department, Location, Practitioner
@@ -75,7 +74,7 @@ class TenantAdminPage:
 
     key: str
     model: type[Model]
-    form_class: type[ModelForm]
+    form_class: type[TenantForm]
     singular: str
     plural: str
     list_template: str
@@ -93,9 +92,16 @@ PAGES = {
     page.key: page
     for page in (
         TenantAdminPage("locations", Location, LocationForm, "location", "locations", "clinic/locations.html"),
-        TenantAdminPage("departments", Department, DepartmentForm, "department", "departments", "clinic/departments.html"),
         TenantAdminPage(
-            "practitioners", Practitioner, PractitionerForm, "practitioner", "practitioners", "clinic/practitioners.html"
+            "departments", Department, DepartmentForm, "department", "departments", "clinic/departments.html"
+        ),
+        TenantAdminPage(
+            "practitioners",
+            Practitioner,
+            PractitionerForm,
+            "practitioner",
+            "practitioners",
+            "clinic/practitioners.html",
         ),
     )
 }
@@ -165,7 +171,7 @@ def _send_set_password_email(request: ClinicRequest, email: str) -> None:
             use_https=request.is_secure(),
             subject_template_name="registration/welcome_subject.txt",
             email_template_name="registration/welcome_email.txt",
-            extra_email_context={"clinic": request.clinic},
+            extra_email_context={"clinic_name": request.clinic.name},
         )
 
 
@@ -214,5 +220,3 @@ def audit_log(request: ClinicRequest) -> HttpResponse:
     paginator = Paginator(selectors.audit_events_list(clinic=request.clinic), 50)
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "clinic/audit.html", {"page_obj": page})
-
-

@@ -22,6 +22,13 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """The environment for a fresh Django process started by a test."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", *drop}}
+    env.update(extra)
+    return env
+
+
 def logged_in_client(membership: Membership) -> Client:
     client = Client()
     client.force_login(membership.user, backend=MODEL_BACKEND)
@@ -39,17 +46,17 @@ def clinic_b():
 
 
 @pytest.fixture
-def admin_a(clinic_a) -> Membership:
+def admin_a(clinic_a):
     return MembershipFactory(clinic=clinic_a, role=Role.ADMIN, **ALL_PERMISSIONS)
 
 
 @pytest.fixture
-def reception_a(clinic_a) -> Membership:
+def reception_a(clinic_a):
     return MembershipFactory(clinic=clinic_a, role=Role.RECEPTION, perm_manage_appointments=True)
 
 
 @pytest.fixture
-def outsider_b(clinic_b) -> Membership:
+def outsider_b(clinic_b):
     return MembershipFactory(clinic=clinic_b, role=Role.ADMIN, **ALL_PERMISSIONS)
 
 
