@@ -85,7 +85,7 @@ class PractitionerForm(TenantForm):
     class Meta:
         model = Practitioner
         fields = ["name", "role", "default_location", "time_zone", "user", "is_active"]
-        labels = {"user": "Login (optional)", "is_active": "Active (uncheck to archive)"}
+        labels = {"user": "Login", "is_active": "Active (uncheck to archive)"}
         help_texts = {"user": "The member who signs in as this practitioner, to see their own calendar."}
         field_classes = {"user": MemberUserField}
 

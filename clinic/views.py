@@ -219,4 +219,6 @@ def member_remove(request: ClinicRequest, member: Any) -> HttpResponse:
 def audit_log(request: ClinicRequest) -> HttpResponse:
     paginator = Paginator(selectors.audit_events_list(clinic=request.clinic), 50)
     page = paginator.get_page(request.GET.get("page"))
-    return render(request, "clinic/audit.html", {"page_obj": page})
+    # One view, two shapes: the whole page, or just the table when htmx pages through it.
+    template = "clinic/audit.html#audit-table" if request.htmx else "clinic/audit.html"
+    return render(request, template, {"page_obj": page})

@@ -232,3 +232,15 @@ def test_list_pages_use_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12) as large:
         assert admin_client_a.get(reverse(name)).status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_the_audit_log_pages_by_htmx_fragment_or_whole_page(admin_client_a, clinic_a):
+    for n in range(60):
+        AuditEvent.objects.create(clinic=clinic_a, action=f"test.event{n:02d}")
+    url = reverse("clinic:audit") + "?page=2"
+    whole = admin_client_a.get(url).content.decode()
+    fragment = admin_client_a.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" in whole and "<html" not in fragment
+    assert fragment.strip().startswith('<div id="audit-table">')
+    assert "Page 2 of 2" in fragment and "test.event00" in fragment
+    assert "test.event59" not in fragment
