@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -46,9 +47,11 @@ def healthz(request: Any) -> HttpResponse:
 
 @require_POST
 def clinic_switch(request: ClinicRequest) -> HttpResponse:
-    membership = get_object_or_404(
-        selectors.memberships_of_user(user=request.user), clinic__public_id=request.POST.get("clinic")
-    )
+    try:
+        clinic_id = uuid.UUID(request.POST.get("clinic", ""))
+    except ValueError:
+        raise Http404("No such clinic.") from None
+    membership = get_object_or_404(selectors.memberships_of_user(user=request.user), clinic__public_id=clinic_id)
     request.session[ACTIVE_CLINIC_SESSION_KEY] = membership.clinic_id
     messages.success(request, f"Now working in {membership.clinic.name}.")
     return redirect("home")

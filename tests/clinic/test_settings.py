@@ -34,31 +34,27 @@ def run_django(code: str, env: dict[str, str], tmp_path: Path) -> subprocess.Com
     )
 
 
-def test_production_mode_passes_check_deploy(tmp_path):
-    clean = subprocess_env(drop=("DATABASE_URL", "REDIS_URL", "DEBUG"), **PRODUCTION_ENV)
-    result = subprocess.run(
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check --deploy`, failing on anything it reports, even a DEBUG-level note."""
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
         cwd=BASE_DIR,
-        env=clean,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_production_mode_passes_check_deploy():
+    result = check_deploy(subprocess_env(drop=("DATABASE_URL", "REDIS_URL", "DEBUG"), **PRODUCTION_ENV))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
-def test_development_mode_is_not_deploy_ready(tmp_path):
+def test_development_mode_is_not_deploy_ready():
     # Guards the check above: check --deploy does see problems when they are there.
-    clean = subprocess_env(drop=("DJANGO_ENV", "SECRET_KEY"))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=BASE_DIR,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = check_deploy(subprocess_env(drop=("DJANGO_ENV", "SECRET_KEY")))
     assert result.returncode != 0
     assert "security.W" in result.stdout + result.stderr
 

@@ -71,6 +71,12 @@ def test_an_outsider_cannot_switch_into_another_clinic(clinic_a, outsider_client
     assert home.context["request"].clinic == outsider_b.clinic
 
 
+def test_switching_to_garbage_is_a_404_not_a_500(admin_client_a):
+    for value in ("not-a-uuid", "", "00000000-0000-0000-0000-000000000000"):
+        assert admin_client_a.post(reverse("clinic:switch"), {"clinic": value}).status_code == 404
+    assert admin_client_a.get(reverse("clinic:switch")).status_code == 405
+
+
 def test_lists_show_only_the_own_clinics_rows(clinic_a, clinic_b, admin_client_a):
     LocationFactory(clinic=clinic_a, name="Ours Surgery")
     LocationFactory(clinic=clinic_b, name="Theirs Surgery")
