@@ -71,3 +71,41 @@ class PractitionerFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Dr Practitioner {n}")
     role = PractitionerRole.GP
     default_location = factory.SubFactory(LocationFactory, clinic=factory.SelfAttribute("..clinic"))
+
+
+class SlotTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "sessions_setup.SlotType"
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Slot type {n}")
+    colour = "blue"
+    default_length_minutes = 10
+    order = factory.Sequence(lambda n: n)
+
+
+class SessionTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "sessions_setup.SessionTemplate"
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Session {n}")
+    position = factory.Sequence(lambda n: n)
+
+
+def template_with_slots(clinic, slot_types, *, name="Dr Smith AM", **fields):
+    """A session template whose slots take `slot_types` in order (None for a blank slot)."""
+    from sessions_setup.models import TemplateSlot
+
+    template = SessionTemplateFactory(clinic=clinic, name=name, **fields)
+    TemplateSlot.objects.bulk_create(
+        TemplateSlot(
+            clinic=clinic,
+            template=template,
+            position=i,
+            slot_type=st,
+            length_minutes=st.default_length_minutes if st else 10,
+        )
+        for i, st in enumerate(slot_types)
+    )
+    return template

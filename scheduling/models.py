@@ -1,0 +1,118 @@
+"""The rota: allocations of session templates, and the dated sessions and slots they create."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from clinic.models import Location, Practitioner, TenantModel, TimeZoneField
+from sessions_setup import palette
+from sessions_setup.models import SessionTemplate, SessionType, SlotType
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class Allocation(TenantModel):
+    """A template allocated to a practitioner (or the clinic as a whole) at a location, on one
+    date or repeating every N weeks on chosen weekdays between two dates."""
+
+    template = models.ForeignKey(SessionTemplate, on_delete=models.PROTECT, related_name="allocations")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    start_time = models.TimeField()
+    first_date = models.DateField()
+    last_date = models.DateField()
+    weekdays = models.CharField(max_length=13, blank=True, help_text="ISO weekday numbers 1-7, comma separated.")
+    every_weeks = models.PositiveSmallIntegerField(default=1)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(last_date__gte=F("first_date")), name="allocation_dates_in_order"),
+            models.CheckConstraint(condition=Q(every_weeks__gte=1), name="allocation_every_weeks_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} from {self.first_date}"
+
+    @property
+    def weekday_numbers(self) -> list[int]:
+        return [int(n) for n in self.weekdays.split(",") if n]
+
+    @property
+    def weekday_labels(self) -> str:
+        return ", ".join(WEEKDAY_NAMES[n - 1][:3] for n in self.weekday_numbers)
+
+
+class Session(TenantModel):
+    """A dated session, with what it looked like when allocated: later template edits never change it."""
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="sessions")
+    template = models.ForeignKey(SessionTemplate, on_delete=models.PROTECT, related_name="+")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    date = models.DateField(help_text="The local date at the location.")
+    time_zone = TimeZoneField()
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    name = models.CharField(max_length=20)
+    description = models.CharField(max_length=30, blank=True)
+    colour = models.CharField(max_length=16, choices=palette.CHOICES)
+    session_type = models.CharField(max_length=16, choices=SessionType.choices)
+    open_session = models.BooleanField(default=False)
+    travel_clinic = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["clinic", "date"], name="session_clinic_date_idx"),
+            models.Index(fields=["practitioner", "starts_at"], name="session_practitioner_start_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="session_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.date}"
+
+    @property
+    def palette_colour(self) -> palette.Colour:
+        return palette.colour(self.colour)
+
+
+class Slot(TenantModel):
+    """One interval of a session. Blank slots (no slot type) are never bookable.
+
+    booked_count is kept by the booking services; the database refuses more than capacity.
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField()
+    slot_type = models.ForeignKey(SlotType, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    bookable = models.BooleanField()
+    capacity = models.PositiveSmallIntegerField()
+    booked_count = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["starts_at", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="slot_position_unique_in_session"),
+            models.CheckConstraint(condition=Q(booked_count__lte=F("capacity")), name="slot_never_over_capacity"),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="slot_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.position} of {self.session_id}"
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.booked_count if self.bookable else 0
