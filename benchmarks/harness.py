@@ -45,12 +45,18 @@ class Case(Generic[S]):
     """One benchmark. ``setup`` runs once, untimed, and returns the state that ``run`` and ``floor`` take.
 
     ``floor`` is optional: the same work done the simplest possible way, timed beside ``run``.
+    ``reset`` is optional: it puts the database back, untimed, before every call of ``run`` and ``floor`` (warm-up,
+    timed, query-count and memory runs alike) and once at the end.
+    ``runs`` and ``warmup`` are the case's own defaults; --runs and --warmup on the command line override them.
     """
 
     name: str
     setup: Callable[[], S]
     run: Callable[[S], object]
     floor: Callable[[S], object] | None = None
+    reset: Callable[[S], object] | None = None
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
 
 
 # --- The database ---------------------------------------------------------------------
@@ -84,8 +90,7 @@ def dedicated_database() -> Iterator[str]:
 
 
 def prepare_django(url: str) -> str:
-    """Set Django up on ``url``, migrate and seed the demo clinics; return the database vendor."""
-    django.setup()
+    """Check that Django (already set up) is on ``url``, migrate and seed the demo clinics; return the vendor."""
     expected = dj_database_url.parse(url)["NAME"]
     actual = settings.DATABASES[DEFAULT_DB_ALIAS]["NAME"]
     if str(actual) != str(expected):
@@ -130,6 +135,11 @@ def peak_memory_mb(fn: Callable[[], object]) -> float:
 def measure(case: Case[Any], *, runs: int, warmup: int) -> Result:
     state = case.setup()
 
+    def reset() -> None:
+        if case.reset is not None:
+            case.reset(state)
+            gc.collect()  # the reset's garbage, not the next timed call's
+
     def run() -> object:
         return case.run(state)
 
@@ -141,25 +151,36 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Result:
             return floor_fn(state)
 
     for _ in range(warmup):
+        reset()
         run()
         if floor is not None:
+            reset()
             floor()
     gc.collect()
     # Interleaved, so that drift (other processes, CPU clocks) hits the case and its floor alike.
     times: list[float] = []
     floor_times: list[float] = []
     for _ in range(runs):
+        reset()
         times.append(elapsed(run))
         if floor is not None:
+            reset()
             floor_times.append(elapsed(floor))
+    reset()
+    queries = count_queries(run)
+    reset()
+    peak_mb = peak_memory_mb(run)
+    reset()
 
     median = statistics.median(times)
     result: Result = {
         "median_s": median,
         "min_s": min(times),
         "max_s": max(times),
-        "queries": count_queries(run),
-        "peak_mb": round(peak_memory_mb(run), 4),
+        "queries": queries,
+        "peak_mb": round(peak_mb, 4),
+        "runs": runs,
+        "warmup": warmup,
     }
     if floor_times:
         floor_median = statistics.median(floor_times)
@@ -244,11 +265,20 @@ def positive_int(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def runs_and_warmup(case: Case[Any], *, runs: int | None, warmup: int | None) -> tuple[int, int]:
+    """The command line's --runs and --warmup where given, else the case's own."""
+    return (case.runs if runs is None else runs, case.warmup if warmup is None else warmup)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Run performance cases.")
     parser.add_argument("cases", nargs="*", metavar="CASE", help="case names (default: all)")
-    parser.add_argument("--runs", type=positive_int(1), default=DEFAULT_RUNS, help="timed runs per case")
-    parser.add_argument("--warmup", type=positive_int(0), default=DEFAULT_WARMUP, help="untimed runs first")
+    parser.add_argument(
+        "--runs", type=positive_int(1), help=f"timed runs per case (default: the case's own, else {DEFAULT_RUNS})"
+    )
+    parser.add_argument(
+        "--warmup", type=positive_int(0), help=f"untimed runs first (default: the case's own, else {DEFAULT_WARMUP})"
+    )
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file (default: benchmarks/results.json)"
     )
@@ -258,7 +288,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with dedicated_database() as url:
-        from benchmarks.cases import CASES  # after DATABASE_URL is set: cases may import Django models
+        django.setup()
+        from benchmarks.cases import CASES  # after DATABASE_URL is set and apps are loaded: cases import models
 
         unknown = [name for name in args.cases if name not in CASES]
         if unknown:
@@ -269,10 +300,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         vendor = prepare_django(url)
         results: dict[str, Result] = {}
         for name in names:
-            print(f"{name}: {args.warmup} warm-up, {args.runs} timed runs ...", file=sys.stderr, flush=True)
-            results[name] = measure(CASES[name], runs=args.runs, warmup=args.warmup)
+            case = CASES[name]
+            runs, warmup = runs_and_warmup(case, runs=args.runs, warmup=args.warmup)
+            print(f"{name}: {warmup} warm-up, {runs} timed runs ...", file=sys.stderr, flush=True)
+            results[name] = measure(case, runs=runs, warmup=warmup)
 
-    write_results(args.output, results, environment(vendor=vendor, runs=args.runs, warmup=args.warmup))
+    env = environment(
+        vendor=vendor,
+        runs=DEFAULT_RUNS if args.runs is None else args.runs,
+        warmup=DEFAULT_WARMUP if args.warmup is None else args.warmup,
+    )
+    write_results(args.output, results, env)
     print(format_table(results))
     print(f"\ndatabase: {vendor}; results written to {args.output}")
     return 0

@@ -10,6 +10,10 @@ from django.urls import reverse
 from clinic.models import NamedPermission, Role
 
 
+# The rota lives in scheduling (it writes dated sessions) but belongs to the Setup section.
+SETUP_PAGES_IN_SCHEDULING = {"rota", "allocate", "allocation-remove"}
+
+
 def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     membership = getattr(request, "membership", None)
     if membership is None:
@@ -24,8 +28,11 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         items.append(("sync", "Sync", reverse("calendar_sync:index")))
     if membership.is_admin:
         items.append(("clinic", "Clinic", reverse("clinic:settings")))
-    current = request.resolver_match.namespace if request.resolver_match else ""
+    match = request.resolver_match
+    current = match.namespace if match else ""
     section = {"scheduling": "calendar", "sessions_setup": "setup", "calendar_sync": "sync"}.get(current, current)
+    if match and match.url_name in SETUP_PAGES_IN_SCHEDULING:
+        section = "setup"
     return {
         "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
         "switchable_memberships": request.memberships,  # type: ignore[attr-defined]

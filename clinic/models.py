@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 import zoneinfo
 from functools import cache
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 @cache
@@ -52,6 +54,10 @@ class Clinic(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def today(self) -> datetime.date:
+        """Today's date on the clinic's wall clock."""
+        return timezone.now().astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
 class TenantQuerySet(models.QuerySet):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from scheduling.models import Allocation, Session, Slot
 
@@ -48,6 +48,7 @@ def sessions_of_day(*, clinic: Clinic, date: dt.date) -> QuerySet[Session]:
             capacity_total=Sum("slots__capacity", filter=bookable, default=0),
             booked_total=Sum("slots__booked_count", filter=bookable, default=0),
         )
+        .annotate(free_total=F("capacity_total") - F("booked_total"))
         .order_by("starts_at", "practitioner__name", "id")
     )
 

@@ -1,14 +1,119 @@
+"""The rota (allocating sessions), sessions of the day, and the calendar (a placeholder for now)."""
+
 from __future__ import annotations
 
-from django.http import HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import datetime as dt
+from typing import Any
 
-from clinic.access import ClinicRequest
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.models import NamedPermission
 from clinic.selectors import practitioners_list
+from scheduling import selectors, services
+from scheduling.forms import AllocationForm, default_first_date
+from scheduling.models import Allocation
+from scheduling.rota import RotaError
+
+manage_sessions = permission_required(NamedPermission.MANAGE_SESSIONS)
+PREVIEW_ROWS = 60
 
 
 @require_GET
 def calendar(request: ClinicRequest) -> HttpResponse:
     practitioners = practitioners_list(clinic=request.clinic).filter(is_active=True)
     return render(request, "scheduling/calendar.html", {"practitioners": practitioners})
+
+
+@require_GET
+def day_sessions(request: ClinicRequest) -> HttpResponse:
+    """Reception view: every session of a day with its free and booked counts."""
+    today = request.clinic.today()
+    try:
+        day = dt.date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
+    except ValueError:
+        messages.error(request, "That date was not understood; showing today.")
+        day = today
+    sessions = selectors.sessions_of_day(clinic=request.clinic, date=day)
+    context = {
+        "day": day,
+        "today": today,
+        "previous": day - dt.timedelta(days=1),
+        "next": day + dt.timedelta(days=1),
+        "sessions": sessions,
+    }
+    template = "scheduling/day_sessions.html#day-grid" if request.htmx else "scheduling/day_sessions.html"
+    return render(request, template, context)
+
+
+@manage_sessions
+@require_GET
+def rota(request: ClinicRequest) -> HttpResponse:
+    allocations = selectors.allocations_list(clinic=request.clinic, today=request.clinic.today())
+    return render(request, "scheduling/rota.html", {"allocations": allocations})
+
+
+@manage_sessions
+@require_http_methods(["GET", "POST"])
+def allocate(request: ClinicRequest) -> HttpResponse:
+    clinic = request.clinic
+    initial: dict[str, Any] = {"first_date": default_first_date(clinic.today()), "every_weeks": 1}
+    form = AllocationForm(request.POST or None, clinic=clinic, initial=initial)
+    plan = None
+    error = None
+    if request.method == "POST" and form.is_valid():
+        allocation_request = form.allocation_request()
+        try:
+            if request.POST.get("action") == "allocate":
+                allocation = services.allocation_create(clinic=clinic, actor=request.user, request=allocation_request)
+                count = allocation.sessions.count()
+                messages.success(
+                    request, f"Allocated “{allocation_request.template}”: {count} session{'s' if count != 1 else ''}."
+                )
+                return redirect("scheduling:rota")
+            plan = services.allocation_plan(clinic=clinic, request=allocation_request)
+        except services.AllocationClash as clash:
+            error = clash.messages[0]
+            plan = services.allocation_plan(clinic=clinic, request=allocation_request)
+        except (RotaError, ValidationError) as exc:
+            error = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+    context = {
+        "form": form,
+        "plan": plan,
+        "error": error,
+        "preview": plan.sessions[:PREVIEW_ROWS] if plan else [],
+        "more": max(0, len(plan.sessions) - PREVIEW_ROWS) if plan else 0,
+        "zone": plan.request.location.time_zone if plan else "UTC",
+    }
+    return render(request, "scheduling/allocate.html", context)
+
+
+@manage_sessions
+@require_http_methods(["GET", "POST"])
+def allocation_remove(request: ClinicRequest, allocation: Any) -> HttpResponse:
+    clinic = request.clinic
+    obj = scoped_get_or_404(
+        Allocation.objects.for_clinic(clinic).select_related("template", "practitioner", "location"),
+        clinic,
+        public_id=allocation,
+    )
+    today = clinic.today()
+    future = obj.sessions.filter(date__gte=today).count()
+    booked: list[Any] = []
+    if request.method == "POST":
+        try:
+            removed = services.allocation_remove_future(clinic=clinic, actor=request.user, allocation=obj, from_date=today)
+        except services.AllocationHasBookings as refusal:
+            booked = refusal.slots
+        else:
+            messages.success(request, f"Removed {removed} future session{'s' if removed != 1 else ''}.")
+            return redirect("scheduling:rota")
+    return render(
+        request,
+        "scheduling/allocation_remove.html",
+        {"allocation": obj, "future": future, "today": today, "booked": booked},
+    )

@@ -130,3 +130,57 @@ def start_times(nominal_start: dt.time, slots: Sequence[BuilderSlot]) -> list[dt
         times.append((base + dt.timedelta(minutes=offset)).time())
         offset += s.length_minutes
     return times
+
+
+def apply(
+    action: str,
+    slots: Slots,
+    selected: Sequence[int],
+    *,
+    type_lengths: dict[int, int],
+    extend_count: str = "",
+    minutes: str = "",
+    bulk_type: str = "",
+) -> Slots:
+    """Carry out one builder action on the slot list and return the new list.
+
+    `type_lengths` maps the slot types that may be chosen now (the clinic's active ones) to
+    their default lengths. Actions: extend (by `extend_count`), extend_pattern, remove_last,
+    duration (to `minutes`), set:<index>:<type>, clear:<index>, set_selected (to `bulk_type`),
+    clear_selected; anything else leaves the list as it is.
+    """
+
+    def number(raw: str, what: str) -> int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise BuilderError(f"Enter a whole number for {what}.") from None
+
+    def known_type(raw: str) -> int:
+        type_id = number(raw, "the slot type")
+        if type_id not in type_lengths:
+            raise BuilderError("That slot type is not available; choose another.")
+        return type_id
+
+    name, _, rest = action.partition(":")
+    pattern = pattern_of(slots, selected)
+    if name == "extend":
+        return extend(slots, pattern, number(extend_count, "the number of slots"))
+    if name == "extend_pattern":
+        return extend(slots, pattern, len(pattern))
+    if name == "remove_last":
+        return extend(slots, pattern, -1)
+    if name == "duration":
+        return fit_to_duration(slots, pattern, number(minutes, "the duration"))
+    if name == "set":
+        index, _, type_raw = rest.partition(":")
+        type_id = known_type(type_raw)
+        return set_type(slots, [number(index, "the slot")], type_id, type_lengths[type_id])
+    if name == "clear":
+        return set_type(slots, [number(rest, "the slot")], None, None)
+    if name == "set_selected":
+        type_id = known_type(bulk_type)
+        return set_type(slots, selected, type_id, type_lengths[type_id])
+    if name == "clear_selected":
+        return set_type(slots, selected, None, None)
+    return slots

@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from clinic.models import Location, PractitionerRole, TenantModel
+from clinic.models import Location, PractitionerRole, TenantModel, TenantQuerySet
 from sessions_setup import palette
 
 MAX_SLOT_MINUTES = 8 * 60
@@ -163,6 +163,8 @@ class TemplateSlot(models.Model):
     length_minutes = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_SLOT_MINUTES)]
     )
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["template", "position"]

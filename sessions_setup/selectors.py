@@ -40,5 +40,7 @@ def session_templates_list(*, clinic: Clinic) -> QuerySet[SessionTemplate]:
 def session_template_with_slots(*, clinic: Clinic) -> QuerySet[SessionTemplate]:
     """Templates with their slots (and slot types) prefetched in order."""
     return SessionTemplate.objects.for_clinic(clinic).prefetch_related(
-        Prefetch("slots", queryset=TemplateSlot.objects.select_related("slot_type").order_by("position"))
+        Prefetch(
+            "slots", queryset=TemplateSlot.objects.for_clinic(clinic).select_related("slot_type").order_by("position")
+        )
     )

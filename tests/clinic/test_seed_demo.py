@@ -12,10 +12,26 @@ from django.urls import reverse
 
 from clinic.management.commands.seed_demo import DEMO_PASSWORD
 from clinic.models import AuditEvent, Clinic, Department, Location, Membership, Practitioner, Role
+from scheduling.models import Allocation, Session, Slot
+from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
 
 pytestmark = pytest.mark.django_db
 
-MODELS: list[Any] = [Clinic, Location, Department, Practitioner, Membership, get_user_model(), AuditEvent]
+MODELS: list[Any] = [
+    Clinic,
+    Location,
+    Department,
+    Practitioner,
+    Membership,
+    get_user_model(),
+    AuditEvent,
+    SlotType,
+    SessionTemplate,
+    TemplateSlot,
+    Allocation,
+    Session,
+    Slot,
+]
 
 
 def counts() -> dict[str, int]:
@@ -29,6 +45,7 @@ def test_seed_demo_is_idempotent(capsys):
     call_command("seed_demo")
     assert counts() == first
     assert first["Clinic"] == 2
+    assert first["SlotType"] >= 10 and first["Session"] > 50 and first["Slot"] > 500
     assert "admin@riverside.example" in printed and DEMO_PASSWORD in printed
 
 

@@ -17,6 +17,8 @@ from tests.factories import (
     LocationFactory,
     MembershipFactory,
     PractitionerFactory,
+    SlotTypeFactory,
+    template_with_slots,
 )
 from tests.url_walk import all_routes
 
@@ -25,8 +27,26 @@ pytestmark = pytest.mark.django_db
 # For each URL keyword that carries an object id: how to make such an object in a clinic.
 # A new pattern with an unknown keyword fails test_every_object_url_is_404_for_an_outsider
 # until it is added here, so no object URL escapes the check.
+def make_allocation(clinic):
+    import datetime as dt
+
+    from scheduling.services import AllocationRequest, allocation_create
+
+    slot_type = SlotTypeFactory(clinic=clinic)
+    template = template_with_slots(clinic, [slot_type] * 3, name="Walk AM")
+    location = LocationFactory(clinic=clinic)
+    actor = MembershipFactory(clinic=clinic, role=Role.ADMIN).user
+    # In the future, so the removal page has something to remove.
+    day = clinic.today() + dt.timedelta(days=7)
+    request = AllocationRequest(template, None, location, dt.time(9), day, day, (), 1)
+    return allocation_create(clinic=clinic, actor=actor, request=request)
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
+    "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
+    "template": lambda clinic: template_with_slots(clinic, [SlotTypeFactory(clinic=clinic)] * 2),
+    "allocation": make_allocation,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 GENERIC_MAKERS = {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -125,6 +127,17 @@ class Command(BaseCommand):
             for clinic in clinics:
                 Membership.objects.update_or_create(clinic=clinic, user=locum, defaults={"role": LOCUM["role"]})
             logins.append(("both clinics", LOCUM["email"], "Scheduler / reception"))
+            # Each domain app may add its own demo data (slot types, sessions, rota...) through
+            # a `demo.seed_clinic(clinic)` function; the tenant core imports none of them.
+            for app in apps.get_app_configs():
+                try:
+                    module = import_module(f"{app.name}.demo")
+                except ModuleNotFoundError as error:
+                    if error.name != f"{app.name}.demo":
+                        raise
+                    continue
+                for clinic in clinics:
+                    module.seed_clinic(clinic)
         if quiet:
             return
         self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in at http://127.0.0.1:8000/ with:"))
