@@ -7,7 +7,8 @@
   var anchor = null; // index of the last row clicked, for Shift+click ranges
 
   function builderForm() { return document.getElementById("builder"); }
-  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#slot-list .slot-row")); }
+  // Real slot rows only: drag-preview ghosts are .slot-row too but have no checkbox.
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#slot-list .slot-row:not(.ghost)")); }
   function box(row) { return row.querySelector('input[type="checkbox"]'); }
 
   function setSelected(row, on) {
@@ -17,7 +18,7 @@
 
   // --- Selection --------------------------------------------------------------------
   document.addEventListener("click", function (event) {
-    var row = event.target.closest && event.target.closest("#slot-list .slot-row");
+    var row = event.target.closest && event.target.closest("#slot-list .slot-row:not(.ghost)");
     if (!row || event.target.closest(".slot-menu") || event.target.matches('input[type="checkbox"], label')) return;
     var all = rows();
     var index = all.indexOf(row);

@@ -1,0 +1,77 @@
+"""Setup and rota pages: a bounded number of queries whatever the amount of data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from scheduling.services import AllocationRequest, allocation_create
+from tests.factories import LocationFactory, PractitionerFactory, SlotTypeFactory, template_with_slots
+
+pytestmark = pytest.mark.django_db
+DAY = dt.date(2027, 6, 7)
+
+
+def add_slot_types(clinic, n):
+    SlotTypeFactory.create_batch(n, clinic=clinic)
+
+
+def add_templates(clinic, n):
+    slot_type = SlotTypeFactory(clinic=clinic)
+    for _ in range(n):
+        template_with_slots(clinic, [slot_type] * 4, name=f"T{slot_type.pk}-{_}")
+
+
+def add_sessions(clinic, n):
+    slot_type = SlotTypeFactory(clinic=clinic)
+    template = template_with_slots(clinic, [slot_type] * 6, name=f"S{n}")
+    location = LocationFactory(clinic=clinic)
+    for _ in range(n):
+        practitioner = PractitionerFactory(clinic=clinic, default_location=location)
+        allocation_create(
+            clinic=clinic,
+            actor=None,
+            request=AllocationRequest(template, practitioner, location, dt.time(9), DAY, DAY, (), 1),
+        )
+
+
+@pytest.mark.parametrize(
+    ("url", "make"),
+    [
+        ("sessions_setup:slot-types", add_slot_types),
+        ("sessions_setup:templates", add_templates),
+        ("sessions_setup:template-add", add_slot_types),
+        ("scheduling:rota", add_sessions),
+        ("scheduling:allocate", add_templates),
+        ("scheduling:day-sessions", add_sessions),
+    ],
+)
+def test_setup_and_rota_pages_use_a_bounded_number_of_queries(
+    url, make, admin_client_a, clinic_a, django_assert_max_num_queries
+):
+    path = reverse(url) + ("?date=2027-06-07" if url == "scheduling:day-sessions" else "")
+    admin_client_a.get(path)  # warm the session
+    make(clinic_a, 2)
+    with django_assert_max_num_queries(14) as small:
+        assert admin_client_a.get(path).status_code == 200
+    make(clinic_a, 25)
+    with django_assert_max_num_queries(14) as large:
+        assert admin_client_a.get(path).status_code == 200
+    assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_the_builder_of_a_long_session_uses_a_bounded_number_of_queries(
+    admin_client_a, clinic_a, django_assert_max_num_queries
+):
+    slot_types = SlotTypeFactory.create_batch(5, clinic=clinic_a)
+    short = template_with_slots(clinic_a, slot_types[:2], name="Short")
+    long = template_with_slots(clinic_a, slot_types * 20, name="Long")
+    admin_client_a.get(reverse("home"))  # warm the session
+    counts = []
+    for template in (short, long):
+        with django_assert_max_num_queries(14) as captured:
+            admin_client_a.get(reverse("sessions_setup:template-edit", args=[template.public_id]))
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
