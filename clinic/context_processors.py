@@ -9,7 +9,6 @@ from django.urls import reverse
 
 from clinic.models import NamedPermission, Role
 
-
 # The rota lives in scheduling (it writes dated sessions) but belongs to the Setup section.
 SETUP_PAGES_IN_SCHEDULING = {"rota", "allocate", "allocation-remove"}
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import get_user_model
-
 from clinic.models import Clinic, Location, Membership, Practitioner, Role
 from scheduling.models import Allocation
 from scheduling.services import AllocationRequest, allocation_create
@@ -13,7 +11,7 @@ from sessions_setup.models import SessionTemplate
 
 WEEKS = 6
 # template -> (practitioner name or None for the whole clinic, location name, start, weekdays, every N weeks)
-ROTA = {
+ROTA: dict[str, dict[str, tuple[str | None, str, dt.time, tuple[int, ...], int]]] = {
     "riverside": {
         "Dr Smith AM": ("Dr Sarah Smith", "Riverside Surgery", dt.time(8, 30), (1, 2, 3, 4, 5), 1),
         "Dr Patel PM": ("Dr Omar Patel", "Riverside Surgery", dt.time(14, 0), (1, 2, 3, 4), 1),
@@ -34,7 +32,7 @@ def seed_clinic(clinic: Clinic) -> None:
     if not plan or Allocation.objects.for_clinic(clinic).exists():
         return  # the rota is seeded once; later runs keep what is there
     admin = Membership.objects.for_clinic(clinic).filter(role=Role.ADMIN).select_related("user").first()
-    actor = admin.user if admin else get_user_model().objects.none().first()
+    actor = admin.user if admin else None
     today = clinic.today()
     monday = today - dt.timedelta(days=today.weekday())
     for template_name, (practitioner_name, location_name, start, weekdays, every) in plan.items():
@@ -44,6 +42,13 @@ def seed_clinic(clinic: Clinic) -> None:
         )
         location = Location.objects.for_clinic(clinic).get(name=location_name)
         request = AllocationRequest(
-            template, practitioner, location, start, monday, monday + dt.timedelta(weeks=WEEKS, days=-1), weekdays, every
+            template,
+            practitioner,
+            location,
+            start,
+            monday,
+            monday + dt.timedelta(weeks=WEEKS, days=-1),
+            weekdays,
+            every,
         )
         allocation_create(clinic=clinic, actor=actor, request=request)

@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -118,7 +118,7 @@ def _clashes(*, clinic: Clinic, practitioner: Practitioner | None, planned: Sequ
     return clashes
 
 
-def allocation_create(*, clinic: Clinic, actor: User, request: AllocationRequest) -> Allocation:
+def allocation_create(*, clinic: Clinic, actor: User | None, request: AllocationRequest) -> Allocation:
     """Allocate a template: the Allocation, its Sessions and their Slots, all or nothing."""
     template = request.template
     with transaction.atomic():
@@ -229,7 +229,7 @@ def _insert_slots(*, clinic: Clinic, sessions: Sequence[Session], template_slots
     bulk_insert(Slot._meta.db_table, SLOT_INSERT_COLUMNS, rows)
 
 
-def bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]]) -> None:
+def bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert plain rows the fastest plain way: COPY on PostgreSQL, executemany elsewhere."""
     names = ", ".join(columns)
     with connection.cursor() as cursor:

@@ -106,7 +106,9 @@ def allocation_remove(request: ClinicRequest, allocation: Any) -> HttpResponse:
     booked: list[Any] = []
     if request.method == "POST":
         try:
-            removed = services.allocation_remove_future(clinic=clinic, actor=request.user, allocation=obj, from_date=today)
+            removed = services.allocation_remove_future(
+                clinic=clinic, actor=request.user, allocation=obj, from_date=today
+            )
         except services.AllocationHasBookings as refusal:
             booked = refusal.slots
         else:

@@ -83,7 +83,11 @@ def seed_clinic(clinic: Clinic) -> None:
         slots = extend(pattern, pattern_of(pattern, range(len(pattern))), total - len(pattern))
         TemplateSlot.objects.bulk_create(
             TemplateSlot(
-                clinic=clinic, template=template, position=i, slot_type_id=s.slot_type_id, length_minutes=s.length_minutes
+                clinic=clinic,
+                template=template,
+                position=i,
+                slot_type_id=s.slot_type_id,
+                length_minutes=s.length_minutes,
             )
             for i, s in enumerate(slots)
         )

@@ -57,7 +57,7 @@ class SlotTypeForm(TenantForm):
 
     def __init__(self, *args: Any, used_colours: set[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["colour"].widget.used = used_colours or set()  # type: ignore[attr-defined]
+        self.fields["colour"].widget.used = used_colours or set()
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -104,7 +104,7 @@ class SessionTemplateForm(TenantForm):
 
     def __init__(self, *args: Any, used_colours: set[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["colour"].widget.used = used_colours or set()  # type: ignore[attr-defined]
+        self.fields["colour"].widget.used = used_colours or set()
         location = self.fields["location"]
         location.queryset = Location.objects.for_clinic(self.clinic).filter(is_active=True)  # type: ignore[attr-defined]
 

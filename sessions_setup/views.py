@@ -9,9 +9,9 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django_htmx.http import HttpResponseClientRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
@@ -19,7 +19,7 @@ from clinic.models import NamedPermission
 from sessions_setup import builder, selectors, services
 from sessions_setup.builder import BuilderError, BuilderSlot
 from sessions_setup.forms import SessionTemplateForm, SlotTypeForm
-from sessions_setup.models import SessionTemplate, SlotType
+from sessions_setup.models import SlotType
 
 manage_sessions = permission_required(NamedPermission.MANAGE_SESSIONS)
 
@@ -66,7 +66,9 @@ def slot_type_edit(request: ClinicRequest, slot_type: Any = None) -> HttpRespons
 def template_list(request: ClinicRequest) -> HttpResponse:
     saved = list(selectors.session_templates_list(clinic=request.clinic))
     by_id = {str(t.public_id): t for t in saved}
-    order = [t for t in (by_id.get(i) for i in request.POST.getlist("order")) if t] if request.method == "POST" else saved
+    order = (
+        [t for t in (by_id.get(i) for i in request.POST.getlist("order")) if t] if request.method == "POST" else saved
+    )
     if request.method == "POST" and len(order) != len(saved):
         messages.error(request, "The list changed while you were sorting it; it has been reloaded.")
         return redirect("sessions_setup:templates")
@@ -115,16 +117,18 @@ def template_edit(request: ClinicRequest, template: Any = None) -> HttpResponse:
         else None
     )
     slot_types = {t.pk: t for t in selectors.slot_types_list(clinic=clinic)}
-    form_kwargs = {"instance": instance, "clinic": clinic, "used_colours": selectors.used_colours(clinic=clinic)}
+    form_kwargs: dict[str, Any] = {
+        "instance": instance,
+        "clinic": clinic,
+        "used_colours": selectors.used_colours(clinic=clinic),
+    }
     error = None
     show_errors = False
 
     if request.method == "GET":
         form = SessionTemplateForm(**form_kwargs)
         if instance is not None:
-            slots: builder.Slots = tuple(
-                BuilderSlot(s.slot_type_id, s.length_minutes) for s in instance.slots.all()
-            )
+            slots: builder.Slots = tuple(BuilderSlot(s.slot_type_id, s.length_minutes) for s in instance.slots.all())
         else:
             first = next((t for t in slot_types.values() if t.is_active), None)
             slots = (BuilderSlot(first.pk, first.default_length_minutes),) if first else ()

@@ -24,6 +24,7 @@ from tests.url_walk import all_routes
 
 pytestmark = pytest.mark.django_db
 
+
 # For each URL keyword that carries an object id: how to make such an object in a clinic.
 # A new pattern with an unknown keyword fails test_every_object_url_is_404_for_an_outsider
 # until it is added here, so no object URL escapes the check.

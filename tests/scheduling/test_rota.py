@@ -67,9 +67,7 @@ def test_allocation_dates_follow_weekdays_and_week_interval(first, span, weekday
 
 def test_one_date_when_no_weekdays_are_chosen():
     day = dt.date(2027, 3, 3)
-    assert allocation_dates(first_date=day, last_date=day + dt.timedelta(days=30), weekdays=[], every_weeks=1) == [
-        day
-    ]
+    assert allocation_dates(first_date=day, last_date=day + dt.timedelta(days=30), weekdays=[], every_weeks=1) == [day]
 
 
 @pytest.mark.parametrize(
@@ -143,10 +141,14 @@ def test_an_overlapping_allocation_is_refused_naming_the_clash(rota, clinic_a, a
     allocation_create(
         clinic=clinic_a,
         actor=admin_a.user,
-        request=request_for(rota["template"], rota["smith"], rota["london"], monday, monday + dt.timedelta(days=13), [1, 3]),
+        request=request_for(
+            rota["template"], rota["smith"], rota["london"], monday, monday + dt.timedelta(days=13), [1, 3]
+        ),
     )
     other = template_with_slots(clinic_a, [rota["normal"]] * 4, name="Late start")
-    clash_request = request_for(other, rota["smith"], rota["london"], monday + dt.timedelta(days=9), start=dt.time(11, 30))
+    clash_request = request_for(
+        other, rota["smith"], rota["london"], monday + dt.timedelta(days=9), start=dt.time(11, 30)
+    )
     before = (Allocation.objects.count(), Session.objects.count(), Slot.objects.count())
     with pytest.raises(AllocationClash) as error:
         allocation_create(clinic=clinic_a, actor=admin_a.user, request=clash_request)
@@ -196,9 +198,13 @@ def test_removing_future_sessions_that_hold_bookings_is_refused_with_the_list(ro
     allocation = allocation_create(
         clinic=clinic_a,
         actor=admin_a.user,
-        request=request_for(rota["template"], rota["smith"], rota["london"], monday, monday + dt.timedelta(days=6), [1, 2]),
+        request=request_for(
+            rota["template"], rota["smith"], rota["london"], monday, monday + dt.timedelta(days=6), [1, 2]
+        ),
     )
-    booked = Slot.objects.for_clinic(clinic_a).filter(session__date=monday + dt.timedelta(days=1)).order_by("position")[2]
+    booked = (
+        Slot.objects.for_clinic(clinic_a).filter(session__date=monday + dt.timedelta(days=1)).order_by("position")[2]
+    )
     Slot.objects.filter(pk=booked.pk).update(booked_count=1)
     with pytest.raises(AllocationHasBookings) as error:
         allocation_remove_future(clinic=clinic_a, actor=admin_a.user, allocation=allocation, from_date=monday)

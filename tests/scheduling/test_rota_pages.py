@@ -66,11 +66,20 @@ def test_a_clash_is_refused_with_a_clear_message_and_allocate_is_disabled(admin_
     admin_client_a.post(reverse("scheduling:allocate"), allocation_data(setup_a, action="allocate"))
     response = admin_client_a.post(
         reverse("scheduling:allocate"),
-        allocation_data(setup_a, action="allocate", template=setup_a["group"].pk, start_time="11:30",
-                        weekdays=["3"], first_date="2027-03-24", last_date="2027-03-24"),  # fmt: skip
+        allocation_data(
+            setup_a,
+            action="allocate",
+            template=setup_a["group"].pk,
+            start_time="11:30",
+            weekdays=["3"],
+            first_date="2027-03-24",
+            last_date="2027-03-24",
+        ),  # fmt: skip
     )
     html = response.content.decode()
-    assert "1 date(s) clash with sessions already on the rota, first Wed 24 Mar 2027: “Dr Smith AM” at Riverside." in html
+    assert (
+        "1 date(s) clash with sessions already on the rota, first Wed 24 Mar 2027: “Dr Smith AM” at Riverside." in html
+    )
     assert 'value="allocate" disabled' in html
     assert Allocation.objects.for_clinic(clinic_a).count() == 1
 
@@ -114,8 +123,14 @@ def test_removing_future_sessions_with_bookings_lists_them_and_removes_nothing(a
         clinic=clinic_a,
         actor=None,
         request=AllocationRequest(
-            setup_a["template"], setup_a["smith"], setup_a["location"], dt.time(8), today + dt.timedelta(days=1),
-            today + dt.timedelta(days=14), (1, 2, 3, 4, 5), 1,
+            setup_a["template"],
+            setup_a["smith"],
+            setup_a["location"],
+            dt.time(8),
+            today + dt.timedelta(days=1),
+            today + dt.timedelta(days=14),
+            (1, 2, 3, 4, 5),
+            1,
         ),  # fmt: skip
     )
     slot = Slot.objects.for_clinic(clinic_a).order_by("starts_at").first()
@@ -138,8 +153,9 @@ def test_sessions_of_the_day_show_times_colours_tooltips_and_counts(admin_client
     allocation_create(
         clinic=clinic_a,
         actor=None,
-        request=AllocationRequest(setup_a["template"], setup_a["smith"], setup_a["location"], dt.time(8), day, day,
-                                  (), 1),  # fmt: skip
+        request=AllocationRequest(
+            setup_a["template"], setup_a["smith"], setup_a["location"], dt.time(8), day, day, (), 1
+        ),  # fmt: skip
     )
     allocation_create(
         clinic=clinic_a,

@@ -40,9 +40,7 @@ def test_it_adds_a_slot_type(admin_client_a, clinic_a):
 
 
 def test_from_n_days_before_needs_the_number_of_days(admin_client_a, clinic_a):
-    response = admin_client_a.post(
-        reverse("sessions_setup:slot-type-add"), slot_type_data(release_rule="days_before")
-    )
+    response = admin_client_a.post(reverse("sessions_setup:slot-type-add"), slot_type_data(release_rule="days_before"))
     assert response.status_code == 200
     assert "Give the number of days before the slot." in response.content.decode()
     ok = admin_client_a.post(
