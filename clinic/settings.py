@@ -10,6 +10,7 @@ environment; see README.md for the list.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -127,8 +128,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     # Tests use a file too (not shared-cache memory, whose table locks fail at once instead of
-    # waiting), so concurrency behaves as it does in production. xdist adds a suffix per worker.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # waiting), so concurrency behaves as it does in production. One file per test process,
+    # so two test runs at once never share a database; pytest-django deletes it afterwards.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"clinic-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------------

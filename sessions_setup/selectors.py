@@ -34,6 +34,8 @@ def session_templates_list(*, clinic: Clinic) -> QuerySet[SessionTemplate]:
         SessionTemplate.objects.for_clinic(clinic)
         .select_related("location")
         .annotate(slot_count=Count("slots"), duration_minutes=Sum("slots__length_minutes"))
+        # A GROUP BY query drops Meta.ordering, so the list order is said again here.
+        .order_by("position", "name", "id")
     )
 
 

@@ -113,7 +113,9 @@
     if (!form) return;
     if (!count) { preview(0); return; }
     document.getElementById("extend-count").value = String(count);
-    form.requestSubmit(document.getElementById("extend-submit"));
+    // A click, not form.requestSubmit(button): htmx sends the name/value of the button it saw
+    // clicked and ignores the submit event's submitter, so action=extend would be lost.
+    document.getElementById("extend-submit").click();
   }
 
   function rowHeight() {

@@ -23,6 +23,25 @@ GHOSTS = "#slot-list .slot-row.ghost"
 
 
 @pytest.fixture
+def js_errors(page):
+    """Uncaught JavaScript errors on the page; a test asserts this stays empty."""
+    found: list[str] = []
+    page.on("pageerror", lambda error: found.append(str(error)))
+    return found
+
+
+@pytest.fixture
+def builder_posts(page):
+    """The bodies of the builder's POST requests, to tell which actions reached the server."""
+    found: list[str] = []
+    page.on(
+        "request",
+        lambda r: found.append(r.post_data or "") if r.method == "POST" and "/setup/sessions/" in r.url else None,
+    )
+    return found
+
+
+@pytest.fixture
 def admin():
     return MembershipFactory(role=Role.ADMIN, perm_manage_sessions=True)
 
@@ -91,7 +110,7 @@ def save(page: Page) -> None:
 # --- 1. Drag to extend --------------------------------------------------------------------
 
 
-def test_dragging_the_handle_repeats_the_selected_pattern(page, live_server, admin, types, csp_violations):
+def test_dragging_the_handle_repeats_the_selected_pattern(page, live_server, admin, types, csp_violations, js_errors):
     template = template_with_slots(admin.clinic, [types["normal"], types["normal"], types["phone"], types["botd"]])
     open_builder(page, live_server, admin, template)
     pattern = ["Normal", "Normal", "Telephone", "Book on the day"]
@@ -114,7 +133,6 @@ def test_dragging_the_handle_repeats_the_selected_pattern(page, live_server, adm
     expect(page.locator(GHOSTS)).to_have_text([re.compile(rf"\+ {name} · 10 min") for name in pattern * 2])
     expect(page.locator("#duration-live")).to_have_text("120 minutes · 12 slots (+8, release to apply)")
     expect(rows(page)).to_have_count(4)
-    page.on("request", lambda r: print("REQ", r.method, r.url, r.post_data))
     page.mouse.up()
 
     expect_slots(page, pattern * 3)
@@ -128,3 +146,274 @@ def test_dragging_the_handle_repeats_the_selected_pattern(page, live_server, adm
     save(page)
     assert stored_slots(template) == [(name, 10) for name in pattern * 3]
     assert csp_violations == []
+    assert js_errors == []
+
+
+# --- 2. The keyboard equivalent of the drag --------------------------------------------------
+
+
+def focus_handle(page: Page) -> None:
+    page.locator("#drag-handle").focus()
+    expect(page.locator("#drag-handle")).to_be_focused()
+
+
+def test_the_drag_handle_works_from_the_keyboard(
+    page, live_server, admin, types, csp_violations, js_errors, builder_posts
+):
+    template = template_with_slots(admin.clinic, [types["normal"], types["phone"]])
+    open_builder(page, live_server, admin, template)
+    expect_slots(page, ["Normal", "Telephone"])
+    live = page.locator("#duration-live")
+
+    # Nothing selected: ArrowDown ×3 previews three more of the last slot; Enter applies them.
+    focus_handle(page)
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    expect(page.locator(GHOSTS)).to_have_count(3)
+    expect(page.locator(GHOSTS)).to_have_text([re.compile(r"Telephone · 10 min")] * 3)
+    expect(live).to_contain_text("50 minutes · 5 slots (+3")
+    expect(rows(page)).to_have_count(2)
+    page.keyboard.press("Enter")
+    expect_slots(page, ["Normal"] + ["Telephone"] * 4)
+    expect(page.locator(GHOSTS)).to_have_count(0)
+
+    # A two-slot selection: PageDown previews the whole pattern once.
+    rows(page).nth(0).locator(".slot-name").click()
+    rows(page).nth(1).locator(".slot-name").click(modifiers=["Shift"])
+    expect(page.locator("#slot-list .slot-row.selected")).to_have_count(2)
+    focus_handle(page)
+    page.keyboard.press("PageDown")
+    expect(page.locator(GHOSTS)).to_have_text([re.compile(r"Normal · 10 min"), re.compile(r"Telephone · 10 min")])
+    expect(live).to_contain_text("70 minutes · 7 slots (+2")
+    page.keyboard.press("Enter")
+    expect_slots(page, ["Normal"] + ["Telephone"] * 4 + ["Normal", "Telephone"])
+    expect(page.locator("#slot-list .slot-row.selected")).to_have_count(2)
+
+    # Escape cancels a preview; Enter afterwards applies nothing.
+    focus_handle(page)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator(GHOSTS)).to_have_count(2)
+    page.keyboard.press("Escape")
+    expect(page.locator(GHOSTS)).to_have_count(0)
+    expect(live).to_have_text("70 minutes · 7 slots")
+    page.keyboard.press("Enter")
+
+    # ArrowUp previews removing the last slot (struck through); Enter removes it.
+    page.keyboard.press("ArrowUp")
+    expect(page.locator("#slot-list .slot-row.removing")).to_have_count(1)
+    expect(rows(page).last).to_have_class(re.compile(r"\bremoving\b"))
+    expect(live).to_contain_text("60 minutes · 6 slots (-1")
+    page.keyboard.press("Enter")
+    expect_slots(page, ["Normal"] + ["Telephone"] * 4 + ["Normal"])
+    expect(page.locator("#slot-list .slot-row.removing")).to_have_count(0)
+    # Three extends reached the server (+3, +2, -1), none from the cancelled preview.
+    extends = [body for body in builder_posts if "action=extend" in body]
+    assert [re.search(r"extend_count=(-?\d+)", body).group(1) for body in extends] == ["3", "2", "-1"]
+
+    save(page)
+    assert stored_slots(template) == [("Normal", 10)] + [("Telephone", 10)] * 4 + [("Normal", 10)]
+    assert csp_violations == []
+    assert js_errors == []
+
+
+# --- 3. Duration --------------------------------------------------------------------------
+
+
+def test_set_duration_extends_and_shortens_the_session(page, live_server, admin, types, csp_violations, js_errors):
+    template = template_with_slots(admin.clinic, [types["normal"], types["phone"]])
+    open_builder(page, live_server, admin, template)
+    duration = page.get_by_label("Duration (minutes)")
+    expect(duration).to_have_value("20")
+
+    duration.fill("60")
+    page.get_by_role("button", name="Set duration").click()
+    # Nothing selected: the last slot repeats.
+    expect_slots(page, ["Normal"] + ["Telephone"] * 5)
+    expect(duration).to_have_value("60")
+
+    # Enter in the field applies the duration too; a shorter one drops slots from the end.
+    duration.fill("30")
+    duration.press("Enter")
+    expect_slots(page, ["Normal", "Telephone", "Telephone"])
+    expect(duration).to_have_value("30")
+    assert stored_slots(template) == [("Normal", 10), ("Telephone", 10)]
+
+    save(page)
+    assert stored_slots(template) == [("Normal", 10), ("Telephone", 10), ("Telephone", 10)]
+    assert csp_violations == []
+    assert js_errors == []
+
+
+# --- 4. The slot menu and the bulk toolbar ------------------------------------------------------
+
+
+def test_slot_menu_and_toolbar_change_slot_types(page, live_server, admin, types, csp_violations, js_errors):
+    template = template_with_slots(admin.clinic, [types["normal"]] * 4)
+    open_builder(page, live_server, admin, template)
+    expect_slots(page, ["Normal"] * 4)
+
+    # Slot 2's menu: Clear slot type leaves a blank catch-up slot of the same length.
+    rows(page).nth(1).get_by_label("Menu for the slot at 08:10").click()
+    menu = rows(page).nth(1).get_by_role("menu")
+    expect(menu).to_be_visible()
+    menu.get_by_role("menuitem", name="Clear slot type").click()
+    expect_slots(page, ["Normal", "Blank (catch-up)", "Normal", "Normal"])
+    expect(rows(page).nth(1)).to_have_class(re.compile(r"\bblank\b"))
+
+    # Slot 4's menu: choosing a type takes its name, colour and default length.
+    rows(page).nth(3).locator("summary").click()
+    rows(page).nth(3).get_by_role("menuitem", name="Long").click()
+    expect_slots(page, ["Normal", "Blank (catch-up)", "Normal", "Long"], lengths=[10, 10, 10, 20])
+    expect(rows(page).nth(3)).to_have_class(re.compile(r"\bc-purple\b"))
+
+    # Ctrl+click two rows, then change both with the toolbar.
+    rows(page).nth(0).locator(".slot-name").click(modifiers=["Control"])
+    rows(page).nth(2).locator(".slot-name").click(modifiers=["Control"])
+    expect(rows(page).locator("input[name=selected]:checked")).to_have_count(2)
+    expect(rows(page).nth(0)).to_have_class(re.compile(r"\bselected\b"))
+    expect(rows(page).nth(2)).to_have_class(re.compile(r"\bselected\b"))
+    toolbar = page.locator(".slot-toolbar")
+    toolbar.get_by_label("Change selected slots to").select_option(label="Telephone")
+    toolbar.get_by_role("button", name="Apply").click()
+    expect_slots(page, ["Telephone", "Blank (catch-up)", "Telephone", "Long"], lengths=[10, 10, 10, 20])
+    expect(rows(page).nth(0)).to_have_class(re.compile(r"\bc-green\b"))
+
+    # Ctrl+click toggles a row off again; the toolbar's Clear then blanks only the other one.
+    rows(page).nth(0).locator(".slot-name").click(modifiers=["Control"])
+    expect(rows(page).locator("input[name=selected]:checked")).to_have_count(1)
+    toolbar = page.locator(".slot-toolbar")
+    toolbar.get_by_role("button", name="Clear slot type").click()
+    expect_slots(page, ["Telephone", "Blank (catch-up)", "Blank (catch-up)", "Long"], lengths=[10, 10, 10, 20])
+
+    save(page)
+    assert stored_slots(template) == [("Telephone", 10), (None, 10), (None, 10), ("Long", 20)]
+    assert csp_violations == []
+    assert js_errors == []
+
+
+# --- 5. Reset, on the builder and on the list ------------------------------------------------------
+
+
+def test_reset_on_the_builder_discards_unsaved_changes(page, live_server, admin, types, csp_violations, js_errors):
+    template = template_with_slots(admin.clinic, [types["normal"], types["phone"]])
+    open_builder(page, live_server, admin, template)
+    focus_handle(page)
+    page.keyboard.press("PageDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect_slots(page, ["Normal", "Telephone", "Telephone", "Telephone"])
+    page.get_by_role("button", name="Repeat pattern once").click()
+    expect_slots(page, ["Normal"] + ["Telephone"] * 4)
+
+    page.locator("#builder").get_by_role("link", name="Reset").click()
+    expect_slots(page, ["Normal", "Telephone"])
+    expect(page.get_by_label("Duration (minutes)")).to_have_value("20")
+    assert stored_slots(template) == [("Normal", 10), ("Telephone", 10)]
+    assert csp_violations == []
+    assert js_errors == []
+
+
+def list_names(page: Page):
+    return page.locator("#template-list tbody tr .session-chip")
+
+
+def stored_order(clinic) -> list[str]:
+    return list(SessionTemplate.objects.filter(clinic=clinic).order_by("position").values_list("name", flat=True))
+
+
+def test_the_session_list_reorders_resets_sorts_and_saves(page, live_server, admin, types, csp_violations, js_errors):
+    clinic = admin.clinic
+    for position, name in enumerate(["Charlie", "Alpha", "Bravo"], start=1):
+        template_with_slots(clinic, [types["normal"]], name=name, position=position)
+    sign_in(page, live_server, admin)
+    page.goto(f"{live_server.url}/setup/sessions/")
+    notice = page.get_by_text("The order has unsaved changes")
+    expect(list_names(page)).to_have_text(["Charlie", "Alpha", "Bravo"])
+    expect(notice).to_have_count(0)
+    expect(page.get_by_role("button", name="Move Charlie up")).to_be_disabled()
+    expect(page.get_by_role("button", name="Move Bravo down")).to_be_disabled()
+
+    page.get_by_role("button", name="Move Charlie down").click()
+    expect(list_names(page)).to_have_text(["Alpha", "Charlie", "Bravo"])
+    expect(notice).to_be_visible()
+    page.get_by_role("button", name="Move Charlie down").click()
+    expect(list_names(page)).to_have_text(["Alpha", "Bravo", "Charlie"])
+    page.get_by_role("button", name="Move Alpha down").click()
+    expect(list_names(page)).to_have_text(["Bravo", "Alpha", "Charlie"])
+    assert stored_order(clinic) == ["Charlie", "Alpha", "Bravo"]
+
+    page.locator("#template-list").get_by_role("link", name="Reset").click()
+    expect(list_names(page)).to_have_text(["Charlie", "Alpha", "Bravo"])
+    expect(notice).to_have_count(0)
+
+    page.get_by_role("button", name="Sort (A–Z)").click()
+    expect(list_names(page)).to_have_text(["Alpha", "Bravo", "Charlie"])
+    expect(notice).to_be_visible()
+    assert stored_order(clinic) == ["Charlie", "Alpha", "Bravo"]
+    page.locator("#template-list").get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("The session order is saved.")).to_be_visible()
+    expect(notice).to_have_count(0)
+    positions = dict(SessionTemplate.objects.filter(clinic=clinic).values_list("name", "position"))
+    assert positions == {"Alpha": 1, "Bravo": 2, "Charlie": 3}
+    # (That the reloaded list then shows the stored order is the next test's subject.)
+    assert csp_violations == []
+    assert js_errors == []
+
+
+def test_the_session_list_shows_the_stored_order(page, live_server, admin, types):
+    clinic = admin.clinic
+    # Created (ids) in one order, stored positions in another.
+    for name, position in [("Alpha", 3), ("Bravo", 1), ("Charlie", 2)]:
+        template_with_slots(clinic, [types["normal"]], name=name, position=position)
+    sign_in(page, live_server, admin)
+    page.goto(f"{live_server.url}/setup/sessions/")
+    expect(list_names(page)).to_have_text(["Bravo", "Charlie", "Alpha"], timeout=2000)
+    expect(page.get_by_text("The order has unsaved changes")).to_have_count(0)
+
+
+# --- 6. Selection from the keyboard ------------------------------------------------------------
+
+
+def test_rows_are_selected_from_the_keyboard(page, live_server, admin, types, csp_violations, js_errors):
+    template = template_with_slots(admin.clinic, [types["normal"]] * 5)
+    open_builder(page, live_server, admin, template)
+    boxes = rows(page).locator("input[name=selected]")
+
+    boxes.first.focus()
+    page.keyboard.press("Shift+ArrowDown")
+    page.keyboard.press("Shift+ArrowDown")
+    expect(boxes.nth(2)).to_be_focused()
+    expect(rows(page).locator("input[name=selected]:checked")).to_have_count(3)
+    expect(page.locator("#slot-list .slot-row.selected")).to_have_count(3)
+    for i in range(3):
+        expect(boxes.nth(i)).to_be_checked()
+
+    # Plain arrows move without selecting; Space toggles the focused row.
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(boxes.nth(4)).to_be_focused()
+    expect(boxes.nth(4)).not_to_be_checked()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    expect(boxes.nth(1)).to_be_focused()
+    page.keyboard.press("Space")
+    expect(boxes.nth(1)).not_to_be_checked()
+    expect(rows(page).nth(1)).not_to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    expect(boxes.nth(4)).to_be_checked()
+    expect(rows(page).locator("input[name=selected]:checked")).to_have_count(3)
+
+    # The server acts on exactly that selection.
+    page.locator(".slot-toolbar").get_by_label("Change selected slots to").select_option(label="Telephone")
+    page.locator(".slot-toolbar").get_by_role("button", name="Apply").click()
+    expect_slots(page, ["Telephone", "Normal", "Telephone", "Normal", "Telephone"])
+
+    save(page)
+    assert [name for name, _ in stored_slots(template)] == ["Telephone", "Normal", "Telephone", "Normal", "Telephone"]
+    assert csp_violations == []
+    assert js_errors == []
