@@ -8,7 +8,8 @@ from django.db import transaction
 
 from clinic.models import Clinic, Location
 from sessions_setup.builder import BuilderSlot, extend, pattern_of
-from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
+from sessions_setup.models import SessionTemplate, SlotType
+from sessions_setup.services import template_slots_replace
 
 GP_SLOT_TYPES: list[dict[str, Any]] = [
     {"name": "Normal", "colour": "blue", "default_length_minutes": 10, "reporting_category": "general"},
@@ -81,13 +82,4 @@ def seed_clinic(clinic: Clinic) -> None:
             for n in pattern_names
         )
         slots = extend(pattern, pattern_of(pattern, range(len(pattern))), total - len(pattern))
-        TemplateSlot.objects.bulk_create(
-            TemplateSlot(
-                clinic=clinic,
-                template=template,
-                position=i,
-                slot_type_id=s.slot_type_id,
-                length_minutes=s.length_minutes,
-            )
-            for i, s in enumerate(slots)
-        )
+        template_slots_replace(clinic=clinic, template=template, slots=slots)

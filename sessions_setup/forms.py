@@ -31,7 +31,15 @@ class PaletteSelect(forms.RadioSelect):
         return context
 
 
-class SlotTypeForm(TenantForm):
+class PaletteForm(TenantForm):
+    """A clinic form with a `colour` palette field that marks the colours already in use."""
+
+    def __init__(self, *args: Any, used_colours: set[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["colour"].widget.used = used_colours or set()
+
+
+class SlotTypeForm(PaletteForm):
     class Meta:
         model = SlotType
         fields = [
@@ -55,10 +63,6 @@ class SlotTypeForm(TenantForm):
             "reporting_category": "Use COVID VACS for every COVID vaccination slot.",
         }
 
-    def __init__(self, *args: Any, used_colours: set[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["colour"].widget.used = used_colours or set()
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("release_rule") == ReleaseRule.DAYS_BEFORE:
@@ -69,7 +73,7 @@ class SlotTypeForm(TenantForm):
         return data
 
 
-class SessionTemplateForm(TenantForm):
+class SessionTemplateForm(PaletteForm):
     class Meta:
         model = SessionTemplate
         fields = [
@@ -102,9 +106,8 @@ class SessionTemplateForm(TenantForm):
         "travel_clinic",
     )
 
-    def __init__(self, *args: Any, used_colours: set[str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["colour"].widget.used = used_colours or set()
         location = self.fields["location"]
         location.queryset = Location.objects.for_clinic(self.clinic).filter(is_active=True)  # type: ignore[attr-defined]
 

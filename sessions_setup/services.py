@@ -36,17 +36,7 @@ def session_template_save(
             last = SessionTemplate.objects.for_clinic(clinic).order_by("-position").values_list("position", flat=True)
             form.instance.position = (last.first() or 0) + 1
         template = form.save()
-        TemplateSlot.objects.filter(template=template).delete()
-        TemplateSlot.objects.bulk_create(
-            TemplateSlot(
-                clinic=clinic,
-                template=template,
-                position=i,
-                slot_type_id=s.slot_type_id,
-                length_minutes=s.length_minutes,
-            )
-            for i, s in enumerate(slots)
-        )
+        template_slots_replace(clinic=clinic, template=template, slots=slots)
         audit_record(
             clinic=clinic,
             actor=actor,
@@ -55,6 +45,17 @@ def session_template_save(
             detail={"slots": len(slots), "fields": sorted(form.changed_data)},
         )
     return template
+
+
+def template_slots_replace(*, clinic: Clinic, template: SessionTemplate, slots: Sequence[BuilderSlot]) -> None:
+    """Store `slots` as the template's slot list, in order (inside the caller's transaction)."""
+    TemplateSlot.objects.for_clinic(clinic).filter(template=template).delete()
+    TemplateSlot.objects.bulk_create(
+        TemplateSlot(
+            clinic=clinic, template=template, position=i, slot_type_id=s.slot_type_id, length_minutes=s.length_minutes
+        )
+        for i, s in enumerate(slots)
+    )
 
 
 def session_templates_reorder(*, clinic: Clinic, actor: User, ordered_ids: Sequence[str]) -> None:
