@@ -54,6 +54,7 @@ class AllocationRequest:
 class AllocationPlan:
     request: AllocationRequest
     sessions: list[PlannedSession]
+    template_slots: list[TemplateSlot]
     slot_count: int
     duration_minutes: int
     clashes: list[Clash]
@@ -87,7 +88,7 @@ def allocation_plan(*, clinic: Clinic, request: AllocationRequest) -> Allocation
         dates=dates, start_time=request.start_time, time_zone=request.location.time_zone, duration_minutes=duration
     )
     clashes = _clashes(clinic=clinic, practitioner=request.practitioner, planned=planned)
-    return AllocationPlan(request, planned, len(slots) * len(planned), duration, clashes)
+    return AllocationPlan(request, planned, slots, len(slots) * len(planned), duration, clashes)
 
 
 def _clashes(*, clinic: Clinic, practitioner: Practitioner | None, planned: Sequence[PlannedSession]) -> list[Clash]:
@@ -120,19 +121,19 @@ def _clashes(*, clinic: Clinic, practitioner: Practitioner | None, planned: Sequ
 
 def allocation_create(*, clinic: Clinic, actor: User | None, request: AllocationRequest) -> Allocation:
     """Allocate a template: the Allocation, its Sessions and their Slots, all or nothing."""
-    template = request.template
+    template, location, practitioner = request.template, request.location, request.practitioner
     with transaction.atomic():
-        if request.practitioner is not None:
+        if practitioner is not None:
             # Serialise allocations of one practitioner, so two at once cannot both miss a clash.
-            Practitioner.objects.for_clinic(clinic).select_for_update().filter(pk=request.practitioner.pk).get()
+            Practitioner.objects.for_clinic(clinic).select_for_update().filter(pk=practitioner.pk).get()
         plan = allocation_plan(clinic=clinic, request=request)
         if plan.clashes:
             raise AllocationClash(plan.clashes)
         allocation = Allocation.objects.create(
             clinic=clinic,
             template=template,
-            practitioner=request.practitioner,
-            location=request.location,
+            practitioner=practitioner,
+            location=location,
             start_time=request.start_time,
             first_date=request.first_date,
             last_date=request.last_date,
@@ -140,32 +141,46 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
             every_weeks=request.every_weeks,
             created_by=actor,
         )
-        slots = template_slots(template)
+        db = DbValues()
+        # What the session looked like when allocated: later template edits never change it.
+        snapshot = (
+            template.pk,
+            practitioner.pk if practitioner else None,
+            location.pk,
+            location.time_zone,
+            template.name,
+            template.description,
+            template.colour,
+            template.session_type,
+            template.open_session,
+            template.travel_clinic,
+        )
+        bulk_insert(
+            Session._meta.db_table,
+            SESSION_INSERT_COLUMNS,
+            [
+                (
+                    clinic.pk,
+                    db.new_uuid(),
+                    allocation.pk,
+                    db.date(p.date),
+                    db.datetime(p.starts_at),
+                    db.datetime(p.ends_at),
+                )
+                + snapshot
+                for p in plan.sessions
+            ],
+        )
+        # An allocation has at most one session per date.
+        session_ids = dict(Session.objects.for_clinic(clinic).filter(allocation=allocation).values_list("date", "id"))
         for start in range(0, len(plan.sessions), SESSIONS_PER_CHUNK):
             chunk = plan.sessions[start : start + SESSIONS_PER_CHUNK]
-            sessions = Session.objects.bulk_create(
-                [
-                    Session(
-                        clinic=clinic,
-                        allocation=allocation,
-                        template=template,
-                        practitioner=request.practitioner,
-                        location=request.location,
-                        date=p.date,
-                        time_zone=request.location.time_zone,
-                        starts_at=p.starts_at,
-                        ends_at=p.ends_at,
-                        name=template.name,
-                        description=template.description,
-                        colour=template.colour,
-                        session_type=template.session_type,
-                        open_session=template.open_session,
-                        travel_clinic=template.travel_clinic,
-                    )
-                    for p in chunk
-                ]
+            _insert_slots(
+                clinic=clinic,
+                sessions=[(session_ids[p.date], p.starts_at) for p in chunk],
+                template_slots=plan.template_slots,
+                db=db,
             )
-            _insert_slots(clinic=clinic, sessions=sessions, template_slots=slots)
         audit_record(
             clinic=clinic,
             actor=actor,
@@ -176,13 +191,45 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
     return allocation
 
 
-def _insert_slots(*, clinic: Clinic, sessions: Sequence[Session], template_slots: Sequence[TemplateSlot]) -> None:
-    """Insert every slot of `sessions` with one executemany.
+class DbValues:
+    """Python values as the ORM stores them, for rows inserted without model instances.
+
+    On backends without time zone support (SQLite) datetimes are naive UTC text and dates
+    ISO text; without a native uuid type, UUIDs are 32 hex digits.
+    """
+
+    def __init__(self) -> None:
+        self.naive_text = not connection.features.supports_timezones
+        self.native_uuid = connection.features.has_native_uuid_field
+
+    def datetime(self, value: dt.datetime) -> Any:
+        return str(value.astimezone(dt.UTC).replace(tzinfo=None)) if self.naive_text else value
+
+    def date(self, value: dt.date) -> Any:
+        return connection.ops.adapt_datefield_value(value)
+
+    def new_uuid(self) -> Any:
+        value = uuid.uuid4()
+        return value if self.native_uuid else value.hex
+
+    def random_uuids(self, count: int) -> list[Any]:
+        """`count` random 128-bit ids, as uuid4 would give, without building a UUID object each where not needed."""
+        raw = os.urandom(16 * count).hex()
+        ids = [raw[i : i + 32] for i in range(0, 32 * count, 32)]
+        return [uuid.UUID(i) for i in ids] if self.native_uuid else ids
+
+
+def _insert_slots(
+    *,
+    clinic: Clinic,
+    sessions: Sequence[tuple[int, dt.datetime]],
+    template_slots: Sequence[TemplateSlot],
+    db: DbValues,
+) -> None:
+    """Insert every slot of `sessions` (id, start) in one bulk insert.
 
     A year's rota is 150,000+ slots; the ORM's bulk_create spends most of its time building
-    model instances and SQL, so the rows go in as plain tuples, stored the way the ORM stores
-    them: on backends without time zone support (SQLite) datetimes as naive UTC text, and
-    UUIDs as 32 hex digits where there is no native uuid type.
+    model instances and SQL, so the rows go in as plain tuples.
     """
     offsets = []
     minutes = 0
@@ -198,35 +245,61 @@ def _insert_slots(*, clinic: Clinic, sessions: Sequence[Session], template_slots
             )
         )
         minutes += ts.length_minutes
-    naive_text = not connection.features.supports_timezones
-    native_uuid = connection.features.has_native_uuid_field
-    random_hex = os.urandom(16 * len(sessions) * len(offsets)).hex()
+    public_ids = iter(db.random_uuids(len(sessions) * len(offsets)))
     rows = []
-    n = 0
-    for session in sessions:
-        base = session.starts_at.astimezone(dt.UTC)
-        if naive_text:
+    for session_id, starts_at in sessions:
+        base = starts_at.astimezone(dt.UTC)
+        if db.naive_text:
             base = base.replace(tzinfo=None)
         for position, (type_id, begin, end, bookable, capacity) in enumerate(offsets):
-            # Random 128-bit public ids, as uuid4 would give, without building a UUID object each.
-            hex_id = random_hex[n : n + 32]
-            n += 32
             start, stop = base + begin, base + end
             rows.append(
                 (
                     clinic.pk,
-                    uuid.UUID(hex_id) if native_uuid else hex_id,
-                    session.pk,
+                    next(public_ids),
+                    session_id,
                     position,
                     type_id,
-                    str(start) if naive_text else start,
-                    str(stop) if naive_text else stop,
+                    str(start) if db.naive_text else start,
+                    str(stop) if db.naive_text else stop,
                     bookable,
                     capacity,
                     0,
                 )
             )
     bulk_insert(Slot._meta.db_table, SLOT_INSERT_COLUMNS, rows)
+
+
+SESSION_INSERT_COLUMNS = (
+    "clinic_id",
+    "public_id",
+    "allocation_id",
+    "date",
+    "starts_at",
+    "ends_at",
+    "template_id",
+    "practitioner_id",
+    "location_id",
+    "time_zone",
+    "name",
+    "description",
+    "colour",
+    "session_type",
+    "open_session",
+    "travel_clinic",
+)
+SLOT_INSERT_COLUMNS = (
+    "clinic_id",
+    "public_id",
+    "session_id",
+    "position",
+    "slot_type_id",
+    "starts_at",
+    "ends_at",
+    "bookable",
+    "capacity",
+    "booked_count",
+)
 
 
 def bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -240,20 +313,6 @@ def bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ..
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
-
-
-SLOT_INSERT_COLUMNS = (
-    "clinic_id",
-    "public_id",
-    "session_id",
-    "position",
-    "slot_type_id",
-    "starts_at",
-    "ends_at",
-    "bookable",
-    "capacity",
-    "booked_count",
-)
 
 
 class AllocationHasBookings(ValidationError):
