@@ -417,3 +417,23 @@ def test_rows_are_selected_from_the_keyboard(page, live_server, admin, types, cs
     assert [name for name, _ in stored_slots(template)] == ["Telephone", "Normal", "Telephone", "Normal", "Telephone"]
     assert csp_violations == []
     assert js_errors == []
+
+
+# --- 7. Tablet portrait: a long drag and its swap stay inside the CSP ---------------------
+
+
+def test_a_long_drag_on_a_tablet_swaps_without_inline_styles(page, live_server, admin, types, csp_violations):
+    # Ten ghost rows, then the swap of the whole builder: nothing may need an inline style.
+    page.set_viewport_size({"width": 1024, "height": 1366})
+    sign_in(page, live_server, admin)
+    page.goto(f"{live_server.url}/setup/sessions/add/")
+    box = page.locator("#drag-handle").bounding_box()
+    step = rows(page).first.bounding_box()["height"]
+    page.mouse.move(box["x"] + 20, box["y"] + 10)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(box["x"] + 20, box["y"] + 10 + i * step)
+    page.mouse.up()
+    expect(rows(page)).to_have_count(11)
+    page.wait_for_timeout(300)  # the settle step runs after the swap
+    assert csp_violations == []
