@@ -183,3 +183,10 @@ def test_reception_sees_sessions_of_the_day_but_not_the_rota(reception_client_a)
     assert reception_client_a.get(reverse("scheduling:day-sessions")).status_code == 200
     assert reception_client_a.get(reverse("scheduling:rota")).status_code == 403
     assert reception_client_a.get(reverse("scheduling:allocate")).status_code == 403
+
+
+def test_the_allocate_form_offers_next_monday_in_the_date_inputs_format(admin_client_a, clinic_a):
+    html = admin_client_a.get(reverse("scheduling:allocate")).content.decode()
+    today = clinic_a.today()
+    next_monday = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+    assert f'type="date" name="first_date" value="{next_monday.isoformat()}"' in html
