@@ -98,7 +98,6 @@ def template_list(request: ClinicRequest) -> HttpResponse:
         "templates": order,
         "unsaved": [t.pk for t in order] != [t.pk for t in saved],
         "error": error,
-        "focus": action,
     }
     template_name = "sessions_setup/templates.html#template-list" if request.htmx else "sessions_setup/templates.html"
     return render(request, template_name, context)
