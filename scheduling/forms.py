@@ -23,7 +23,9 @@ class AllocationForm(forms.Form):
     )
     location = forms.ModelChoiceField(queryset=Location.objects.none())
     start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
-    first_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="Date (or first date)")
+    first_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="Date (or first date)"
+    )
     repeat = forms.BooleanField(required=False, label="Repeat weekly")
     weekdays = forms.TypedMultipleChoiceField(
         choices=[(i, name) for i, name in enumerate(WEEKDAY_NAMES, start=1)],
@@ -33,7 +35,9 @@ class AllocationForm(forms.Form):
         label="On",
     )
     every_weeks = forms.IntegerField(min_value=1, max_value=8, initial=1, label="Every N weeks")
-    last_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), required=False, label="Until")
+    last_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), required=False, label="Until"
+    )
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
