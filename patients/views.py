@@ -1,12 +1,149 @@
+"""Patients: search, records, coverage, quickview, archive and CSV import."""
+
 from __future__ import annotations
 
-from django.http import HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-from clinic.access import ClinicRequest
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from clinic.access import ClinicRequest, scoped_get_or_404
+from clinic.models import NamedPermission, Role
+from patients import importer, selectors, services
+from patients.forms import CoverageForm, ImportForm, PatientForm
+from patients.models import Coverage, Patient
+
+LIST_LIMIT = 50
+
+
+def can_edit_patients(request: ClinicRequest) -> bool:
+    return request.membership.role in (Role.ADMIN, Role.RECEPTION)
+
+
+def edits_patients(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Reception and admins register and edit patients; clinicians read."""
+
+    @wraps(view)
+    def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not can_edit_patients(request):
+            raise PermissionDenied("Only reception and admins can change patient records.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def visible_patient(request: ClinicRequest, public_id: Any) -> Patient:
+    """A patient of this clinic that this member may see (blocked ones need the permission), or 404."""
+    return scoped_get_or_404(
+        selectors.patient_detail(clinic=request.clinic, membership=request.membership),
+        request.clinic,
+        public_id=public_id,
+    )
 
 
 @require_GET
 def patient_list(request: ClinicRequest) -> HttpResponse:
-    return render(request, "patients/list.html")
+    query = request.GET.get("q", "").strip()
+    if query:
+        patients = selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query)
+    else:
+        patients = list(selectors.patients_visible(clinic=request.clinic, membership=request.membership)[:LIST_LIMIT])
+    context = {
+        "query": query,
+        "patients": patients,
+        "total": selectors.patients_count(clinic=request.clinic, membership=request.membership),
+        "limit": selectors.SEARCH_LIMIT if query else LIST_LIMIT,
+        "can_edit": can_edit_patients(request),
+    }
+    template = "patients/list.html#results" if request.htmx else "patients/list.html"
+    return render(request, template, context)
+
+
+@edits_patients
+@require_http_methods(["GET", "POST"])
+def patient_edit(request: ClinicRequest, patient: Any = None) -> HttpResponse:
+    instance = visible_patient(request, patient) if patient else None
+    can_block = request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
+    form = PatientForm(request.POST or None, instance=instance, clinic=request.clinic, can_block=can_block)
+    if request.method == "POST" and form.is_valid():
+        saved = services.patient_save(clinic=request.clinic, actor=request.user, form=form)
+        messages.success(request, f"Saved {saved.display_name} ({saved.internal_id}).")
+        return redirect("patients:detail", patient=saved.public_id)
+    return render(request, "patients/form.html", {"form": form, "patient": instance})
+
+
+@require_GET
+def patient_detail(request: ClinicRequest, patient: Any) -> HttpResponse:
+    obj = visible_patient(request, patient)
+    services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="record")
+    return render(request, "patients/detail.html", {"patient": obj, "can_edit": can_edit_patients(request)})
+
+
+@require_GET
+def patient_quickview(request: ClinicRequest, patient: Any) -> HttpResponse:
+    obj = visible_patient(request, patient)
+    services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="quickview")
+    template = "patients/quickview.html#panel" if request.htmx else "patients/quickview.html"
+    return render(request, template, {"patient": obj, "can_edit": can_edit_patients(request)})
+
+
+@edits_patients
+@require_http_methods(["GET", "POST"])
+def patient_archive(request: ClinicRequest, patient: Any) -> HttpResponse:
+    obj = visible_patient(request, patient)
+    if request.method == "POST":
+        services.patient_archive(clinic=request.clinic, actor=request.user, patient=obj, archived=not obj.is_archived)
+        messages.success(request, f"{obj.display_name} is {'archived' if obj.is_archived else 'restored'}.")
+        return redirect("patients:detail", patient=obj.public_id)
+    return render(request, "patients/archive.html", {"patient": obj})
+
+
+@edits_patients
+@require_http_methods(["GET", "POST"])
+def coverage_edit(request: ClinicRequest, patient: Any, coverage: Any = None) -> HttpResponse:
+    obj = visible_patient(request, patient)
+    instance = (
+        scoped_get_or_404(
+            Coverage.objects.for_clinic(request.clinic).filter(patient=obj), request.clinic, public_id=coverage
+        )  # fmt: skip
+        if coverage
+        else None
+    )
+    if request.method == "POST" and instance is not None and request.POST.get("action") == "delete":
+        services.coverage_delete(clinic=request.clinic, actor=request.user, coverage=instance)
+        messages.success(request, f"Removed the plan {instance}.")
+        return redirect("patients:detail", patient=obj.public_id)
+    form = CoverageForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        services.coverage_save(clinic=request.clinic, actor=request.user, patient=obj, form=form)
+        messages.success(request, "Insurance plan saved.")
+        return redirect("patients:detail", patient=obj.public_id)
+    return render(request, "patients/coverage_form.html", {"form": form, "patient": obj, "coverage": instance})
+
+
+@edits_patients
+@require_http_methods(["GET", "POST"])
+def patient_import(request: ClinicRequest) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    check = None
+    if request.method == "POST" and form.is_valid():
+        text = form.cleaned_data["csv_text"]
+        check = importer.check_csv(clinic=request.clinic, text=text)
+        if request.POST.get("action") == "import" and check.can_import:
+            if check.errors and not form.cleaned_data.get("skip_bad_rows"):
+                refusal = "Some rows have errors: fix the file, or choose to skip them."
+                context = {"check": check, "columns": importer.COLUMNS, "refusal": refusal}
+                return render(
+                    request, "patients/import.html", {"form": ImportForm(initial={"csv_text": text}), **context}
+                )
+            else:
+                count = services.patients_import(clinic=request.clinic, actor=request.user, patients=check.valid)
+                messages.success(request, f"Imported {count} patient{'s' if count != 1 else ''}.")
+                return redirect("patients:list")
+        form = ImportForm(initial={"csv_text": text, "skip_bad_rows": form.cleaned_data.get("skip_bad_rows")})
+    return render(request, "patients/import.html", {"form": form, "check": check, "columns": importer.COLUMNS})

@@ -109,3 +109,14 @@ def template_with_slots(clinic, slot_types, *, name="Dr Smith AM", **fields):
         for i, st in enumerate(slot_types)
     )
     return template
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "patients.Patient"
+
+    clinic = factory.SubFactory(ClinicFactory)
+    first_name = "Ann"
+    last_name = factory.Sequence(lambda n: f"Patient{n}")
+    date_of_birth = factory.LazyFunction(lambda: __import__("datetime").date(1980, 3, 12))
+    internal_id = factory.Sequence(lambda n: f"P{900000 + n:06d}")

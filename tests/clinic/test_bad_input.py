@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.clinic.test_tenancy import GENERIC_MAKERS, OBJECT_MAKERS
+from tests.clinic.test_tenancy import GENERIC_MAKERS, OBJECT_MAKERS, ROUTE_MAKERS
 from tests.url_walk import all_routes
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +25,10 @@ def test_no_page_answers_garbage_with_a_server_error(clinic_a, admin_client_a):
             continue  # would end the session for the routes after it
         if any(conv != "UUIDConverter" for conv in route.converters.values()):
             continue  # password-reset token pages: covered by the accounts tests
-        kwargs = {}
+        kwargs = ROUTE_MAKERS[route.name](clinic_a) if route.name in ROUTE_MAKERS else {}
         for key in route.converters:
+            if key in kwargs:
+                continue
             maker = OBJECT_MAKERS.get(key) or GENERIC_MAKERS[route.name]
             kwargs[key] = maker(clinic_a).public_id
         url = reverse(route.name, kwargs=kwargs)

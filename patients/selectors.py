@@ -1,0 +1,115 @@
+"""Reads of patients. Every read goes through patients_visible: scoped to the clinic, and
+without "Privacy: Access Blocked Patients" blocked patients are not there at all."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+
+from patients import identifiers
+from patients.models import Coverage, Patient, format_internal_id
+
+if TYPE_CHECKING:
+    from clinic.models import Clinic, Membership
+
+SEARCH_LIMIT = 25
+INTERNAL_ID = re.compile(r"^P?0*(\d{1,9})$", re.IGNORECASE)
+# Name keys are compared as a range [prefix, prefix + HIGH): an index range scan on every backend.
+HIGH = "\U0010ffff"
+
+
+def patients_visible(*, clinic: Clinic, membership: Membership | None, archived: bool = False) -> QuerySet[Patient]:
+    qs = Patient.objects.for_clinic(clinic).visible_to(membership)
+    return qs if archived else qs.filter(is_archived=False)
+
+
+def patient_detail(*, clinic: Clinic, membership: Membership | None) -> QuerySet[Patient]:
+    """Patients (archived too) with their coverage, for the record and the quickview."""
+    return patients_visible(clinic=clinic, membership=membership, archived=True).prefetch_related(
+        Prefetch("coverages", queryset=Coverage.objects.for_clinic(clinic).order_by("priority", "payer"))
+    )
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """What a search box entry can mean; every part is optional."""
+
+    last_prefix: str = ""
+    first_prefix: str = ""
+    internal_id: str = ""
+    national_id: str = ""
+    phone_key: str = ""
+    date_of_birth: object = None
+
+    @property
+    def identifier_lookups(self) -> Q:
+        q = Q()
+        if self.internal_id:
+            q |= Q(internal_id=self.internal_id)
+        if self.national_id:
+            q |= Q(national_id=self.national_id)
+        if self.phone_key:
+            q |= Q(mobile_key=self.phone_key) | Q(home_key=self.phone_key)
+        if self.date_of_birth:
+            q |= Q(date_of_birth=self.date_of_birth)
+        return q
+
+
+def parse_search(query: str, *, us_dates: bool = False) -> SearchTerms:
+    """Work out which values the entry could be: a name, "last, first", an ID, a phone, a date."""
+    text = " ".join((query or "").split())
+    if not text:
+        return SearchTerms()
+    date_of_birth = identifiers.parse_date_of_birth(text, us_order=us_dates)
+    if date_of_birth:
+        return SearchTerms(date_of_birth=date_of_birth)
+    number = identifiers.digits(text)
+    only_number_chars = re.fullmatch(r"[\d\s()+.\-]+", text) is not None
+    if only_number_chars and number:
+        internal = INTERNAL_ID.match(number)
+        return SearchTerms(
+            internal_id=format_internal_id(int(internal.group(1))) if internal else "",
+            national_id=number if len(number) in (9, 10) else "",
+            phone_key=identifiers.phone_key(number),
+        )
+    internal = INTERNAL_ID.match(text.replace(" ", ""))
+    if internal and text[:1].upper() == "P":
+        return SearchTerms(internal_id=format_internal_id(int(internal.group(1))))
+    if "," in text:
+        last, _, first = text.partition(",")
+        return SearchTerms(last_prefix=identifiers.name_key(last), first_prefix=identifiers.name_key(first))
+    return SearchTerms(last_prefix=identifiers.name_key(text))
+
+
+def patient_search(
+    *, clinic: Clinic, membership: Membership | None, query: str, limit: int = SEARCH_LIMIT
+) -> list[Patient]:
+    """One query: exact identifier matches first, then last-name (and first-name) prefix matches."""
+    terms = parse_search(query)
+    condition = terms.identifier_lookups
+    if terms.last_prefix:
+        name = Q(last_name_key__gte=terms.last_prefix, last_name_key__lt=terms.last_prefix + HIGH)
+        if terms.first_prefix:
+            name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
+        condition |= name
+    if not condition:
+        return []
+    identifier_match = terms.identifier_lookups
+    rank = (
+        Case(When(identifier_match, then=Value(0)), default=Value(1), output_field=IntegerField())
+        if identifier_match
+        else Value(1)
+    )
+    return list(
+        patients_visible(clinic=clinic, membership=membership)
+        .filter(condition)
+        .annotate(rank=rank)
+        .order_by("rank", "last_name_key", "first_name_key", "id")[:limit]
+    )
+
+
+def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:
+    return patients_visible(clinic=clinic, membership=membership).count()
