@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Prefetch, Q, QuerySet
 
 from patients import identifiers
 from patients.models import Coverage, Patient, format_internal_id
@@ -45,17 +45,18 @@ class SearchTerms:
     date_of_birth: object = None
 
     @property
-    def identifier_lookups(self) -> Q:
-        q = Q()
+    def identifier_lookups(self) -> list[Q]:
+        """One exact lookup per identifier the entry could be."""
+        lookups = []
         if self.internal_id:
-            q |= Q(internal_id=self.internal_id)
+            lookups.append(Q(internal_id=self.internal_id))
         if self.national_id:
-            q |= Q(national_id=self.national_id)
+            lookups.append(Q(national_id=self.national_id))
         if self.phone_key:
-            q |= Q(mobile_key=self.phone_key) | Q(home_key=self.phone_key)
+            lookups += [Q(mobile_key=self.phone_key), Q(home_key=self.phone_key)]
         if self.date_of_birth:
-            q |= Q(date_of_birth=self.date_of_birth)
-        return q
+            lookups.append(Q(date_of_birth=self.date_of_birth))
+        return lookups
 
 
 def parse_search(query: str, *, us_dates: bool = False) -> SearchTerms:
@@ -87,28 +88,25 @@ def parse_search(query: str, *, us_dates: bool = False) -> SearchTerms:
 def patient_search(
     *, clinic: Clinic, membership: Membership | None, query: str, limit: int = SEARCH_LIMIT
 ) -> list[Patient]:
-    """One query: exact identifier matches first, then last-name (and first-name) prefix matches."""
+    """One query. An entry is either identifiers (exact matches) or a name (prefix matches).
+
+    Identifier lookups are a UNION of one indexed lookup per column, not an OR: without
+    table statistics SQLite would otherwise read the clinic's every row for an OR.
+    """
     terms = parse_search(query)
-    condition = terms.identifier_lookups
-    if terms.last_prefix:
+    visible = patients_visible(clinic=clinic, membership=membership)
+    if terms.identifier_lookups:
+        plain = Patient.objects.for_clinic(clinic).order_by()
+        first, *rest = (plain.filter(lookup).values("id") for lookup in terms.identifier_lookups)
+        matches = visible.filter(pk__in=first.union(*rest) if rest else first)
+    elif terms.last_prefix:
         name = Q(last_name_key__gte=terms.last_prefix, last_name_key__lt=terms.last_prefix + HIGH)
         if terms.first_prefix:
             name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
-        condition |= name
-    if not condition:
+        matches = visible.filter(name)
+    else:
         return []
-    identifier_match = terms.identifier_lookups
-    rank = (
-        Case(When(identifier_match, then=Value(0)), default=Value(1), output_field=IntegerField())
-        if identifier_match
-        else Value(1)
-    )
-    return list(
-        patients_visible(clinic=clinic, membership=membership)
-        .filter(condition)
-        .annotate(rank=rank)
-        .order_by("rank", "last_name_key", "first_name_key", "id")[:limit]
-    )
+    return list(matches.order_by("last_name_key", "first_name_key", "id")[:limit])
 
 
 def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:
