@@ -93,7 +93,8 @@ def patient_search(
     Identifier lookups are a UNION of one indexed lookup per column, not an OR: without
     table statistics SQLite would otherwise read the clinic's every row for an OR.
     """
-    terms = parse_search(query)
+    # Clinics in the Americas write dates month first (03/12/1980 is 12 March there).
+    terms = parse_search(query, us_dates=clinic.time_zone.startswith("America/"))
     visible = patients_visible(clinic=clinic, membership=membership)
     if terms.identifier_lookups:
         plain = Patient.objects.for_clinic(clinic).order_by()

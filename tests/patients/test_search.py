@@ -136,3 +136,9 @@ def test_search_uses_a_bounded_number_of_queries(reception_client_a, clinic_a, d
     with django_assert_max_num_queries(8) as large:
         reception_client_a.get(reverse("patients:list"), {"q": "jon"})
     assert len(small.captured_queries) == len(large.captured_queries)
+
+
+def test_clinics_in_the_americas_read_dates_month_first(clinic_b, outsider_b):
+    patient = PatientFactory(clinic=clinic_b, last_name="Lopez", date_of_birth=dt.date(1980, 3, 12))
+    assert search(clinic_b, outsider_b, "03/12/1980") == [patient]
+    assert search(clinic_b, outsider_b, "1980-03-12") == [patient]
