@@ -99,15 +99,16 @@ def patient_search(
     if terms.identifier_lookups:
         plain = Patient.objects.for_clinic(clinic).order_by()
         first, *rest = (plain.filter(lookup).values("id") for lookup in terms.identifier_lookups)
-        matches = visible.filter(pk__in=first.union(*rest) if rest else first)
-    elif terms.last_prefix:
+        # Exact matches are few: sorted here, since an ORDER BY would tempt SQLite into walking
+        # the name index over the whole clinic instead of looking up each matching row.
+        found = list(visible.filter(pk__in=first.union(*rest) if rest else first).order_by()[:limit])
+        return sorted(found, key=lambda p: (p.last_name_key, p.first_name_key, p.pk))
+    if terms.last_prefix:
         name = Q(last_name_key__gte=terms.last_prefix, last_name_key__lt=terms.last_prefix + HIGH)
         if terms.first_prefix:
             name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
-        matches = visible.filter(name)
-    else:
-        return []
-    return list(matches.order_by("last_name_key", "first_name_key", "id")[:limit])
+        return list(visible.filter(name).order_by("last_name_key", "first_name_key", "id")[:limit])
+    return []
 
 
 def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:
