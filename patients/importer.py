@@ -14,21 +14,8 @@ from patients.models import Patient
 if TYPE_CHECKING:
     from clinic.models import Clinic
 
-COLUMNS = [
-    "last_name",
-    "first_name",
-    "date_of_birth",
-    "sex",
-    "title",
-    "preferred_name",
-    "national_id_kind",
-    "national_id",
-    "mobile_phone",
-    "home_phone",
-    "email",
-    "address",
-    "postcode",
-]
+# The patient form's fields, less what an import never sets (privacy flags, free-text notes).
+COLUMNS = [name for name in PatientForm.Meta.fields if name not in {"notes", "is_blocked", "blocked_reason"}]
 REQUIRED_COLUMNS = {"last_name", "first_name", "date_of_birth"}
 MAX_ROWS = 20_000
 

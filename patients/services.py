@@ -62,23 +62,6 @@ def patient_record_opened(*, clinic: Clinic, actor: User, patient: Patient, view
         audit_record(clinic=clinic, actor=actor, action="patient.blocked_viewed", target=patient, detail={"view": view})
 
 
-def coverage_save(*, clinic: Clinic, actor: User, patient: Patient, form: ModelForm) -> Coverage:
-    coverage = form.instance
-    created = coverage._state.adding
-    with transaction.atomic():
-        if created:
-            coverage.clinic, coverage.patient = clinic, patient
-        form.save()
-        audit_record(
-            clinic=clinic,
-            actor=actor,
-            action=f"coverage.{'created' if created else 'updated'}",
-            target=coverage,
-            detail={"patient": str(patient.public_id)},
-        )
-    return coverage
-
-
 def coverage_delete(*, clinic: Clinic, actor: User, coverage: Coverage) -> None:
     with transaction.atomic():
         audit_record(

@@ -12,6 +12,7 @@ from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from clinic import services as clinic_services
 from clinic.access import ClinicRequest, scoped_get_or_404
 from clinic.models import NamedPermission, Role
 from patients import importer, selectors, services
@@ -120,7 +121,8 @@ def coverage_edit(request: ClinicRequest, patient: Any, coverage: Any = None) ->
         return redirect("patients:detail", patient=obj.public_id)
     form = CoverageForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
-        services.coverage_save(clinic=request.clinic, actor=request.user, patient=obj, form=form)
+        form.instance.clinic, form.instance.patient = request.clinic, obj
+        clinic_services.tenant_object_save(clinic=request.clinic, actor=request.user, form=form)
         messages.success(request, "Insurance plan saved.")
         return redirect("patients:detail", patient=obj.public_id)
     return render(request, "patients/coverage_form.html", {"form": form, "patient": obj, "coverage": instance})
