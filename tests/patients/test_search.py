@@ -142,3 +142,18 @@ def test_clinics_in_the_americas_read_dates_month_first(clinic_b, outsider_b):
     patient = PatientFactory(clinic=clinic_b, last_name="Lopez", date_of_birth=dt.date(1980, 3, 12))
     assert search(clinic_b, outsider_b, "03/12/1980") == [patient]
     assert search(clinic_b, outsider_b, "1980-03-12") == [patient]
+
+
+def test_name_keys_compare_byte_wise_so_the_prefix_range_is_a_prefix_match():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT column_name, collation_name FROM information_schema.columns "
+                "WHERE table_name = 'patients_patient' AND column_name IN ('last_name_key', 'first_name_key')"
+            )
+            assert dict(cursor.fetchall()) == {"last_name_key": "C", "first_name_key": "C"}
+        else:  # SQLite compares text with BINARY unless a column says otherwise
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'patients_patient'")
+            assert "COLLATE" not in cursor.fetchone()[0].upper()
