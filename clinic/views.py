@@ -13,7 +13,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinic import selectors, services
@@ -51,7 +51,10 @@ def clinic_switch(request: ClinicRequest) -> HttpResponse:
         clinic_id = uuid.UUID(request.POST.get("clinic", ""))
     except ValueError:
         raise Http404("No such clinic.") from None
-    membership = get_object_or_404(selectors.memberships_of_user(user=request.user), clinic__public_id=clinic_id)
+    # The middleware has already loaded the user's memberships: no second query.
+    membership = next((m for m in request.memberships if m.clinic.public_id == clinic_id), None)
+    if membership is None:
+        raise Http404("No such clinic.")
     request.session[ACTIVE_CLINIC_SESSION_KEY] = membership.clinic_id
     messages.success(request, f"Now working in {membership.clinic.name}.")
     return redirect("home")

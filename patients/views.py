@@ -57,7 +57,8 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
     context = {
         "query": query,
         "patients": patients,
-        "total": selectors.patients_count(clinic=request.clinic, membership=request.membership),
+        # Counted only for the unfiltered list: not on every keystroke of a search.
+        "total": None if query else selectors.patients_count(clinic=request.clinic, membership=request.membership),
         "limit": selectors.SEARCH_LIMIT if query else LIST_LIMIT,
         "can_edit": can_edit_patients(request),
     }

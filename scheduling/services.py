@@ -61,8 +61,11 @@ class AllocationPlan:
 
 
 class AllocationClash(ValidationError):
-    def __init__(self, clashes: list[Clash]) -> None:
-        self.clashes = clashes
+    """The plan clashes with sessions on the rota; carries the plan, so callers can show it."""
+
+    def __init__(self, plan: AllocationPlan) -> None:
+        self.plan = plan
+        self.clashes = clashes = plan.clashes
         first = clashes[0]
         super().__init__(
             f"{len(clashes)} date(s) clash with sessions already on the rota, "
@@ -128,7 +131,7 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
             Practitioner.objects.for_clinic(clinic).select_for_update().filter(pk=practitioner.pk).get()
         plan = allocation_plan(clinic=clinic, request=request)
         if plan.clashes:
-            raise AllocationClash(plan.clashes)
+            raise AllocationClash(plan)
         allocation = Allocation.objects.create(
             clinic=clinic,
             template=template,

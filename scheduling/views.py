@@ -77,8 +77,7 @@ def allocate(request: ClinicRequest) -> HttpResponse:
                 return redirect("scheduling:rota")
             plan = services.allocation_plan(clinic=clinic, request=allocation_request)
         except services.AllocationClash as clash:
-            error = clash.messages[0]
-            plan = services.allocation_plan(clinic=clinic, request=allocation_request)
+            error, plan = clash.messages[0], clash.plan
         except (RotaError, ValidationError) as exc:
             error = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
     context = {
