@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
@@ -30,6 +31,8 @@ class ClinicRequest(HttpRequest):
     memberships: list[Membership]
     user: User
     htmx: HtmxDetails
+    viewer_zone: ZoneInfo
+    viewer_zone_detected: bool
 
 
 M = TypeVar("M", bound=Model)

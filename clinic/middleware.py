@@ -4,17 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from clinic.models import Membership
 from clinic.selectors import memberships_of_user
 
 ACTIVE_CLINIC_SESSION_KEY = "active_clinic_id"
+VIEWER_ZONE_SESSION_KEY = "viewer_time_zone"
+
+
+def viewer_zone(request: HttpRequest, clinic: Any) -> tuple[ZoneInfo, bool]:
+    """The zone pages show times in: the one the browser reported (kept in the session), else the clinic's.
+
+    The flag says whether the browser's zone is known yet.
+    """
+    name = request.session.get(VIEWER_ZONE_SESSION_KEY) if hasattr(request, "session") else None
+    if name:
+        try:
+            return ZoneInfo(name), True
+        except (ZoneInfoNotFoundError, ValueError):
+            request.session.pop(VIEWER_ZONE_SESSION_KEY, None)
+    return ZoneInfo(clinic.time_zone if clinic else settings.TIME_ZONE), False
 
 
 def active_membership(request: HttpRequest) -> tuple[Membership | None, list[Membership]]:
@@ -40,7 +57,14 @@ class ClinicMiddleware:
         request.membership = membership  # type: ignore[attr-defined]
         request.memberships = memberships  # type: ignore[attr-defined]
         request.clinic = membership.clinic if membership else None  # type: ignore[attr-defined]
-        return self.get_response(request)
+        zone, detected = viewer_zone(request, request.clinic)  # type: ignore[attr-defined]
+        request.viewer_zone = zone  # type: ignore[attr-defined]
+        request.viewer_zone_detected = detected  # type: ignore[attr-defined]
+        timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any

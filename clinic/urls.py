@@ -51,6 +51,7 @@ account_patterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("time-zone/", views.viewer_time_zone, name="time-zone"),
     path("accounts/", include(account_patterns)),
     path("clinic/", include((clinic_admin_patterns, "clinic"))),
     path("calendar/", include("scheduling.urls")),

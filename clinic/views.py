@@ -27,8 +27,8 @@ from clinic.forms import (
     PractitionerForm,
     TenantForm,
 )
-from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY
-from clinic.models import Department, Location, Practitioner
+from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY, VIEWER_ZONE_SESSION_KEY
+from clinic.models import Department, Location, Practitioner, validate_time_zone
 
 
 @require_GET
@@ -58,6 +58,21 @@ def clinic_switch(request: ClinicRequest) -> HttpResponse:
     request.session[ACTIVE_CLINIC_SESSION_KEY] = membership.clinic_id
     messages.success(request, f"Now working in {membership.clinic.name}.")
     return redirect("home")
+
+
+@require_POST
+def viewer_time_zone(request: ClinicRequest) -> HttpResponse:
+    """The browser reports its time zone; pages then show times in it (kept in the session)."""
+    name = request.POST.get("time_zone", "")
+    try:
+        validate_time_zone(name)
+    except ValidationError as error:
+        return HttpResponse(error.messages[0], status=400, content_type="text/plain")
+    changed = request.session.get(VIEWER_ZONE_SESSION_KEY) != name
+    request.session[VIEWER_ZONE_SESSION_KEY] = name
+    response = HttpResponse(status=204)
+    response["X-Zone-Changed"] = "1" if changed else "0"
+    return response
 
 
 @admin_required

@@ -1,15 +1,17 @@
-"""Forms of the rota."""
+"""Forms of the rota and the calendar."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 
-from clinic.models import Clinic, Location, Practitioner
+from clinic.models import Clinic, Location, Practitioner, validate_time_zone
+from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
 from scheduling.models import WEEKDAY_NAMES
-from scheduling.services import AllocationRequest
+from scheduling.services import AllocationRequest, EventData
 from sessions_setup.models import SessionTemplate
 
 
@@ -79,3 +81,230 @@ class AllocationForm(forms.Form):
 def default_first_date(today: dt.date) -> dt.date:
     """Next Monday: where a new rota usually starts."""
     return today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+
+
+# The calendar -----------------------------------------------------------------------------------
+
+
+class EventKind:
+    OTHER = "other"
+    CLIENT = "client"
+    CHOICES = [(OTHER, "Other event"), (CLIENT, "Client appointment")]
+
+
+CLIENT_ALL_DAY_MESSAGE = "A client appointment cannot be an all-day event. Untick All day, or choose Other event."
+CLIENT_IN_SLOT_MESSAGE = "Client appointments are booked into a slot: close this and click a free slot on the calendar."
+
+
+class OtherEventForm(forms.Form):
+    """An event from an empty time or the all-day row. Times are on the viewer's clock (named on the page)."""
+
+    kind = forms.ChoiceField(choices=EventKind.CHOICES, initial=EventKind.OTHER, widget=forms.RadioSelect, label="Type")
+    practitioner = forms.ModelChoiceField(queryset=Practitioner.objects.none(), label="Calendar of")
+    title = forms.CharField(max_length=120, required=False)
+    all_day = forms.BooleanField(required=False, label="All day")
+    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    start_time = forms.TimeField(
+        required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), label="Start"
+    )
+    end_time = forms.TimeField(
+        required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), label="End"
+    )
+    last_date = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        label="Until (last day)",
+        help_text="For an all-day event over several days.",
+    )
+    show_as = forms.ChoiceField(
+        choices=[("busy", "Busy"), ("free", "Free")],
+        initial="busy",
+        widget=forms.RadioSelect,
+        label="Show as",
+        help_text="Busy time is taken out of online-booking availability; free time is not.",
+    )
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+    def __init__(self, *args: Any, practitioners: Any, zone: ZoneInfo, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+        field = self.fields["practitioner"]
+        field.queryset = practitioners  # type: ignore[attr-defined]
+        field.to_field_name = "public_id"  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("kind") == EventKind.CLIENT:
+            raise forms.ValidationError(CLIENT_ALL_DAY_MESSAGE if data.get("all_day") else CLIENT_IN_SLOT_MESSAGE)
+        if not data.get("title"):
+            self.add_error("title", "Give the event a title.")
+        if data.get("all_day"):
+            date, last = data.get("date"), data.get("last_date")
+            if date and last and last < date:
+                self.add_error("last_date", "The last day is before the first.")
+        else:
+            start, end = data.get("start_time"), data.get("end_time")
+            if start is None:
+                self.add_error("start_time", "Give a start time, or tick All day.")
+            if end is None:
+                self.add_error("end_time", "Give an end time, or tick All day.")
+            if start and end and end <= start:
+                self.add_error("end_time", "The end must be after the start.")
+        return data
+
+    def event_data(self) -> EventData:
+        data = self.cleaned_data
+        common = {
+            "practitioner": data["practitioner"],
+            "title": data["title"],
+            "all_day": data["all_day"],
+            "busy": data["show_as"] == "busy",
+            "notes": data["notes"],
+        }
+        if data["all_day"]:
+            return EventData(**common, first_date=data["date"], last_date=data.get("last_date") or data["date"])
+        starts_at, ends_at = local_interval(data["date"], data["start_time"], data["end_time"], self.zone)
+        return EventData(**common, starts_at=starts_at, ends_at=ends_at)
+
+
+class CalendarFilterForm(forms.Form):
+    p = forms.MultipleChoiceField(required=False, label="Practitioners", widget=forms.CheckboxSelectMultiple)
+    loc = forms.MultipleChoiceField(required=False, label="Locations", widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, practitioners: Any, locations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["p"].choices = [(str(p.public_id), p.name) for p in practitioners]  # type: ignore[attr-defined]
+        self.fields["loc"].choices = [(str(loc.public_id), loc.name) for loc in locations]  # type: ignore[attr-defined]
+
+
+def posted_pairs(data: Any, start_name: str, end_name: str) -> list[list[str]]:
+    """Start/end inputs posted as repeated names, paired up in order."""
+    starts, ends = data.getlist(start_name), data.getlist(end_name)
+    return [[s.strip(), e.strip()] for s, e in zip(starts, ends, strict=False)]
+
+
+def ranges_of(pairs: list[list[str]]) -> list[TimeRange]:
+    """Parsed ranges; a pair with both halves empty is a row the user left blank."""
+    filled = [pair for pair in pairs if pair[0] or pair[1]]
+    if any(not start or not end for start, end in filled):
+        raise HoursError("Give both a start and an end time.")
+    return clean_ranges(filled)
+
+
+def next_range(pairs: list[list[str]]) -> list[str]:
+    """A sensible new range: 09:00–17:00, or the hour after the last one."""
+    try:
+        last_end = max(parse_time(end) for _, end in pairs if end)
+    except (ValueError, HoursError):
+        return ["09:00", "17:00"]
+    start = last_end.hour * 60 + last_end.minute + 60
+    end = start + 60
+    if end >= 24 * 60:
+        return ["", ""]
+    return [f"{start // 60:02d}:{start % 60:02d}", f"{end // 60:02d}:{end % 60:02d}"]
+
+
+class WeeklyHoursForm:
+    """The weekly hours editor (office hours and availability): per weekday any number of ranges,
+    posted as repeated d<N>_start / d<N>_end inputs, and the zone the hours are in.
+
+    `action` buttons add a range to a day ("add-3") or remove one ("remove-3-0"); every post also saves.
+    """
+
+    def __init__(self, data: Any = None, *, weekly: dict[int, list[TimeRange]], time_zone: str) -> None:
+        self.bound = data is not None
+        if data is None:
+            self.pairs = {day: ranges_to_json(weekly.get(day, [])) for day in WEEKDAYS}
+            self.time_zone = time_zone
+        else:
+            self.pairs = {day: posted_pairs(data, f"d{day}_start", f"d{day}_end") for day in WEEKDAYS}
+            self.time_zone = (data.get("time_zone") or "").strip()
+            apply_action(self.pairs, data.get("action", ""))
+        self.errors: dict[str, str] = {}
+        self.weekly: dict[int, list[TimeRange]] = {}
+
+    def is_valid(self) -> bool:
+        if not self.bound:
+            return False
+        self.errors = {}
+        try:
+            validate_time_zone(self.time_zone)
+        except forms.ValidationError as error:
+            self.errors["time_zone"] = error.messages[0]
+        for day, pairs in self.pairs.items():
+            try:
+                self.weekly[day] = ranges_of(pairs)
+            except HoursError as error:
+                self.errors[str(day)] = str(error)
+        return not self.errors
+
+    def days(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "number": day,
+                "name": WEEKDAY_NAMES[day - 1],
+                "ranges": list(enumerate(self.pairs[day])),
+                "error": self.errors.get(str(day), ""),
+            }
+            for day in WEEKDAYS
+        ]
+
+
+def apply_action(pairs: dict[Any, list[list[str]]], action: str) -> None:
+    """Add or remove a range row as an editor's button asked ("add-<key>", "remove-<key>-<index>")."""
+    parts = action.split("-")
+    try:
+        if parts[0] == "add" and len(parts) == 2:
+            key = type(next(iter(pairs)))(parts[1])
+            pairs[key].append(next_range(pairs[key]))
+        elif parts[0] == "remove" and len(parts) == 3:
+            key = type(next(iter(pairs)))(parts[1])
+            del pairs[key][int(parts[2])]
+    except (KeyError, IndexError, ValueError, StopIteration):
+        pass  # a stale or hand-made button value: nothing to do
+
+
+class OverrideForm:
+    """Date overrides: some dates, and the hours they have instead (none: unavailable those dates)."""
+
+    def __init__(self, data: Any = None, *, dates: list[dt.date] | None = None, hours: list[TimeRange] | None = None):
+        self.bound = data is not None
+        if data is None:
+            self.date_values = [d.isoformat() for d in dates or []] or [""]
+            self.pairs = {"h": ranges_to_json(hours) if hours is not None else [["09:00", "17:00"]]}
+        else:
+            self.date_values = [v.strip() for v in data.getlist("dates")]
+            self.pairs = {"h": posted_pairs(data, "h_start", "h_end")}
+            action = data.get("action", "")
+            if action == "add-date":
+                self.date_values.append("")
+            elif action.startswith("remove-date-"):
+                index = action.removeprefix("remove-date-")
+                if index.isdigit() and int(index) < len(self.date_values):
+                    del self.date_values[int(index)]
+            else:
+                apply_action(self.pairs, action)
+        self.errors: dict[str, str] = {}
+        self.dates: list[dt.date] = []
+        self.hours: list[TimeRange] = []
+
+    @property
+    def hour_rows(self) -> list[tuple[int, list[str]]]:
+        return list(enumerate(self.pairs["h"]))
+
+    def is_valid(self) -> bool:
+        self.errors = {}
+        for value in self.date_values:
+            if not value:
+                continue
+            try:
+                self.dates.append(dt.date.fromisoformat(value))
+            except ValueError:
+                self.errors["dates"] = f"“{value}” is not a date."
+        if not self.dates and "dates" not in self.errors:
+            self.errors["dates"] = "Pick at least one date."
+        try:
+            self.hours = ranges_of(self.pairs["h"])
+        except HoursError as error:
+            self.errors["hours"] = str(error)
+        return not self.errors

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from clinic.models import Location, Practitioner, TenantModel, TimeZoneField
+from clinic.models import Location, Membership, Practitioner, TenantModel, TenantQuerySet, TimeZoneField
+from patients.models import Patient
 from sessions_setup import palette
 from sessions_setup.models import SessionTemplate, SessionType, SlotType
 
@@ -68,6 +71,7 @@ class Session(TenantModel):
     session_type = models.CharField(max_length=16, choices=SessionType.choices)
     open_session = models.BooleanField(default=False)
     travel_clinic = models.BooleanField(default=False)
+    closed_session = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -116,3 +120,172 @@ class Slot(TenantModel):
     @property
     def free(self) -> int:
         return self.capacity - self.booked_count if self.bookable else 0
+
+
+class AppointmentStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    ARRIVED = "arrived", "Arrived"
+    IN_CONSULTATION = "in_consultation", "In consultation"
+    COMPLETED = "completed", "Completed"
+    DID_NOT_ATTEND = "did_not_attend", "Did not attend"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class AppointmentQuerySet(TenantQuerySet):
+    def live(self) -> Self:
+        """Appointments that hold their place: every status but cancelled."""
+        return self.exclude(status=AppointmentStatus.CANCELLED)
+
+
+class Appointment(TenantModel):
+    """A patient's booking of a slot. Always timed: a client appointment is never all-day."""
+
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments"
+    )
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    slot_type = models.ForeignKey(
+        SlotType, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name="appointment type"
+    )
+    status = models.CharField(max_length=20, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AppointmentQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["practitioner", "starts_at"], name="appointment_practitioner_idx"),
+            models.Index(fields=["clinic", "starts_at"], name="appointment_clinic_start_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="appointment_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"appointment {self.public_id}"
+
+
+class OtherEvent(TenantModel):
+    """A non-client event on a practitioner's calendar: timed (UTC instants) or all-day (dates).
+
+    Busy events take time away from online-booking availability; free ones take nothing.
+    """
+
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.CASCADE, related_name="other_events")
+    title = models.CharField(max_length=120)
+    all_day = models.BooleanField("all day", default=False)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    first_date = models.DateField(null=True, blank=True)
+    last_date = models.DateField(null=True, blank=True)
+    busy = models.BooleanField("show as busy", default=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["first_date", "starts_at", "id"]
+        indexes = [
+            models.Index(fields=["practitioner", "starts_at"], name="otherevent_timed_idx"),
+            models.Index(fields=["practitioner", "first_date"], name="otherevent_allday_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        all_day=True,
+                        first_date__isnull=False,
+                        last_date__gte=F("first_date"),
+                        starts_at__isnull=True,
+                        ends_at__isnull=True,
+                    )
+                    | Q(
+                        all_day=False,
+                        ends_at__gt=F("starts_at"),
+                        first_date__isnull=True,
+                        last_date__isnull=True,
+                    )
+                ),
+                name="otherevent_timed_or_all_day",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OfficeHours(TenantModel):
+    """When a practitioner is in (or, with no practitioner, the practice-wide default).
+
+    Internal only: it greys the calendar and is separate from online-booking availability.
+    `weekly` maps ISO weekday numbers to lists of ["HH:MM", "HH:MM"] ranges on the wall clock of `time_zone`.
+    """
+
+    practitioner = models.OneToOneField(
+        Practitioner, on_delete=models.CASCADE, null=True, blank=True, related_name="office_hours"
+    )
+    time_zone = TimeZoneField()
+    weekly = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "office hours"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic"], condition=Q(practitioner__isnull=True), name="officehours_one_default_per_clinic"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"office hours of {self.practitioner_id or 'the practice'}"
+
+
+class Availability(TenantModel):
+    """A practitioner's weekly online-booking windows, on the wall clock of `time_zone`."""
+
+    practitioner = models.OneToOneField(Practitioner, on_delete=models.CASCADE, related_name="availability")
+    time_zone = TimeZoneField()
+    weekly = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "availability"
+
+    def __str__(self) -> str:
+        return f"availability of {self.practitioner_id}"
+
+
+class AvailabilityOverride(TenantModel):
+    """A date whose online-booking hours replace the weekly windows; no hours means unavailable."""
+
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.CASCADE, related_name="availability_overrides")
+    date = models.DateField()
+    hours = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["practitioner", "date"], name="availabilityoverride_one_per_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"override {self.date}"
+
+
+class CalendarPreference(TenantModel):
+    """A member's calendar filters, remembered between visits (practitioner and location public ids)."""
+
+    membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="calendar_preference")
+    practitioners = models.JSONField(default=list, blank=True)
+    locations = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"calendar preference of {self.membership_id}"

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from scheduling.models import Allocation, Session, Slot
+from scheduling.hours import (
+    Interval,
+    TimeRange,
+    clean_ranges,
+    clip,
+    dates_between,
+    hours_intervals,
+    local_day,
+    subtract,
+    weekly_from_json,
+)
+from scheduling.models import (
+    Allocation,
+    Appointment,
+    Availability,
+    AvailabilityOverride,
+    CalendarPreference,
+    OfficeHours,
+    OtherEvent,
+    Session,
+    Slot,
+)
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic, Practitioner
+    from clinic.models import Clinic, Membership, Practitioner
 
 
 def sessions_clashing(
@@ -54,10 +77,254 @@ def sessions_of_day(*, clinic: Clinic, date: dt.date) -> QuerySet[Session]:
 
 
 def booked_future_slots(*, clinic: Clinic, allocation: Allocation, from_date: dt.date) -> QuerySet[Slot]:
-    """Slots of the allocation's sessions from `from_date` on that hold bookings."""
+    """Slots of the allocation's sessions from `from_date` on that hold bookings (or held them)."""
     return (
         Slot.objects.for_clinic(clinic)
-        .filter(session__allocation=allocation, session__date__gte=from_date, booked_count__gt=0)
+        .filter(session__allocation=allocation, session__date__gte=from_date)
+        # Cancelled appointments keep their slot too: the history must not be deleted with it.
+        .filter(Q(booked_count__gt=0) | Q(appointments__isnull=False))
+        .distinct()
         .select_related("session", "session__practitioner", "slot_type")
         .order_by("starts_at")
     )
+
+
+# The calendar ---------------------------------------------------------------------------------
+# Grid reads return plain tuples: a busy week is thousands of slots, and model instances would
+# cost more than the rest of the page.
+
+
+def calendar_sessions(
+    *,
+    clinic: Clinic,
+    practitioner_ids: Sequence[int],
+    include_clinic_wide: bool,
+    location_ids: Sequence[int],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+) -> QuerySet[Session]:
+    """Sessions overlapping [starts_at, ends_at) of the practitioners (and clinic-wide ones), optionally by location."""
+    who = Q(practitioner_id__in=practitioner_ids)
+    if include_clinic_wide:
+        who |= Q(practitioner__isnull=True)
+    sessions = Session.objects.for_clinic(clinic).filter(who, starts_at__lt=ends_at, ends_at__gt=starts_at)
+    if location_ids:
+        sessions = sessions.filter(location_id__in=location_ids)
+    return sessions
+
+
+def calendar_grid_rows(
+    *,
+    clinic: Clinic,
+    practitioner_ids: Sequence[int],
+    include_clinic_wide: bool,
+    location_ids: Sequence[int],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Sessions, slots and live appointments of the grid: three queries whatever the amount."""
+    sessions = calendar_sessions(
+        clinic=clinic,
+        practitioner_ids=practitioner_ids,
+        include_clinic_wide=include_clinic_wide,
+        location_ids=location_ids,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+    session_rows = list(
+        sessions.order_by("starts_at", "id").values_list(
+            "id",
+            "practitioner_id",
+            "starts_at",
+            "ends_at",
+            "name",
+            "description",
+            "colour",
+            "closed_session",
+            "location__name",
+        )
+    )
+    slot_rows = list(
+        Slot.objects.for_clinic(clinic)
+        .filter(session__in=sessions)
+        .order_by("starts_at", "position")
+        .values_list(
+            "id",
+            "public_id",
+            "session_id",
+            "starts_at",
+            "ends_at",
+            "bookable",
+            "capacity",
+            "booked_count",
+            "slot_type__name",
+            "slot_type__colour",
+        )
+    )
+    appointment_rows = list(
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(slot__session__in=sessions)
+        .order_by("starts_at", "id")
+        .values_list(
+            "slot_id",
+            "status",
+            "patient__first_name",
+            "patient__last_name",
+            "patient__preferred_name",
+            "patient__internal_id",
+            "patient__is_blocked",
+        )
+    )
+    return session_rows, slot_rows, appointment_rows
+
+
+def calendar_events(
+    *,
+    clinic: Clinic,
+    practitioner_ids: Sequence[int],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    first_date: dt.date,
+    last_date: dt.date,
+) -> QuerySet[OtherEvent]:
+    """Other events of the practitioners: timed ones overlapping the instants, all-day ones overlapping the dates."""
+    return (
+        OtherEvent.objects.for_clinic(clinic)
+        .filter(practitioner_id__in=practitioner_ids)
+        .filter(
+            Q(all_day=False, starts_at__lt=ends_at, ends_at__gt=starts_at)
+            | Q(all_day=True, first_date__lte=last_date, last_date__gte=first_date)
+        )
+        .order_by("all_day", "starts_at", "first_date", "id")
+    )
+
+
+def month_summaries(
+    *,
+    clinic: Clinic,
+    practitioner_ids: Sequence[int],
+    include_clinic_wide: bool,
+    location_ids: Sequence[int],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+) -> list[tuple[Any, ...]]:
+    """Per session: its start, and bookable places and bookings (one query; the month view sums them by day)."""
+    bookable = Q(slots__bookable=True)
+    return list(
+        calendar_sessions(
+            clinic=clinic,
+            practitioner_ids=practitioner_ids,
+            include_clinic_wide=include_clinic_wide,
+            location_ids=location_ids,
+            starts_at=starts_at,
+            ends_at=ends_at,
+        )
+        .annotate(
+            places=Sum("slots__capacity", filter=bookable, default=0),
+            booked=Sum("slots__booked_count", filter=bookable, default=0),
+        )
+        .order_by()
+        .values_list("starts_at", "places", "booked")
+    )
+
+
+def office_hours_of(
+    *, clinic: Clinic, practitioner_ids: Sequence[int]
+) -> tuple[OfficeHours | None, dict[int, OfficeHours]]:
+    """The practice default and the practitioners' own office hours: one query."""
+    rows = OfficeHours.objects.for_clinic(clinic).filter(
+        Q(practitioner__isnull=True) | Q(practitioner_id__in=practitioner_ids)
+    )
+    default = None
+    own = {}
+    for row in rows:
+        if row.practitioner_id is None:
+            default = row
+        else:
+            own[row.practitioner_id] = row
+    return default, own
+
+
+def calendar_preference(*, clinic: Clinic, membership: Membership) -> CalendarPreference | None:
+    return CalendarPreference.objects.for_clinic(clinic).filter(membership=membership).first()
+
+
+def slot_details(*, clinic: Clinic, slot_public_id: Any) -> Slot | None:
+    return (
+        Slot.objects.for_clinic(clinic)
+        .select_related("session", "session__practitioner", "session__location", "slot_type")
+        .filter(public_id=slot_public_id)
+        .first()
+    )
+
+
+def slot_appointments(*, clinic: Clinic, slot: Slot) -> QuerySet[Appointment]:
+    return (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(slot=slot)
+        .select_related("patient", "slot_type")
+        .order_by("created_at", "id")
+    )
+
+
+# Free time for online booking -------------------------------------------------------------------
+
+
+def free_times(
+    *, clinic: Clinic, practitioners: Sequence[Practitioner], starts_at: dt.datetime, ends_at: dt.datetime
+) -> dict[int, list[Interval]]:
+    """Each practitioner's free bookable time in [starts_at, ends_at): availability windows (with date
+    overrides), less live appointments and busy events; an all-day busy event blocks its whole day.
+
+    Five queries whatever the number of practitioners. A practitioner without availability has no free time.
+    """
+    ids = [p.pk for p in practitioners]
+    availabilities = {
+        a.practitioner_id: a for a in Availability.objects.for_clinic(clinic).filter(practitioner_id__in=ids)
+    }
+    result: dict[int, list[Interval]] = {pk: [] for pk in ids}
+    if not availabilities:
+        return result
+    # A day either side: a window in a far zone can reach into the range from a neighbouring local date.
+    first = (starts_at - dt.timedelta(days=1)).date()
+    last = (ends_at + dt.timedelta(days=1)).date()
+    overrides: dict[int, dict[dt.date, list[TimeRange]]] = {}
+    for override in AvailabilityOverride.objects.for_clinic(clinic).filter(
+        practitioner_id__in=availabilities, date__range=(first, last)
+    ):
+        overrides.setdefault(override.practitioner_id, {})[override.date] = clean_ranges(override.hours)
+    taken: dict[int, list[Interval]] = {}
+    for pk, start, end in (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(practitioner_id__in=availabilities, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        .values_list("practitioner_id", "starts_at", "ends_at")
+    ):
+        taken.setdefault(pk, []).append((start, end))
+    busy_days: dict[int, list[tuple[dt.date, dt.date]]] = {}
+    for event in OtherEvent.objects.for_clinic(clinic).filter(
+        Q(all_day=False, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        | Q(all_day=True, first_date__lte=last, last_date__gte=first),
+        practitioner_id__in=availabilities,
+        busy=True,
+    ):
+        if event.all_day:
+            busy_days.setdefault(event.practitioner_id, []).append((event.first_date, event.last_date))  # type: ignore[arg-type]
+        else:
+            taken.setdefault(event.practitioner_id, []).append((event.starts_at, event.ends_at))  # type: ignore[arg-type]
+    for pk, availability in availabilities.items():
+        zone = ZoneInfo(availability.time_zone)
+        windows = hours_intervals(
+            weekly=weekly_from_json(availability.weekly),
+            zone=zone,
+            first_date=first,
+            last_date=last,
+            overrides=overrides.get(pk),
+        )
+        blocked = list(taken.get(pk, []))
+        for day_first, day_last in busy_days.get(pk, []):
+            blocked += [local_day(day, zone) for day in dates_between(max(day_first, first), min(day_last, last))]
+        result[pk] = clip(subtract(windows, blocked), (starts_at, ends_at))
+    return result

@@ -1,4 +1,5 @@
-"""Writes of the rota: allocating templates into dated sessions and slots, and removing them."""
+"""Writes of scheduling: the rota (allocating templates into dated sessions and slots), and the calendar's
+other events, office hours, availability and remembered filters."""
 
 from __future__ import annotations
 
@@ -6,16 +7,26 @@ import bisect
 import datetime as dt
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from clinic.models import Practitioner
+from clinic.models import Membership, Practitioner, Role
 from clinic.services import audit_record
-from scheduling.models import Allocation, Session, Slot
+from scheduling.hours import TimeRange, ranges_to_json, weekly_to_json
+from scheduling.models import (
+    Allocation,
+    Availability,
+    AvailabilityOverride,
+    CalendarPreference,
+    OfficeHours,
+    OtherEvent,
+    Session,
+    Slot,
+)
 from scheduling.rota import PlannedSession, RotaError, allocation_dates, plan_sessions, template_slots
 from scheduling.selectors import booked_future_slots
 
@@ -157,6 +168,7 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
             template.session_type,
             template.open_session,
             template.travel_clinic,
+            template.closed_session,
         )
         bulk_insert(
             Session._meta.db_table,
@@ -290,6 +302,7 @@ SESSION_INSERT_COLUMNS = (
     "session_type",
     "open_session",
     "travel_clinic",
+    "closed_session",
 )
 SLOT_INSERT_COLUMNS = (
     "clinic_id",
@@ -347,3 +360,166 @@ def allocation_remove_future(*, clinic: Clinic, actor: User, allocation: Allocat
         if not Session.objects.for_clinic(clinic).filter(allocation=locked).exists():
             locked.delete()
     return count
+
+
+# The calendar: other events, office hours, availability, remembered filters ----------------------
+
+
+def may_manage_calendar_of(membership: Membership, practitioner: Practitioner | None) -> bool:
+    """Admins and schedulers manage everyone's calendar and the practice default; a clinician only their own."""
+    if membership.role in (Role.ADMIN, Role.RECEPTION):
+        return True
+    return practitioner is not None and practitioner.user_id == membership.user_id
+
+
+@dataclass(frozen=True)
+class EventData:
+    practitioner: Practitioner
+    title: str
+    all_day: bool
+    busy: bool
+    notes: str
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    first_date: dt.date | None = None
+    last_date: dt.date | None = None
+
+
+def other_event_save(*, clinic: Clinic, actor: User, data: EventData, event: OtherEvent | None = None) -> OtherEvent:
+    """Create or change an other event. A timed event keeps UTC instants, an all-day one dates."""
+    creating = event is None
+    event = event or OtherEvent(clinic=clinic, created_by=actor)
+    event.practitioner = data.practitioner
+    event.title = data.title
+    event.all_day = data.all_day
+    event.busy = data.busy
+    event.notes = data.notes
+    if data.all_day:
+        event.starts_at = event.ends_at = None
+        event.first_date, event.last_date = data.first_date, data.last_date
+    else:
+        event.first_date = event.last_date = None
+        event.starts_at, event.ends_at = data.starts_at, data.ends_at
+    with transaction.atomic():
+        event.save()
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="event.created" if creating else "event.changed",
+            target=event,
+            detail={"practitioner": str(data.practitioner.public_id), "all_day": data.all_day, "busy": data.busy},
+        )
+    return event
+
+
+def other_event_delete(*, clinic: Clinic, actor: User, event: OtherEvent) -> None:
+    with transaction.atomic():
+        audit_record(clinic=clinic, actor=actor, action="event.deleted", target=event)
+        event.delete()
+
+
+def office_hours_save(
+    *,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner | None,
+    time_zone: str,
+    weekly: Mapping[int, Sequence[TimeRange]],
+) -> OfficeHours:
+    """Set a practitioner's office hours, or the practice default (practitioner None)."""
+    with transaction.atomic():
+        hours, _ = (
+            OfficeHours.objects.for_clinic(clinic)
+            .select_for_update()
+            .get_or_create(clinic=clinic, practitioner=practitioner, defaults={"time_zone": time_zone})
+        )
+        hours.time_zone = time_zone
+        hours.weekly = weekly_to_json(weekly)
+        hours.save()
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="office_hours.saved",
+            target=hours,
+            detail={"practitioner": str(practitioner.public_id) if practitioner else "practice default"},
+        )
+    return hours
+
+
+def office_hours_clear(*, clinic: Clinic, actor: User, practitioner: Practitioner | None) -> None:
+    """Remove office hours: a practitioner falls back to the practice default, the practice to none."""
+    with transaction.atomic():
+        for hours in OfficeHours.objects.for_clinic(clinic).filter(practitioner=practitioner):
+            audit_record(clinic=clinic, actor=actor, action="office_hours.cleared", target=hours)
+            hours.delete()
+
+
+def availability_save(
+    *,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner,
+    time_zone: str,
+    weekly: Mapping[int, Sequence[TimeRange]],
+) -> Availability:
+    with transaction.atomic():
+        availability, _ = (
+            Availability.objects.for_clinic(clinic)
+            .select_for_update()
+            .get_or_create(clinic=clinic, practitioner=practitioner, defaults={"time_zone": time_zone})
+        )
+        availability.time_zone = time_zone
+        availability.weekly = weekly_to_json(weekly)
+        availability.save()
+        audit_record(clinic=clinic, actor=actor, action="availability.saved", target=availability)
+    return availability
+
+
+def availability_overrides_set(
+    *,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner,
+    dates: Sequence[dt.date],
+    hours: Sequence[TimeRange],
+) -> list[AvailabilityOverride]:
+    """Give each date these hours instead of the weekly windows (no hours: unavailable that date)."""
+    stored = ranges_to_json(hours)
+    with transaction.atomic():
+        overrides = []
+        for date in sorted(set(dates)):
+            override, _ = AvailabilityOverride.objects.for_clinic(clinic).update_or_create(
+                clinic=clinic, practitioner=practitioner, date=date, defaults={"hours": stored}
+            )
+            overrides.append(override)
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="availability.overrides_set",
+            target=practitioner,
+            detail={"dates": [d.isoformat() for d in sorted(set(dates))], "hours": stored},
+        )
+    return overrides
+
+
+def availability_override_delete(*, clinic: Clinic, actor: User, override: AvailabilityOverride) -> None:
+    with transaction.atomic():
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="availability.override_removed",
+            target=override,
+            detail={"date": override.date.isoformat()},
+        )
+        override.delete()
+
+
+def calendar_preference_save(
+    *, clinic: Clinic, membership: Membership, practitioners: Sequence[str], locations: Sequence[str]
+) -> CalendarPreference:
+    preference, _ = CalendarPreference.objects.for_clinic(clinic).update_or_create(
+        clinic=clinic,
+        membership=membership,
+        defaults={"practitioners": list(practitioners), "locations": list(locations)},
+    )
+    return preference

@@ -1,10 +1,25 @@
 from django.urls import path
 
-from scheduling import views
+from scheduling import calendar_views, views
 
 app_name = "scheduling"
 urlpatterns = [
-    path("", views.calendar, name="calendar"),
+    path("", calendar_views.calendar, name="calendar"),
+    path("filters/", calendar_views.calendar_filters, name="calendar-filters"),
+    path("slots/<uuid:slot>/", calendar_views.slot_detail, name="slot"),
+    path("events/new/", calendar_views.event_new, name="event-new"),
+    path("events/<uuid:event>/", calendar_views.event_edit, name="event-edit"),
+    path("events/<uuid:event>/delete/", calendar_views.event_delete, name="event-delete"),
+    path("office-hours/", calendar_views.office_hours, name="office-hours"),
+    path("office-hours/default/", calendar_views.office_hours_edit, name="office-hours-default"),
+    path("office-hours/<uuid:practitioner>/", calendar_views.office_hours_edit, name="office-hours-edit"),
+    path("availability/", calendar_views.availability, name="availability"),
+    path("availability/<uuid:practitioner>/", calendar_views.availability_edit, name="availability-edit"),
+    path(
+        "availability/overrides/<uuid:override>/delete/",
+        calendar_views.availability_override_delete,
+        name="availability-override-delete",
+    ),
     path("sessions/", views.day_sessions, name="day-sessions"),
     path("rota/", views.rota, name="rota"),
     path("rota/allocate/", views.allocate, name="allocate"),

@@ -1,4 +1,4 @@
-"""The rota (allocating sessions), sessions of the day, and the calendar (a placeholder for now)."""
+"""The rota (allocating sessions) and sessions of the day; the calendar is in calendar_views.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
 from clinic.models import NamedPermission
-from clinic.selectors import practitioners_list
 from scheduling import selectors, services
 from scheduling.forms import AllocationForm, default_first_date
 from scheduling.models import Allocation
@@ -21,12 +20,6 @@ from scheduling.rota import RotaError
 
 manage_sessions = permission_required(NamedPermission.MANAGE_SESSIONS)
 PREVIEW_ROWS = 60
-
-
-@require_GET
-def calendar(request: ClinicRequest) -> HttpResponse:
-    practitioners = practitioners_list(clinic=request.clinic).filter(is_active=True)
-    return render(request, "scheduling/calendar.html", {"practitioners": practitioners})
 
 
 @require_GET

@@ -86,6 +86,7 @@ class SessionTemplateForm(PaletteForm):
             "gp_connect_bookable",
             "open_session",
             "travel_clinic",
+            "closed_session",
             "nominal_start",
         ]
         widgets = {
@@ -104,6 +105,7 @@ class SessionTemplateForm(PaletteForm):
         "gp_connect_bookable",
         "open_session",
         "travel_clinic",
+        "closed_session",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -131,6 +131,12 @@ class SessionTemplate(TenantModel):
     gp_connect_bookable = models.BooleanField("GP Connect bookable", default=False)
     open_session = models.BooleanField("open session (first come, first served)", default=False)
     travel_clinic = models.BooleanField(default=False)
+    closed_session = models.BooleanField(
+        "closed session",
+        default=False,
+        help_text="The practitioner prefers no new patients once the session (or its series) has begun. "
+        "A warning only: booking stays possible.",
+    )
     nominal_start = models.TimeField(default="08:00", help_text="Slot times in the builder count from here.")
     position = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)

@@ -17,6 +17,28 @@
     }
   });
 
+  // The browser's time zone goes to the server once (kept in the session); pages then show
+  // times in it. A page that shows times ([data-zone-sensitive]) reloads to use it at once.
+  (function reportTimeZone() {
+    var body = document.body;
+    var url = body.dataset.zoneUrl;
+    var zone;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+    if (!url || !zone || zone === body.dataset.viewerZone) { return; }
+    var token = "";
+    try { token = JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; } catch (e) { /* no token: the POST is refused */ }
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded" },
+      body: "time_zone=" + encodeURIComponent(zone)
+    }).then(function (response) {
+      if (response.status === 204 && document.querySelector("[data-zone-sensitive]")) {
+        window.location.reload();
+      }
+    });
+  })();
+
   // <select data-autosubmit> submits its form on change (the clinic switcher).
   document.addEventListener("change", function (event) {
     var target = event.target;

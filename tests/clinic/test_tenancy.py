@@ -190,8 +190,8 @@ def test_views_and_selectors_read_tenant_data_only_through_for_clinic():
     base = Path(settings.BASE_DIR)
     problems = []
     for app in ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync"):
-        for module in ("views.py", "selectors.py"):
-            path = base / app / module
+        modules = [*sorted((base / app).glob("*views.py")), base / app / "selectors.py", base / app / "presenters.py"]
+        for path in modules:
             if path.exists():
                 problems += _unscoped_calls(path)
     counted: dict[str, int] = {}

@@ -1,0 +1,469 @@
+"""The calendar: day/week/month grid, slot tooltips, other events, office hours and availability.
+
+One view serves the page and its htmx fragment; every link keeps its href, so the calendar also
+works without JavaScript and the back button works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
+
+from clinic.access import ClinicRequest, scoped_get_or_404
+from clinic.models import NamedPermission, Practitioner, Role, time_zone_names
+from clinic.selectors import practitioners_list
+from patients.display import staff_label
+from scheduling import selectors, services
+from scheduling.calendar import ALL_TAB, VIEWS, CalendarQuery, parse_query
+from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm
+from scheduling.hours import clean_ranges, weekly_from_json
+from scheduling.models import AppointmentStatus, Availability, AvailabilityOverride, OfficeHours, OtherEvent
+from scheduling.presenters import calendar_page, shown
+
+SHORTCUTS = [
+    ("Alt+C", "Open the calendar from any page"),
+    ("t", "Today (keeps the view)"),
+    ("← or p", "Previous day, week or month"),
+    ("→ or n", "Next day, week or month"),
+    ("d / w / m", "Day, week or month view"),
+    ("e", "New other event"),
+    ("?", "Show these shortcuts"),
+    ("Esc", "Close a popup"),
+]
+
+
+def calendar_query(request: ClinicRequest) -> tuple[CalendarQuery, list[str]]:
+    """The calendar the URL asks for; filters not in the URL come from the member's saved choice."""
+    lists = {"p": request.GET.getlist("p"), "loc": request.GET.getlist("loc")}
+    if not lists["p"] and not lists["loc"]:
+        preference = selectors.calendar_preference(clinic=request.clinic, membership=request.membership)
+        if preference is not None:
+            lists = {"p": preference.practitioners, "loc": preference.locations}
+    query, problems = parse_query(request.GET, lists, today=request.clinic.today())
+    if "tab" not in request.GET and query.view != "month":
+        own = own_practitioner_id(request)
+        if own:
+            query = CalendarQuery(query.view, query.date, own, query.practitioners, query.locations)
+    return query, problems
+
+
+def own_practitioner_id(request: ClinicRequest) -> str:
+    """A clinician's calendar opens on their own tab."""
+    if request.membership.role != Role.CLINICIAN:
+        return ""
+    mine = practitioners_list(clinic=request.clinic).filter(user=request.user, is_active=True).first()
+    return str(mine.public_id) if mine else ""
+
+
+def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: list[str] = ()) -> HttpResponse:  # type: ignore[assignment]
+    clinic = request.clinic
+    today = clinic.today()
+    context = calendar_page(
+        clinic=clinic, membership=request.membership, query=query, zone=request.viewer_zone, today=today
+    )
+    who = context["shown"]
+    base = reverse("scheduling:calendar")
+    days = [day for week in context.get("weeks", []) for day in week]
+    days += context["grid"].groups if "grid" in context else []
+    for day in days:
+        day.url = base + query.params(view="day", date=day.date)
+    context |= {
+        "base": base,
+        "today": today,
+        "problems": problems,
+        "zone": request.viewer_zone.key,
+        "zone_detected": request.viewer_zone_detected,
+        "previous_url": base + query.params(date=query.shifted(-1)),
+        "next_url": base + query.params(date=query.shifted(1)),
+        "today_url": base + query.params(date=today),
+        "view_options": [(v, v.title(), base + query.params(view=v)) for v in VIEWS],
+        "tabs": [("All", base + query.params(tab=ALL_TAB), who.tab is None)]
+        + [(p.name, base + query.params(tab=str(p.public_id)), p == who.tab) for p in who.filtered],
+        "filter_form": CalendarFilterForm(
+            initial={"p": list(query.practitioners), "loc": list(query.locations)},
+            practitioners=who.practitioners,
+            locations=who.locations,
+        ),
+        "filtering": bool(query.practitioners or query.locations),
+        "shortcuts": SHORTCUTS,
+        "new_event_url": reverse("scheduling:event-new")
+        + f"?date={query.date.isoformat()}"
+        + (f"&practitioner={who.tab.public_id}" if who.tab else ""),
+        "may_set_default_hours": request.membership.role in (Role.ADMIN, Role.RECEPTION),
+    }
+    template = "scheduling/calendar.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#calendar"
+    response = render(request, template, context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+@require_GET
+def calendar(request: ClinicRequest) -> HttpResponse:
+    query, problems = calendar_query(request)
+    return render_calendar(request, query, problems)
+
+
+@require_POST
+def calendar_filters(request: ClinicRequest) -> HttpResponse:
+    """Save the member's practitioner and location filters, then show the calendar with them."""
+    current, _ = parse_query(request.POST, {}, today=request.clinic.today())
+    who = shown(clinic=request.clinic, query=current)
+    form = CalendarFilterForm(request.POST, practitioners=who.practitioners, locations=who.locations)
+    if not form.is_valid():
+        messages.error(request, "Those filters were not understood.")
+        return redirect("scheduling:calendar")
+    practitioners, locations = tuple(form.cleaned_data["p"]), tuple(form.cleaned_data["loc"])
+    if request.POST.get("clear"):
+        practitioners, locations = (), ()
+    services.calendar_preference_save(
+        clinic=request.clinic, membership=request.membership, practitioners=practitioners, locations=locations
+    )
+    query = CalendarQuery(current.view, current.date, current.tab, practitioners, locations)
+    url = reverse("scheduling:calendar") + query.params()
+    if not request.htmx:
+        return redirect(url)
+    return push_url(render_calendar(request, query), url)
+
+
+@require_GET
+def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
+    """The slot's tooltip: when, what, whose, places, and who is booked."""
+    obj = selectors.slot_details(clinic=request.clinic, slot_public_id=slot)
+    if obj is None:
+        raise Http404("No such slot.")
+    may_see_blocked = request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
+    people = [
+        {
+            "label": staff_label(
+                first_name=a.patient.first_name,
+                last_name=a.patient.last_name,
+                preferred_name=a.patient.preferred_name,
+                internal_id=a.patient.internal_id,
+                is_blocked=a.patient.is_blocked,
+                may_see_blocked=may_see_blocked,
+                internal_ids_enabled=request.clinic.internal_ids_enabled,
+            ),
+            "restricted": a.patient.is_blocked and not may_see_blocked,
+            "status": a.get_status_display(),
+            "status_key": a.status,
+        }
+        for a in selectors.slot_appointments(clinic=request.clinic, slot=obj)
+    ]
+    session = obj.session
+    context = {
+        "slot": obj,
+        "session": session,
+        "people": people,
+        "group": obj.capacity > 1,
+        "started": session.starts_at <= dt.datetime.now(tz=dt.UTC),
+        "calendar_url": reverse("scheduling:calendar")
+        + CalendarQuery("day", obj.starts_at.astimezone(request.viewer_zone).date()).params(),
+        "zone": request.viewer_zone.key,
+        "statuses": AppointmentStatus,
+    }
+    template = "scheduling/slot.html#tip" if request.htmx else "scheduling/slot.html"
+    return render(request, template, context)
+
+
+# Other events -------------------------------------------------------------------------------------
+
+
+def manageable_practitioners(request: ClinicRequest) -> QuerySet[Practitioner]:
+    practitioners = practitioners_list(clinic=request.clinic).filter(is_active=True).order_by("name")
+    if request.membership.role in (Role.ADMIN, Role.RECEPTION):
+        return practitioners
+    return practitioners.filter(user=request.user)
+
+
+def event_done(request: ClinicRequest, date: dt.date, message: str) -> HttpResponse:
+    """After an event is saved or deleted: close the popup and refresh the grid, or go back to the calendar."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        return trigger_client_event(response, "calendar:changed", {"message": message})
+    messages.success(request, message)
+    return redirect(reverse("scheduling:calendar") + CalendarQuery("week", date).params())
+
+
+@require_http_methods(["GET", "POST"])
+def event_new(request: ClinicRequest) -> HttpResponse:
+    zone = request.viewer_zone
+    practitioners = manageable_practitioners(request)
+    initial: dict[str, Any] = {"date": request.clinic.today(), "kind": "other", "show_as": "busy"}
+    for name in ("date", "start"):
+        value = request.GET.get(name, "")
+        try:
+            if name == "date" and value:
+                initial["date"] = dt.date.fromisoformat(value)
+            elif name == "start" and value:
+                start = dt.time.fromisoformat(value)
+                initial["start_time"] = start
+                end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=30)).time()
+                initial["end_time"] = end if end > start else dt.time(23, 59)
+        except ValueError:
+            pass  # a hand-edited link: the form starts empty instead
+    initial["all_day"] = request.GET.get("all_day") == "1"
+    practitioner_id = request.GET.get("practitioner", "")
+    chosen = next((p for p in practitioners if str(p.public_id) == practitioner_id), None)
+    if chosen is not None:
+        initial["practitioner"] = chosen.public_id
+    elif len(practitioners) == 1:
+        initial["practitioner"] = practitioners[0].public_id
+    form = OtherEventForm(request.POST or None, initial=initial, practitioners=practitioners, zone=zone)
+    if request.method == "POST" and form.is_valid():
+        data = form.event_data()
+        services.other_event_save(clinic=request.clinic, actor=request.user, data=data)
+        return event_done(request, form.cleaned_data["date"], f"Added “{data.title}”.")
+    return render_event_form(request, form, event=None)
+
+
+def render_event_form(request: ClinicRequest, form: OtherEventForm, event: OtherEvent | None) -> HttpResponse:
+    context = {"form": form, "event": event, "zone": request.viewer_zone.key}
+    template = "scheduling/event_form.html#tip" if request.htmx else "scheduling/event_form.html"
+    return render(request, template, context, status=422 if form.is_bound and form.errors and request.htmx else 200)
+
+
+def editable_event(request: ClinicRequest, event: Any) -> OtherEvent:
+    obj = scoped_get_or_404(
+        OtherEvent.objects.for_clinic(request.clinic).select_related("practitioner"), request.clinic, public_id=event
+    )
+    if not services.may_manage_calendar_of(request.membership, obj.practitioner):
+        raise PermissionDenied("Only the practitioner, an admin or a scheduler can change this event.")
+    return obj
+
+
+@require_http_methods(["GET", "POST"])
+def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
+    obj = editable_event(request, event)
+    zone = request.viewer_zone
+    if obj.all_day:
+        initial = {"all_day": True, "date": obj.first_date, "last_date": obj.last_date}
+    else:
+        start, end = obj.starts_at.astimezone(zone), obj.ends_at.astimezone(zone)  # type: ignore[union-attr]
+        initial = {"date": start.date(), "start_time": start.time(), "end_time": end.time()}
+    initial |= {
+        "kind": "other",
+        "practitioner": obj.practitioner.public_id,
+        "title": obj.title,
+        "show_as": "busy" if obj.busy else "free",
+        "notes": obj.notes,
+    }
+    form = OtherEventForm(
+        request.POST or None, initial=initial, practitioners=manageable_practitioners(request), zone=zone
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.event_data()
+        services.other_event_save(clinic=request.clinic, actor=request.user, data=data, event=obj)
+        return event_done(request, form.cleaned_data["date"], f"Saved “{data.title}”.")
+    return render_event_form(request, form, event=obj)
+
+
+@require_POST
+def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
+    obj = editable_event(request, event)
+    date = obj.first_date or obj.starts_at.astimezone(request.viewer_zone).date()  # type: ignore[union-attr]
+    title = obj.title
+    services.other_event_delete(clinic=request.clinic, actor=request.user, event=obj)
+    return event_done(request, date, f"Deleted “{title}”.")
+
+
+# Office hours and availability ----------------------------------------------------------------------
+
+
+def managed_practitioner(request: ClinicRequest, practitioner: Any) -> Practitioner:
+    obj = scoped_get_or_404(Practitioner, request.clinic, public_id=practitioner)
+    if not services.may_manage_calendar_of(request.membership, obj):
+        raise PermissionDenied("You can set only your own hours.")
+    return obj
+
+
+def default_zone(request: ClinicRequest, practitioner: Practitioner | None) -> str:
+    if practitioner is not None:
+        if practitioner.time_zone:
+            return practitioner.time_zone
+        if practitioner.default_location_id:
+            return practitioner.default_location.time_zone  # type: ignore[union-attr]
+    return request.clinic.time_zone
+
+
+@require_GET
+def office_hours(request: ClinicRequest) -> HttpResponse:
+    """Office Hours: the practice default and each practitioner's, for those this member may set."""
+    practitioners = list(manageable_practitioners(request))
+    default, own = selectors.office_hours_of(clinic=request.clinic, practitioner_ids=[p.pk for p in practitioners])
+    rows = [{"practitioner": p, "hours": own.get(p.pk)} for p in practitioners]
+    context = {
+        "rows": rows,
+        "default": default,
+        "may_set_default": request.membership.role in (Role.ADMIN, Role.RECEPTION),
+    }
+    return render(request, "scheduling/office_hours.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpResponse:
+    """Set Office Hours: ranges per weekday and their zone, saved on every change."""
+    if practitioner is None:
+        if request.membership.role not in (Role.ADMIN, Role.RECEPTION):
+            raise PermissionDenied("Only admins and schedulers set the practice's default office hours.")
+        owner = None
+    else:
+        owner = managed_practitioner(request, practitioner)
+    hours = OfficeHours.objects.for_clinic(request.clinic).filter(practitioner=owner).first()
+    if request.method == "POST" and request.POST.get("action") == "clear":
+        services.office_hours_clear(clinic=request.clinic, actor=request.user, practitioner=owner)
+        messages.success(request, "Office hours removed.")
+        return redirect("scheduling:office-hours")
+    form = WeeklyHoursForm(
+        request.POST if request.method == "POST" else None,
+        weekly=weekly_from_json(hours.weekly) if hours else {},
+        time_zone=hours.time_zone if hours else default_zone(request, owner),
+    )
+    saved = False
+    if request.method == "POST" and form.is_valid():
+        hours = services.office_hours_save(
+            clinic=request.clinic, actor=request.user, practitioner=owner, time_zone=form.time_zone, weekly=form.weekly
+        )
+        saved = True
+        if not request.htmx and request.POST.get("action") == "save":
+            messages.success(request, "Office hours saved.")
+            return redirect("scheduling:office-hours")
+    context = {
+        "form": form,
+        "owner": owner,
+        "hours": hours,
+        "saved": saved,
+        "zones": time_zone_choices(),
+        "title": f"Office hours of {owner.name}" if owner else "Practice default office hours",
+        "action_url": request.path,
+    }
+    template = "scheduling/office_hours_edit.html"
+    if request.htmx:
+        template += "#editor"
+    return render(request, template, context, status=422 if request.method == "POST" and not saved else 200)
+
+
+def time_zone_choices() -> list[str]:
+    return time_zone_names()
+
+
+@require_GET
+def availability(request: ClinicRequest) -> HttpResponse:
+    """Manage Availability: choose whose (a clinician goes straight to their own)."""
+    practitioners = list(manageable_practitioners(request))
+    if len(practitioners) == 1 and request.membership.role == Role.CLINICIAN:
+        return redirect("scheduling:availability-edit", practitioner=practitioners[0].public_id)
+    set_up = set(
+        Availability.objects.for_clinic(request.clinic)
+        .filter(practitioner__in=practitioners)
+        .values_list("practitioner_id", flat=True)
+    )
+    rows = [{"practitioner": p, "set_up": p.pk in set_up} for p in practitioners]
+    return render(request, "scheduling/availability.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def availability_edit(request: ClinicRequest, practitioner: Any) -> HttpResponse:
+    """A practitioner's weekly online-booking windows and their date overrides."""
+    owner = managed_practitioner(request, practitioner)
+    current = Availability.objects.for_clinic(request.clinic).filter(practitioner=owner).first()
+    posted = request.POST if request.method == "POST" else None
+    part = request.POST.get("part", "weekly") if posted else ""
+    weekly_form = WeeklyHoursForm(
+        posted if part == "weekly" else None,
+        weekly=weekly_from_json(current.weekly) if current else {},
+        time_zone=current.time_zone if current else default_zone(request, owner),
+    )
+    override_form = OverrideForm(posted if part == "override" else None, dates=edit_dates(request))
+    if part == "" and request.GET.get("date"):
+        existing = (
+            AvailabilityOverride.objects.for_clinic(request.clinic)
+            .filter(practitioner=owner, date__in=edit_dates(request))
+            .first()
+        )
+        if existing is not None:
+            override_form = OverrideForm(dates=[existing.date], hours=clean_ranges(existing.hours))
+    saved = ""
+    status = 200
+    if part == "weekly":
+        if weekly_form.is_valid():
+            current = services.availability_save(
+                clinic=request.clinic,
+                actor=request.user,
+                practitioner=owner,
+                time_zone=weekly_form.time_zone,
+                weekly=weekly_form.weekly,
+            )
+            saved = "weekly"
+        else:
+            status = 422
+    elif part == "override" and request.POST.get("action") == "save":
+        if current is None:
+            override_form.errors = {"dates": "Set the weekly availability first."}
+            status = 422
+        elif override_form.is_valid():
+            services.availability_overrides_set(
+                clinic=request.clinic,
+                actor=request.user,
+                practitioner=owner,
+                dates=override_form.dates,
+                hours=override_form.hours,
+            )
+            messages.success(request, f"Saved the override for {len(set(override_form.dates))} date(s).")
+            return redirect("scheduling:availability-edit", practitioner=owner.public_id)
+        else:
+            status = 422
+    overrides = AvailabilityOverride.objects.for_clinic(request.clinic).filter(
+        practitioner=owner, date__gte=request.clinic.today() - dt.timedelta(days=7)
+    )
+    context = {
+        "owner": owner,
+        "availability": current,
+        "form": weekly_form,
+        "override_form": override_form,
+        "adding": part == "override" or bool(request.GET.get("add") or request.GET.get("date")),
+        "overrides": [{"override": o, "hours": clean_ranges(o.hours)} for o in overrides],
+        "saved": saved == "weekly",
+        "zones": time_zone_choices(),
+        "action_url": request.path,
+        "title": f"Availability of {owner.name}",
+    }
+    template = "scheduling/availability_edit.html"
+    if request.htmx and part == "weekly":
+        template += "#editor"
+    elif request.htmx and part == "override":
+        template += "#overrides"
+    return render(request, template, context, status=status)
+
+
+def edit_dates(request: ClinicRequest) -> list[dt.date]:
+    try:
+        return [dt.date.fromisoformat(request.GET["date"])] if request.GET.get("date") else []
+    except ValueError:
+        return []
+
+
+@require_POST
+def availability_override_delete(request: ClinicRequest, override: Any) -> HttpResponse:
+    obj = scoped_get_or_404(
+        AvailabilityOverride.objects.for_clinic(request.clinic).select_related("practitioner"),
+        request.clinic,
+        public_id=override,
+    )
+    if not services.may_manage_calendar_of(request.membership, obj.practitioner):
+        raise PermissionDenied("You can change only your own availability.")
+    services.availability_override_delete(clinic=request.clinic, actor=request.user, override=obj)
+    messages.success(request, f"Removed the override for {obj.date:%A %d %B %Y}.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("scheduling:availability-edit", practitioner=obj.practitioner.public_id)

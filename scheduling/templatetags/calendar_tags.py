@@ -1,0 +1,28 @@
+"""Small filters for the calendar pages."""
+
+from __future__ import annotations
+
+from django import template
+
+from scheduling.hours import HoursError, ranges_to_json, weekly_from_json
+from scheduling.models import WEEKDAY_NAMES
+
+register = template.Library()
+
+
+@register.filter
+def weekly_summary(weekly: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
+    """[("Mon", "09:00–12:30, 13:30–17:00"), ...] for the days that have hours."""
+    try:
+        days = weekly_from_json(weekly)
+    except (HoursError, ValueError):
+        return []
+    return [
+        (WEEKDAY_NAMES[day - 1][:3], ", ".join(f"{a}–{b}" for a, b in ranges_to_json(ranges)))
+        for day, ranges in sorted(days.items())
+    ]
+
+
+@register.filter
+def ranges_summary(hours: list[list[str]]) -> str:
+    return ", ".join(f"{a}–{b}" for a, b in hours) if hours else ""

@@ -1,0 +1,129 @@
+// The calendar: keyboard shortcuts, the slot/event popup, and new events from an empty time.
+// The grid itself is swapped by htmx (links carry href and hx-get), so this file only adds to it.
+(function () {
+  "use strict";
+
+  function calendarEl() { return document.getElementById("calendar"); }
+
+  function go(url) {
+    if (!url) { return; }
+    if (window.htmx) {
+      window.htmx.ajax("GET", url, { target: "#calendar", swap: "outerHTML", source: calendarEl() }).then(function () {
+        window.history.pushState({}, "", url);
+      });
+    } else {
+      window.location.assign(url);
+    }
+  }
+
+  function typing(event) {
+    var t = event.target;
+    return t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName));
+  }
+
+  function openTip(url) {
+    var dialog = document.getElementById("tip");
+    var body = document.getElementById("tip-body");
+    if (!dialog || !body || !window.htmx) { window.location.assign(url); return; }
+    window.htmx.ajax("GET", url, { target: "#tip-body", swap: "innerHTML" }).then(function () {
+      if (!dialog.open) { dialog.showModal(); }
+      var first = body.querySelector("input:not([type=hidden]):not([type=radio]), select, textarea, a, button");
+      if (first) { first.focus(); }
+    });
+  }
+
+  function closeDialogs() {
+    document.querySelectorAll("dialog[open]").forEach(function (d) { d.close(); });
+  }
+
+  // Keyboard: t today, ←/p and →/n move, d/w/m switch view, e new event, ? the list.
+  document.addEventListener("keydown", function (event) {
+    var cal = calendarEl();
+    if (!cal || event.altKey || event.ctrlKey || event.metaKey || typing(event)) { return; }
+    if (document.querySelector("dialog[open]") && event.key !== "?") { return; }
+    var urls = {
+      t: cal.dataset.todayUrl, p: cal.dataset.previousUrl, ArrowLeft: cal.dataset.previousUrl,
+      n: cal.dataset.nextUrl, ArrowRight: cal.dataset.nextUrl,
+      d: cal.dataset.dayUrl, w: cal.dataset.weekUrl, m: cal.dataset.monthUrl
+    };
+    if (event.key === "?") {
+      event.preventDefault();
+      var help = document.getElementById("shortcuts");
+      if (help && !help.open) { help.showModal(); }
+    } else if (event.key === "e") {
+      event.preventDefault();
+      var link = cal.querySelector("a[href*='/events/new/']");
+      if (link) { openTip(link.getAttribute("href")); }
+    } else if (Object.prototype.hasOwnProperty.call(urls, event.key) && urls[event.key]) {
+      event.preventDefault();
+      go(urls[event.key]);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) { return; }
+    if (target.closest("[data-shortcuts]")) {
+      var help = document.getElementById("shortcuts");
+      target.closest("details") && target.closest("details").removeAttribute("open");
+      if (help) { help.showModal(); }
+      return;
+    }
+    if (target.closest("[data-close]")) { closeDialogs(); return; }
+    var tipLink = target.closest("a[data-tip-link]");
+    if (tipLink && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      event.preventDefault();
+      var menu = tipLink.closest("details");
+      if (menu) { menu.removeAttribute("open"); }
+      openTip(tipLink.getAttribute("href"));
+      return;
+    }
+    var cal = calendarEl();
+    if (!cal) { return; }
+    // An empty time: a new event there, on the clicked 5-minute row (rounded down to 15 minutes).
+    var column = target.closest(".cal-col");
+    var allDay = target.closest(".cal-allday");
+    var practitioner = (column || allDay) && (column || allDay).dataset.practitioner;
+    if (!practitioner) { return; }
+    var base = cal.dataset.newEventUrl + "?practitioner=" + encodeURIComponent(practitioner);
+    if (allDay && target === allDay) {
+      openTip(base + "&date=" + allDay.dataset.date + "&all_day=1");
+    } else if (column && (target === column || target.classList.contains("fill") || target.classList.contains("off"))) {
+      var grid = column.closest(".cal-grid");
+      var rowMinutes = Number(grid.dataset.rowMinutes);
+      var rangeStart = Number(grid.dataset.rangeStart);
+      var rowPx = parseFloat(getComputedStyle(column).gridAutoRows) || 8;
+      var offset = event.clientY - column.getBoundingClientRect().top;
+      var minutes = rangeStart + Math.floor(offset / rowPx) * rowMinutes;
+      minutes = Math.floor(minutes / 15) * 15;
+      var hh = String(Math.floor(minutes / 60)).padStart(2, "0");
+      var mm = String(minutes % 60).padStart(2, "0");
+      openTip(base + "&date=" + column.dataset.date + "&start=" + hh + ":" + mm);
+    }
+  });
+
+  // After an event is saved or deleted the server says "calendar:changed": close and refresh.
+  document.body.addEventListener("calendar:changed", function () {
+    closeDialogs();
+    var cal = calendarEl();
+    if (cal && window.htmx) {
+      window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#calendar", swap: "outerHTML" });
+    }
+  });
+
+  // A form inside the popup that fails validation comes back with 422: show it anyway.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // The filter menu: "Show everyone" unticks the boxes before submitting.
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element && event.target.closest("[data-clear-filters]");
+    if (button) {
+      button.form.querySelectorAll("input[type=checkbox]").forEach(function (box) { box.checked = false; });
+    }
+  });
+})();
