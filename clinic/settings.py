@@ -65,8 +65,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "clinic",
     "sessions_setup",
-    "scheduling",
     "patients",
+    "scheduling",
     "calendar_sync",
 ]
 

@@ -1,11 +1,20 @@
-"""A demo rota for `manage.py seed_demo`: six weeks of sessions from this week's Monday (idempotent)."""
+"""Demo scheduling for `manage.py seed_demo`: six weeks of rota from this week's Monday, then
+appointments around today, office hours, availability and other events (each seeded once)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
 
 from clinic.models import Clinic, Location, Membership, Practitioner, Role
-from scheduling.models import Allocation
+from patients.models import Patient
+from scheduling import services
+from scheduling.models import Allocation, Appointment, AppointmentStatus, Slot
 from scheduling.services import AllocationRequest, allocation_create
 from sessions_setup.models import SessionTemplate
 
@@ -28,11 +37,16 @@ ROTA: dict[str, dict[str, tuple[str | None, str, dt.time, tuple[int, ...], int]]
 
 
 def seed_clinic(clinic: Clinic) -> None:
+    admin = Membership.objects.for_clinic(clinic).filter(role=Role.ADMIN).select_related("user").first()
+    actor = admin.user if admin else None
+    seed_rota(clinic, actor)
+    seed_calendar(clinic, actor)
+
+
+def seed_rota(clinic: Clinic, actor: Any) -> None:
     plan = ROTA.get(clinic.slug, {})
     if not plan or Allocation.objects.for_clinic(clinic).exists():
         return  # the rota is seeded once; later runs keep what is there
-    admin = Membership.objects.for_clinic(clinic).filter(role=Role.ADMIN).select_related("user").first()
-    actor = admin.user if admin else None
     today = clinic.today()
     monday = today - dt.timedelta(days=today.weekday())
     for template_name, (practitioner_name, location_name, start, weekdays, every) in plan.items():
@@ -52,3 +66,130 @@ def seed_clinic(clinic: Clinic) -> None:
             every,
         )
         allocation_create(clinic=clinic, actor=actor, request=request)
+
+
+def seed_calendar(clinic: Clinic, actor: Any) -> None:
+    """Appointments around today, office hours, availability and a few other events (seeded once)."""
+    if Appointment.objects.for_clinic(clinic).exists():
+        return
+    rng = random.Random(clinic.slug)
+    patients = list(Patient.objects.for_clinic(clinic).filter(is_archived=False))
+    if not patients:
+        return
+    today = clinic.today()
+    now = timezone.now()
+    slots = list(
+        Slot.objects.for_clinic(clinic)
+        .filter(bookable=True, session__date__range=(today - dt.timedelta(days=14), today + dt.timedelta(days=21)))
+        .select_related("session")
+    )
+    appointments = []
+    for slot in slots:
+        places = slot.capacity if slot.capacity == 1 else rng.randint(0, slot.capacity)
+        if slot.capacity == 1 and rng.random() > 0.6:
+            continue
+        for patient in rng.sample(patients, k=min(places, len(patients))):
+            appointments.append(
+                Appointment(
+                    clinic=clinic,
+                    slot=slot,
+                    practitioner_id=slot.session.practitioner_id,
+                    patient=patient,
+                    slot_type_id=slot.slot_type_id,
+                    status=demo_status(rng, slot.starts_at, slot.ends_at, now),
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    created_by=actor,
+                )
+            )
+            slot.booked_count += 1
+    with transaction.atomic():
+        Appointment.objects.bulk_create(appointments, batch_size=500)
+        Slot.objects.bulk_update([s for s in slots if s.booked_count], ["booked_count"], batch_size=500)
+
+    practitioners = list(Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name"))
+    weekdays = {day: [(dt.time(8), dt.time(18, 30))] for day in range(1, 6)}
+    services.office_hours_save(
+        clinic=clinic, actor=actor, practitioner=None, time_zone=clinic.time_zone, weekly=weekdays
+    )
+    if practitioners:
+        first = practitioners[0]
+        services.office_hours_save(
+            clinic=clinic,
+            actor=actor,
+            practitioner=first,
+            time_zone=first.time_zone or clinic.time_zone,
+            weekly={day: [(dt.time(8), dt.time(12, 30)), (dt.time(13, 30), dt.time(18))] for day in range(1, 5)},
+        )
+    monday = today - dt.timedelta(days=today.weekday())
+    for index, practitioner in enumerate(practitioners[:3]):
+        zone = practitioner.time_zone or clinic.time_zone
+        services.availability_save(
+            clinic=clinic,
+            actor=actor,
+            practitioner=practitioner,
+            time_zone=zone,
+            weekly={day: [(dt.time(9), dt.time(12)), (dt.time(14), dt.time(17))] for day in range(1, 6)},
+        )
+        services.availability_overrides_set(
+            clinic=clinic,
+            actor=actor,
+            practitioner=practitioner,
+            dates=[monday + dt.timedelta(days=8 + index)],
+            hours=[],
+        )
+        local = ZoneInfo(zone)
+        services.other_event_save(
+            clinic=clinic,
+            actor=actor,
+            data=services.EventData(
+                practitioner=practitioner,
+                title="Practice meeting" if index == 0 else "Supervision",
+                all_day=False,
+                busy=True,
+                notes="",
+                starts_at=dt.datetime.combine(monday + dt.timedelta(days=2), dt.time(12, 30), tzinfo=local),
+                ends_at=dt.datetime.combine(monday + dt.timedelta(days=2), dt.time(13, 30), tzinfo=local),
+            ),
+        )
+        services.other_event_save(
+            clinic=clinic,
+            actor=actor,
+            data=services.EventData(
+                practitioner=practitioner,
+                title="Training day" if index == 0 else "Annual leave",
+                all_day=True,
+                busy=True,
+                notes="",
+                first_date=monday + dt.timedelta(days=8 + index),
+                last_date=monday + dt.timedelta(days=8 + index + (1 if index else 0)),
+            ),
+        )
+    if practitioners:
+        services.other_event_save(
+            clinic=clinic,
+            actor=actor,
+            data=services.EventData(
+                practitioner=practitioners[0],
+                title="Optional journal club",
+                all_day=False,
+                busy=False,
+                notes="",
+                starts_at=dt.datetime.combine(
+                    monday + dt.timedelta(days=3), dt.time(17), tzinfo=ZoneInfo(clinic.time_zone)
+                ),
+                ends_at=dt.datetime.combine(
+                    monday + dt.timedelta(days=3), dt.time(18), tzinfo=ZoneInfo(clinic.time_zone)
+                ),
+            ),
+        )
+
+
+def demo_status(rng: random.Random, starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:
+    if ends_at < now:
+        return AppointmentStatus.DID_NOT_ATTEND if rng.random() < 0.07 else AppointmentStatus.COMPLETED
+    if starts_at <= now:
+        return AppointmentStatus.IN_CONSULTATION
+    if starts_at - now < dt.timedelta(minutes=30):
+        return AppointmentStatus.ARRIVED
+    return AppointmentStatus.BOOKED
