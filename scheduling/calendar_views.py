@@ -268,10 +268,17 @@ def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
     return render_event_form(request, form, event=obj)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
     obj = editable_event(request, event)
     date = obj.first_date or obj.starts_at.astimezone(request.viewer_zone).date()  # type: ignore[union-attr]
+    if request.method == "GET":
+        return confirm_delete(
+            request,
+            heading="Delete event",
+            question=f"Delete “{obj.title}” from the calendar of {obj.practitioner.name}? This cannot be undone.",
+            cancel_url=reverse("scheduling:calendar") + CalendarQuery("week", date).params(),
+        )
     title = obj.title
     services.other_event_delete(clinic=request.clinic, actor=request.user, event=obj)
     return event_done(request, date, f"Deleted “{title}”.")
@@ -453,7 +460,13 @@ def edit_dates(request: ClinicRequest) -> list[dt.date]:
         return []
 
 
-@require_POST
+def confirm_delete(request: ClinicRequest, *, heading: str, question: str, cancel_url: str) -> HttpResponse:
+    """The page a delete button asks from without JavaScript (with it, a confirm() dialog asks)."""
+    context = {"heading": heading, "question": question, "cancel_url": cancel_url, "confirm_label": heading}
+    return render(request, "scheduling/confirm_delete.html", context)
+
+
+@require_http_methods(["GET", "POST"])
 def availability_override_delete(request: ClinicRequest, override: Any) -> HttpResponse:
     obj = scoped_get_or_404(
         AvailabilityOverride.objects.for_clinic(request.clinic).select_related("practitioner"),
@@ -462,8 +475,16 @@ def availability_override_delete(request: ClinicRequest, override: Any) -> HttpR
     )
     if not services.may_manage_calendar_of(request.membership, obj.practitioner):
         raise PermissionDenied("You can change only your own availability.")
+    back = reverse("scheduling:availability-edit", kwargs={"practitioner": obj.practitioner.public_id})
+    if request.method == "GET":
+        return confirm_delete(
+            request,
+            heading="Remove override",
+            question=f"Remove the override for {obj.date:%A %d %B %Y}? The weekly hours will apply that day.",
+            cancel_url=back,
+        )
     services.availability_override_delete(clinic=request.clinic, actor=request.user, override=obj)
     messages.success(request, f"Removed the override for {obj.date:%A %d %B %Y}.")
     if request.htmx:
         return HttpResponseClientRefresh()
-    return redirect("scheduling:availability-edit", practitioner=obj.practitioner.public_id)
+    return redirect(back)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -120,3 +123,57 @@ class PatientFactory(factory.django.DjangoModelFactory):
     last_name = factory.Sequence(lambda n: f"Patient{n}")
     date_of_birth = factory.LazyFunction(lambda: __import__("datetime").date(1980, 3, 12))
     internal_id = factory.Sequence(lambda n: f"P{900000 + n:06d}")
+
+
+SESSION_NUMBERS = itertools.count(1)
+
+
+def allocate_session(clinic, *, practitioner=None, location=None, day, start=None, slot_types=None, **template_fields):
+    """One dated session (through the rota service) of a template with the given slots; returns the Session."""
+    from scheduling.services import AllocationRequest, allocation_create
+
+    slot_types = slot_types if slot_types is not None else [SlotTypeFactory(clinic=clinic)] * 3
+    name = template_fields.pop("name", f"Session {next(SESSION_NUMBERS)}")
+    template = template_with_slots(clinic, slot_types, name=name, **template_fields)
+    location = location or (practitioner.default_location if practitioner else None) or LocationFactory(clinic=clinic)
+    request = AllocationRequest(template, practitioner, location, start or dt.time(9), day, day, (), 1)
+    allocation = allocation_create(clinic=clinic, actor=None, request=request)
+    return allocation.sessions.get()
+
+
+def book(slot, patient, *, status="booked"):
+    """Put a patient in a slot the way the booking service will: an Appointment and one place taken.
+
+    (Reception booking arrives with the booking issue; the calendar tests only need the rows.)
+    """
+    from django.db.models import F
+
+    from scheduling.models import Appointment, Slot
+
+    appointment = Appointment.objects.create(
+        clinic=slot.clinic,
+        slot=slot,
+        practitioner=slot.session.practitioner,
+        patient=patient,
+        slot_type=slot.slot_type,
+        status=status,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+    )
+    if status != "cancelled":
+        Slot.objects.filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
+        slot.refresh_from_db()
+    return appointment
+
+
+class OtherEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "scheduling.OtherEvent"
+
+    clinic = factory.SubFactory(ClinicFactory)
+    practitioner = factory.SubFactory(PractitionerFactory, clinic=factory.SelfAttribute("..clinic"))
+    title = factory.Sequence(lambda n: f"Event {n}")
+    all_day = False
+    starts_at = dt.datetime(2027, 6, 7, 12, tzinfo=dt.UTC)
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(hours=1))
+    busy = True

@@ -16,9 +16,11 @@ from tests.factories import (
     DepartmentFactory,
     LocationFactory,
     MembershipFactory,
+    OtherEventFactory,
     PatientFactory,
     PractitionerFactory,
     SlotTypeFactory,
+    allocate_session,
     template_with_slots,
 )
 from tests.url_walk import all_routes
@@ -44,12 +46,31 @@ def make_allocation(clinic):
     return allocation_create(clinic=clinic, actor=actor, request=request)
 
 
+def make_session(clinic):
+    import datetime as dt
+
+    return allocate_session(clinic, practitioner=PractitionerFactory(clinic=clinic), day=dt.date(2027, 6, 7))
+
+
+def make_override(clinic):
+    import datetime as dt
+
+    from scheduling.models import AvailabilityOverride
+
+    practitioner = PractitionerFactory(clinic=clinic)
+    return AvailabilityOverride.objects.create(clinic=clinic, practitioner=practitioner, date=dt.date(2027, 6, 7))
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
     "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
     "template": lambda clinic: template_with_slots(clinic, [SlotTypeFactory(clinic=clinic)] * 2),
     "allocation": make_allocation,
     "patient": lambda clinic: PatientFactory(clinic=clinic),
+    "slot": lambda clinic: make_session(clinic).slots.first(),
+    "event": lambda clinic: OtherEventFactory(clinic=clinic),
+    "practitioner": lambda clinic: PractitionerFactory(clinic=clinic),
+    "override": make_override,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
