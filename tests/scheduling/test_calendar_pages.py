@@ -160,9 +160,7 @@ def test_dst_weeks_show_the_right_local_times(clinic_a, admin_client_a, monday, 
     practitioner = PractitionerFactory(clinic=clinic_a)
     first = dt.date.fromisoformat(monday)
     for offset in days:  # a Friday before the change and the Monday after it
-        allocate_session(
-            clinic_a, practitioner=practitioner, day=first + dt.timedelta(days=offset), start=dt.time(9)
-        )
+        allocate_session(clinic_a, practitioner=practitioner, day=first + dt.timedelta(days=offset), start=dt.time(9))
     in_zone(admin_client_a, viewer)
     times = []
     for offset in days:
@@ -200,7 +198,7 @@ def test_tabs_show_one_practitioner_or_all_side_by_side(clinic_a, admin_client_a
     assert "Ann AM" in every and "Bob AM" in every
     only_ann = admin_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07&tab={ann.public_id}").content.decode()
     assert "Ann AM" in only_ann and "Bob AM" not in only_ann
-    assert f'aria-current="page">Dr Ann</a>' in only_ann
+    assert 'aria-current="page">Dr Ann</a>' in only_ann
 
 
 def test_a_clinician_opens_on_their_own_tab(clinic_a):
@@ -290,10 +288,17 @@ def test_slots_show_type_colour_group_counts_bookings_and_the_closed_icon(clinic
     assert "slot blank" in body
 
 
-def test_a_blocked_patient_is_restricted_on_the_grid_without_the_permission(clinic_a, admin_client_a, reception_client_a):
+def test_a_blocked_patient_is_restricted_on_the_grid_without_the_permission(
+    clinic_a, admin_client_a, reception_client_a
+):
     practitioner = PractitionerFactory(clinic=clinic_a)
     session = allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7))
-    book(session.slots.first(), PatientFactory(clinic=clinic_a, first_name="Secret", last_name="Person", is_blocked=True, blocked_reason="Staff member"))
+    book(
+        session.slots.first(),
+        PatientFactory(
+            clinic=clinic_a, first_name="Secret", last_name="Person", is_blocked=True, blocked_reason="Staff member"
+        ),
+    )
     url = f"{CALENDAR}?view=day&date=2027-06-07"
     assert "Secret Person" not in reception_client_a.get(url).content.decode()
     assert "Restricted patient" in reception_client_a.get(url).content.decode()

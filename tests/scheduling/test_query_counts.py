@@ -75,3 +75,61 @@ def test_the_builder_of_a_long_session_uses_a_bounded_number_of_queries(
             admin_client_a.get(reverse("sessions_setup:template-edit", args=[template.public_id]))
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
+
+
+def fill_calendar(clinic, practitioners, *, day, sessions_each, bookings_each, first_hour=8):
+    """Practitioners with sessions on `day`, some slots booked, events and their own office hours."""
+    from scheduling.models import OfficeHours
+    from tests.factories import OtherEventFactory, PatientFactory, allocate_session, book
+
+    slot_type = SlotTypeFactory(clinic=clinic)
+    group = SlotTypeFactory(clinic=clinic, capacity=5)
+    patients = PatientFactory.create_batch(3, clinic=clinic)
+    for practitioner in practitioners:
+        OfficeHours.objects.update_or_create(
+            clinic=clinic,
+            practitioner=practitioner,
+            defaults={"time_zone": "Europe/London", "weekly": {"1": [["08:00", "18:00"]]}},
+        )
+        for n in range(sessions_each):
+            session = allocate_session(
+                clinic,
+                practitioner=practitioner,
+                day=day,
+                start=dt.time(first_hour + 2 * n),
+                slot_types=[slot_type, group] * 3,
+            )
+            for slot, patient in zip(session.slots.all()[:bookings_each], patients * bookings_each, strict=False):
+                book(slot, patient)
+        OtherEventFactory(clinic=clinic, practitioner=practitioner)
+        OtherEventFactory(
+            clinic=clinic,
+            practitioner=practitioner,
+            all_day=True,
+            starts_at=None,
+            ends_at=None,
+            first_date=day,
+            last_date=day,
+        )
+
+
+@pytest.mark.parametrize("view", ["day", "week", "month"])
+@pytest.mark.parametrize("tab", ["all", "one"])
+def test_the_calendar_uses_a_fixed_number_of_queries(
+    view, tab, clinic_a, admin_client_a, django_assert_num_queries, django_assert_max_num_queries
+):
+    from tests.factories import PractitionerFactory
+
+    first = PractitionerFactory(clinic=clinic_a)
+    tab_value = "all" if tab == "all" else str(first.public_id)
+    path = reverse("scheduling:calendar") + f"?view={view}&date=2027-06-07&tab={tab_value}"
+    admin_client_a.get(path)  # warm the session
+    fill_calendar(clinic_a, [first, PractitionerFactory(clinic=clinic_a)], day=DAY, sessions_each=1, bookings_each=1)
+    admin_client_a.get(path)
+    with django_assert_max_num_queries(12) as small:
+        assert admin_client_a.get(path).status_code == 200
+    more = PractitionerFactory.create_batch(6, clinic=clinic_a)
+    fill_calendar(clinic_a, [first, *more], day=DAY, sessions_each=2, bookings_each=5, first_hour=12)
+    with django_assert_num_queries(len(small)):
+        body = admin_client_a.get(path).content.decode()
+    assert "booked" in body
