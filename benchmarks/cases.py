@@ -13,7 +13,7 @@ import itertools
 import math
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,14 +25,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, count_queries
 from clinic.models import AuditEvent, Clinic, Location, Membership, Practitioner, PractitionerRole, Role
 from patients.identifiers import name_key, nhs_number_is_valid, phone_key, ssn_is_valid
 from patients.models import Coverage, InternalIdCounter, Patient, format_internal_id
 from patients.selectors import SEARCH_LIMIT, patient_search
-from scheduling.models import Allocation, Session, Slot
+from scheduling.models import Allocation, Appointment, AppointmentStatus, OfficeHours, OtherEvent, Session, Slot
 from scheduling.services import SLOT_INSERT_COLUMNS, AllocationRequest, allocation_create, bulk_insert
-from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
+from sessions_setup.models import SessionTemplate, SlotKind, SlotType, TemplateSlot
 
 CASES: dict[str, Case[Any]] = {}
 
@@ -618,3 +618,417 @@ for case_name, case_run, case_floor in (
     ("patient_search_national_id", search_by_national_id, patient_by_pk),
 ):
     register(Case(name=case_name, setup=patient_search_setup, run=case_run, floor=case_floor, runs=30, warmup=3))
+
+
+# --- The calendar of a busy week ------------------------------------------------------
+
+CALENDAR_SLUG = "bench-calendar"
+CALENDAR_SMALL_SLUG = "bench-calendar-small"  # the same shape, smaller: its pages must take as many queries
+CALENDAR_ADMIN = "bench-calendar-admin@example.invalid"
+CALENDAR_SMALL_ADMIN = "bench-calendar-small-admin@example.invalid"
+CALENDAR_SEED = 20_270_301
+CALENDAR_MONDAY = dt.date(2027, 3, 1)  # no clock change in the week; the month view shows 1 March - 4 April
+CALENDAR_TIME_ZONE = "Europe/London"
+CALENDAR_WEEKDAYS = (1, 2, 3, 4, 5)
+CALENDAR_SLOT_MINUTES = 10
+CALENDAR_PRACTITIONERS = 20
+CALENDAR_LIVE_APPOINTMENTS = 2_000
+CALENDAR_CANCELLED_APPOINTMENTS = 100  # besides the live ones: the page must leave them out
+CALENDAR_PATIENTS = 400
+CALENDAR_BLOCKED_EVERY = 40  # every 40th patient is blocked: "Restricted patient" to the admin
+CALENDAR_LIVE_STATUSES: dict[str, int] = {  # status: weight
+    AppointmentStatus.BOOKED: 70,
+    AppointmentStatus.ARRIVED: 8,
+    AppointmentStatus.IN_CONSULTATION: 4,
+    AppointmentStatus.COMPLETED: 15,
+    AppointmentStatus.DID_NOT_ATTEND: 3,
+}
+# Per practitioner and weekday an AM and a PM session of 10-minute slots: 30 slots, two of them group slots
+# of 8 places and two blank (not bookable). 20 practitioners x 5 days x 30 slots = 3,000 slots in the week.
+CALENDAR_SESSIONS = (
+    ("Bench AM", dt.time(8, 30), ["routine"] * 14 + ["telephone"] * 2 + [None, "group"]),
+    ("Bench PM", dt.time(14, 0), ["routine"] * 10 + [None, "group"]),
+)
+CALENDAR_SLOT_TYPES = {  # key: (name, colour, kind, capacity)
+    "routine": ("Routine", "blue", SlotKind.FACE_TO_FACE, 1),
+    "telephone": ("Telephone", "teal", SlotKind.TELEPHONE, 1),
+    "group": ("Group education", "purple", SlotKind.FACE_TO_FACE, 8),
+}
+CALENDAR_SLOTS_PER_DAY = sum(len(layout) for _, _, layout in CALENDAR_SESSIONS)
+
+
+@dataclass(frozen=True)
+class CalendarSize:
+    slug: str
+    admin: str
+    practitioners: int
+    live_appointments: int
+    cancelled_appointments: int
+    patients: int
+
+    @property
+    def slots(self) -> int:
+        return self.practitioners * len(CALENDAR_WEEKDAYS) * CALENDAR_SLOTS_PER_DAY
+
+
+CALENDAR_BIG = CalendarSize(  # 20 practitioners x 5 days x 30 slots: 3,000 slots
+    CALENDAR_SLUG,
+    CALENDAR_ADMIN,
+    CALENDAR_PRACTITIONERS,
+    CALENDAR_LIVE_APPOINTMENTS,
+    CALENDAR_CANCELLED_APPOINTMENTS,
+    CALENDAR_PATIENTS,
+)
+CALENDAR_SMALL = CalendarSize(CALENDAR_SMALL_SLUG, CALENDAR_SMALL_ADMIN, 2, 40, 2, 30)
+
+
+@dataclass(frozen=True)
+class CalendarClinic:
+    """A clinic with one busy week, its admin's logged-in client and the calendar's URLs for that week."""
+
+    clinic: Clinic
+    client: Client
+    week_url: str  # every practitioner side by side (the All tab)
+    tab_url: str  # one practitioner's tab of the same week
+    month_url: str
+    practitioner_name: str  # shown on the week (All tab)
+    tab_practitioner_name: str
+
+
+def calendar_clear() -> None:
+    """Remove the calendar clinics of an earlier run (PROTECT foreign keys: the dependants go first)."""
+    clinic_ids = list(
+        Clinic.objects.filter(slug__in=[CALENDAR_BIG.slug, CALENDAR_SMALL.slug]).values_list("id", flat=True)
+    )
+    if not clinic_ids:
+        return
+    with transaction.atomic():
+        for model in (
+            AuditEvent,
+            Appointment,
+            OtherEvent,
+            OfficeHours,
+            Slot,
+            Session,
+            Allocation,
+            TemplateSlot,
+            SessionTemplate,
+            SlotType,
+            Patient,
+            Practitioner,
+            Membership,
+            Location,
+        ):
+            model._default_manager.filter(clinic_id__in=clinic_ids).delete()
+        Clinic.objects.filter(id__in=clinic_ids).delete()
+
+
+def calendar_week_bounds() -> tuple[dt.datetime, dt.datetime]:
+    """The shown week, Monday 00:00 to the next Monday 00:00 on the clinic's wall clock, as instants."""
+    zone = ZoneInfo(CALENDAR_TIME_ZONE)
+    start = dt.datetime.combine(CALENDAR_MONDAY, dt.time(0), tzinfo=zone)
+    return start, dt.datetime.combine(CALENDAR_MONDAY + dt.timedelta(weeks=1), dt.time(0), tzinfo=zone)
+
+
+def calendar_patients(clinic: Clinic, rng: random.Random, count: int) -> list[Patient]:
+    nhs = nhs_numbers(rng, count)
+    patients = []
+    for number in range(1, count + 1):
+        female = rng.random() < 0.51
+        first_name = rng.choice(FEMALE_NAMES if female else MALE_NAMES)
+        last_name = rng.choices(SURNAMES[:120])[0]
+        blocked = number % CALENDAR_BLOCKED_EVERY == 0
+        patients.append(
+            Patient(
+                clinic=clinic,
+                internal_id=format_internal_id(number),
+                first_name=first_name,
+                last_name=last_name,
+                preferred_name="Sam" if number % 25 == 0 else "",
+                sex=(Patient.Sex.FEMALE if female else Patient.Sex.MALE).value,
+                date_of_birth=dt.date.fromordinal(rng.randint(*PATIENT_DOB_RANGE)),
+                national_id_kind=Patient.NationalIdKind.NHS.value,
+                national_id=nhs[number - 1],
+                is_blocked=blocked,
+                blocked_reason="Restricted record" if blocked else "",
+                # What Patient.save() would compute; bulk_create does not call it.
+                last_name_key=name_key(last_name),
+                first_name_key=name_key(first_name),
+            )
+        )
+    Patient.objects.bulk_create(patients, batch_size=500)
+    InternalIdCounter.objects.create(clinic=clinic, last_number=count)
+    return list(Patient.objects.for_clinic(clinic).order_by("id"))
+
+
+def calendar_rota(clinic: Clinic, size: CalendarSize) -> list[Practitioner]:
+    """Slot types, the AM and PM templates, the practitioners and their sessions for the week."""
+    location = Location.objects.create(
+        clinic=clinic, name="Main surgery", kind=Location.Kind.MAIN, time_zone=CALENDAR_TIME_ZONE
+    )
+    slot_types = {
+        key: SlotType.objects.create(
+            clinic=clinic,
+            name=name,
+            colour=colour,
+            kind=kind,
+            capacity=capacity,
+            default_length_minutes=CALENDAR_SLOT_MINUTES,
+            bookable=True,
+            order=order,
+        )
+        for order, (key, (name, colour, kind, capacity)) in enumerate(CALENDAR_SLOT_TYPES.items())
+    }
+    templates = []
+    for name, start, layout in CALENDAR_SESSIONS:
+        template = SessionTemplate.objects.create(clinic=clinic, name=name, colour="navy", description=f"{name} list")
+        TemplateSlot.objects.bulk_create(
+            TemplateSlot(
+                clinic=clinic,
+                template=template,
+                position=position,
+                slot_type=slot_types[key] if key else None,
+                length_minutes=CALENDAR_SLOT_MINUTES,
+            )
+            for position, key in enumerate(layout)
+        )
+        templates.append((template, start))
+    practitioners = [
+        Practitioner.objects.create(
+            clinic=clinic, name=f"Dr Calendar {i:02}", role=PractitionerRole.GP, default_location=location
+        )
+        for i in range(1, size.practitioners + 1)
+    ]
+    friday = CALENDAR_MONDAY + dt.timedelta(days=4)
+    for practitioner in practitioners:
+        for template, start in templates:
+            allocation_create(
+                clinic=clinic,
+                actor=None,
+                request=AllocationRequest(
+                    template, practitioner, location, start, CALENDAR_MONDAY, friday, CALENDAR_WEEKDAYS, every_weeks=1
+                ),
+            )
+    return practitioners
+
+
+def calendar_appointments(
+    clinic: Clinic, size: CalendarSize, rng: random.Random, patients: list[Patient], actor: User
+) -> None:
+    """``size.live_appointments`` live appointments on random places of the bookable slots, a few cancelled ones,
+    and each slot's booked_count (the live appointments in it)."""
+    slots = list(
+        Slot.objects.for_clinic(clinic)
+        .filter(bookable=True)
+        .order_by("starts_at", "id")
+        .values_list("id", "session__practitioner_id", "slot_type_id", "capacity", "starts_at", "ends_at")
+    )
+    places = [slot for slot in slots for _ in range(slot[3])]
+    statuses, weights = list(CALENDAR_LIVE_STATUSES), list(CALENDAR_LIVE_STATUSES.values())
+    chosen: list[tuple[tuple[Any, ...], str]] = [
+        (slot, rng.choices(statuses, weights)[0]) for slot in rng.sample(places, size.live_appointments)
+    ]
+    chosen += [(slot, AppointmentStatus.CANCELLED) for slot in rng.sample(slots, size.cancelled_appointments)]
+    Appointment.objects.bulk_create(
+        (
+            Appointment(
+                clinic=clinic,
+                slot_id=slot_id,
+                practitioner_id=practitioner_id,
+                patient=rng.choice(patients),
+                slot_type_id=slot_type_id,
+                status=status,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                created_by=actor,
+            )
+            for (slot_id, practitioner_id, slot_type_id, _, starts_at, ends_at), status in chosen
+        ),
+        batch_size=500,
+    )
+    booked: dict[int, int] = {}
+    for slot, status in chosen:
+        if status != AppointmentStatus.CANCELLED:
+            booked[slot[0]] = booked.get(slot[0], 0) + 1
+    by_count: dict[int, list[int]] = {}
+    for slot_id, count in booked.items():
+        by_count.setdefault(count, []).append(slot_id)
+    for count, ids in by_count.items():
+        for start in range(0, len(ids), 500):
+            Slot.objects.for_clinic(clinic).filter(id__in=ids[start : start + 500]).update(booked_count=count)
+
+
+def calendar_events_and_hours(clinic: Clinic, practitioners: list[Practitioner]) -> None:
+    """Other events (timed, overlapping, free and all-day) and office hours: the default and one practitioner's."""
+    zone = ZoneInfo(CALENDAR_TIME_ZONE)
+
+    def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
+        return dt.datetime.combine(CALENDAR_MONDAY + dt.timedelta(days=day), dt.time(hour, minute), tzinfo=zone)
+
+    events = [
+        OtherEvent(clinic=clinic, practitioner=p, title="Practice meeting", starts_at=at(2, 12), ends_at=at(2, 13))
+        for p in practitioners[:5]
+    ]
+    events += [
+        OtherEvent(
+            clinic=clinic,
+            practitioner=practitioners[0],
+            title="Supervision",
+            starts_at=at(2, 12, 30),
+            ends_at=at(2, 13, 30),
+        ),
+        OtherEvent(
+            clinic=clinic,
+            practitioner=practitioners[0],
+            title="Journal club",
+            busy=False,
+            starts_at=at(3, 17),
+            ends_at=at(3, 18),
+        ),
+        OtherEvent(
+            clinic=clinic,
+            practitioner=practitioners[-1],
+            title="Home visits",
+            starts_at=at(1, 11, 45),
+            ends_at=at(1, 13, 15),
+        ),
+        OtherEvent(
+            clinic=clinic,
+            practitioner=practitioners[-1],
+            title="Annual leave",
+            all_day=True,
+            first_date=CALENDAR_MONDAY + dt.timedelta(days=3),
+            last_date=CALENDAR_MONDAY + dt.timedelta(days=4),
+        ),
+        OtherEvent(
+            clinic=clinic,
+            practitioner=practitioners[0],
+            title="Training day",
+            all_day=True,
+            first_date=CALENDAR_MONDAY + dt.timedelta(days=5),
+            last_date=CALENDAR_MONDAY + dt.timedelta(days=5),
+        ),
+    ]
+    OtherEvent.objects.bulk_create(events)
+    weekdays = {str(day): [["08:00", "18:30"]] for day in CALENDAR_WEEKDAYS}
+    OfficeHours.objects.create(clinic=clinic, practitioner=None, time_zone=CALENDAR_TIME_ZONE, weekly=weekdays)
+    OfficeHours.objects.create(
+        clinic=clinic,
+        practitioner=practitioners[0],
+        time_zone=CALENDAR_TIME_ZONE,
+        weekly={str(day): [["08:00", "12:30"], ["13:30", "18:00"]] for day in (1, 2, 3, 4)},
+    )
+
+
+def calendar_check(clinic: Clinic, size: CalendarSize) -> None:
+    """Anything but exactly the week's slots and live appointments is an error, never a measurement."""
+    start, end = calendar_week_bounds()
+    slots = Slot.objects.for_clinic(clinic).filter(starts_at__gte=start, starts_at__lt=end)
+    live = Appointment.objects.for_clinic(clinic).live().filter(starts_at__gte=start, starts_at__lt=end)
+    found = (slots.count(), live.count(), slots.aggregate(n=models.Sum("booked_count"))["n"])
+    expected = (size.slots, size.live_appointments, size.live_appointments)
+    if found != expected:
+        raise RuntimeError(f"{clinic.slug}: (slots, live appointments, booked places) are {found}, expected {expected}")
+
+
+def calendar_clinic(size: CalendarSize) -> CalendarClinic:
+    """A clinic of ``size``: the rota of one week, patients, appointments, other events and office hours."""
+    rng = random.Random(f"{CALENDAR_SEED}-{size.slug}")
+    clinic = Clinic.objects.create(
+        name=f"Benchmark calendar ({size.practitioners})",
+        slug=size.slug,
+        time_zone=CALENDAR_TIME_ZONE,
+        internal_ids_enabled=True,
+    )
+    user, _ = User.objects.get_or_create(username=size.admin, defaults={"email": size.admin})
+    Membership.objects.create(clinic=clinic, user=user, role=Role.ADMIN)  # its only clinic: no switching
+    practitioners = calendar_rota(clinic, size)
+    with transaction.atomic():
+        patients = calendar_patients(clinic, rng, size.patients)
+        calendar_appointments(clinic, size, rng, patients, user)
+        calendar_events_and_hours(clinic, practitioners)
+    calendar_check(clinic, size)
+
+    base = reverse("scheduling:calendar")
+    monday = CALENDAR_MONDAY.isoformat()
+    tab = practitioners[len(practitioners) // 2]
+    client = logged_in_client(size.admin)
+    get_ok(client, reverse("healthz"))  # the first request of a session stores the active clinic: not measured
+    return CalendarClinic(
+        clinic=clinic,
+        client=client,
+        week_url=f"{base}?view=week&date={monday}&tab=all",
+        tab_url=f"{base}?view=week&date={monday}&tab={tab.public_id}",
+        month_url=f"{base}?view=month&date={monday}",
+        practitioner_name=practitioners[-1].name,
+        tab_practitioner_name=tab.name,
+    )
+
+
+def calendar_page_check(data: CalendarClinic, size: CalendarSize) -> None:
+    """The pages show the week: every slot on the grid, the practitioners, and the month's per-day sums."""
+    placeholder = str(uuid.UUID(int=0))
+    slot_link = 'href="' + reverse("scheduling:slot", args=[placeholder]).split(placeholder)[0]
+    week = get_ok(data.client, data.week_url).decode()
+    tab = get_ok(data.client, data.tab_url).decode()
+    month = get_ok(data.client, data.month_url).decode()
+    per_practitioner = len(CALENDAR_WEEKDAYS) * CALENDAR_SLOTS_PER_DAY
+    problems = []
+    if week.count(slot_link) != size.slots or data.practitioner_name not in week:
+        problems.append(f"the week shows {week.count(slot_link)} slot links, expected {size.slots}")
+    if tab.count(slot_link) != per_practitioner or data.tab_practitioner_name not in tab:
+        problems.append(f"the tab shows {tab.count(slot_link)} slot links, expected {per_practitioner}")
+    monday = (
+        Session.objects.for_clinic(data.clinic)
+        .filter(date=CALENDAR_MONDAY, slots__bookable=True)
+        .aggregate(places=models.Sum("slots__capacity"), booked=models.Sum("slots__booked_count"))
+    )
+    sessions = len(CALENDAR_SESSIONS) * size.practitioners
+    summary = f"{sessions} sessions, {monday['booked']} booked, {monday['places'] - monday['booked']} free"
+    if summary not in month:
+        problems.append(f"the month does not say “{summary}” for {CALENDAR_MONDAY}")
+    if problems:
+        raise RuntimeError(f"{data.clinic.slug}: " + "; ".join(problems))
+
+
+@functools.cache
+def calendar_setup() -> CalendarClinic:
+    """The busy week, built once per process; calendar_week and calendar_month share it.
+
+    A small clinic of the same shape is built beside it: each page must take as many queries there as here,
+    so that the count grows with neither practitioners nor appointments.
+    """
+    calendar_clear()
+    big = calendar_clinic(CALENDAR_BIG)
+    small = calendar_clinic(CALENDAR_SMALL)
+    if connection.vendor == "postgresql":  # statistics, as autovacuum would leave them
+        tables = ", ".join(m._meta.db_table for m in (Slot, Session, Appointment, Patient, OtherEvent))
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+    calendar_page_check(big, CALENDAR_BIG)
+    calendar_page_check(small, CALENDAR_SMALL)
+    for url in ("week_url", "tab_url", "month_url"):
+        counts = [count_queries(functools.partial(get_ok, data.client, getattr(data, url))) for data in (small, big)]
+        if counts[0] != counts[1]:
+            raise RuntimeError(f"the calendar's {url} takes {counts[0]} queries for the small clinic, {counts[1]} here")
+    return big
+
+
+def calendar_page_setup(url: str) -> Callable[[], PageState]:
+    def setup() -> PageState:
+        data = calendar_setup()
+        return PageState(data.client, getattr(data, url), reverse("healthz"))
+
+    return setup
+
+
+for case_name, case_url in (("calendar_week", "week_url"), ("calendar_month", "month_url")):
+    register(
+        Case(
+            name=case_name,
+            setup=calendar_page_setup(case_url),
+            run=lambda state: get_ok(state.client, state.url),
+            floor=lambda state: get_ok(state.client, state.floor_url),
+            warmup=2,
+        )
+    )

@@ -12,11 +12,15 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from scheduling.hours import Interval, clip, local_day, subtract
+
+if TYPE_CHECKING:
+    from scheduling.models import OtherEvent
 
 VIEWS = ("day", "week", "month")
 DEFAULT_VIEW = "week"
@@ -307,7 +311,7 @@ def build_grid(
     session_rows: Sequence[tuple[object, ...]],
     slot_rows: Sequence[tuple[object, ...]],
     appointments_by_slot: Mapping[int, list[tuple[str, str]]],
-    events: Iterable[object],
+    events: Iterable[OtherEvent],
     office_hours: Mapping[int | None, list[Interval] | None],
     slot_url: str,
     event_url: str,
@@ -334,12 +338,13 @@ def build_grid(
             continue
         date, low, high = local_minutes(start, end, zone)  # type: ignore[arg-type]
         slots.append((session[0], date, low, high, pk, public_id, bookable, capacity, booked, type_name, type_colour))
-    timed, all_day = [], []
+    timed: list[tuple[OtherEvent, dt.date, float, float]] = []
+    all_day: list[OtherEvent] = []
     for event in events:
-        if event.all_day:  # type: ignore[attr-defined]
+        if event.all_day:
             all_day.append(event)
         else:
-            date, low, high = local_minutes(event.starts_at, event.ends_at, zone)  # type: ignore[attr-defined]
+            date, low, high = local_minutes(event.starts_at, event.ends_at, zone)  # type: ignore[arg-type]
             timed.append((event, date, low, high))
     time_range = visible_range(
         [(s[2], s[3]) for s in sessions.values()] + [(s[2], s[3]) for s in slots] + [(t[2], t[3]) for t in timed]
@@ -348,20 +353,20 @@ def build_grid(
     columns: dict[tuple[dt.date, int | None], Column] = {}
     groups = []
     for date in dates:
-        group = Group(date=date, columns=[], is_today=date == today)
+        day_group = Group(date=date, columns=[], is_today=date == today)
         for key, label, public_id in column_keys:
-            column = Column(date=date, key=key, label=label, public_id=public_id, is_today=date == today)
-            column.off = off_hours(column_date=date, hours=office_hours.get(key), zone=zone, time_range=time_range)
-            columns[(date, key)] = column
-            group.columns.append(column)
-        groups.append(group)
+            new_column = Column(date=date, key=key, label=label, public_id=public_id, is_today=date == today)
+            new_column.off = off_hours(column_date=date, hours=office_hours.get(key), zone=zone, time_range=time_range)
+            columns[(date, key)] = new_column
+            day_group.columns.append(new_column)
+        groups.append(day_group)
 
     for practitioner_id, date, low, high, name, description, colour, closed, location in sessions.values():
-        column = columns.get((date, practitioner_id))  # type: ignore[arg-type]
+        target = columns.get((date, practitioner_id))  # type: ignore[arg-type]
         spot = time_range.place(low, high)
-        if column is None or spot is None:
+        if target is None or spot is None:
             continue
-        column.sessions.append(
+        target.sessions.append(
             {
                 "cls": f"sess r{spot.row} h{spot.span} c-{colour}",
                 "name": name,
@@ -373,9 +378,9 @@ def build_grid(
         )
 
     for practitioner_id, date, low, high, pk, public_id, bookable, capacity, booked, type_name, type_colour in slots:
-        column = columns.get((date, practitioner_id))  # type: ignore[arg-type]
+        target = columns.get((date, practitioner_id))  # type: ignore[arg-type]
         spot = time_range.place(low, high)
-        if column is None or spot is None:
+        if target is None or spot is None:
             continue
         people = appointments_by_slot.get(pk, [])  # type: ignore[call-overload]
         group = capacity > 1  # type: ignore[operator]
@@ -394,7 +399,7 @@ def build_grid(
                 title = f"{hm(low)}–{hm(high)} · {type_name} · {label} ({STATUS_LABELS.get(people[0][1], '')})"
             else:
                 label, title = str(type_name or ""), f"{hm(low)}–{hm(high)} · {type_name} · free"
-        column.slots.append(
+        target.slots.append(
             {
                 "cls": f"{css} r{spot.row} h{spot.span}",
                 "href": f"{slot_prefix}{public_id}{slot_suffix}",
@@ -406,11 +411,11 @@ def build_grid(
         )
 
     for event, date, low, high in timed:
-        column = columns.get((date, event.practitioner_id))
+        target = columns.get((date, event.practitioner_id))
         spot = time_range.place(low, high)
-        if column is None or spot is None:
+        if target is None or spot is None:
             continue
-        column.events.append(
+        target.events.append(
             {
                 "cls": f"ev r{spot.row} h{spot.span}" + ("" if event.busy else " free"),
                 "row": spot.row,
@@ -427,23 +432,28 @@ def build_grid(
     most_all_day = 0
     for event in all_day:
         for date in dates:
-            if event.first_date <= date <= event.last_date:  # type: ignore[attr-defined]
-                column = columns.get((date, event.practitioner_id))  # type: ignore[attr-defined]
-                if column is not None:
-                    column.all_day.append(
+            if on_date(event, date):
+                target = columns.get((date, event.practitioner_id))
+                if target is not None:
+                    target.all_day.append(
                         {
-                            "title": event.title,  # type: ignore[attr-defined]
-                            "href": f"{event_prefix}{event.public_id}{event_suffix}",  # type: ignore[attr-defined]
-                            "busy": event.busy,  # type: ignore[attr-defined]
+                            "title": event.title,
+                            "href": f"{event_prefix}{event.public_id}{event_suffix}",
+                            "busy": event.busy,
                         }
                     )
-                    most_all_day = max(most_all_day, len(column.all_day))
+                    most_all_day = max(most_all_day, len(target.all_day))
     return Grid(
         groups=groups,
         time_range=time_range,
         all_day_rows=min(most_all_day, 3),
         single_column_groups=len(column_keys) == 1,
     )
+
+
+def on_date(event: OtherEvent, date: dt.date) -> bool:
+    """Whether an all-day event covers the date."""
+    return event.first_date is not None and event.last_date is not None and event.first_date <= date <= event.last_date
 
 
 @dataclass
@@ -468,7 +478,7 @@ def month_weeks(
     zone: ZoneInfo,
     today: dt.date,
     session_rows: Iterable[tuple[dt.datetime, int, int]],
-    all_day_events: Iterable[object],
+    all_day_events: Iterable[OtherEvent],
 ) -> list[list[DaySummary]]:
     """The month's weeks (Monday first) with each day's sessions, places booked and free, and all-day events."""
     days = {
@@ -485,7 +495,7 @@ def month_weeks(
             day.booked += booked
     for event in all_day_events:
         for date, day in days.items():
-            if event.first_date <= date <= event.last_date:  # type: ignore[attr-defined]
-                day.all_day.append(event.title)  # type: ignore[attr-defined]
+            if on_date(event, date):
+                day.all_day.append(event.title)
     ordered = list(days.values())
     return [ordered[n : n + 7] for n in range(0, len(ordered), 7)]

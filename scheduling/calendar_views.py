@@ -246,6 +246,7 @@ def editable_event(request: ClinicRequest, event: Any) -> OtherEvent:
 def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
     obj = editable_event(request, event)
     zone = request.viewer_zone
+    initial: dict[str, Any]
     if obj.all_day:
         initial = {"all_day": True, "date": obj.first_date, "last_date": obj.last_date}
     else:

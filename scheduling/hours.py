@@ -96,7 +96,7 @@ def hours_intervals(
 ) -> list[Interval]:
     """UTC intervals of weekly hours over local dates first..last; an override replaces its date's hours."""
     overrides = overrides or {}
-    intervals = []
+    intervals: list[Interval] = []
     for date in dates_between(first_date, last_date):
         ranges = overrides[date] if date in overrides else weekly.get(date.isoweekday(), ())
         intervals.extend(local_interval(date, start, end, zone) for start, end in ranges)

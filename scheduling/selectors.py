@@ -311,9 +311,9 @@ def free_times(
         busy=True,
     ):
         if event.all_day:
-            busy_days.setdefault(event.practitioner_id, []).append((event.first_date, event.last_date))  # type: ignore[arg-type]
+            busy_days.setdefault(event.practitioner_id, []).append((event.first_date, event.last_date))
         else:
-            taken.setdefault(event.practitioner_id, []).append((event.starts_at, event.ends_at))  # type: ignore[arg-type]
+            taken.setdefault(event.practitioner_id, []).append((event.starts_at, event.ends_at))
     for pk, availability in availabilities.items():
         zone = ZoneInfo(availability.time_zone)
         windows = hours_intervals(

@@ -8,9 +8,8 @@
   function go(url) {
     if (!url) { return; }
     if (window.htmx) {
-      window.htmx.ajax("GET", url, { target: "#calendar", swap: "outerHTML", source: calendarEl() }).then(function () {
-        window.history.pushState({}, "", url);
-      });
+      // #calendar carries hx-push-url, so htmx pushes the URL itself (once: the back button works).
+      window.htmx.ajax("GET", url, { target: "#calendar", swap: "outerHTML", source: calendarEl() });
     } else {
       window.location.assign(url);
     }

@@ -28,7 +28,7 @@ def test_sign_in_then_alt_c_opens_the_calendar(page, live_server, csp_violations
     expect(page).to_have_url(re.compile(r"/patients/$"))
     page.keyboard.press("Alt+c")
     expect(page).to_have_url(re.compile(r"/calendar/$"))
-    expect(page.get_by_text("Dr Browser Test")).to_be_visible()
+    expect(page.locator("nav.tabs").get_by_text("Dr Browser Test")).to_be_visible()
     assert csp_violations == []
 
 
