@@ -96,18 +96,14 @@ def calendar_page(
             starts_at=starts_at,
             ends_at=ends_at,
         )
-        all_day = [
-            e
-            for e in selectors.calendar_events(
-                clinic=clinic,
-                practitioner_ids=practitioner_ids,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                first_date=first,
-                last_date=last,
-            )
-            if e.all_day
-        ]
+        all_day = selectors.calendar_events(
+            clinic=clinic,
+            practitioner_ids=practitioner_ids,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            first_date=first,
+            last_date=last,
+        ).filter(all_day=True)
         context["weeks"] = month_weeks(
             query=query, zone=zone, today=today, session_rows=session_rows, all_day_events=all_day
         )
