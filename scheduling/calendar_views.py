@@ -7,6 +7,7 @@ works without JavaScript and the back button works.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
@@ -64,7 +66,7 @@ def own_practitioner_id(request: ClinicRequest) -> str:
     return str(mine.public_id) if mine else ""
 
 
-def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: list[str] = ()) -> HttpResponse:  # type: ignore[assignment]
+def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequence[str] = ()) -> HttpResponse:
     clinic = request.clinic
     today = clinic.today()
     context = calendar_page(
@@ -166,7 +168,7 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
         "session": session,
         "people": people,
         "group": obj.capacity > 1,
-        "started": session.starts_at <= dt.datetime.now(tz=dt.UTC),
+        "started": session.starts_at <= timezone.now(),
         "calendar_url": reverse("scheduling:calendar")
         + CalendarQuery("day", obj.starts_at.astimezone(request.viewer_zone).date()).params(),
         "zone": request.viewer_zone.key,
