@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from clinic.models import Location, Membership, Practitioner, TenantModel, TenantQuerySet, TimeZoneField
-from patients.models import Patient
+from clinic.models import Department, Location, Membership, Practitioner, TenantModel, TenantQuerySet, TimeZoneField
+from patients.models import Coverage, Patient
 from sessions_setup import palette
 from sessions_setup.models import SessionTemplate, SessionType, SlotType
 
@@ -151,6 +151,20 @@ class Appointment(TenantModel):
     status = models.CharField(max_length=20, choices=AppointmentStatus.choices, default=AppointmentStatus.BOOKED)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    resources = models.ManyToManyField(
+        Practitioner, blank=True, related_name="+", help_text="Further practitioners taking part."
+    )
+    coverage = models.ForeignKey(
+        Coverage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="primary plan"
+    )
+    secondary_coverage = models.ForeignKey(
+        Coverage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="secondary plan"
+    )
+    self_pay = models.BooleanField("self pay", default=False)
+    notes_completed = models.BooleanField(default=False)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -165,6 +179,12 @@ class Appointment(TenantModel):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="appointment_ends_after_start"),
+            models.UniqueConstraint(
+                fields=["slot", "patient"],
+                condition=~Q(status="cancelled"),
+                name="appointment_one_live_per_patient_and_slot",
+                violation_error_message="This patient is already booked in this slot.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from clinic.models import Membership, Practitioner, Role
+from clinic.models import Department, Membership, NamedPermission, Practitioner, Role
 from clinic.services import audit_record
 from scheduling.hours import TimeRange, ranges_to_json, weekly_to_json
 from scheduling.models import (
     Allocation,
+    Appointment,
+    AppointmentStatus,
     Availability,
     AvailabilityOverride,
     CalendarPreference,
@@ -34,7 +38,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from clinic.models import Clinic, Location
-    from sessions_setup.models import SessionTemplate, TemplateSlot
+    from patients.models import Coverage, Patient
+    from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
 
 # Slots are written in chunks of this many sessions, so memory stays flat for a year's rota.
 SESSIONS_PER_CHUNK = 500
@@ -523,3 +528,109 @@ def calendar_preference_save(
         defaults={"practitioners": list(practitioners), "locations": list(locations)},
     )
     return preference
+
+
+# Booking --------------------------------------------------------------------------------------------
+
+
+class BookingError(ValidationError):
+    """A booking that cannot be made; the message is shown to the user and nothing is written."""
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    slot: Slot
+    patient: Patient
+    slot_type: SlotType | None = None  # the appointment type; the slot's own when None
+    department: Department | None = None
+    resources: Sequence[Practitioner] = ()
+    coverage: Coverage | None = None
+    secondary_coverage: Coverage | None = None
+    self_pay: bool = False
+
+
+def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest) -> Appointment:
+    """Book a patient into a slot, taking one place, all or nothing.
+
+    Concurrent bookings of one slot queue on its row lock, so the capacity check is exact; the
+    database's booked_count <= capacity constraint is the last guard. A single (capacity 1) slot
+    also locks its practitioner, so two overlapping single slots of one practitioner are never
+    both booked. On SQLite, IMMEDIATE transactions serialise writers instead.
+    """
+    patient = request.patient
+    if patient.is_blocked and not membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
+        raise BookingError("You do not have permission to book this patient.")
+    if patient.is_archived:
+        raise BookingError("This patient's record is archived; restore it before booking.")
+    with transaction.atomic():
+        slot = Slot.objects.for_clinic(clinic).select_for_update().select_related("session").get(pk=request.slot.pk)
+        practitioner_id = slot.session.practitioner_id
+        if not slot.bookable:
+            raise BookingError("This slot cannot be booked (a blank slot).")
+        if slot.capacity == 1 and practitioner_id is not None:
+            Practitioner.objects.for_clinic(clinic).select_for_update().filter(pk=practitioner_id).get()
+        if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
+            raise BookingError("This patient is already booked in this slot.")
+        if slot.booked_count >= slot.capacity:
+            raise BookingError(
+                "This slot is full." if slot.capacity == 1 else f"This group is full ({slot.capacity} places)."
+            )
+        if slot.capacity == 1 and practitioner_id is not None:
+            overlapping = (
+                Appointment.objects.for_clinic(clinic)
+                .live()
+                .filter(
+                    practitioner_id=practitioner_id,
+                    slot__capacity=1,
+                    starts_at__lt=slot.ends_at,
+                    ends_at__gt=slot.starts_at,
+                )
+                .exclude(slot=slot)
+            )
+            if overlapping.exists():
+                raise BookingError("The practitioner already has an appointment at that time.")
+        appointment = Appointment.objects.create(
+            clinic=clinic,
+            slot=slot,
+            practitioner_id=practitioner_id,
+            patient=patient,
+            slot_type=request.slot_type or slot.slot_type,
+            department=request.department,
+            coverage=None if request.self_pay else request.coverage,
+            secondary_coverage=None if request.self_pay else request.secondary_coverage,
+            self_pay=request.self_pay,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            created_by=actor,
+        )
+        if request.resources:
+            appointment.resources.set([r for r in request.resources if r.pk != practitioner_id])
+        Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.booked",
+            target=appointment,
+            detail={"slot": str(slot.public_id), "patient": str(patient.public_id), "blocked": patient.is_blocked},
+        )
+    return appointment
+
+
+def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment, reason: str) -> Appointment:
+    """Cancel an appointment (a reason is required) and free its place."""
+    reason = reason.strip()
+    if not reason:
+        raise BookingError("Give a reason for the cancellation.")
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if locked.status == AppointmentStatus.CANCELLED:
+            raise BookingError("This appointment is already cancelled.")
+        Slot.objects.for_clinic(clinic).select_for_update().filter(pk=locked.slot_id).update(
+            booked_count=F("booked_count") - 1
+        )
+        locked.status = AppointmentStatus.CANCELLED
+        locked.cancel_reason = reason
+        locked.cancelled_at = timezone.now()
+        locked.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
+        audit_record(clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={})
+    return locked

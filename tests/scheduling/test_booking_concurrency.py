@@ -1,0 +1,94 @@
+"""A storm of bookings: no slot ever holds more than its capacity, and nothing half-written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+
+from scheduling.models import Appointment, Slot
+from scheduling.services import BookingError, BookingRequest, appointment_book
+from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
+
+
+def storm(clinic, membership, slot, patients):
+    """Book every patient into the slot at the same moment, each in its own thread and connection."""
+    barrier = threading.Barrier(len(patients))
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def book(patient):
+        try:
+            barrier.wait(timeout=30)
+            appointment_book(
+                clinic=clinic, actor=membership.user, membership=membership, request=BookingRequest(slot, patient)
+            )
+            result = "booked"
+        except BookingError as error:
+            result = error.messages[0]
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=book, args=(p,)) for p in patients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", range(3))
+def test_fifty_concurrent_bookings_into_ten_places_book_exactly_ten(clinic_a, reception_a, round_):
+    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
+    session = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
+    )
+    slot = session.slots.get()
+    patients = PatientFactory.create_batch(50, clinic=clinic_a)
+    outcomes = storm(clinic_a, reception_a, slot, patients)
+    assert outcomes.count("booked") == 10
+    assert outcomes.count("This group is full (10 places).") == 40
+    slot.refresh_from_db()
+    assert slot.booked_count == 10
+    assert Appointment.objects.filter(slot=slot).count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_single_slots_of_one_practitioner_are_never_both_booked(clinic_a, reception_a):
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    routine = SlotTypeFactory(clinic=clinic_a)
+    # Two sessions cannot overlap on the rota, so make the overlap the way an ad-hoc slot would.
+    first = allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), slot_types=[routine])
+    second = allocate_session(
+        clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), start=dt.time(11), slot_types=[routine]
+    )
+    a, b = first.slots.get(), second.slots.get()
+    Slot.objects.filter(pk=b.pk).update(starts_at=a.starts_at, ends_at=a.ends_at)
+    patients = PatientFactory.create_batch(2, clinic=clinic_a)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def book(slot, patient):
+        try:
+            barrier.wait(timeout=30)
+            appointment_book(
+                clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=BookingRequest(slot, patient)
+            )
+            outcomes.append("booked")
+        except BookingError as error:
+            outcomes.append(error.messages[0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=book, args=pair) for pair in [(a, patients[0]), (b, patients[1])]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["The practitioner already has an appointment at that time.", "booked"]
+    assert Appointment.objects.filter(practitioner=practitioner).count() == 1
