@@ -159,6 +159,7 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
             "restricted": a.patient.is_blocked and not may_see_blocked,
             "status": a.get_status_display(),
             "status_key": a.status,
+            "public_id": a.public_id,
         }
         for a in selectors.slot_appointments(clinic=request.clinic, slot=obj)
     ]

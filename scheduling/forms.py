@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 
-from clinic.models import Clinic, Location, Practitioner, validate_time_zone
+from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
+from patients.models import Patient
 from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
-from scheduling.models import WEEKDAY_NAMES
-from scheduling.services import AllocationRequest, EventData
-from sessions_setup.models import SessionTemplate
+from scheduling.models import WEEKDAY_NAMES, Slot
+from scheduling.services import AllocationRequest, BookingRequest, EventData
+from sessions_setup.models import SessionTemplate, SlotType
 
 
 class AllocationForm(forms.Form):
@@ -308,3 +309,67 @@ class OverrideForm:
         except HoursError as error:
             self.errors["hours"] = str(error)
         return not self.errors
+
+
+# Booking ----------------------------------------------------------------------------------------------
+
+SELF_PAY = "self"
+
+
+class BookingForm(forms.Form):
+    """Book Appointment, beneath the patient card: coverage, department, resources and appointment type."""
+
+    coverage = forms.ChoiceField(label="Insurance", widget=forms.RadioSelect)
+    secondary_coverage = forms.ChoiceField(label="Secondary plan", required=False)
+    department = forms.ModelChoiceField(queryset=Department.objects.none(), required=False, empty_label="(none)")
+    resources = forms.ModelMultipleChoiceField(
+        queryset=Practitioner.objects.none(),
+        required=False,
+        label="Resource(s)",
+        help_text="The slot's practitioner; choose others, or several, as needed.",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Appointment type", empty_label=None)
+
+    def __init__(self, *args: Any, clinic: Clinic, patient: Patient, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.coverages = {str(c.public_id): c for c in patient.coverages.all()}
+        plans = [(key, f"{c.get_priority_display()}: {c.payer} · {c.plan_name}") for key, c in self.coverages.items()]
+        self.fields["coverage"].choices = [*plans, (SELF_PAY, "SELF PAY")]  # type: ignore[attr-defined]
+        self.fields["secondary_coverage"].choices = [("", "(none)"), *plans]  # type: ignore[attr-defined]
+        departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+        self.fields["department"].queryset = departments  # type: ignore[attr-defined]
+        self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]
+        practitioners = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+        self.fields["resources"].queryset = practitioners  # type: ignore[attr-defined]
+        self.fields["resources"].to_field_name = "public_id"  # type: ignore[attr-defined]
+        types = SlotType.objects.for_clinic(clinic).filter(is_active=True, bookable=True)
+        self.fields["slot_type"].queryset = types  # type: ignore[attr-defined]
+        self.fields["slot_type"].to_field_name = "public_id"  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        primary, secondary = data.get("coverage"), data.get("secondary_coverage")
+        if primary == SELF_PAY and secondary:
+            self.add_error("secondary_coverage", "A self-pay appointment has no secondary plan.")
+        elif primary and secondary and primary == secondary:
+            self.add_error("secondary_coverage", "Choose a different plan from the primary one.")
+        return data
+
+    def booking_request(self, *, slot: Slot, patient: Patient) -> BookingRequest:
+        data = self.cleaned_data
+        self_pay = data["coverage"] == SELF_PAY
+        return BookingRequest(
+            slot=slot,
+            patient=patient,
+            slot_type=data["slot_type"],
+            department=data.get("department"),
+            resources=list(data.get("resources") or []),
+            coverage=None if self_pay else self.coverages.get(data["coverage"]),
+            secondary_coverage=self.coverages.get(data.get("secondary_coverage") or ""),
+            self_pay=self_pay,
+        )
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=200, label="Reason for cancelling", strip=True)

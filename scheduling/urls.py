@@ -1,12 +1,14 @@
 from django.urls import path
 
-from scheduling import calendar_views, views
+from scheduling import booking_views, calendar_views, views
 
 app_name = "scheduling"
 urlpatterns = [
     path("", calendar_views.calendar, name="calendar"),
     path("filters/", calendar_views.calendar_filters, name="calendar-filters"),
     path("slots/<uuid:slot>/", calendar_views.slot_detail, name="slot"),
+    path("slots/<uuid:slot>/book/", booking_views.book, name="book"),
+    path("appointments/<uuid:appointment>/cancel/", booking_views.appointment_cancel, name="appointment-cancel"),
     path("events/new/", calendar_views.event_new, name="event-new"),
     path("events/<uuid:event>/", calendar_views.event_edit, name="event-edit"),
     path("events/<uuid:event>/delete/", calendar_views.event_delete, name="event-delete"),

@@ -21,6 +21,7 @@ from tests.factories import (
     PractitionerFactory,
     SlotTypeFactory,
     allocate_session,
+    book,
     template_with_slots,
 )
 from tests.url_walk import all_routes
@@ -71,6 +72,7 @@ OBJECT_MAKERS = {
     "event": lambda clinic: OtherEventFactory(clinic=clinic),
     "practitioner": lambda clinic: PractitionerFactory(clinic=clinic),
     "override": make_override,
+    "appointment": lambda clinic: book(make_session(clinic).slots.first(), PatientFactory(clinic=clinic)),
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 

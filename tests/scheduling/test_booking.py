@@ -1,0 +1,201 @@
+"""Reception booking from a slot: search, the patient card and coverage, review, book; cancel frees the place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from clinic.models import AuditEvent
+from patients.models import Coverage
+from scheduling.models import Appointment, AppointmentStatus
+from tests.factories import (
+    DepartmentFactory,
+    PatientFactory,
+    PractitionerFactory,
+    SlotTypeFactory,
+    allocate_session,
+    book,
+)
+
+pytestmark = pytest.mark.django_db
+DAY = dt.date(2027, 6, 7)
+
+
+@pytest.fixture
+def slot(clinic_a):
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Book")
+    routine = SlotTypeFactory(clinic=clinic_a, name="Routine")
+    return allocate_session(clinic_a, practitioner=practitioner, day=DAY, slot_types=[routine, None]).slots.first()
+
+
+def plan(patient, priority="primary", payer="Aetna"):
+    return Coverage.objects.create(
+        clinic=patient.clinic, patient=patient, payer=payer, plan_name="Gold", member_id="M1", priority=priority
+    )
+
+
+def test_the_whole_flow_search_card_review_book(clinic_a, reception_client_a, slot):
+    patient = PatientFactory(clinic=clinic_a, first_name="Nadia", last_name="Quist")
+    primary = plan(patient)
+    department = DepartmentFactory(clinic=clinic_a, name="General practice")
+    url = reverse("scheduling:book", args=[slot.public_id])
+    assert "Find the patient" in reception_client_a.get(url).content.decode()
+    results = reception_client_a.get(url, {"q": "quist"}).content.decode()
+    assert f"?patient={patient.public_id}" in results and "Quist, Nadia" in results
+    card = reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode()
+    assert "Nadia Quist" in card and "SELF PAY" in card and "Primary: Aetna · Gold" in card
+    assert "Riverside" not in card and clinic_a.name in card  # provider group: the clinic, read-only
+    form = {
+        "patient": str(patient.public_id),
+        "coverage": str(primary.public_id),
+        "department": str(department.public_id),
+        "slot_type": str(slot.slot_type.public_id),
+        "resources": [str(slot.session.practitioner.public_id)],
+    }
+    review = reception_client_a.post(url, {**form, "action": "review"})
+    assert review.status_code == 200
+    text = review.content.decode()
+    assert "Review Appointment Details" in text and "Book appointment" in text and "General practice" in text
+    assert not Appointment.objects.exists()  # reviewing books nothing
+    response = reception_client_a.post(url, {**form, "action": "book"})
+    assert response.status_code == 302 and "view=day&date=2027-06-07" in response["Location"]
+    appointment = Appointment.objects.get()
+    assert (appointment.patient, appointment.coverage, appointment.department) == (patient, primary, department)
+    assert appointment.practitioner == slot.session.practitioner and not appointment.self_pay
+    assert appointment.starts_at == slot.starts_at and appointment.status == AppointmentStatus.BOOKED
+    slot.refresh_from_db()
+    assert slot.booked_count == 1
+    assert AuditEvent.objects.filter(action="appointment.booked", object_id=str(appointment.public_id)).exists()
+    # The single slot is now full: the tooltip says so, and a second booking is refused with a message.
+    tip = reception_client_a.get(reverse("scheduling:slot", args=[slot.public_id])).content.decode()
+    assert "This slot is full." in tip and "Book Appointment" not in tip and "Nadia Quist" in tip
+    other = PatientFactory(clinic=clinic_a)
+    again = reception_client_a.post(
+        url, {**form, "patient": str(other.public_id), "coverage": "self", "action": "book"}
+    )
+    assert "This slot is full." in again.content.decode()
+    assert Appointment.objects.count() == 1
+
+
+def test_booking_through_htmx_closes_the_popup_and_refreshes_the_calendar(clinic_a, reception_client_a, slot):
+    patient = PatientFactory(clinic=clinic_a)
+    url = reverse("scheduling:book", args=[slot.public_id])
+    response = reception_client_a.post(
+        url,
+        {
+            "patient": str(patient.public_id),
+            "coverage": "self",
+            "slot_type": str(slot.slot_type.public_id),
+            "action": "book",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 204 and "calendar:changed" in response["HX-Trigger"]
+    assert Appointment.objects.get().self_pay
+
+
+def test_a_group_slot_takes_one_place_per_booking_until_full(clinic_a, reception_a, reception_client_a):
+    group = SlotTypeFactory(clinic=clinic_a, name="Group therapy", capacity=3)
+    slot = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=DAY, slot_types=[group]
+    ).slots.get()
+    url = reverse("scheduling:book", args=[slot.public_id])
+    for n in range(3):
+        patient = PatientFactory(clinic=clinic_a)
+        reception_client_a.post(
+            url,
+            {
+                "patient": str(patient.public_id),
+                "coverage": "self",
+                "slot_type": str(group.public_id),
+                "action": "book",
+            },
+        )
+        slot.refresh_from_db()
+        assert slot.booked_count == n + 1
+    tip = reception_client_a.get(reverse("scheduling:slot", args=[slot.public_id])).content.decode()
+    assert "3/3" in tip and "This group is full." in tip
+    assert "This group is full (3 places)." in reception_client_a.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"coverage": "self", "secondary_coverage": "PRIMARY"}, "A self-pay appointment has no secondary plan."),
+        ({"coverage": "PRIMARY", "secondary_coverage": "PRIMARY"}, "Choose a different plan from the primary one."),
+        ({"coverage": "not-a-plan"}, "Select a valid choice."),
+        ({"coverage": "self", "slot_type": "00000000-0000-0000-0000-000000000000"}, "Select a valid choice."),
+    ],
+)
+def test_bad_booking_forms_are_refused_with_a_message(clinic_a, reception_client_a, slot, fields, message):
+    patient = PatientFactory(clinic=clinic_a)
+    primary = plan(patient)
+    data = {"patient": str(patient.public_id), "slot_type": str(slot.slot_type.public_id), "action": "book"}
+    data |= {k: str(primary.public_id) if v == "PRIMARY" else v for k, v in fields.items()}
+    response = reception_client_a.post(reverse("scheduling:book", args=[slot.public_id]), data)
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not Appointment.objects.exists()
+
+
+def test_a_blank_slot_cannot_be_booked(clinic_a, reception_client_a, slot):
+    blank = slot.session.slots.get(slot_type__isnull=True)
+    patient = PatientFactory(clinic=clinic_a)
+    response = reception_client_a.post(
+        reverse("scheduling:book", args=[blank.public_id]), {"patient": str(patient.public_id), "coverage": "self"}
+    )
+    assert "This slot cannot be booked" in response.content.decode()
+    assert not Appointment.objects.exists()
+
+
+def test_blocked_patients_need_the_permission_to_be_found_and_booked(
+    clinic_a, admin_client_a, reception_client_a, slot
+):
+    patient = PatientFactory(clinic=clinic_a, last_name="Hidden", is_blocked=True, blocked_reason="VIP")
+    url = reverse("scheduling:book", args=[slot.public_id])
+    assert "Hidden" not in reception_client_a.get(url, {"q": "hidden"}).content.decode()
+    assert reception_client_a.get(url, {"patient": str(patient.public_id)}).status_code == 404
+    data = {"patient": str(patient.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
+    assert reception_client_a.post(url, {**data, "action": "book"}).status_code == 404
+    assert not Appointment.objects.exists()
+    # The admin holds "Privacy: Access Blocked Patients": sees the lock, books, and both are audited.
+    assert "🔒 blocked" in admin_client_a.get(url, {"q": "hidden"}).content.decode()
+    admin_client_a.get(url, {"patient": str(patient.public_id)})
+    assert admin_client_a.post(url, {**data, "action": "book"}).status_code == 302
+    assert Appointment.objects.filter(patient=patient).exists()
+    assert AuditEvent.objects.filter(action="appointment.booked", detail__blocked=True).count() == 1
+    assert AuditEvent.objects.filter(object_id=str(patient.public_id)).exists()
+
+
+def test_cancelling_needs_a_reason_and_frees_the_place(clinic_a, reception_client_a, slot):
+    appointment = book(slot, PatientFactory(clinic=clinic_a))
+    url = reverse("scheduling:appointment-cancel", args=[appointment.public_id])
+    assert "Reason for cancelling" in reception_client_a.get(url).content.decode()
+    response = reception_client_a.post(url, {"reason": "   "})
+    assert response.status_code == 422 and "This field is required." in response.content.decode()
+    appointment.refresh_from_db()
+    assert appointment.status == AppointmentStatus.BOOKED
+    response = reception_client_a.post(url, {"reason": "Patient unwell"})
+    assert response.status_code == 302
+    appointment.refresh_from_db()
+    slot.refresh_from_db()
+    assert (appointment.status, appointment.cancel_reason, slot.booked_count) == ("cancelled", "Patient unwell", 0)
+    assert appointment.cancelled_at is not None
+    assert AuditEvent.objects.filter(action="appointment.cancelled").count() == 1
+    assert "already cancelled" in reception_client_a.post(url, {"reason": "again"}).content.decode()
+    slot.refresh_from_db()
+    assert slot.booked_count == 0
+    # The place is free again: the same patient can be booked into it afresh.
+    again = reception_client_a.post(
+        reverse("scheduling:book", args=[slot.public_id]),
+        {
+            "patient": str(appointment.patient.public_id),
+            "coverage": "self",
+            "slot_type": str(slot.slot_type.public_id),
+            "action": "book",
+        },
+    )
+    assert again.status_code == 302
+    assert Appointment.objects.live().count() == 1
