@@ -5,22 +5,26 @@ The same view serves every step, as a page or inside the calendar's popup (htmx)
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
-from clinic.access import ClinicRequest, scoped_get_or_404
-from patients.selectors import patient_detail, patient_search
+from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.models import NamedPermission
+from patients.selectors import patient_detail, patient_search, patients_visible
 from patients.services import patient_record_opened
 from scheduling import selectors, services
 from scheduling.calendar import CalendarQuery
-from scheduling.forms import SELF_PAY, BookingForm, CancelForm
+from scheduling.forms import SELF_PAY, BookingForm, CancelForm, NewSlotForm, NextAvailableForm, ReportForm
 from scheduling.models import Appointment, AppointmentStatus
+from sessions_setup.models import ReportingCategory
 
 
 def slot_or_404(request: ClinicRequest, slot: Any) -> Any:
@@ -42,15 +46,26 @@ def done(request: ClinicRequest, message: str, moment: Any) -> HttpResponse:
     return redirect(calendar_day_url(request, moment))
 
 
+def book_context(request: ClinicRequest, slot: Any) -> dict[str, Any]:
+    """What every step of Book Appointment shows about the slot (the first step: find the patient)."""
+    return {
+        "slot": slot,
+        "session": slot.session,
+        "zone": request.viewer_zone.key,
+        "full": slot.booked_count >= slot.capacity,
+        "query": "",
+        "results": [],
+        "may_create_slot": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 def book(request: ClinicRequest, slot: Any) -> HttpResponse:
     """Book Appointment into a slot."""
     obj = slot_or_404(request, slot)
     session = obj.session
-    context: dict[str, Any] = {"slot": obj, "session": session, "zone": request.viewer_zone.key}
+    context = book_context(request, obj)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
-    full = obj.booked_count >= obj.capacity
-    context["full"] = full
     if not obj.bookable:
         context["refusal"] = "This slot cannot be booked (a blank slot)."
     elif not patient_id:
@@ -129,3 +144,211 @@ def appointment_cancel(request: ClinicRequest, appointment: Any) -> HttpResponse
     context = {"appointment": obj, "form": form, "error": error, "zone": request.viewer_zone.key}
     template = "scheduling/cancel.html#tip" if request.htmx else "scheduling/cancel.html"
     return render(request, template, context, status=422 if request.method == "POST" else 200)
+
+
+def visible_appointment(request: ClinicRequest, appointment: Any) -> Appointment:
+    """An appointment of this clinic whose patient this member may see (else a 404)."""
+    obj = scoped_get_or_404(
+        Appointment.objects.for_clinic(request.clinic).select_related(
+            "patient", "slot", "slot__session", "slot__session__location", "practitioner", "slot_type", "department"
+        ),
+        request.clinic,
+        public_id=appointment,
+    )
+    if obj.patient.is_blocked and not request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
+        raise Http404("No such appointment.")
+    return obj
+
+
+@require_http_methods(["GET", "POST"])
+def appointment_detail(request: ClinicRequest, appointment: Any) -> HttpResponse:
+    """An appointment: its details and history, and its next steps (arrived, in consultation, completed...)."""
+    obj = visible_appointment(request, appointment)
+    error = ""
+    if request.method == "POST":
+        try:
+            if "status" in request.POST:
+                services.appointment_status_set(
+                    clinic=request.clinic, actor=request.user, appointment=obj, status=request.POST["status"]
+                )
+            elif "notes_completed" in request.POST:
+                services.appointment_notes_completed(
+                    clinic=request.clinic,
+                    actor=request.user,
+                    appointment=obj,
+                    done=request.POST["notes_completed"] == "1",
+                )
+        except services.BookingError as refusal:
+            error = refusal.messages[0]
+        else:
+            if request.htmx:
+                obj = visible_appointment(request, appointment)
+                response = render(request, "scheduling/appointment.html#tip", appointment_context(request, obj, ""))
+                return trigger_client_event(response, "calendar:refresh")
+            return redirect("scheduling:appointment", appointment=obj.public_id)
+    template = "scheduling/appointment.html#tip" if request.htmx else "scheduling/appointment.html"
+    return render(request, template, appointment_context(request, obj, error), status=422 if error else 200)
+
+
+def appointment_context(request: ClinicRequest, obj: Appointment, error: str) -> dict[str, Any]:
+    steps = sorted(services.STATUS_STEPS.get(obj.status, set()), key=list(AppointmentStatus.values).index)
+    return {
+        "appointment": obj,
+        "error": error,
+        "steps": [(step, AppointmentStatus(step).label) for step in steps],
+        "zone": request.viewer_zone.key,
+        "rescheduled_to": Appointment.objects.for_clinic(request.clinic).filter(rescheduled_from=obj).first(),
+        "resources": list(obj.resources.all()),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def appointment_reschedule(request: ClinicRequest, appointment: Any) -> HttpResponse:
+    """Reschedule: pick another free slot (the same practitioner and type by default)."""
+    obj = visible_appointment(request, appointment)
+    error = ""
+    if request.method == "POST":
+        target = selectors.slot_details(clinic=request.clinic, slot_public_id=request.POST.get("slot") or None)
+        if target is None:
+            error = "Choose a slot to move the appointment to."
+        else:
+            try:
+                services.appointment_reschedule(
+                    clinic=request.clinic,
+                    actor=request.user,
+                    membership=request.membership,
+                    appointment=obj,
+                    slot=target,
+                )
+            except services.BookingError as refusal:
+                error = refusal.messages[0]
+            else:
+                return done(request, "Appointment rescheduled.", target.starts_at)
+    any_practitioner = request.GET.get("any") == "1"
+    slots = selectors.next_available(
+        clinic=request.clinic,
+        now=timezone.now(),
+        slot_type=obj.slot_type,
+        practitioner=None if any_practitioner else obj.practitioner,
+        limit=12,
+    )
+    context = {
+        "appointment": obj,
+        "slots": [s for s in slots if s.pk != obj.slot_id],
+        "error": error,
+        "zone": request.viewer_zone.key,
+        "any_practitioner": any_practitioner,
+    }
+    template = "scheduling/reschedule.html#tip" if request.htmx else "scheduling/reschedule.html"
+    return render(request, template, context, status=422 if error else 200)
+
+
+manage_appointments = permission_required(NamedPermission.MANAGE_APPOINTMENTS)
+
+
+@manage_appointments
+@require_http_methods(["GET", "POST"])
+def slot_new(request: ClinicRequest) -> HttpResponse:
+    """Create New Slot (needs "Schedule Admin: Manage Appointments"): an ad-hoc slot, then book it."""
+    initial: dict[str, Any] = {"date": request.clinic.today(), "length_minutes": 10}
+    for name in ("practitioner", "location", "slot_type"):
+        if request.GET.get(name):
+            initial[name] = request.GET[name]
+    if request.GET.get("date"):
+        initial["date"] = request.GET["date"]
+    if request.GET.get("start"):
+        initial["start_time"] = request.GET["start"]
+    form = NewSlotForm(request.POST or None, initial=initial, clinic=request.clinic)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        slot = services.adhoc_slot_create(
+            clinic=request.clinic,
+            actor=request.user,
+            practitioner=data["practitioner"],
+            location=data["location"],
+            date=data["date"],
+            start_time=data["start_time"],
+            length_minutes=data["length_minutes"],
+            slot_type=data["slot_type"],
+        )
+        if request.htmx:
+            fresh = slot_or_404(request, slot.public_id)
+            return render(request, "scheduling/book.html#tip", book_context(request, fresh))
+        return redirect("scheduling:book", slot=slot.public_id)
+    template = "scheduling/slot_new.html#tip" if request.htmx else "scheduling/slot_new.html"
+    return render(request, template, {"form": form}, status=422 if form.is_bound else 200)
+
+
+@require_GET
+def next_available(request: ClinicRequest) -> HttpResponse:
+    """Next available: the soonest free places of a type, for one practitioner, anyone, or a location."""
+    form = NextAvailableForm(request.GET or None, clinic=request.clinic)
+    slots: list[Any] = []
+    if form.is_valid() or not form.is_bound:
+        data = form.cleaned_data if form.is_bound else {}
+        slots = selectors.next_available(
+            clinic=request.clinic,
+            now=timezone.now(),
+            slot_type=data.get("slot_type"),
+            practitioner=data.get("practitioner"),
+            location=data.get("location"),
+        )
+    context = {"form": form, "slots": slots, "zone": request.viewer_zone.key}
+    template = "scheduling/next_available.html#results" if request.htmx else "scheduling/next_available.html"
+    return render(request, template, context)
+
+
+@permission_required(NamedPermission.MANAGE_APPOINTMENTS)
+@require_GET
+def appointments_report(request: ClinicRequest) -> HttpResponse:
+    """Appointments by reporting category and status over a date range; CSV with ?format=csv."""
+    today = request.clinic.today()
+    data = request.GET if request.GET.get("first_date") else {"first_date": today.replace(day=1), "last_date": today}
+    form = ReportForm(data)
+    rows: list[dict[str, Any]] = []
+    if form.is_valid():
+        raw = selectors.appointments_report(
+            clinic=request.clinic,
+            first_date=form.cleaned_data["first_date"],
+            last_date=form.cleaned_data["last_date"],
+            category=form.cleaned_data["category"],
+        )
+        labels = dict(ReportingCategory.choices)
+        table: dict[str, dict[str, int]] = {}
+        for row in raw:
+            category = labels.get(row["slot_type__reporting_category"] or "", "Uncategorised")
+            table.setdefault(category, {})[row["status"]] = row["count"]
+        statuses = list(AppointmentStatus.values)
+        rows = [
+            {"category": name, "counts": [counts.get(s, 0) for s in statuses], "total": sum(counts.values())}
+            for name, counts in sorted(table.items())
+        ]
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            first, last = form.cleaned_data["first_date"], form.cleaned_data["last_date"]
+            response["Content-Disposition"] = f'attachment; filename="appointments-{first}-{last}.csv"'
+            writer = csv.writer(response)
+            writer.writerow(["Reporting category", *AppointmentStatus.labels, "Total"])
+            for row in rows:
+                writer.writerow([row["category"], *row["counts"], row["total"]])
+            return response
+    context = {"form": form, "rows": rows, "statuses": AppointmentStatus.labels}
+    return render(request, "scheduling/report.html", context)
+
+
+@require_GET
+def patient_appointments(request: ClinicRequest, patient: Any) -> HttpResponse:
+    """Upcoming and past appointments of a patient (loaded into the patient's Quickview)."""
+    obj = scoped_get_or_404(
+        patients_visible(clinic=request.clinic, membership=request.membership), request.clinic, public_id=patient
+    )
+    now = timezone.now()
+    appointments = list(selectors.patient_appointments(clinic=request.clinic, patient=obj)[:60])
+    context = {
+        "patient": obj,
+        "upcoming": sorted((a for a in appointments if a.starts_at >= now), key=lambda a: a.starts_at),
+        "past": [a for a in appointments if a.starts_at < now],
+        "zone": request.viewer_zone.key,
+    }
+    template = "scheduling/patient_appointments.html#list" if request.htmx else "scheduling/patient_appointments.html"
+    return render(request, template, context)

@@ -101,6 +101,7 @@ def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequ
         + f"?date={query.date.isoformat()}"
         + (f"&practitioner={who.tab.public_id}" if who.tab else ""),
         "may_set_default_hours": request.membership.role in (Role.ADMIN, Role.RECEPTION),
+        "may_manage_appointments": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
     }
     template = "scheduling/calendar.html"
     if request.htmx and not request.htmx.history_restore_request:

@@ -13,7 +13,7 @@ from patients.models import Patient
 from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
 from scheduling.models import WEEKDAY_NAMES, Slot
 from scheduling.services import AllocationRequest, BookingRequest, EventData
-from sessions_setup.models import SessionTemplate, SlotType
+from sessions_setup.models import ReportingCategory, SessionTemplate, SlotType
 
 
 class AllocationForm(forms.Form):
@@ -373,3 +373,60 @@ class BookingForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=200, label="Reason for cancelling", strip=True)
+
+
+def choose_by_public_id(form: forms.Form, clinic: Clinic) -> None:
+    """The clinic's active practitioners, locations and bookable slot types, chosen by public id."""
+    for name, queryset in (
+        ("practitioner", Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")),
+        ("location", Location.objects.for_clinic(clinic).filter(is_active=True).order_by("name")),
+        ("slot_type", SlotType.objects.for_clinic(clinic).filter(is_active=True, bookable=True)),
+    ):
+        form.fields[name].queryset = queryset  # type: ignore[attr-defined]
+        form.fields[name].to_field_name = "public_id"  # type: ignore[attr-defined]
+
+
+class NewSlotForm(forms.Form):
+    """Create New Slot: an ad-hoc slot for a practitioner at a chosen time, outside the rota."""
+
+    practitioner = forms.ModelChoiceField(queryset=Practitioner.objects.none(), empty_label=None)
+    location = forms.ModelChoiceField(queryset=Location.objects.none(), empty_label=None)
+    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), label="Start")
+    length_minutes = forms.IntegerField(min_value=5, max_value=240, initial=10, label="Length (minutes)")
+    slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Slot type", empty_label=None)
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choose_by_public_id(self, clinic)
+
+
+class NextAvailableForm(forms.Form):
+    slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), required=False, empty_label="Any type")
+    practitioner = forms.ModelChoiceField(
+        queryset=Practitioner.objects.none(), required=False, empty_label="Any practitioner"
+    )
+    location = forms.ModelChoiceField(queryset=Location.objects.none(), required=False, empty_label="Any location")
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choose_by_public_id(self, clinic)
+
+
+class ReportForm(forms.Form):
+    first_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="From")
+    last_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="To")
+    category = forms.ChoiceField(required=False, label="Reporting category")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [("", "Every category"), *ReportingCategory.choices]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        first, last = data.get("first_date"), data.get("last_date")
+        if first and last and last < first:
+            self.add_error("last_date", "The end is before the start.")
+        elif first and last and (last - first).days > 366:
+            self.add_error("last_date", "Report on a year at most.")
+        return data

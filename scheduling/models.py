@@ -55,8 +55,9 @@ class Allocation(TenantModel):
 class Session(TenantModel):
     """A dated session, with what it looked like when allocated: later template edits never change it."""
 
-    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="sessions")
-    template = models.ForeignKey(SessionTemplate, on_delete=models.PROTECT, related_name="+")
+    # Ad-hoc sessions (Create New Slot) have neither: they hold one slot made outside the rota.
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, null=True, blank=True, related_name="sessions")
+    template = models.ForeignKey(SessionTemplate, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     practitioner = models.ForeignKey(
         Practitioner, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
     )
@@ -108,6 +109,7 @@ class Slot(TenantModel):
 
     class Meta:
         ordering = ["starts_at", "position"]
+        indexes = [models.Index(fields=["clinic", "starts_at"], name="slot_clinic_start_idx")]
         constraints = [
             models.UniqueConstraint(fields=["session", "position"], name="slot_position_unique_in_session"),
             models.CheckConstraint(condition=Q(booked_count__lte=F("capacity")), name="slot_never_over_capacity"),
@@ -163,6 +165,12 @@ class Appointment(TenantModel):
     )
     self_pay = models.BooleanField("self pay", default=False)
     notes_completed = models.BooleanField(default=False)
+    # A single-place slot's appointment: one practitioner cannot hold two that overlap (a PostgreSQL
+    # exclusion constraint, added in migration 0004, backs the booking service's lock).
+    exclusive = models.BooleanField(default=False)
+    rescheduled_from = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
+    )
     cancel_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")

@@ -31,9 +31,10 @@ from scheduling.models import (
     Session,
     Slot,
 )
+from sessions_setup.models import ReleaseRule, SlotType
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic, Membership, Practitioner
+    from clinic.models import Clinic, Location, Membership, Practitioner
 
 
 def sessions_clashing(
@@ -328,3 +329,80 @@ def free_times(
             blocked += [local_day(day, zone) for day in dates_between(max(day_first, first), min(day_last, last))]
         result[pk] = clip(subtract(windows, blocked), (starts_at, ends_at))
     return result
+
+
+# Next available, reports, a patient's appointments ----------------------------------------------------------
+
+NEXT_AVAILABLE_LIMIT = 10
+
+
+def next_available(
+    *,
+    clinic: Clinic,
+    now: dt.datetime,
+    slot_type: SlotType | None = None,
+    practitioner: Practitioner | None = None,
+    location: Location | None = None,
+    after: dt.datetime | None = None,
+    limit: int = NEXT_AVAILABLE_LIMIT,
+) -> list[Slot]:
+    """The next free places from `after` (default now), soonest first, honouring each slot type's release
+    rule: book-on-the-day slots only on the day, "N days before" slots only from N days before.
+
+    Two queries: the clinic's slot types (to turn release rules into time limits), then the slots.
+    """
+    zone = ZoneInfo(clinic.time_zone)
+    end_of_today = local_day(now.astimezone(zone).date(), zone)[1]
+    released = Q()
+    for kind in (
+        SlotType.objects.for_clinic(clinic).filter(bookable=True).only("pk", "release_rule", "release_days_before")
+    ):
+        if kind.release_rule == ReleaseRule.ON_THE_DAY:
+            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today)
+        elif kind.release_rule == ReleaseRule.DAYS_BEFORE:
+            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today + dt.timedelta(days=kind.release_days_before))
+        else:
+            released |= Q(slot_type=kind.pk)
+    if not released:
+        return []
+    slots = Slot.objects.for_clinic(clinic).filter(
+        released, bookable=True, booked_count__lt=F("capacity"), starts_at__gte=max(after or now, now)
+    )
+    if slot_type is not None:
+        slots = slots.filter(slot_type=slot_type)
+    if practitioner is not None:
+        slots = slots.filter(session__practitioner=practitioner)
+    if location is not None:
+        slots = slots.filter(session__location=location)
+    return list(
+        slots.select_related("slot_type", "session", "session__practitioner", "session__location").order_by(
+            "starts_at", "id"
+        )[:limit]
+    )
+
+
+def appointments_report(
+    *, clinic: Clinic, first_date: dt.date, last_date: dt.date, category: str = ""
+) -> list[dict[str, Any]]:
+    """Appointments by the reporting category of their type and by status, over local dates (one query)."""
+    zone = ZoneInfo(clinic.time_zone)
+    rows = Appointment.objects.for_clinic(clinic).filter(
+        starts_at__gte=local_day(first_date, zone)[0], starts_at__lt=local_day(last_date, zone)[1]
+    )
+    if category:
+        rows = rows.filter(slot_type__reporting_category=category)
+    return list(
+        rows.values("slot_type__reporting_category", "status")
+        .annotate(count=Count("id"))
+        .order_by("slot_type__reporting_category", "status")
+    )
+
+
+def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointment]:
+    """A patient's appointments, newest first, with what a list shows."""
+    return (
+        Appointment.objects.for_clinic(clinic)
+        .filter(patient=patient)
+        .select_related("slot_type", "practitioner", "slot__session__location")
+        .order_by("-starts_at", "-id")
+    )

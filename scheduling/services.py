@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -547,6 +548,7 @@ class BookingRequest:
     coverage: Coverage | None = None
     secondary_coverage: Coverage | None = None
     self_pay: bool = False
+    rescheduled_from: Appointment | None = None
 
 
 def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest) -> Appointment:
@@ -589,20 +591,27 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
             )
             if overlapping.exists():
                 raise BookingError("The practitioner already has an appointment at that time.")
-        appointment = Appointment.objects.create(
-            clinic=clinic,
-            slot=slot,
-            practitioner_id=practitioner_id,
-            patient=patient,
-            slot_type=request.slot_type or slot.slot_type,
-            department=request.department,
-            coverage=None if request.self_pay else request.coverage,
-            secondary_coverage=None if request.self_pay else request.secondary_coverage,
-            self_pay=request.self_pay,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            created_by=actor,
-        )
+        try:
+            with transaction.atomic():
+                appointment = Appointment.objects.create(
+                    clinic=clinic,
+                    slot=slot,
+                    practitioner_id=practitioner_id,
+                    patient=patient,
+                    slot_type=request.slot_type or slot.slot_type,
+                    department=request.department,
+                    coverage=None if request.self_pay else request.coverage,
+                    secondary_coverage=None if request.self_pay else request.secondary_coverage,
+                    self_pay=request.self_pay,
+                    exclusive=slot.capacity == 1,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    created_by=actor,
+                    rescheduled_from=request.rescheduled_from,
+                )
+        except IntegrityError as error:
+            # The database's last guard (the locks above should leave nothing for it to catch).
+            raise BookingError("The practitioner already has an appointment at that time.") from error
         if request.resources:
             appointment.resources.set([r for r in request.resources if r.pk != practitioner_id])
         Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
@@ -634,3 +643,154 @@ def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment,
         locked.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
         audit_record(clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={})
     return locked
+
+
+# The appointment lifecycle ------------------------------------------------------------------------------
+
+S = AppointmentStatus
+STATUS_STEPS: dict[str, set[str]] = {
+    S.BOOKED: {S.ARRIVED, S.DID_NOT_ATTEND},
+    S.ARRIVED: {S.IN_CONSULTATION, S.DID_NOT_ATTEND, S.BOOKED},
+    S.IN_CONSULTATION: {S.COMPLETED, S.ARRIVED},
+    S.COMPLETED: {S.IN_CONSULTATION},
+    S.DID_NOT_ATTEND: {S.BOOKED, S.ARRIVED},
+    S.CANCELLED: set(),
+}
+
+
+def appointment_status_set(*, clinic: Clinic, actor: User, appointment: Appointment, status: str) -> Appointment:
+    """Move an appointment along booked → arrived → in consultation → completed, or to did not attend.
+
+    Cancelling has its own service (it needs a reason and frees the place).
+    """
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if status not in STATUS_STEPS.get(locked.status, set()):
+            raise BookingError(
+                f"An appointment that is “{locked.get_status_display()}” cannot become “{S(status).label}”."
+                if status in S.values
+                else "That is not an appointment status."
+            )
+        previous = locked.status
+        locked.status = status
+        if status != S.COMPLETED:
+            locked.notes_completed = False
+        locked.save(update_fields=["status", "notes_completed", "updated_at"])
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.status",
+            target=locked,
+            detail={"from": previous, "to": status},
+        )
+    return locked
+
+
+def appointment_notes_completed(*, clinic: Clinic, actor: User, appointment: Appointment, done: bool) -> Appointment:
+    """Mark (or unmark) a completed appointment's notes as completed."""
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if locked.status != S.COMPLETED:
+            raise BookingError("Only a completed appointment has notes to complete.")
+        locked.notes_completed = done
+        locked.save(update_fields=["notes_completed", "updated_at"])
+        audit_record(
+            clinic=clinic, actor=actor, action="appointment.notes_completed", target=locked, detail={"done": done}
+        )
+    return locked
+
+
+def appointment_reschedule(
+    *, clinic: Clinic, actor: User, membership: Membership, appointment: Appointment, slot: Slot
+) -> Appointment:
+    """Move a booking to another slot: a new appointment linked to the old, which is cancelled as
+    "Rescheduled" (so the history stays). All or nothing."""
+    if appointment.status != S.BOOKED:
+        raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
+    if slot.pk == appointment.slot_id:
+        raise BookingError("Choose a different slot.")
+    with transaction.atomic():
+        old = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if old.status != S.BOOKED:
+            raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
+        appointment_cancel(clinic=clinic, actor=actor, appointment=old, reason="Rescheduled")
+        new = appointment_book(
+            clinic=clinic,
+            actor=actor,
+            membership=membership,
+            request=BookingRequest(
+                slot=slot,
+                patient=old.patient,
+                slot_type=slot.slot_type or old.slot_type,
+                department=old.department,
+                resources=list(old.resources.all()),
+                coverage=old.coverage,
+                secondary_coverage=old.secondary_coverage,
+                self_pay=old.self_pay,
+                rescheduled_from=old,
+            ),
+        )
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.rescheduled",
+            target=new,
+            detail={"from": str(old.public_id)},
+        )
+    return new
+
+
+# Create New Slot ----------------------------------------------------------------------------------------
+
+ADHOC_SESSION_NAME = "Ad-hoc slot"
+
+
+def adhoc_slot_create(
+    *,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner,
+    location: Location,
+    date: dt.date,
+    start_time: dt.time,
+    length_minutes: int,
+    slot_type: SlotType,
+) -> Slot:
+    """A one-slot session for a practitioner outside the rota (Create New Slot), ready to book."""
+    zone = ZoneInfo(location.time_zone)
+    starts_at = dt.datetime.combine(date, start_time, tzinfo=zone).astimezone(dt.UTC)
+    ends_at = starts_at + dt.timedelta(minutes=length_minutes)
+    with transaction.atomic():
+        session = Session.objects.create(
+            clinic=clinic,
+            allocation=None,
+            template=None,
+            practitioner=practitioner,
+            location=location,
+            date=date,
+            time_zone=location.time_zone,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            name=ADHOC_SESSION_NAME,
+            description=f"Added by {actor.get_full_name() or actor.get_username()}"[:30],
+            colour="grey",
+            session_type="timed",
+        )
+        slot = Slot.objects.create(
+            clinic=clinic,
+            session=session,
+            position=0,
+            slot_type=slot_type,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            bookable=True,
+            capacity=slot_type.capacity,
+        )
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="slot.created_adhoc",
+            target=slot,
+            detail={"practitioner": str(practitioner.public_id), "starts_at": starts_at.isoformat()},
+        )
+    return slot

@@ -101,6 +101,13 @@
     }
   });
 
+  // A status change in the popup keeps it open but refreshes the grid behind it.
+  document.body.addEventListener("calendar:refresh", function () {
+    if (calendarEl() && window.htmx) {
+      window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#calendar", swap: "outerHTML" });
+    }
+  });
+
   // After an event is saved or deleted the server says "calendar:changed": close and refresh.
   document.body.addEventListener("calendar:changed", function () {
     closeDialogs();
