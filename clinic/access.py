@@ -11,9 +11,9 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 
 if TYPE_CHECKING:
@@ -48,7 +48,11 @@ def public(view: View) -> View:
 def scoped_get_or_404(model_or_qs: type[M] | QuerySet[M], clinic: Clinic, **lookup: Any) -> M:
     """Fetch one tenant object of `clinic`, or 404 if it does not exist there."""
     qs = model_or_qs if isinstance(model_or_qs, QuerySet) else model_or_qs._default_manager.all()
-    return get_object_or_404(qs.filter(clinic=clinic), **lookup)
+    try:
+        return get_object_or_404(qs.filter(clinic=clinic), **lookup)
+    except (ValidationError, ValueError):
+        # An id from a form or query string that is not even a UUID: as absent as any other.
+        raise Http404("No such object.") from None
 
 
 def admin_required(view: View) -> View:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -252,6 +253,11 @@ def calendar_preference(*, clinic: Clinic, membership: Membership) -> CalendarPr
 
 
 def slot_details(*, clinic: Clinic, slot_public_id: Any) -> Slot | None:
+    """The slot with its session, practitioner, location and type; None when there is none (or no valid id)."""
+    try:
+        UUID(str(slot_public_id))
+    except ValueError:
+        return None
     return (
         Slot.objects.for_clinic(clinic)
         .select_related("session", "session__practitioner", "session__location", "slot_type")

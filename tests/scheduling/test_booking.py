@@ -199,3 +199,11 @@ def test_cancelling_needs_a_reason_and_frees_the_place(clinic_a, reception_clien
     )
     assert again.status_code == 302
     assert Appointment.objects.live().count() == 1
+
+
+def test_garbage_ids_in_forms_and_query_strings_are_404_not_500(clinic_a, reception_client_a, slot):
+    reception_client_a.raise_request_exception = True
+    url = reverse("scheduling:book", args=[slot.public_id])
+    assert reception_client_a.get(url, {"patient": "not-a-uuid"}).status_code == 404
+    assert reception_client_a.post(url, {"patient": "not-a-uuid", "action": "book"}).status_code == 404
+    assert reception_client_a.get(reverse("scheduling:next-available"), {"slot_type": "nope"}).status_code == 200
