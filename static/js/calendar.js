@@ -24,11 +24,16 @@
     var dialog = document.getElementById("tip");
     var body = document.getElementById("tip-body");
     if (!dialog || !body || !window.htmx) { window.location.assign(url); return; }
-    window.htmx.ajax("GET", url, { target: "#tip-body", swap: "innerHTML" }).then(function () {
+    // Open once htmx has settled the new content (its links and forms are wired up by then),
+    // not when the request resolves: a quick Enter would otherwise follow a plain link.
+    body.addEventListener("htmx:afterSettle", function opened(event) {
+      if (event.target !== body && !body.contains(event.target)) { return; }
+      body.removeEventListener("htmx:afterSettle", opened);
       if (!dialog.open) { dialog.showModal(); }
       var first = body.querySelector("input:not([type=hidden]):not([type=radio]), select, textarea, a, button");
       if (first) { first.focus(); }
     });
+    window.htmx.ajax("GET", url, { target: "#tip-body", swap: "innerHTML" });
   }
 
   function closeDialogs() {
