@@ -6,7 +6,9 @@ import datetime as dt
 import threading
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connection
+from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from scheduling.models import Appointment, Slot
 from scheduling.services import BookingError, BookingRequest, appointment_book
@@ -92,3 +94,69 @@ def test_two_overlapping_single_slots_of_one_practitioner_are_never_both_booked(
         thread.join(timeout=60)
     assert sorted(outcomes) == ["The practitioner already has an appointment at that time.", "booked"]
     assert Appointment.objects.filter(practitioner=practitioner).count() == 1
+
+
+class RoomyWSGIServer(ThreadedWSGIServer):
+    # Django's test server queues 10 connections; a storm of 50 at once would be refused at the door.
+    request_queue_size = 128
+
+
+class RoomyServerThread(LiveServerThread):
+    server_class = RoomyWSGIServer
+
+
+@pytest.fixture
+def roomy_server(transactional_db):
+    """A threaded live server (one thread and database connection per request) that accepts a crowd."""
+    thread = RoomyServerThread("127.0.0.1", _StaticFilesHandler)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait()
+    if thread.error:
+        raise thread.error
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.terminate()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, roomy_server):
+    """The same storm through real HTTP requests to a threaded server: 10 booked, 40 told it is full."""
+    import concurrent.futures
+
+    import requests
+    from django.test import Client
+    from django.urls import reverse
+
+    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
+    session = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
+    )
+    slot = session.slots.get()
+    patients = PatientFactory.create_batch(50, clinic=clinic_a)
+    signed_in = Client()
+    signed_in.force_login(reception_a.user, backend="django.contrib.auth.backends.ModelBackend")
+    cookies = {"sessionid": signed_in.cookies["sessionid"].value, "csrftoken": "t" * 32}
+    url = roomy_server + reverse("scheduling:book", args=[slot.public_id])
+    barrier = threading.Barrier(len(patients))
+
+    def post(patient):
+        data = {
+            "patient": str(patient.public_id),
+            "coverage": "self",
+            "slot_type": str(group.public_id),
+            "action": "book",
+        }
+        with requests.Session() as http:
+            http.cookies.update(cookies)
+            barrier.wait(timeout=30)
+            response = http.post(url, data=data, headers={"X-CSRFToken": "t" * 32}, allow_redirects=False, timeout=60)
+        if response.status_code == 302:
+            return "booked"
+        return "full" if "This group is full (10 places)." in response.text else f"{response.status_code}"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(patients)) as pool:
+        outcomes = list(pool.map(post, patients))
+    assert outcomes.count("booked") == 10, outcomes
+    assert outcomes.count("full") == 40, outcomes
+    slot.refresh_from_db()
+    assert slot.booked_count == 10 == Appointment.objects.filter(slot=slot).count()
