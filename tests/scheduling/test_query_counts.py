@@ -133,3 +133,37 @@ def test_the_calendar_uses_a_fixed_number_of_queries(
     with django_assert_num_queries(len(small)):
         body = admin_client_a.get(path).content.decode()
     assert "booked" in body
+
+
+@pytest.mark.parametrize("page", ["next-available", "patient-appointments", "appointments-report"])
+def test_booking_lists_use_a_fixed_number_of_queries(
+    page, clinic_a, admin_a, django_assert_num_queries, django_assert_max_num_queries
+):
+    import time_machine
+
+    from tests.conftest import logged_in_client
+    from tests.factories import PatientFactory, PractitionerFactory, allocate_session, book
+
+    patient = PatientFactory(clinic=clinic_a)
+
+    def grow(n):
+        for _ in range(n):
+            session = allocate_session(clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=DAY)
+            for slot in session.slots.all()[:2]:
+                book(slot, patient)
+
+    path = {
+        "next-available": reverse("scheduling:next-available"),
+        "patient-appointments": reverse("scheduling:patient-appointments", args=[patient.public_id]),
+        "appointments-report": reverse("scheduling:appointments-report")
+        + "?first_date=2027-06-01&last_date=2027-06-30",
+    }[page]
+    with time_machine.travel(dt.datetime(2027, 6, 1, tzinfo=dt.UTC), tick=False):
+        client = logged_in_client(admin_a)  # signed in "then", so the session is fresh
+        client.get(path)
+        grow(1)
+        with django_assert_max_num_queries(10) as small:
+            assert client.get(path).status_code == 200
+        grow(6)
+        with django_assert_num_queries(len(small)):
+            assert client.get(path).status_code == 200
