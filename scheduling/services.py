@@ -565,12 +565,20 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
     if patient.is_archived:
         raise BookingError("This patient's record is archived; restore it before booking.")
     with transaction.atomic():
-        slot = Slot.objects.for_clinic(clinic).select_for_update().select_related("session").get(pk=request.slot.pk)
+        # FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings'
+        # inserts then need not wait for these locks.
+        no_key = connection.features.has_select_for_no_key_update
+        slot = (
+            Slot.objects.for_clinic(clinic)
+            .select_for_update(no_key=no_key, of=("self",))
+            .select_related("session")
+            .get(pk=request.slot.pk)
+        )
         practitioner_id = slot.session.practitioner_id
         if not slot.bookable:
             raise BookingError("This slot cannot be booked (a blank slot).")
         if slot.capacity == 1 and practitioner_id is not None:
-            Practitioner.objects.for_clinic(clinic).select_for_update().filter(pk=practitioner_id).get()
+            Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
             raise BookingError("This patient is already booked in this slot.")
         if slot.booked_count >= slot.capacity:
