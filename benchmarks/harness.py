@@ -31,7 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import CaptureQueriesContext
 
 S = TypeVar("S")
-Result = dict[str, float | int]
+Result = dict[str, float | int | str]
 
 SETTINGS_MODULE = "clinic.settings"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
@@ -57,6 +57,9 @@ class Case(Generic[S]):
     reset: Callable[[S], object] | None = None
     runs: int = DEFAULT_RUNS
     warmup: int = DEFAULT_WARMUP
+    # Figures beyond the one median (e.g. latencies per number of clients), added to the case's entry; None
+    # means the case skipped itself (e.g. PostgreSQL only) and the file keeps its earlier entry.
+    extras: Callable[[Result], Result | None] | None = None
 
 
 # --- The database ---------------------------------------------------------------------
@@ -223,8 +226,8 @@ def write_results(path: Path, results: Mapping[str, Result], env: Mapping[str, A
 
 
 def format_table(results: Mapping[str, Result]) -> str:
-    def ms(value: float | int | None) -> str:
-        return "-" if value is None else f"{value * 1000:.3f}"
+    def ms(value: float | int | str | None) -> str:
+        return "-" if not isinstance(value, int | float) else f"{value * 1000:.3f}"
 
     header = ("case", "median ms", "min ms", "max ms", "queries", "peak MB", "floor ms", "x floor")
     rows = [header]
@@ -303,7 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             case = CASES[name]
             runs, warmup = runs_and_warmup(case, runs=args.runs, warmup=args.warmup)
             print(f"{name}: {warmup} warm-up, {runs} timed runs ...", file=sys.stderr, flush=True)
-            results[name] = measure(case, runs=runs, warmup=warmup)
+            result: Result = {**measure(case, runs=runs, warmup=warmup), "database_vendor": vendor}
+            figures = case.extras(result) if case.extras else {}
+            if figures is not None:
+                results[name] = {**result, **figures}
 
     env = environment(
         vendor=vendor,
