@@ -31,7 +31,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import CaptureQueriesContext
 
 S = TypeVar("S")
-Result = dict[str, float | int | str]
+Figures = dict[str, float | int]  # what measure() finds
+Result = dict[str, float | int | str]  # an entry of results.json: the figures, extras and the database
 
 SETTINGS_MODULE = "clinic.settings"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
@@ -135,7 +136,7 @@ def peak_memory_mb(fn: Callable[[], object]) -> float:
     return (peak - before) / MB
 
 
-def measure(case: Case[Any], *, runs: int, warmup: int) -> Result:
+def measure(case: Case[Any], *, runs: int, warmup: int) -> Figures:
     state = case.setup()
 
     def reset() -> None:
@@ -176,7 +177,7 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Result:
     reset()
 
     median = statistics.median(times)
-    result: Result = {
+    result: Figures = {
         "median_s": median,
         "min_s": min(times),
         "max_s": max(times),
