@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -412,3 +413,40 @@ def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointmen
         .select_related("slot_type", "practitioner", "slot__session__location")
         .order_by("-starts_at", "-id")
     )
+
+
+# A series' preview ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OccurrenceMatch:
+    """One occurrence of a series and the slot it would take: None when no session has one then."""
+
+    starts_at: dt.datetime
+    slot: Slot | None
+    full: bool = False
+
+    @property
+    def bookable(self) -> bool:
+        return self.slot is not None and not self.full
+
+
+def series_preview(
+    *, clinic: Clinic, practitioner: Practitioner, slot_type: SlotType, occurrences: Sequence[dt.datetime]
+) -> list[OccurrenceMatch]:
+    """Match each occurrence to a slot of the practitioner and type starting then (a free one first): one query."""
+    candidates = (
+        Slot.objects.for_clinic(clinic)
+        .filter(session__practitioner=practitioner, slot_type=slot_type, bookable=True, starts_at__in=list(occurrences))
+        .select_related("session", "session__location", "slot_type")
+        .order_by("starts_at", "booked_count", "id")
+    )
+    best: dict[dt.datetime, Slot] = {}
+    for slot in candidates:
+        current = best.get(slot.starts_at)
+        if current is None or (current.free == 0 and slot.free > 0):
+            best[slot.starts_at] = slot
+    return [
+        OccurrenceMatch(starts_at=moment, slot=best.get(moment), full=moment in best and best[moment].free == 0)
+        for moment in occurrences
+    ]
