@@ -118,16 +118,7 @@ def book(request: ClinicRequest, slot: Any) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def appointment_cancel(request: ClinicRequest, appointment: Any) -> HttpResponse:
     """Cancel an appointment with a reason; its place is freed."""
-    obj = scoped_get_or_404(
-        Appointment.objects.for_clinic(request.clinic).select_related("patient", "slot", "practitioner"),
-        request.clinic,
-        public_id=appointment,
-    )
-    if (
-        obj.patient.is_blocked
-        and not patient_detail(clinic=request.clinic, membership=request.membership).filter(pk=obj.patient_id).exists()
-    ):
-        raise Http404("No such appointment.")
+    obj = visible_appointment(request, appointment)
     form = CancelForm(request.POST or None)
     error = ""
     if obj.status == AppointmentStatus.CANCELLED:

@@ -28,7 +28,7 @@ from scheduling import selectors, services
 from scheduling.calendar import ALL_TAB, VIEWS, CalendarQuery, parse_query
 from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm
 from scheduling.hours import clean_ranges, weekly_from_json
-from scheduling.models import AppointmentStatus, Availability, AvailabilityOverride, OfficeHours, OtherEvent
+from scheduling.models import Availability, AvailabilityOverride, OfficeHours, OtherEvent
 from scheduling.presenters import calendar_page, shown
 
 SHORTCUTS = [
@@ -100,7 +100,6 @@ def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequ
         "new_event_url": reverse("scheduling:event-new")
         + f"?date={query.date.isoformat()}"
         + (f"&practitioner={who.tab.public_id}" if who.tab else ""),
-        "may_set_default_hours": request.membership.role in (Role.ADMIN, Role.RECEPTION),
         "may_manage_appointments": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
     }
     template = "scheduling/calendar.html"
@@ -174,7 +173,6 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
         "calendar_url": reverse("scheduling:calendar")
         + CalendarQuery("day", obj.starts_at.astimezone(request.viewer_zone).date()).params(),
         "zone": request.viewer_zone.key,
-        "statuses": AppointmentStatus,
     }
     template = "scheduling/slot.html#tip" if request.htmx else "scheduling/slot.html"
     return render(request, template, context)
@@ -185,7 +183,7 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
 
 def manageable_practitioners(request: ClinicRequest) -> QuerySet[Practitioner]:
     practitioners = practitioners_list(clinic=request.clinic).filter(is_active=True).order_by("name")
-    if request.membership.role in (Role.ADMIN, Role.RECEPTION):
+    if services.manages_every_calendar(request.membership):
         return practitioners
     return practitioners.filter(user=request.user)
 
@@ -317,7 +315,7 @@ def office_hours(request: ClinicRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "default": default,
-        "may_set_default": request.membership.role in (Role.ADMIN, Role.RECEPTION),
+        "may_set_default": services.manages_every_calendar(request.membership),
     }
     return render(request, "scheduling/office_hours.html", context)
 
@@ -326,7 +324,7 @@ def office_hours(request: ClinicRequest) -> HttpResponse:
 def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpResponse:
     """Set Office Hours: ranges per weekday and their zone, saved on every change."""
     if practitioner is None:
-        if request.membership.role not in (Role.ADMIN, Role.RECEPTION):
+        if not services.manages_every_calendar(request.membership):
             raise PermissionDenied("Only admins and schedulers set the practice's default office hours.")
         owner = None
     else:
@@ -355,7 +353,7 @@ def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpR
         "owner": owner,
         "hours": hours,
         "saved": saved,
-        "zones": time_zone_choices(),
+        "zones": time_zone_names(),
         "title": f"Office hours of {owner.name}" if owner else "Practice default office hours",
         "action_url": request.path,
     }
@@ -365,15 +363,11 @@ def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpR
     return render(request, template, context, status=422 if request.method == "POST" and not saved else 200)
 
 
-def time_zone_choices() -> list[str]:
-    return time_zone_names()
-
-
 @require_GET
 def availability(request: ClinicRequest) -> HttpResponse:
     """Manage Availability: choose whose (a clinician goes straight to their own)."""
     practitioners = list(manageable_practitioners(request))
-    if len(practitioners) == 1 and request.membership.role == Role.CLINICIAN:
+    if len(practitioners) == 1 and not services.manages_every_calendar(request.membership):
         return redirect("scheduling:availability-edit", practitioner=practitioners[0].public_id)
     set_up = set(
         Availability.objects.for_clinic(request.clinic)
@@ -446,7 +440,7 @@ def availability_edit(request: ClinicRequest, practitioner: Any) -> HttpResponse
         "adding": part == "override" or bool(request.GET.get("add") or request.GET.get("date")),
         "overrides": [{"override": o, "hours": clean_ranges(o.hours)} for o in overrides],
         "saved": saved == "weekly",
-        "zones": time_zone_choices(),
+        "zones": time_zone_names(),
         "action_url": request.path,
         "title": f"Availability of {owner.name}",
     }

@@ -84,39 +84,25 @@ def calendar_page(
 ) -> dict[str, Any]:
     who = shown(clinic=clinic, query=query)
     first, last = query.first_date, query.last_date
-    starts_at, ends_at = local_day(first, zone)[0], local_day(last, zone)[1]
-    practitioner_ids = [p.pk for p in who.columns]
+    scope = selectors.CalendarScope(
+        practitioner_ids=[p.pk for p in who.columns],
+        include_clinic_wide=who.include_clinic_wide,
+        location_ids=who.location_ids,
+        starts_at=local_day(first, zone)[0],
+        ends_at=local_day(last, zone)[1],
+        first_date=first,
+        last_date=last,
+    )
     context: dict[str, Any] = {"query": query, "shown": who}
     if query.view == "month":
-        session_rows = selectors.month_summaries(
-            clinic=clinic,
-            practitioner_ids=practitioner_ids,
-            include_clinic_wide=who.include_clinic_wide,
-            location_ids=who.location_ids,
-            starts_at=starts_at,
-            ends_at=ends_at,
-        )
-        all_day = selectors.calendar_events(
-            clinic=clinic,
-            practitioner_ids=practitioner_ids,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            first_date=first,
-            last_date=last,
-        ).filter(all_day=True)
+        session_rows = selectors.month_summaries(clinic=clinic, scope=scope)
+        all_day = selectors.calendar_events(clinic=clinic, scope=scope).filter(all_day=True)
         context["weeks"] = month_weeks(
             query=query, zone=zone, today=today, session_rows=session_rows, all_day_events=all_day
         )
         return context
 
-    session_rows, slot_rows, appointment_rows = selectors.calendar_grid_rows(
-        clinic=clinic,
-        practitioner_ids=practitioner_ids,
-        include_clinic_wide=who.include_clinic_wide,
-        location_ids=who.location_ids,
-        starts_at=starts_at,
-        ends_at=ends_at,
-    )
+    session_rows, slot_rows, appointment_rows = selectors.calendar_grid_rows(clinic=clinic, scope=scope)
     may_see_blocked = membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
     appointments: dict[int, list[tuple[str, str]]] = {}
     for slot_id, status, first_name, last_name, preferred, internal_id, blocked in appointment_rows:
@@ -130,14 +116,7 @@ def calendar_page(
             internal_ids_enabled=clinic.internal_ids_enabled,
         )
         appointments.setdefault(slot_id, []).append((label, status))
-    events = selectors.calendar_events(
-        clinic=clinic,
-        practitioner_ids=practitioner_ids,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        first_date=first,
-        last_date=last,
-    )
+    events = selectors.calendar_events(clinic=clinic, scope=scope)
     column_keys: list[tuple[int | None, str, str]] = [(p.pk, p.name, str(p.public_id)) for p in who.columns]
     if who.include_clinic_wide and any(row[1] is None for row in session_rows):
         column_keys.append((None, CLINIC_WIDE_LABEL, ""))

@@ -97,43 +97,35 @@ def booked_future_slots(*, clinic: Clinic, allocation: Allocation, from_date: dt
 # cost more than the rest of the page.
 
 
-def calendar_sessions(
-    *,
-    clinic: Clinic,
-    practitioner_ids: Sequence[int],
-    include_clinic_wide: bool,
-    location_ids: Sequence[int],
-    starts_at: dt.datetime,
-    ends_at: dt.datetime,
-) -> QuerySet[Session]:
-    """Sessions overlapping [starts_at, ends_at) of the practitioners (and clinic-wide ones), optionally by location."""
-    who = Q(practitioner_id__in=practitioner_ids)
-    if include_clinic_wide:
+@dataclass(frozen=True)
+class CalendarScope:
+    """What one calendar page covers: whose sessions, where, and when (instants and local dates)."""
+
+    practitioner_ids: Sequence[int]
+    include_clinic_wide: bool  # sessions allocated to the clinic as a whole
+    location_ids: Sequence[int]  # empty: every location
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    first_date: dt.date
+    last_date: dt.date
+
+
+def calendar_sessions(*, clinic: Clinic, scope: CalendarScope) -> QuerySet[Session]:
+    """Sessions overlapping the scope's instants, of its practitioners (and clinic-wide ones), maybe by location."""
+    who = Q(practitioner_id__in=scope.practitioner_ids)
+    if scope.include_clinic_wide:
         who |= Q(practitioner__isnull=True)
-    sessions = Session.objects.for_clinic(clinic).filter(who, starts_at__lt=ends_at, ends_at__gt=starts_at)
-    if location_ids:
-        sessions = sessions.filter(location_id__in=location_ids)
+    sessions = Session.objects.for_clinic(clinic).filter(who, starts_at__lt=scope.ends_at, ends_at__gt=scope.starts_at)
+    if scope.location_ids:
+        sessions = sessions.filter(location_id__in=scope.location_ids)
     return sessions
 
 
 def calendar_grid_rows(
-    *,
-    clinic: Clinic,
-    practitioner_ids: Sequence[int],
-    include_clinic_wide: bool,
-    location_ids: Sequence[int],
-    starts_at: dt.datetime,
-    ends_at: dt.datetime,
+    *, clinic: Clinic, scope: CalendarScope
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Sessions, slots and live appointments of the grid: three queries whatever the amount."""
-    sessions = calendar_sessions(
-        clinic=clinic,
-        practitioner_ids=practitioner_ids,
-        include_clinic_wide=include_clinic_wide,
-        location_ids=location_ids,
-        starts_at=starts_at,
-        ends_at=ends_at,
-    )
+    sessions = calendar_sessions(clinic=clinic, scope=scope)
     session_rows = list(
         sessions.order_by("starts_at", "id").values_list(
             "id",
@@ -182,47 +174,24 @@ def calendar_grid_rows(
     return session_rows, slot_rows, appointment_rows
 
 
-def calendar_events(
-    *,
-    clinic: Clinic,
-    practitioner_ids: Sequence[int],
-    starts_at: dt.datetime,
-    ends_at: dt.datetime,
-    first_date: dt.date,
-    last_date: dt.date,
-) -> QuerySet[OtherEvent]:
+def calendar_events(*, clinic: Clinic, scope: CalendarScope) -> QuerySet[OtherEvent]:
     """Other events of the practitioners: timed ones overlapping the instants, all-day ones overlapping the dates."""
     return (
         OtherEvent.objects.for_clinic(clinic)
-        .filter(practitioner_id__in=practitioner_ids)
+        .filter(practitioner_id__in=scope.practitioner_ids)
         .filter(
-            Q(all_day=False, starts_at__lt=ends_at, ends_at__gt=starts_at)
-            | Q(all_day=True, first_date__lte=last_date, last_date__gte=first_date)
+            Q(all_day=False, starts_at__lt=scope.ends_at, ends_at__gt=scope.starts_at)
+            | Q(all_day=True, first_date__lte=scope.last_date, last_date__gte=scope.first_date)
         )
         .order_by("all_day", "starts_at", "first_date", "id")
     )
 
 
-def month_summaries(
-    *,
-    clinic: Clinic,
-    practitioner_ids: Sequence[int],
-    include_clinic_wide: bool,
-    location_ids: Sequence[int],
-    starts_at: dt.datetime,
-    ends_at: dt.datetime,
-) -> list[tuple[Any, ...]]:
+def month_summaries(*, clinic: Clinic, scope: CalendarScope) -> list[tuple[Any, ...]]:
     """Per session: its start, and bookable places and bookings (one query; the month view sums them by day)."""
     bookable = Q(slots__bookable=True)
     return list(
-        calendar_sessions(
-            clinic=clinic,
-            practitioner_ids=practitioner_ids,
-            include_clinic_wide=include_clinic_wide,
-            location_ids=location_ids,
-            starts_at=starts_at,
-            ends_at=ends_at,
-        )
+        calendar_sessions(clinic=clinic, scope=scope)
         .annotate(
             places=Sum("slots__capacity", filter=bookable, default=0),
             booked=Sum("slots__booked_count", filter=bookable, default=0),

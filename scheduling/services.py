@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
@@ -371,9 +371,14 @@ def allocation_remove_future(*, clinic: Clinic, actor: User, allocation: Allocat
 # The calendar: other events, office hours, availability, remembered filters ----------------------
 
 
+def manages_every_calendar(membership: Membership) -> bool:
+    """Admins and schedulers manage everyone's calendar, hours and availability, and the practice default."""
+    return membership.role in (Role.ADMIN, Role.RECEPTION)
+
+
 def may_manage_calendar_of(membership: Membership, practitioner: Practitioner | None) -> bool:
-    """Admins and schedulers manage everyone's calendar and the practice default; a clinician only their own."""
-    if membership.role in (Role.ADMIN, Role.RECEPTION):
+    """Whether the member may change this practitioner's calendar (a clinician: only their own)."""
+    if manages_every_calendar(membership):
         return True
     return practitioner is not None and practitioner.user_id == membership.user_id
 
@@ -424,6 +429,39 @@ def other_event_delete(*, clinic: Clinic, actor: User, event: OtherEvent) -> Non
         event.delete()
 
 
+WeeklyHours = TypeVar("WeeklyHours", OfficeHours, Availability)
+
+
+def weekly_hours_save(
+    model: type[WeeklyHours],
+    *,
+    action: str,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner | None,
+    time_zone: str,
+    weekly: Mapping[int, Sequence[TimeRange]],
+) -> WeeklyHours:
+    """Create or replace the weekly hours row (office hours or availability) of a practitioner."""
+    with transaction.atomic():
+        row, _ = (
+            model.objects.for_clinic(clinic)
+            .select_for_update()
+            .get_or_create(clinic=clinic, practitioner=practitioner, defaults={"time_zone": time_zone})
+        )
+        row.time_zone = time_zone
+        row.weekly = weekly_to_json(weekly)
+        row.save()
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action=action,
+            target=row,
+            detail={"practitioner": str(practitioner.public_id) if practitioner else "practice default"},
+        )
+    return row
+
+
 def office_hours_save(
     *,
     clinic: Clinic,
@@ -433,23 +471,15 @@ def office_hours_save(
     weekly: Mapping[int, Sequence[TimeRange]],
 ) -> OfficeHours:
     """Set a practitioner's office hours, or the practice default (practitioner None)."""
-    with transaction.atomic():
-        hours, _ = (
-            OfficeHours.objects.for_clinic(clinic)
-            .select_for_update()
-            .get_or_create(clinic=clinic, practitioner=practitioner, defaults={"time_zone": time_zone})
-        )
-        hours.time_zone = time_zone
-        hours.weekly = weekly_to_json(weekly)
-        hours.save()
-        audit_record(
-            clinic=clinic,
-            actor=actor,
-            action="office_hours.saved",
-            target=hours,
-            detail={"practitioner": str(practitioner.public_id) if practitioner else "practice default"},
-        )
-    return hours
+    return weekly_hours_save(
+        OfficeHours,
+        action="office_hours.saved",
+        clinic=clinic,
+        actor=actor,
+        practitioner=practitioner,
+        time_zone=time_zone,
+        weekly=weekly,
+    )
 
 
 def office_hours_clear(*, clinic: Clinic, actor: User, practitioner: Practitioner | None) -> None:
@@ -468,17 +498,16 @@ def availability_save(
     time_zone: str,
     weekly: Mapping[int, Sequence[TimeRange]],
 ) -> Availability:
-    with transaction.atomic():
-        availability, _ = (
-            Availability.objects.for_clinic(clinic)
-            .select_for_update()
-            .get_or_create(clinic=clinic, practitioner=practitioner, defaults={"time_zone": time_zone})
-        )
-        availability.time_zone = time_zone
-        availability.weekly = weekly_to_json(weekly)
-        availability.save()
-        audit_record(clinic=clinic, actor=actor, action="availability.saved", target=availability)
-    return availability
+    """Set a practitioner's weekly online-booking windows."""
+    return weekly_hours_save(
+        Availability,
+        action="availability.saved",
+        clinic=clinic,
+        actor=actor,
+        practitioner=practitioner,
+        time_zone=time_zone,
+        weekly=weekly,
+    )
 
 
 def availability_overrides_set(

@@ -62,3 +62,20 @@ def csp_violations(page):
         lambda msg: found.append(msg.text) if "Content Security Policy" in msg.text else None,
     )
     return found
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    """Every browser runs in a known zone (a test may force another), so the one reload after the
+    browser first reports its zone never lands in the middle of a test."""
+    from tests.e2e.calendar_browser import BROWSER_ZONE
+
+    return {**browser_context_args, "timezone_id": BROWSER_ZONE}
+
+
+@pytest.fixture
+def js_errors(page):
+    """Uncaught JavaScript errors on the page; a test asserts this stays empty."""
+    found: list[str] = []
+    page.on("pageerror", lambda error: found.append(str(error)))
+    return found

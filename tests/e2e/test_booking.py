@@ -15,8 +15,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from patients.models import Coverage
 from scheduling.models import Appointment, Slot
+from tests.e2e.calendar_browser import BROWSER_ZONE, mark_page, sign_in, still_marked
 from tests.factories import (
-    TEST_PASSWORD,
     PatientFactory,
     PractitionerFactory,
     SlotTypeFactory,
@@ -26,22 +26,8 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BROWSER_ZONE = "Europe/London"
 WINTER_DAY = dt.date(2027, 1, 11)  # a Monday, in the future; London = UTC then
 DAY_VIEW = f"?view=day&date={WINTER_DAY.isoformat()}"
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "timezone_id": BROWSER_ZONE}
-
-
-@pytest.fixture
-def js_errors(page):
-    """Uncaught JavaScript errors on the page; a test asserts this stays empty."""
-    found: list[str] = []
-    page.on("pageerror", lambda error: found.append(str(error)))
-    return found
 
 
 @pytest.fixture
@@ -52,30 +38,11 @@ def page_loads(page):
     return found
 
 
-def sign_in(page: Page, live_server, membership) -> None:
-    """Sign in and wait until the browser's zone has reached the server (so no reload follows later)."""
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(membership.user.username)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    with page.expect_response(lambda r: r.url.endswith("/time-zone/") and r.request.method == "POST"):
-        page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)
-
-
 def open_day(page: Page, live_server) -> None:
     page.goto(f"{live_server.url}/calendar/{DAY_VIEW}")
     expect(page.locator("body")).to_have_attribute("data-viewer-zone", BROWSER_ZONE)
     expect(page.locator(".zone-label")).to_have_text(f"Times shown in {BROWSER_ZONE}")
     expect(page.locator("h1.cal-title")).to_have_text("Monday 11 January 2027")
-
-
-def mark_page(page: Page) -> None:
-    """A marker that a full page load would wipe out."""
-    page.evaluate("window.__marker = 1")
-
-
-def still_marked(page: Page) -> bool:
-    return page.evaluate("window.__marker") == 1
 
 
 def tip(page: Page) -> Locator:

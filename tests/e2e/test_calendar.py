@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from scheduling.models import OtherEvent
+from tests.e2e.calendar_browser import BROWSER_ZONE, mark_page, sign_in, still_marked
 from tests.factories import (
     TEST_PASSWORD,
     LocationFactory,
@@ -27,21 +28,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BROWSER_ZONE = "Europe/London"
 WINTER_DAY = dt.date(2027, 1, 11)  # a Monday: London = UTC, New York = UTC-5, Chicago = UTC-6, Tokyo = UTC+9
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "timezone_id": BROWSER_ZONE}
-
-
-@pytest.fixture
-def js_errors(page):
-    """Uncaught JavaScript errors on the page; a test asserts this stays empty."""
-    found: list[str] = []
-    page.on("pageerror", lambda error: found.append(str(error)))
-    return found
 
 
 def watch_csp(page: Page) -> list[str]:
@@ -51,30 +38,11 @@ def watch_csp(page: Page) -> list[str]:
     return found
 
 
-def sign_in(page: Page, live_server, membership) -> None:
-    """Sign in and wait until the browser's zone has reached the server (so no reload follows later)."""
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(membership.user.username)
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    with page.expect_response(lambda r: r.url.endswith("/time-zone/") and r.request.method == "POST"):
-        page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)
-
-
 def open_calendar(page: Page, live_server, query: str = "") -> None:
     page.goto(f"{live_server.url}/calendar/{query}")
     # The page knows the browser's zone: no reload is still to come.
     expect(page.locator("body")).to_have_attribute("data-viewer-zone", BROWSER_ZONE)
     expect(page.locator(".zone-label")).to_have_text(f"Times shown in {BROWSER_ZONE}")
-
-
-def mark_page(page: Page) -> None:
-    """A marker that a full page load would wipe out."""
-    page.evaluate("window.__marker = 1")
-
-
-def still_marked(page: Page) -> bool:
-    return page.evaluate("window.__marker") == 1
 
 
 def params(page: Page) -> dict[str, list[str]]:

@@ -23,14 +23,6 @@ GHOSTS = "#slot-list .slot-row.ghost"
 
 
 @pytest.fixture
-def js_errors(page):
-    """Uncaught JavaScript errors on the page; a test asserts this stays empty."""
-    found: list[str] = []
-    page.on("pageerror", lambda error: found.append(str(error)))
-    return found
-
-
-@pytest.fixture
 def builder_posts(page):
     """The bodies of the builder's POST requests, to tell which actions reached the server."""
     found: list[str] = []
