@@ -14,6 +14,10 @@ from scheduling.models import Appointment, Slot
 from scheduling.services import BookingError, BookingRequest, appointment_book
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 
+# Each storm holds about fifty database connections at once; PostgreSQL allows a hundred by default.
+# One xdist worker runs them all, one after another (the suite runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("fifty-connection-storms")
+
 
 def storm(clinic, membership, slot, patients):
     """Book every patient into the slot at the same moment, each in its own thread and connection."""
