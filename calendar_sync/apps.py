@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class CalendarSyncConfig(AppConfig):
     name = "calendar_sync"
     verbose_name = "Calendar sync"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from calendar_sync import receivers
+        from patients.models import Patient
+        from scheduling.signals import calendar_changed
+
+        calendar_changed.connect(receivers.on_calendar_changed, dispatch_uid="calendar_sync.feeds")
+        post_save.connect(receivers.on_patient_saved, sender=Patient, dispatch_uid="calendar_sync.patient_names")

@@ -134,6 +134,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------------
+# Two-way Google Calendar sync: offered only when the OAuth client is configured. The endpoints can be
+# pointed elsewhere (the tests' fake Google). OAuth tokens are encrypted at rest with SYNC_TOKEN_KEYS
+# (comma-separated Fernet keys, newest first, so keys can be rotated); without it, a key derived from
+# SECRET_KEY (development only).
+GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID", "")
+GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET", "")
+GOOGLE_AUTH_URI = os.environ.get("GOOGLE_AUTH_URI", "https://accounts.google.com/o/oauth2/auth")
+GOOGLE_TOKEN_URI = os.environ.get("GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token")
+GOOGLE_API_ROOT = os.environ.get("GOOGLE_API_ROOT", "https://www.googleapis.com/")
+SYNC_TOKEN_KEYS = env_list("SYNC_TOKEN_KEYS", [])
+if PRODUCTION and GOOGLE_CLIENT_ID and not SYNC_TOKEN_KEYS:
+    raise ImproperlyConfigured("SYNC_TOKEN_KEYS must be set when Google sync is configured in production.")
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
@@ -268,7 +281,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_feed_tokens": {"()": "clinic.log_filters.RedactFeedTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_feed_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # The development server logs each request line itself; its handler gets the same filter.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

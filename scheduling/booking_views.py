@@ -22,8 +22,17 @@ from patients.selectors import patient_detail, patient_search, patients_visible
 from patients.services import patient_record_opened
 from scheduling import selectors, services
 from scheduling.calendar import CalendarQuery
-from scheduling.forms import SELF_PAY, BookingForm, CancelForm, NewSlotForm, NextAvailableForm, ReportForm
+from scheduling.forms import (
+    SELF_PAY,
+    BookingForm,
+    CancelForm,
+    NewSlotForm,
+    NextAvailableForm,
+    ReportForm,
+    SeriesCancelForm,
+)
 from scheduling.models import Appointment, AppointmentStatus
+from scheduling.series import CancelScope, SeriesCancelled, series_cancel
 from sessions_setup.models import ReportingCategory
 
 
@@ -59,11 +68,35 @@ def book_context(request: ClinicRequest, slot: Any) -> dict[str, Any]:
     }
 
 
+def booking_form(request: ClinicRequest, slot: Any, patient: Any) -> BookingForm:
+    """The booking form for a patient and slot, filled from the request or with the slot's defaults."""
+    practitioner = slot.session.practitioner
+    initial = {
+        "coverage": next((str(c.public_id) for c in patient.coverages.all() if c.priority == "primary"), SELF_PAY),
+        "resources": [practitioner.public_id] if practitioner else [],
+        "slot_type": slot.slot_type.public_id if slot.slot_type else None,
+    }
+    form = BookingForm(request.POST or None, initial=initial, clinic=request.clinic, patient=patient)
+    departments = list(form.fields["department"].queryset)  # type: ignore[attr-defined]
+    if len(departments) == 1:
+        form.initial["department"] = departments[0].public_id
+    return form
+
+
+def booking_patient(request: ClinicRequest, patient_id: str) -> Any:
+    """The patient being booked (a 404 for one this member may not see); opening a blocked one is audited."""
+    patient = scoped_get_or_404(
+        patient_detail(clinic=request.clinic, membership=request.membership), request.clinic, public_id=patient_id
+    )
+    if patient.is_blocked and request.method == "GET":
+        patient_record_opened(clinic=request.clinic, actor=request.user, patient=patient, view="booking")
+    return patient
+
+
 @require_http_methods(["GET", "POST"])
 def book(request: ClinicRequest, slot: Any) -> HttpResponse:
     """Book Appointment into a slot."""
     obj = slot_or_404(request, slot)
-    session = obj.session
     context = book_context(request, obj)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
     if not obj.bookable:
@@ -82,20 +115,8 @@ def book(request: ClinicRequest, slot: Any) -> HttpResponse:
             template += "#tip"
         return render(request, template, context)
     else:
-        patient = scoped_get_or_404(
-            patient_detail(clinic=request.clinic, membership=request.membership), request.clinic, public_id=patient_id
-        )
-        if patient.is_blocked and request.method == "GET":
-            patient_record_opened(clinic=request.clinic, actor=request.user, patient=patient, view="booking")
-        initial = {
-            "coverage": next((str(c.public_id) for c in patient.coverages.all() if c.priority == "primary"), SELF_PAY),
-            "resources": [session.practitioner.public_id] if session.practitioner else [],
-            "slot_type": obj.slot_type.public_id if obj.slot_type else None,
-        }
-        form = BookingForm(request.POST or None, initial=initial, clinic=request.clinic, patient=patient)
-        departments = list(form.fields["department"].queryset)  # type: ignore[attr-defined]
-        if len(departments) == 1:
-            form.initial["department"] = departments[0].public_id
+        patient = booking_patient(request, patient_id)
+        form = booking_form(request, obj, patient)
         context |= {"patient": patient, "form": form, "step": "form"}
         action = request.POST.get("action")
         if request.method == "POST" and form.is_valid():
@@ -119,29 +140,53 @@ def book(request: ClinicRequest, slot: Any) -> HttpResponse:
 def appointment_cancel(request: ClinicRequest, appointment: Any) -> HttpResponse:
     """Cancel an appointment with a reason; its place is freed."""
     obj = visible_appointment(request, appointment)
-    form = CancelForm(request.POST or None)
+    form = (SeriesCancelForm if obj.series_id else CancelForm)(request.POST or None)
     error = ""
     if obj.status == AppointmentStatus.CANCELLED:
         error = "This appointment is already cancelled."
     elif request.method == "POST" and form.is_valid():
         try:
-            services.appointment_cancel(
-                clinic=request.clinic, actor=request.user, appointment=obj, reason=form.cleaned_data["reason"]
+            result = series_cancel(
+                clinic=request.clinic,
+                actor=request.user,
+                appointment=obj,
+                scope=form.cleaned_data.get("scope", CancelScope.THIS),
+                reason=form.cleaned_data["reason"],
+                now=timezone.now(),
             )
         except services.BookingError as refusal:
             error = refusal.messages[0]
         else:
-            return done(request, "Appointment cancelled; the place is free again.", obj.starts_at)
+            return done(request, cancelled_message(result), obj.starts_at)
     context = {"appointment": obj, "form": form, "error": error, "zone": request.viewer_zone.key}
     template = "scheduling/cancel.html#tip" if request.htmx else "scheduling/cancel.html"
     return render(request, template, context, status=422 if request.method == "POST" else 200)
+
+
+def cancelled_message(result: SeriesCancelled) -> str:
+    if result.appointments == 1 and not result.drafts and not result.kept:
+        return "Appointment cancelled; the place is free again."
+    parts = [f"Cancelled {result.appointments} appointment{'s' if result.appointments != 1 else ''}"]
+    if result.drafts:
+        parts.append(f"{result.drafts} draft{'s' if result.drafts != 1 else ''}")
+    message = " and ".join(parts) + " of the series."
+    if result.kept:
+        message += f" {result.kept} already under way or done {'was' if result.kept == 1 else 'were'} kept."
+    return message
 
 
 def visible_appointment(request: ClinicRequest, appointment: Any) -> Appointment:
     """An appointment of this clinic whose patient this member may see (else a 404)."""
     obj = scoped_get_or_404(
         Appointment.objects.for_clinic(request.clinic).select_related(
-            "patient", "slot", "slot__session", "slot__session__location", "practitioner", "slot_type", "department"
+            "patient",
+            "slot",
+            "slot__session",
+            "slot__session__location",
+            "practitioner",
+            "slot_type",
+            "department",
+            "series",
         ),
         request.clinic,
         public_id=appointment,
@@ -190,12 +235,14 @@ def appointment_context(request: ClinicRequest, obj: Appointment, error: str) ->
         "zone": request.viewer_zone.key,
         "rescheduled_to": Appointment.objects.for_clinic(request.clinic).filter(rescheduled_from=obj).first(),
         "resources": list(obj.resources.all()),
+        "drafts": list(selectors.open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
     }
 
 
 @require_http_methods(["GET", "POST"])
 def appointment_reschedule(request: ClinicRequest, appointment: Any) -> HttpResponse:
-    """Reschedule: pick another free slot (the same practitioner and type by default)."""
+    """Edit Appointment (Reschedule): pick another free slot (the same practitioner and type by default);
+    a series' draft occurrences are listed below, each to be placed."""
     obj = visible_appointment(request, appointment)
     error = ""
     if request.method == "POST":
@@ -229,6 +276,8 @@ def appointment_reschedule(request: ClinicRequest, appointment: Any) -> HttpResp
         "error": error,
         "zone": request.viewer_zone.key,
         "any_practitioner": any_practitioner,
+        "drafts": list(selectors.open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
+        "today": request.clinic.today(),
     }
     template = "scheduling/reschedule.html#tip" if request.htmx else "scheduling/reschedule.html"
     return render(request, template, context, status=422 if error else 200)
@@ -339,6 +388,7 @@ def patient_appointments(request: ClinicRequest, patient: Any) -> HttpResponse:
         "patient": obj,
         "upcoming": sorted((a for a in appointments if a.starts_at >= now), key=lambda a: a.starts_at),
         "past": [a for a in appointments if a.starts_at < now],
+        "drafts": list(selectors.open_drafts(clinic=request.clinic, patient=obj)),
         "zone": request.viewer_zone.key,
     }
     template = "scheduling/patient_appointments.html#list" if request.htmx else "scheduling/patient_appointments.html"

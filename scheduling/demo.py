@@ -14,9 +14,12 @@ from django.utils import timezone
 from clinic.models import Clinic, Location, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling import services
-from scheduling.models import Allocation, Appointment, AppointmentStatus, Slot
-from scheduling.services import AllocationRequest, allocation_create
-from sessions_setup.models import SessionTemplate
+from scheduling.models import Allocation, Appointment, AppointmentStatus, Series, Slot
+from scheduling.recurrence import Frequency, RecurrenceRule
+from scheduling.selectors import series_preview
+from scheduling.series import PlannedOccurrence, SeriesRequest, series_book
+from scheduling.services import AllocationRequest, BookingRequest, allocation_create
+from sessions_setup.models import SessionTemplate, SlotType
 
 WEEKS = 6
 # template -> (practitioner name or None for the whole clinic, location name, start, weekdays, every N weeks)
@@ -41,6 +44,8 @@ def seed_clinic(clinic: Clinic) -> None:
     actor = admin.user if admin else None
     seed_rota(clinic, actor)
     seed_calendar(clinic, actor)
+    if admin is not None:
+        seed_series(clinic, admin)
 
 
 def seed_rota(clinic: Clinic, actor: Any) -> None:
@@ -183,6 +188,58 @@ def seed_calendar(clinic: Clinic, actor: Any) -> None:
                 ),
             ),
         )
+
+
+# clinic -> (practitioner, appointment type, weekdays, sessions): a weekly group series, longer than the rota,
+# so its last weeks are drafts to place.
+SERIES: dict[str, tuple[str, str, tuple[int, ...], int]] = {
+    "lakeview": ("Dr Maria Lopez", "Group therapy", (3,), 8),
+}
+
+
+def seed_series(clinic: Clinic, admin: Membership) -> None:
+    """A patient's weekly evening group series from next week, with drafts beyond the rota (seeded once)."""
+    if clinic.slug not in SERIES or Series.objects.for_clinic(clinic).exists():
+        return
+    practitioner_name, type_name, weekdays, count = SERIES[clinic.slug]
+    practitioner = Practitioner.objects.for_clinic(clinic).get(name=practitioner_name)
+    slot_type = SlotType.objects.for_clinic(clinic).get(name=type_name)
+    first = (
+        Slot.objects.for_clinic(clinic)
+        .filter(
+            session__practitioner=practitioner,
+            slot_type=slot_type,
+            starts_at__gte=timezone.now() + dt.timedelta(days=7),
+        )
+        .select_related("session")
+        .order_by("starts_at")
+        .first()
+    )
+    patient = (
+        Patient.objects.for_clinic(clinic).filter(is_archived=False, is_blocked=False).order_by("last_name").first()
+    )
+    if first is None or patient is None:
+        return
+    zone = ZoneInfo(first.session.time_zone)
+    local = first.starts_at.astimezone(zone)
+    rule = RecurrenceRule(
+        Frequency.WEEKLY, start=local.date(), time=local.time().replace(tzinfo=None), weekdays=weekdays, count=count
+    )
+    matches = series_preview(
+        clinic=clinic, practitioner=practitioner, slot_type=slot_type, occurrences=rule.occurrences(zone)
+    )
+    series_book(
+        clinic=clinic,
+        actor=admin.user,
+        membership=admin,
+        request=SeriesRequest(
+            booking=BookingRequest(slot=first, patient=patient, slot_type=slot_type, self_pay=True),
+            practitioner=practitioner,
+            rule=rule,
+            time_zone=first.session.time_zone,
+            plan=[PlannedOccurrence(m.starts_at, m.slot if m.bookable else None) for m in matches],
+        ),
+    )
 
 
 def demo_status(rng: random.Random, starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:

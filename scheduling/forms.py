@@ -12,6 +12,8 @@ from clinic.models import Clinic, Department, Location, Practitioner, validate_t
 from patients.models import Patient
 from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
 from scheduling.models import WEEKDAY_NAMES, Slot
+from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
+from scheduling.series import CancelScope
 from scheduling.services import AllocationRequest, BookingRequest, EventData
 from sessions_setup.models import ReportingCategory, SessionTemplate, SlotType
 
@@ -430,3 +432,109 @@ class ReportForm(forms.Form):
         elif first and last and (last - first).days > 366:
             self.add_error("last_date", "Report on a year at most.")
         return data
+
+
+class RecurrenceForm(forms.Form):
+    """Recurrence Settings of a series: how often, on which days, and when it ends.
+
+    The first date and the time are the slot's the booking began from, on its session's wall clock.
+    """
+
+    frequency = forms.ChoiceField(label="Recurrence type", choices=Frequency.choices, widget=forms.RadioSelect)
+    interval = forms.IntegerField(label="Repeat every", min_value=1, max_value=99, initial=1)
+    weekdays = forms.TypedMultipleChoiceField(
+        label="On",
+        choices=[(i, name) for i, name in enumerate(WEEKDAY_NAMES, start=1)],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    monthly_by = forms.ChoiceField(
+        label="Each month",
+        choices=[("day", "On a day of the month"), ("weekday", "On the nth weekday")],
+        initial="day",
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    month_day = forms.IntegerField(label="Day of the month", min_value=1, max_value=31, required=False)
+    nth = forms.TypedChoiceField(
+        label="Which",
+        choices=[(n, name.capitalize()) for n, name in NTH_NAMES.items()],
+        coerce=int,
+        required=False,
+    )
+    nth_weekday = forms.TypedChoiceField(
+        label="Weekday",
+        choices=[(i, name) for i, name in enumerate(WEEKDAY_NAMES, start=1)],
+        coerce=int,
+        required=False,
+    )
+    ends = forms.ChoiceField(
+        label="Recurrence end",
+        choices=[("count", "End after a number of sessions"), ("until", "End on a date")],
+        initial="count",
+        widget=forms.RadioSelect,
+    )
+    count = forms.IntegerField(label="Sessions", min_value=1, max_value=MAX_OCCURRENCES, required=False, initial=6)
+    until = forms.DateField(
+        label="End date", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def __init__(self, *args: Any, start: dt.date, time: dt.time, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start, self.time = start, time
+        week_of_month = (start.day - 1) // 7 + 1
+        self.fields["frequency"].initial = Frequency.WEEKLY
+        self.fields["weekdays"].initial = [start.isoweekday()]
+        self.fields["month_day"].initial = start.day
+        self.fields["nth"].initial = week_of_month if week_of_month <= 4 else -1
+        self.fields["nth_weekday"].initial = start.isoweekday()
+        self.rule: RecurrenceRule | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        frequency, ends = data["frequency"], data["ends"]
+        if frequency == Frequency.WEEKLY and not data.get("weekdays"):
+            self.add_error("weekdays", "Choose at least one weekday.")
+        if ends == "count" and data.get("count") is None:
+            self.add_error("count", "How many sessions?")
+        if ends == "until" and data.get("until") is None:
+            self.add_error("until", "Choose the last date.")
+        by_weekday = frequency == Frequency.MONTHLY and data.get("monthly_by") == "weekday"
+        if frequency == Frequency.MONTHLY and not by_weekday and data.get("month_day") is None:
+            self.add_error("month_day", "Choose the day of the month.")
+        if by_weekday and (data.get("nth") is None or data.get("nth_weekday") is None):
+            self.add_error("nth", "Choose which weekday of the month.")
+        if self.errors:
+            return data
+        rule = RecurrenceRule(
+            frequency=frequency,
+            start=self.start,
+            time=self.time,
+            interval=data["interval"],
+            weekdays=tuple(sorted(data["weekdays"])) if frequency == Frequency.WEEKLY else (),
+            month_day=data["month_day"] if frequency == Frequency.MONTHLY and not by_weekday else None,
+            nth_weekday=(data["nth"], data["nth_weekday"]) if by_weekday else None,
+            count=data["count"] if ends == "count" else None,
+            until=data["until"] if ends == "until" else None,
+        )
+        try:
+            found = rule.local_occurrences()
+        except RecurrenceError as error:
+            raise forms.ValidationError(str(error)) from error
+        if not found:
+            raise forms.ValidationError("These settings give no date: check the weekdays and the end date.")
+        self.rule = rule
+        return data
+
+
+class SeriesCancelForm(CancelForm):
+    scope = forms.ChoiceField(
+        label="Cancel", choices=CancelScope.CHOICES, initial=CancelScope.THIS, widget=forms.RadioSelect
+    )
+
+
+class DraftDateForm(forms.Form):
+    date = forms.DateField(label="New date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))

@@ -10,6 +10,7 @@ from django.db.models import F, Q
 
 from clinic.models import Department, Location, Membership, Practitioner, TenantModel, TenantQuerySet, TimeZoneField
 from patients.models import Coverage, Patient
+from scheduling.recurrence import RecurrenceRule
 from sessions_setup import palette
 from sessions_setup.models import SessionTemplate, SessionType, SlotType
 
@@ -124,6 +125,94 @@ class Slot(TenantModel):
         return self.capacity - self.booked_count if self.bookable else 0
 
 
+class Series(TenantModel):
+    """A recurring booking of one patient with one practitioner and appointment type.
+
+    The rule is kept on the wall clock of `time_zone` (the session's location); each occurrence is
+    an appointment of the series, or a draft when no session had a place at that time.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="series")
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="series")
+    slot_type = models.ForeignKey(SlotType, on_delete=models.PROTECT, related_name="+", verbose_name="appointment type")
+    # The rule (see scheduling.recurrence.RecurrenceRule).
+    frequency = models.CharField(max_length=10)
+    interval = models.PositiveSmallIntegerField(default=1)
+    weekdays = models.CharField(max_length=13, blank=True, help_text="ISO weekday numbers 1-7, comma separated.")
+    month_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    nth = models.SmallIntegerField(null=True, blank=True, help_text="1-4, or -1 for the last.")
+    nth_weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    count = models.PositiveSmallIntegerField(null=True, blank=True)
+    until = models.DateField(null=True, blank=True)
+    start_date = models.DateField()
+    start_time = models.TimeField()
+    time_zone = TimeZoneField()
+    # What every occurrence is booked with.
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    resources = models.ManyToManyField(Practitioner, blank=True, related_name="+")
+    coverage = models.ForeignKey(Coverage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    secondary_coverage = models.ForeignKey(Coverage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    self_pay = models.BooleanField(default=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"series {self.public_id}"
+
+    @property
+    def rule(self) -> RecurrenceRule:
+        return RecurrenceRule(
+            frequency=self.frequency,
+            start=self.start_date,
+            time=self.start_time,
+            interval=self.interval,
+            weekdays=tuple(int(n) for n in self.weekdays.split(",") if n),
+            month_day=self.month_day,
+            nth_weekday=(self.nth, self.nth_weekday) if self.nth is not None and self.nth_weekday else None,
+            count=self.count,
+            until=self.until,
+        )
+
+
+class DraftOccurrenceQuerySet(TenantQuerySet):
+    def open(self) -> Self:
+        """Drafts still waiting for a slot: neither placed nor cancelled."""
+        return self.filter(appointment__isnull=True, cancelled_at__isnull=True)
+
+
+class DraftOccurrence(TenantModel):
+    """An occurrence of a series that had no session with a place: kept to be placed later.
+
+    Placing it books an appointment (kept in `appointment`); cancelling it sets `cancelled_at`.
+    """
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="drafts")
+    starts_at = models.DateTimeField(help_text="When the rule wanted it.")
+    appointment = models.OneToOneField(
+        "Appointment", on_delete=models.SET_NULL, null=True, blank=True, related_name="from_draft"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DraftOccurrenceQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["series", "starts_at"], name="draft_series_start_idx")]
+
+    def __str__(self) -> str:
+        return f"draft {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.appointment_id is None and self.cancelled_at is None
+
+
 class AppointmentStatus(models.TextChoices):
     BOOKED = "booked", "Booked"
     ARRIVED = "arrived", "Arrived"
@@ -171,6 +260,7 @@ class Appointment(TenantModel):
     rescheduled_from = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
     )
+    series = models.ForeignKey(Series, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments")
     cancel_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")

@@ -16,6 +16,9 @@ from dateutil import rrule
 from django.db import models
 
 MAX_OCCURRENCES = 366
+ZERO = dt.timedelta(0)
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+NTH_NAMES = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
 RRULE_WEEKDAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU)
 
 
@@ -109,6 +112,22 @@ class RecurrenceRule:
         """The occurrences as UTC instants, each on its own local date's wall clock."""
         return [moment.replace(tzinfo=zone).astimezone(dt.UTC) for moment in self.local_occurrences()]
 
+    def summary(self) -> str:
+        """The rule in words: "Every week on Monday, Wednesday and Friday at 18:00, 6 sessions"."""
+        unit = {Frequency.DAILY: "day", Frequency.WEEKLY: "week", Frequency.MONTHLY: "month"}[Frequency(self.frequency)]
+        text = f"Every {unit}" if self.interval == 1 else f"Every {self.interval} {unit}s"
+        if self.frequency == Frequency.WEEKLY:
+            text += " on " + _and_list([DAY_NAMES[d - 1] for d in sorted(self.weekdays or (self.start.isoweekday(),))])
+        elif self.frequency == Frequency.MONTHLY and self.month_day is not None:
+            text += f" on day {self.month_day}"
+        elif self.nth_weekday is not None:
+            text += f" on the {NTH_NAMES[self.nth_weekday[0]]} {DAY_NAMES[self.nth_weekday[1] - 1]}"
+        text += f" at {self.time:%H:%M}, from {self.start:%-d %b %Y}"
+        if self.count is not None:
+            return text + (", 1 session" if self.count == 1 else f", {self.count} sessions")
+        assert self.until is not None
+        return text + f", until {self.until:%-d %b %Y}"
+
     def skipped_months(self) -> list[dt.date]:
         """Months inside the series that a day-of-month rule skips because they are too short (the 31st...)."""
         if self.frequency != Frequency.MONTHLY or self.month_day is None or self.month_day <= 28:
@@ -124,3 +143,13 @@ class RecurrenceRule:
             if calendar.monthrange(year, index + 1)[1] < self.month_day:
                 skipped.append(dt.date(year, index + 1, 1))
         return skipped
+
+
+def compact_utc(moment: dt.datetime) -> str:
+    """An instant in UTC as iCalendar writes it ("20270301T180000Z"): also the name of an occurrence in forms."""
+    m = moment if moment.utcoffset() == ZERO else moment.astimezone(dt.UTC)
+    return f"{m.year:04d}{m.month:02d}{m.day:02d}T{m.hour:02d}{m.minute:02d}{m.second:02d}Z"
+
+
+def _and_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

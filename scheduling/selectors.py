@@ -28,6 +28,7 @@ from scheduling.models import (
     Availability,
     AvailabilityOverride,
     CalendarPreference,
+    DraftOccurrence,
     OfficeHours,
     OtherEvent,
     Session,
@@ -236,6 +237,22 @@ def slot_details(*, clinic: Clinic, slot_public_id: Any) -> Slot | None:
     )
 
 
+def chosen_slots(
+    *, clinic: Clinic, public_ids: Sequence[str], practitioner: Practitioner, slot_type: SlotType
+) -> dict[str, Slot]:
+    """Slots of a practitioner and type named in a form, by public id (ids that are not UUIDs name nothing)."""
+    valid = []
+    for value in public_ids:
+        try:
+            valid.append(UUID(value))
+        except ValueError:
+            continue
+    found = Slot.objects.for_clinic(clinic).filter(
+        public_id__in=valid, session__practitioner=practitioner, slot_type=slot_type
+    )
+    return {str(slot.public_id): slot for slot in found}
+
+
 def slot_appointments(*, clinic: Clinic, slot: Slot) -> QuerySet[Appointment]:
     return (
         Appointment.objects.for_clinic(clinic)
@@ -375,12 +392,42 @@ def appointments_report(
 
 
 def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointment]:
-    """A patient's appointments, newest first, with what a list shows."""
+    """A patient's appointments, newest first, with what a list shows (and the series each belongs to)."""
     return (
         Appointment.objects.for_clinic(clinic)
         .filter(patient=patient)
-        .select_related("slot_type", "practitioner", "slot__session__location")
+        .select_related("slot_type", "practitioner", "slot__session__location", "series")
         .order_by("-starts_at", "-id")
+    )
+
+
+def open_drafts(*, clinic: Clinic, patient: Any = None, series: Any = None) -> QuerySet[DraftOccurrence]:
+    """Draft occurrences still waiting for a slot, of a patient's series or of one series, soonest first."""
+    drafts = DraftOccurrence.objects.for_clinic(clinic).open()
+    if patient is not None:
+        drafts = drafts.filter(series__patient=patient)
+    if series is not None:
+        drafts = drafts.filter(series=series)
+    return drafts.select_related("series", "series__slot_type", "series__practitioner").order_by("starts_at", "id")
+
+
+def slots_on_date(
+    *, clinic: Clinic, practitioner: Practitioner, slot_type: SlotType, day: dt.date, zone: ZoneInfo
+) -> list[Slot]:
+    """The practitioner's slots of a type with a free place on a local date (one query)."""
+    starts, ends = local_day(day, zone)
+    return list(
+        Slot.objects.for_clinic(clinic)
+        .filter(
+            session__practitioner=practitioner,
+            slot_type=slot_type,
+            bookable=True,
+            booked_count__lt=F("capacity"),
+            starts_at__gte=starts,
+            starts_at__lt=ends,
+        )
+        .select_related("slot_type", "session", "session__practitioner", "session__location")
+        .order_by("starts_at", "id")
     )
 
 
@@ -407,7 +454,7 @@ def series_preview(
     candidates = (
         Slot.objects.for_clinic(clinic)
         .filter(session__practitioner=practitioner, slot_type=slot_type, bookable=True, starts_at__in=list(occurrences))
-        .select_related("session", "session__location", "slot_type")
+        .select_related("session", "session__location")
         .order_by("starts_at", "booked_count", "id")
     )
     best: dict[dt.datetime, Slot] = {}

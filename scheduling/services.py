@@ -29,11 +29,13 @@ from scheduling.models import (
     CalendarPreference,
     OfficeHours,
     OtherEvent,
+    Series,
     Session,
     Slot,
 )
 from scheduling.rota import PlannedSession, RotaError, allocation_dates, plan_sessions, template_slots
 from scheduling.selectors import booked_future_slots
+from scheduling.signals import announce_calendar_change
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -399,6 +401,7 @@ class EventData:
 def other_event_save(*, clinic: Clinic, actor: User, data: EventData, event: OtherEvent | None = None) -> OtherEvent:
     """Create or change an other event. A timed event keeps UTC instants, an all-day one dates."""
     creating = event is None
+    previous_practitioner = None if event is None else event.practitioner_id
     event = event or OtherEvent(clinic=clinic, created_by=actor)
     event.practitioner = data.practitioner
     event.title = data.title
@@ -420,12 +423,14 @@ def other_event_save(*, clinic: Clinic, actor: User, data: EventData, event: Oth
             target=event,
             detail={"practitioner": str(data.practitioner.public_id), "all_day": data.all_day, "busy": data.busy},
         )
+        announce_calendar_change([previous_practitioner, event.practitioner_id], events=[event.pk])
     return event
 
 
 def other_event_delete(*, clinic: Clinic, actor: User, event: OtherEvent) -> None:
     with transaction.atomic():
         audit_record(clinic=clinic, actor=actor, action="event.deleted", target=event)
+        announce_calendar_change([event.practitioner_id], events=[event.pk])
         event.delete()
 
 
@@ -578,6 +583,31 @@ class BookingRequest:
     secondary_coverage: Coverage | None = None
     self_pay: bool = False
     rescheduled_from: Appointment | None = None
+    series: Series | None = None
+
+
+def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> BookingRequest:
+    """A booking of the same patient with the department, resources and insurance of an appointment or a series
+    (and its series)."""
+    return BookingRequest(
+        slot=slot,
+        patient=source.patient,
+        department=source.department,
+        resources=list(source.resources.all()),
+        coverage=source.coverage,
+        secondary_coverage=source.secondary_coverage,
+        self_pay=source.self_pay,
+        series=source if isinstance(source, Series) else source.series,
+        **more,
+    )
+
+
+def may_book(membership: Membership, patient: Patient) -> None:
+    """Refuse a patient this member may not book (blocked without the permission, or archived)."""
+    if patient.is_blocked and not membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
+        raise BookingError("You do not have permission to book this patient.")
+    if patient.is_archived:
+        raise BookingError("This patient's record is archived; restore it before booking.")
 
 
 def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest) -> Appointment:
@@ -589,10 +619,7 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
     both booked. On SQLite, IMMEDIATE transactions serialise writers instead.
     """
     patient = request.patient
-    if patient.is_blocked and not membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
-        raise BookingError("You do not have permission to book this patient.")
-    if patient.is_archived:
-        raise BookingError("This patient's record is archived; restore it before booking.")
+    may_book(membership, patient)
     with transaction.atomic():
         # FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings'
         # inserts then need not wait for these locks.
@@ -645,6 +672,7 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
                     ends_at=slot.ends_at,
                     created_by=actor,
                     rescheduled_from=request.rescheduled_from,
+                    series=request.series,
                 )
         except IntegrityError as error:
             # The database's last guard (the locks above should leave nothing for it to catch).
@@ -659,6 +687,7 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
             target=appointment,
             detail={"slot": str(slot.public_id), "patient": str(patient.public_id), "blocked": patient.is_blocked},
         )
+        announce_calendar_change([practitioner_id], appointments=[appointment.pk])
     return appointment
 
 
@@ -679,6 +708,7 @@ def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment,
         locked.cancelled_at = timezone.now()
         locked.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
         audit_record(clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={})
+        announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
     return locked
 
 
@@ -720,6 +750,7 @@ def appointment_status_set(*, clinic: Clinic, actor: User, appointment: Appointm
             target=locked,
             detail={"from": previous, "to": status},
         )
+        announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
     return locked
 
 
@@ -755,17 +786,7 @@ def appointment_reschedule(
             clinic=clinic,
             actor=actor,
             membership=membership,
-            request=BookingRequest(
-                slot=slot,
-                patient=old.patient,
-                slot_type=slot.slot_type or old.slot_type,
-                department=old.department,
-                resources=list(old.resources.all()),
-                coverage=old.coverage,
-                secondary_coverage=old.secondary_coverage,
-                self_pay=old.self_pay,
-                rescheduled_from=old,
-            ),
+            request=booking_like(old, slot=slot, slot_type=slot.slot_type or old.slot_type, rescheduled_from=old),
         )
         audit_record(
             clinic=clinic,

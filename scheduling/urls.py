@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scheduling import booking_views, calendar_views, views
+from scheduling import booking_views, calendar_views, series_views, views
 
 app_name = "scheduling"
 urlpatterns = [
@@ -8,6 +8,8 @@ urlpatterns = [
     path("filters/", calendar_views.calendar_filters, name="calendar-filters"),
     path("slots/<uuid:slot>/", calendar_views.slot_detail, name="slot"),
     path("slots/<uuid:slot>/book/", booking_views.book, name="book"),
+    path("slots/<uuid:slot>/series/", series_views.series_new, name="series-new"),
+    path("drafts/<uuid:draft>/", series_views.draft_detail, name="draft"),
     path("slots/new/", booking_views.slot_new, name="slot-new"),
     path("next-available/", booking_views.next_available, name="next-available"),
     path("reports/appointments/", booking_views.appointments_report, name="appointments-report"),

@@ -177,3 +177,39 @@ class OtherEventFactory(factory.django.DjangoModelFactory):
     starts_at = dt.datetime(2027, 6, 7, 12, tzinfo=dt.UTC)
     ends_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(hours=1))
     busy = True
+
+
+def draft_of_new_series(clinic, *, patient=None, practitioner=None, slot_type=None, starts_at=None):
+    """A weekly series with one draft occurrence (no appointment booked), as series_book would leave it."""
+    import datetime as dt
+
+    from scheduling.models import DraftOccurrence, Series
+
+    starts_at = starts_at or dt.datetime(2027, 6, 7, 17, tzinfo=dt.UTC)
+    series = Series.objects.create(
+        clinic=clinic,
+        patient=patient or PatientFactory(clinic=clinic),
+        practitioner=practitioner or PractitionerFactory(clinic=clinic),
+        slot_type=slot_type or SlotTypeFactory(clinic=clinic, capacity=6),
+        frequency="weekly",
+        weekdays="1",
+        count=1,
+        start_date=starts_at.date(),
+        start_time=starts_at.time(),
+        time_zone=clinic.time_zone,
+        self_pay=True,
+    )
+    return DraftOccurrence.objects.create(clinic=clinic, series=series, starts_at=starts_at)
+
+
+def allocate_rota(clinic, practitioner, slot_type, first, last, weekdays=(1, 3, 5), start=None):
+    """Sessions of one `slot_type` slot for a practitioner on the weekdays between two dates (or, with no
+    weekdays, on the first date only), through the rota service; returns the Allocation."""
+    import datetime as dt
+
+    from scheduling.services import AllocationRequest, allocation_create
+
+    template = template_with_slots(clinic, [slot_type], name=f"Rota {next(SESSION_NUMBERS)}")
+    location = practitioner.default_location
+    request = AllocationRequest(template, practitioner, location, start or dt.time(18), first, last, tuple(weekdays), 1)
+    return allocation_create(clinic=clinic, actor=None, request=request)

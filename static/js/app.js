@@ -17,7 +17,7 @@
     }
   });
 
-  // The browser's time zone goes to the server once (kept in the session); pages then show
+  // The browser's time zone goes to the server once (kept in a cookie); pages then show
   // times in it. A page that shows times ([data-zone-sensitive]) reloads to use it at once.
   (function reportTimeZone() {
     var body = document.body;
@@ -55,3 +55,19 @@
     }
   });
 })();
+
+// Copy buttons: <button data-copy="#input-id"> copies that field's value and says so.
+document.addEventListener("click", function (event) {
+  var button = event.target instanceof Element ? event.target.closest("[data-copy]") : null;
+  if (!button) { return; }
+  var field = document.querySelector(button.getAttribute("data-copy"));
+  var status = button.parentElement ? button.parentElement.querySelector(".copy-status") : null;
+  if (!field) { return; }
+  field.select();
+  var said = function (text) { if (status) { status.textContent = text; } };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(field.value).then(function () { said("Copied."); }, function () { said("Press Ctrl+C to copy."); });
+  } else {
+    said(document.execCommand && document.execCommand("copy") ? "Copied." : "Press Ctrl+C to copy.");
+  }
+});

@@ -36,6 +36,27 @@
     window.htmx.ajax("GET", url, { target: "#tip-body", swap: "innerHTML" });
   }
 
+  // A step inside the open popup (Preview, Remove, Review...) replaces its content: put the focus on
+  // what the new step marks with data-step-focus (else its title), not on the page behind.
+  var stepping = false;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var dialog = document.getElementById("tip");
+    var body = document.getElementById("tip-body");
+    // Only a request that replaces the whole popup (not one filling part of it, like search results).
+    stepping = Boolean(dialog && dialog.open && body && event.detail.target === body && body.contains(event.target));
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var body = document.getElementById("tip-body");
+    if (!stepping || event.target !== body) { return; }
+    stepping = false;
+    var active = document.activeElement;
+    if (active && active !== document.body && body.contains(active)) { return; }  // already somewhere in it
+    var target = body.querySelector("[data-step-focus]") || body.querySelector(".tip-title");
+    if (!target) { return; }
+    if (!target.matches("a, button, input, select, textarea, summary")) { target.setAttribute("tabindex", "-1"); }
+    target.focus();
+  });
+
   function closeDialogs() {
     document.querySelectorAll("dialog[open]").forEach(function (d) { d.close(); });
   }

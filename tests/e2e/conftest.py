@@ -79,3 +79,11 @@ def js_errors(page):
     found: list[str] = []
     page.on("pageerror", lambda error: found.append(str(error)))
     return found
+
+
+@pytest.fixture
+def page_loads(page):
+    """Every full page load (the "load" event) from the moment a test starts counting."""
+    found: list[str] = []
+    page.on("load", lambda p: found.append(p.url))
+    return found

@@ -15,7 +15,17 @@ from playwright.sync_api import Locator, Page, expect
 
 from patients.models import Coverage
 from scheduling.models import Appointment, Slot
-from tests.e2e.calendar_browser import BROWSER_ZONE, mark_page, sign_in, still_marked
+from tests.e2e.calendar_browser import (
+    ARM_SETTLE,
+    WINTER_DAY,
+    find_and_pick,
+    mark_page,
+    open_day,
+    press_and_settle,
+    sign_in,
+    still_marked,
+    tip,
+)
 from tests.factories import (
     PatientFactory,
     PractitionerFactory,
@@ -26,42 +36,9 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WINTER_DAY = dt.date(2027, 1, 11)  # a Monday, in the future; London = UTC then
-DAY_VIEW = f"?view=day&date={WINTER_DAY.isoformat()}"
-
-
-@pytest.fixture
-def page_loads(page):
-    """Every full page load (the "load" event) from the moment a test starts counting."""
-    found: list[str] = []
-    page.on("load", lambda p: found.append(p.url))
-    return found
-
-
-def open_day(page: Page, live_server) -> None:
-    page.goto(f"{live_server.url}/calendar/{DAY_VIEW}")
-    expect(page.locator("body")).to_have_attribute("data-viewer-zone", BROWSER_ZONE)
-    expect(page.locator(".zone-label")).to_have_text(f"Times shown in {BROWSER_ZONE}")
-    expect(page.locator("h1.cal-title")).to_have_text("Monday 11 January 2027")
-
-
-def tip(page: Page) -> Locator:
-    return page.locator("dialog#tip")
-
 
 def book_link(page: Page) -> Locator:
     return tip(page).get_by_role("link", name="Book Appointment", exact=True)
-
-
-def find_and_pick(page: Page, typed: str, listed: str) -> None:
-    """Type into "Find the patient" (results follow as you type) and click the patient."""
-    box = tip(page).get_by_label("Find the patient")
-    expect(box).to_be_visible()
-    box.press_sequentially(typed, delay=50)
-    pick = tip(page).locator("#booking-results").get_by_role("link", name=listed)
-    expect(pick).to_have_count(1)
-    pick.click()
-    expect(tip(page).get_by_role("region", name="Patient")).to_be_visible()
 
 
 def review_and_book(page: Page) -> None:
@@ -287,20 +264,6 @@ def test_a_closed_session_warns_but_still_books(page, live_server, reception_a, 
 
 
 # --- 4. The keyboard ----------------------------------------------------------------------------------------
-
-# htmx wires up swapped-in links and forms in its settle step, a moment after the swap; a person
-# reading the popup never beats it, a test's key press can. (Test 5 is about that moment itself.)
-ARM_SETTLE = """() => {
-    window.__settled = false;
-    document.body.addEventListener("htmx:afterSettle", () => { window.__settled = true; }, { once: true });
-}"""
-
-
-def press_and_settle(page: Page, key: str) -> None:
-    """Press a key that swaps something in with htmx, and wait until htmx has settled it."""
-    page.evaluate(ARM_SETTLE)
-    page.keyboard.press(key)
-    page.wait_for_function("() => window.__settled === true")
 
 
 def focused_in(locator: Locator) -> bool:

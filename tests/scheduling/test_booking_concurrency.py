@@ -7,11 +7,11 @@ import threading
 
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
-from django.db import connection
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from scheduling.models import Appointment, Slot
-from scheduling.services import BookingError, BookingRequest, appointment_book
+from scheduling.services import BookingRequest, appointment_book
+from tests.concurrent import all_at_once
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 
 # Each storm holds about fifty database connections at once; PostgreSQL allows a hundred by default.
@@ -19,32 +19,21 @@ from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory
 pytestmark = pytest.mark.xdist_group("fifty-connection-storms")
 
 
+def booking(clinic, membership, slot, patient):
+    """A job that books the patient into the slot."""
+
+    def run():
+        appointment_book(
+            clinic=clinic, actor=membership.user, membership=membership, request=BookingRequest(slot, patient)
+        )
+        return "booked"
+
+    return run
+
+
 def storm(clinic, membership, slot, patients):
     """Book every patient into the slot at the same moment, each in its own thread and connection."""
-    barrier = threading.Barrier(len(patients))
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def book(patient):
-        try:
-            barrier.wait(timeout=30)
-            appointment_book(
-                clinic=clinic, actor=membership.user, membership=membership, request=BookingRequest(slot, patient)
-            )
-            result = "booked"
-        except BookingError as error:
-            result = error.messages[0]
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=book, args=(p,)) for p in patients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return outcomes
+    return all_at_once([booking(clinic, membership, slot, p) for p in patients])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -76,26 +65,8 @@ def test_two_overlapping_single_slots_of_one_practitioner_are_never_both_booked(
     a, b = first.slots.get(), second.slots.get()
     Slot.objects.filter(pk=b.pk).update(starts_at=a.starts_at, ends_at=a.ends_at)
     patients = PatientFactory.create_batch(2, clinic=clinic_a)
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def book(slot, patient):
-        try:
-            barrier.wait(timeout=30)
-            appointment_book(
-                clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=BookingRequest(slot, patient)
-            )
-            outcomes.append("booked")
-        except BookingError as error:
-            outcomes.append(error.messages[0])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=book, args=pair) for pair in [(a, patients[0]), (b, patients[1])]]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    pairs = [(a, patients[0]), (b, patients[1])]
+    outcomes = all_at_once([booking(clinic_a, reception_a, slot, patient) for slot, patient in pairs])
     assert sorted(outcomes) == ["The practitioner already has an appointment at that time.", "booked"]
     assert Appointment.objects.filter(practitioner=practitioner).count() == 1
 

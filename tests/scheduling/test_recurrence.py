@@ -10,6 +10,7 @@ from dateutil import rrule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scheduling.forms import RecurrenceForm
 from scheduling.recurrence import MAX_OCCURRENCES, Frequency, RecurrenceError, RecurrenceRule
 from scheduling.selectors import series_preview
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, book
@@ -143,7 +144,7 @@ def test_the_occurrences_are_rrules_expansion_on_the_local_clock(rule, zone):
         )
     )
     assert [o.astimezone(local).replace(tzinfo=None) for o in occurrences] == [
-        e.replace(tzinfo=local).astimezone(local).replace(tzinfo=None) for e in expected
+        e.replace(tzinfo=local).astimezone(dt.UTC).astimezone(local).replace(tzinfo=None) for e in expected
     ]
     assert len(occurrences) == rule.count
     assert all(o.tzinfo == dt.UTC for o in occurrences)
@@ -188,3 +189,51 @@ def test_the_preview_matches_each_occurrence_to_a_free_slot_in_one_query(clinic_
         series_preview(
             clinic=clinic_a, practitioner=practitioner, slot_type=group, occurrences=longer.occurrences(LONDON)
         )
+
+
+RRULE_DAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frequency=st.sampled_from(Frequency.values),
+    start=st.dates(min_value=dt.date(2026, 1, 1), max_value=dt.date(2030, 12, 31)),
+    interval=st.integers(1, 4),
+    weekdays=st.sets(st.integers(1, 7), min_size=1, max_size=7),
+    by_weekday=st.booleans(),
+    month_day=st.integers(1, 31),
+    nth=st.sampled_from([1, 2, 3, 4, -1]),
+    nth_weekday=st.integers(1, 7),
+    count=st.integers(1, 60),
+)
+def test_the_recurrence_settings_preview_rrules_expansion(
+    frequency, start, interval, weekdays, by_weekday, month_day, nth, nth_weekday, count
+):
+    """What Recurrence Settings submit becomes exactly the occurrences dateutil's rrule gives for them."""
+    data = {
+        "r-frequency": frequency,
+        "r-interval": str(interval),
+        "r-weekdays": [str(d) for d in weekdays],
+        "r-monthly_by": "weekday" if by_weekday else "day",
+        "r-month_day": str(month_day),
+        "r-nth": str(nth),
+        "r-nth_weekday": str(nth_weekday),
+        "r-ends": "count",
+        "r-count": str(count),
+    }
+    form = RecurrenceForm(data, start=start, time=dt.time(18), prefix="r")
+    assert form.is_valid(), form.errors
+    assert form.rule is not None
+    by: dict = {}
+    if frequency == Frequency.WEEKLY:
+        by["byweekday"] = [RRULE_DAYS[d - 1] for d in weekdays]
+    elif frequency == Frequency.MONTHLY and by_weekday:
+        by["byweekday"] = RRULE_DAYS[nth_weekday - 1](nth)
+    elif frequency == Frequency.MONTHLY:
+        by["bymonthday"] = month_day
+    freq = {"daily": rrule.DAILY, "weekly": rrule.WEEKLY, "monthly": rrule.MONTHLY}[frequency]
+    expected = list(
+        rrule.rrule(freq, dtstart=dt.datetime.combine(start, dt.time(18)), interval=interval, count=count, **by)
+    )
+    zone = ZoneInfo("Europe/London")
+    assert [o.astimezone(zone).replace(tzinfo=None) for o in form.rule.occurrences(zone)] == expected

@@ -1,0 +1,57 @@
+"""The Sync Calendar form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from clinic.models import Clinic
+from patients.display import IdentifierMode
+
+MODE_HELP = {
+    IdentifierMode.FULL_NAME: "Not recommended: sends your clients' real names to the other calendar's provider. "
+    "Unless that provider is covered for patient data (e.g. HIPAA, UK GDPR), this exposes personal data.",
+    IdentifierMode.INTERNAL_ID: "Never shares a name: the client's internal ID, which staff can match in the clinic.",
+    IdentifierMode.FIRST_NAME: "Only the client's first (or preferred) name.",
+    IdentifierMode.INITIALS: "Only the client's initials.",
+}
+MODE_ORDER = (IdentifierMode.INTERNAL_ID, IdentifierMode.INITIALS, IdentifierMode.FIRST_NAME, IdentifierMode.FULL_NAME)
+
+
+class ModeSelect(forms.RadioSelect):
+    """Radios that can disable some choices (Internal ID without internal IDs in the clinic)."""
+
+    def __init__(self, *args: Any, disabled: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.disabled = disabled
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        if option["value"] in self.disabled:
+            option["attrs"]["disabled"] = True
+        return option
+
+
+class FeedSettingsForm(forms.Form):
+    enabled = forms.BooleanField(
+        label="Allow your calendar to sync to an external calendaring application", required=False
+    )
+    identifier_mode = forms.ChoiceField(label="How clients are named in the external calendar")
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        labels = dict(IdentifierMode.choices)
+        field = self.fields["identifier_mode"]
+        field.choices = [(mode.value, labels[mode]) for mode in MODE_ORDER]  # type: ignore[attr-defined]
+        unavailable = frozenset() if clinic.internal_ids_enabled else frozenset({IdentifierMode.INTERNAL_ID.value})
+        field.widget = ModeSelect(choices=field.choices, disabled=unavailable)  # type: ignore[attr-defined]
+        self.clinic = clinic
+
+    def clean_identifier_mode(self) -> str:
+        mode: str = self.cleaned_data["identifier_mode"]
+        if mode == IdentifierMode.INTERNAL_ID and not self.clinic.internal_ids_enabled:
+            raise forms.ValidationError(
+                "Internal IDs are not enabled for this clinic; an admin enables them in Clinic settings."
+            )
+        return mode

@@ -1,0 +1,120 @@
+"""One-way sync: a practitioner's private ICS subscription, and the feed built for it."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from clinic.models import Practitioner, TenantModel
+from patients.display import IdentifierMode
+
+
+class FeedSubscription(TenantModel):
+    """A practitioner's subscription URL and how patients are named in it.
+
+    The URL's token is never stored: it is an HMAC of the secret key and `token_salt`, and only its
+    SHA-256 (`token_hash`) is kept, to find the subscription. Regenerating draws a new salt, so the old
+    URL stops working at once. `changes` counts changes to the calendar; a feed built before the last
+    one is stale.
+    """
+
+    practitioner = models.OneToOneField(Practitioner, on_delete=models.CASCADE, related_name="feed_subscription")
+    enabled = models.BooleanField("allow sync to an external calendar", default=False)
+    identifier_mode = models.CharField(max_length=20, choices=IdentifierMode.choices)
+    token_salt = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True)
+    changes = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"feed of {self.practitioner_id}"
+
+
+class FeedChange(TenantModel):
+    """A change a feed has not been rebuilt for: one appointment ("a<pk>") or other event ("e<pk>"), or
+    everything (an empty key: the identifier mode, a rename...). A build consumes the rows it has read."""
+
+    subscription = models.ForeignKey(FeedSubscription, on_delete=models.CASCADE, related_name="pending_changes")
+    key = models.CharField(max_length=24, blank=True)
+
+    def __str__(self) -> str:
+        return self.key or "everything"
+
+
+class FeedDocument(TenantModel):
+    """The built feed, served as it is: its gzip-compressed bytes, their ETag, when and from which change
+    they were built."""
+
+    subscription = models.OneToOneField(FeedSubscription, on_delete=models.CASCADE, related_name="document")
+    body = models.BinaryField(default=b"", help_text="The feed, gzip-compressed.")
+    etag = models.CharField(max_length=80, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    modified_at = models.DateTimeField(null=True, blank=True, help_text="When the bytes last changed (Last-Modified).")
+    built_changes = models.PositiveBigIntegerField(default=0)
+    built_mode = models.CharField(max_length=20, blank=True)
+
+    def __str__(self) -> str:
+        return f"feed document of {self.subscription_id}"
+
+
+class FeedEvent(TenantModel):
+    """One VEVENT of a feed as last serialised, reused while its source is unchanged.
+
+    `key` names the source ("a<pk>" for an appointment, "e<pk>" for an other event); `fingerprint` is
+    a hash of everything the VEVENT shows; SEQUENCE rises each time the fingerprint changes.
+    """
+
+    document = models.ForeignKey(FeedDocument, on_delete=models.CASCADE, related_name="events")
+    key = models.CharField(max_length=24)
+    sort_key = models.CharField(max_length=24, help_text="Where it goes in the feed: its start, then its key.")
+    fingerprint = models.CharField(max_length=32)
+    sequence = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["document", "key"], name="feedevent_one_per_source")]
+        indexes = [models.Index(fields=["document", "sort_key"], name="feedevent_document_order_idx")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class GoogleState(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    BROKEN = "broken", "Access revoked or expired"
+
+
+class GoogleConnection(TenantModel):
+    """A practitioner's OAuth link to a Google account for two-way sync. Tokens are sealed (crypto.seal)."""
+
+    practitioner = models.OneToOneField(Practitioner, on_delete=models.CASCADE, related_name="google_connection")
+    email = models.CharField(max_length=254)
+    refresh_token = models.TextField(help_text="Sealed.")
+    access_token = models.TextField(blank=True, help_text="Sealed.")
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=GoogleState.choices, default=GoogleState.CONNECTED)
+    problem = models.CharField(max_length=200, blank=True)
+    default_calendar_id = models.CharField(max_length=1024, blank=True)
+    default_calendar_created = models.BooleanField(default=False, help_text="A new calendar made for the clinic.")
+    connected_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"google connection of {self.practitioner_id}"
+
+
+class GoogleCalendar(TenantModel):
+    """One calendar of the connected Google account: the default (ours go there) or a secondary one."""
+
+    connection = models.ForeignKey(GoogleConnection, on_delete=models.CASCADE, related_name="calendars")
+    calendar_id = models.CharField(max_length=1024)
+    summary = models.CharField(max_length=255, blank=True)
+    primary = models.BooleanField(default=False)
+    selected = models.BooleanField(default=False, help_text="Pulled as a secondary calendar.")
+    sync_token = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-primary", "summary", "id"]
+        constraints = [models.UniqueConstraint(fields=["connection", "calendar_id"], name="googlecalendar_one_per_id")]
+
+    def __str__(self) -> str:
+        return self.summary or self.calendar_id

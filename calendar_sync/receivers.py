@@ -1,0 +1,32 @@
+"""Calendar sync observes scheduling (and patients' names): a change queues a feed rebuild after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from calendar_sync.selectors import WINDOW_BACK
+from calendar_sync.services import feeds_changed
+from scheduling.models import Appointment
+
+
+def on_calendar_changed(
+    sender: Any, practitioner_ids: frozenset[int], keys: frozenset[str] | None = None, **kwargs: Any
+) -> None:
+    feeds_changed(practitioner_ids, keys)
+
+
+def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A patient's name or internal ID shows in the feeds of the practitioners they see."""
+    if created:
+        return
+    shown = list(
+        Appointment.objects.filter(
+            clinic_id=instance.clinic_id, patient=instance, starts_at__gte=timezone.now() - WINDOW_BACK
+        )
+        .exclude(practitioner=None)
+        .values_list("pk", "practitioner_id")
+    )
+    if shown:
+        feeds_changed({practitioner for _, practitioner in shown}, [f"a{pk}" for pk, _ in shown])

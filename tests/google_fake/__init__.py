@@ -1,0 +1,62 @@
+"""A fake Google (Calendar API v3 + OAuth 2.0 endpoints) for tests, driven by the real client libraries.
+
+Usage::
+
+    with FakeGoogle() as fake:
+        creds = credentials_for(fake, "doc@example.com")          # or the OAuth flow through fake.auth_uri/token_uri
+        service = calendar_service(fake, creds)                    # googleapiclient on the bundled discovery doc
+        service.events().insert(calendarId="primary", body={...}).execute()
+
+What it serves:
+
+- OAuth: POST /token (authorization_code with PKCE and redirect_uri checks, refresh_token; client auth by
+  Basic header or form fields), GET /o/oauth2/auth (redirects with code+state, or error=access_denied),
+  POST /revoke, GET /oauth2/v3/userinfo. Refresh tokens only for access_type=offline, and on a repeat consent
+  only with prompt=consent, as Google does. Access tokens expire after ``access_token_ttl`` on the fake's clock.
+- Calendar: calendarList.list/get/watch, calendars.insert/get/patch/update/delete,
+  events.list/get/insert/patch/update/delete/instances/watch, channels.stop, and the batch endpoint.
+  Unimplemented methods of the discovery document answer 501.
+- Per-method OAuth scopes taken from the discovery document (403 insufficientPermissions).
+
+Where it knowingly differs from Google:
+
+- Notifications are sent for every change, one by one (Google may coalesce), and to http:// addresses
+  (Google wants https with a valid certificate). A failed delivery is not retried.
+- The batch limit is 50 calls (``batch_limit``), as the Calendar guide once stated; the current guide says
+  1000. The wording of the 400 for too many parts, and of the 400 for parameters combined with syncToken,
+  is the fake's own.
+- Incremental sync returns every changed event of the calendar, whatever window the full sync had. With
+  singleEvents=true a changed series comes back as its instances, a deleted series as one cancelled item with
+  the series' id.
+- Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
+- No attendees' calendars, invitations, ACLs, free/busy, colors, settings, conferencing, attachments,
+  events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
+"""
+
+from .client import calendar_service, credentials_for, discovery_document, make_credentials
+from .receiver import NotificationReceiver, ReceivedNotification
+from .server import (
+    CALENDAR_SCOPE,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    EVENTS_SCOPE,
+    FakeGoogle,
+    NotificationRecord,
+    RequestRecord,
+)
+
+__all__ = [
+    "CALENDAR_SCOPE",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "EVENTS_SCOPE",
+    "FakeGoogle",
+    "NotificationReceiver",
+    "NotificationRecord",
+    "ReceivedNotification",
+    "RequestRecord",
+    "calendar_service",
+    "credentials_for",
+    "discovery_document",
+    "make_credentials",
+]
