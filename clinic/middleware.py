@@ -17,20 +17,22 @@ from clinic.models import Membership
 from clinic.selectors import memberships_of_user
 
 ACTIVE_CLINIC_SESSION_KEY = "active_clinic_id"
-VIEWER_ZONE_SESSION_KEY = "viewer_time_zone"
+# The browser's zone lives in a cookie of its own, not in the session: the report is sent as a
+# page loads, and a session write then could overwrite a clinic switch made at the same moment.
+VIEWER_ZONE_COOKIE = "viewer_tz"
 
 
 def viewer_zone(request: HttpRequest, clinic: Any) -> tuple[ZoneInfo, bool]:
-    """The zone pages show times in: the one the browser reported (kept in the session), else the clinic's.
+    """The zone pages show times in: the one the browser reported (kept in a cookie), else the clinic's.
 
     The flag says whether the browser's zone is known yet.
     """
-    name = request.session.get(VIEWER_ZONE_SESSION_KEY) if hasattr(request, "session") else None
+    name = request.COOKIES.get(VIEWER_ZONE_COOKIE)
     if name:
         try:
             return ZoneInfo(name), True
         except (ZoneInfoNotFoundError, ValueError):
-            request.session.pop(VIEWER_ZONE_SESSION_KEY, None)
+            pass
     return ZoneInfo(clinic.time_zone if clinic else settings.TIME_ZONE), False
 
 

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
@@ -27,7 +28,7 @@ from clinic.forms import (
     PractitionerForm,
     TenantForm,
 )
-from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY, VIEWER_ZONE_SESSION_KEY
+from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY, VIEWER_ZONE_COOKIE
 from clinic.models import Department, Location, Practitioner, validate_time_zone
 
 
@@ -62,15 +63,22 @@ def clinic_switch(request: ClinicRequest) -> HttpResponse:
 
 @require_POST
 def viewer_time_zone(request: ClinicRequest) -> HttpResponse:
-    """The browser reports its time zone; pages then show times in it (kept in the session)."""
+    """The browser reports its time zone; pages then show times in it (kept in a cookie)."""
     name = request.POST.get("time_zone", "")
     try:
         validate_time_zone(name)
     except ValidationError as error:
         return HttpResponse(error.messages[0], status=400, content_type="text/plain")
-    changed = request.session.get(VIEWER_ZONE_SESSION_KEY) != name
-    request.session[VIEWER_ZONE_SESSION_KEY] = name
+    changed = request.COOKIES.get(VIEWER_ZONE_COOKIE) != name
     response = HttpResponse(status=204)
+    response.set_cookie(
+        VIEWER_ZONE_COOKIE,
+        name,
+        max_age=365 * 24 * 3600,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
     response["X-Zone-Changed"] = "1" if changed else "0"
     return response
 

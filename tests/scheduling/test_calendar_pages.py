@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from clinic.models import Role
@@ -332,3 +333,25 @@ def test_month_view_sums_sessions_booked_and_free_per_day(clinic_a, admin_client
     body = admin_client_a.get(f"{CALENDAR}?view=month&date=2027-06-15").content.decode()
     assert "Monday 7 June: 2 sessions, 1 booked, 7 free" in body
     assert 'class="slot' not in body  # a summary, not every slot
+
+
+def test_the_zone_report_leaves_the_session_alone_so_a_clinic_switch_made_meanwhile_stays(clinic_a, clinic_b):
+    """The browser reports its zone as a page loads; were it kept in the session, that write could
+    carry a stale session over a clinic switch made at the same moment."""
+    membership = MembershipFactory(clinic=clinic_a, role=Role.ADMIN)
+    MembershipFactory(clinic=clinic_b, role=Role.RECEPTION, user=membership.user)
+    client = Client()
+    client.force_login(membership.user)
+    client.get(reverse("home"))
+    before = dict(client.session.items())
+    response = client.post(reverse("time-zone"), {"time_zone": "Asia/Tokyo"})
+    assert response.status_code == 204
+    assert response["X-Zone-Changed"] == "1"
+    assert dict(client.session.items()) == before
+    assert response.cookies["viewer_tz"].value == "Asia/Tokyo"
+    assert response.cookies["viewer_tz"]["httponly"]
+    client.post(reverse("clinic:switch"), {"clinic": str(clinic_b.public_id)})
+    assert client.post(reverse("time-zone"), {"time_zone": "Asia/Tokyo"})["X-Zone-Changed"] == "0"
+    body = client.get(CALENDAR).content.decode()
+    assert "Times shown in <strong>Asia/Tokyo</strong>" in body
+    assert client.get(reverse("home")).context["request"].clinic == clinic_b
