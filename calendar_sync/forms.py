@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from calendar_sync.models import SyncType
 from clinic.models import Clinic
 from patients.display import IdentifierMode
 
@@ -38,9 +39,14 @@ class FeedSettingsForm(forms.Form):
         label="Allow your calendar to sync to an external calendaring application", required=False
     )
     identifier_mode = forms.ChoiceField(label="How clients are named in the external calendar")
+    sync_type = forms.ChoiceField(
+        label="Sync type", choices=SyncType.choices, widget=forms.RadioSelect, initial=SyncType.ONE_WAY
+    )
 
-    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clinic: Clinic, google_offered: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not google_offered:
+            del self.fields["sync_type"]
         labels = dict(IdentifierMode.choices)
         field = self.fields["identifier_mode"]
         field.choices = [(mode.value, labels[mode]) for mode in MODE_ORDER]  # type: ignore[attr-defined]

@@ -9,7 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import google_auth_httplib2
 import googleapiclient
+import httplib2
 from django.conf import settings
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
@@ -58,8 +60,15 @@ def credentials(*, access_token: str, refresh_token: str, expiry: Any = None) ->
     )
 
 
+REQUEST_TIMEOUT = 30.0  # seconds for any one HTTP request to Google
+
+
 def calendar_service(creds: Credentials) -> Any:
-    return build_from_document(discovery_document(settings.GOOGLE_API_ROOT), credentials=creds)
+    """The v3 resource, each request bounded by REQUEST_TIMEOUT."""
+    http = httplib2.Http(timeout=REQUEST_TIMEOUT)
+    http.redirect_codes = http.redirect_codes - {308}  # as googleapiclient.http.build_http does
+    authorized = google_auth_httplib2.AuthorizedHttp(creds, http=http)
+    return build_from_document(discovery_document(settings.GOOGLE_API_ROOT), http=authorized)
 
 
 def google_enabled() -> bool:

@@ -8,6 +8,11 @@ from clinic.models import Practitioner, TenantModel
 from patients.display import IdentifierMode
 
 
+class SyncType(models.TextChoices):
+    ONE_WAY = "one_way", "One-way sync (subscription URL)"
+    TWO_WAY = "two_way", "Two-way sync with Google Calendar"
+
+
 class FeedSubscription(TenantModel):
     """A practitioner's subscription URL and how patients are named in it.
 
@@ -20,6 +25,7 @@ class FeedSubscription(TenantModel):
     practitioner = models.OneToOneField(Practitioner, on_delete=models.CASCADE, related_name="feed_subscription")
     enabled = models.BooleanField("allow sync to an external calendar", default=False)
     identifier_mode = models.CharField(max_length=20, choices=IdentifierMode.choices)
+    sync_type = models.CharField(max_length=10, choices=SyncType.choices, default=SyncType.ONE_WAY)
     token_salt = models.CharField(max_length=64)
     token_hash = models.CharField(max_length=64, unique=True)
     changes = models.PositiveBigIntegerField(default=0)
@@ -95,6 +101,10 @@ class GoogleConnection(TenantModel):
     problem = models.CharField(max_length=200, blank=True)
     default_calendar_id = models.CharField(max_length=1024, blank=True)
     default_calendar_created = models.BooleanField(default=False, help_text="A new calendar made for the clinic.")
+    push_queued = models.BooleanField(default=False, help_text="A push task is queued (changes coalesce into it).")
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    pulled_at = models.DateTimeField(null=True, blank=True)
+    backoff_until = models.DateTimeField(null=True, blank=True, help_text="Google asked us to wait (quota).")
     connected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -109,6 +119,7 @@ class GoogleCalendar(TenantModel):
     calendar_id = models.CharField(max_length=1024)
     summary = models.CharField(max_length=255, blank=True)
     primary = models.BooleanField(default=False)
+    writable = models.BooleanField(default=True, help_text="The account may add events to it.")
     selected = models.BooleanField(default=False, help_text="Pulled as a secondary calendar.")
     sync_token = models.TextField(blank=True)
 
@@ -118,3 +129,46 @@ class GoogleCalendar(TenantModel):
 
     def __str__(self) -> str:
         return self.summary or self.calendar_id
+
+
+class GooglePending(TenantModel):
+    """A change waiting to be pushed: "a<pk>" (appointment), "e<pk>" (other event) or "" (everything)."""
+
+    connection = models.ForeignKey(GoogleConnection, on_delete=models.CASCADE, related_name="pending")
+    key = models.CharField(max_length=24, blank=True)
+
+    def __str__(self) -> str:
+        return self.key or "everything"
+
+
+class GoogleEvent(TenantModel):
+    """What we pushed to the default calendar for one of ours: Google's event id (chosen by us, so a retried
+    insert finds its event), the fingerprint of the body sent, and whether it is deleted in Google."""
+
+    connection = models.ForeignKey(GoogleConnection, on_delete=models.CASCADE, related_name="pushed")
+    key = models.CharField(max_length=24)
+    event_id = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=32, blank=True)
+    deleted_in_google = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "key"], name="googleevent_one_per_key"),
+            models.UniqueConstraint(fields=["connection", "event_id"], name="googleevent_one_per_event_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class GoogleChannel(TenantModel):
+    """A push-notification channel (events.watch) on one calendar; renewed before it expires."""
+
+    calendar = models.ForeignKey(GoogleCalendar, on_delete=models.CASCADE, related_name="channels")
+    channel_id = models.CharField(max_length=64, unique=True)
+    resource_id = models.CharField(max_length=255)
+    token_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.channel_id

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from calendar_sync import google_sync
 from calendar_sync.selectors import WINDOW_BACK
 from calendar_sync.services import feeds_changed
 from scheduling.models import Appointment
@@ -15,6 +16,7 @@ def on_calendar_changed(
     sender: Any, practitioner_ids: frozenset[int], keys: frozenset[str] | None = None, **kwargs: Any
 ) -> None:
     feeds_changed(practitioner_ids, keys)
+    google_sync.changes_record(practitioner_ids, keys)
 
 
 def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
@@ -29,4 +31,7 @@ def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -
         .values_list("pk", "practitioner_id")
     )
     if shown:
-        feeds_changed({practitioner for _, practitioner in shown}, [f"a{pk}" for pk, _ in shown])
+        practitioners = {practitioner for _, practitioner in shown}
+        keys = [f"a{pk}" for pk, _ in shown]
+        feeds_changed(practitioners, keys)
+        google_sync.changes_record(practitioners, keys)

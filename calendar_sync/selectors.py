@@ -96,7 +96,12 @@ def feed_sources(
             "slot__session__location__name",
         )
     )
-    events = OtherEvent.objects.for_clinic(clinic).filter(practitioner=practitioner).filter(overlapping(starts, ends))
+    # Events pulled from Google are not ours to send anywhere.
+    events = (
+        OtherEvent.objects.for_clinic(clinic)
+        .filter(practitioner=practitioner, google_event_id="")
+        .filter(overlapping(starts, ends))
+    )
     if keys is not None:
         appointments = appointments.filter(pk__in=[int(k[1:]) for k in keys if k.startswith("a")])
         events = events.filter(pk__in=[int(k[1:]) for k in keys if k.startswith("e")])

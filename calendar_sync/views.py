@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,9 +14,9 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from django.views.decorators.http import require_http_methods, require_safe
 
-from calendar_sync import selectors, services
+from calendar_sync import google_sync, selectors, services
 from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
-from calendar_sync.models import FeedDocument
+from calendar_sync.models import FeedDocument, SyncType
 from clinic.access import ClinicRequest, public, scoped_get_or_404
 from clinic.models import Practitioner
 from scheduling.calendar_views import manageable_practitioners
@@ -23,50 +24,79 @@ from scheduling.calendar_views import manageable_practitioners
 NOT_FOUND = b"Not found.\n"
 
 
+def sync_practitioner(request: ClinicRequest) -> tuple[list[Practitioner], Practitioner | None]:
+    """Whose sync settings the page shows: a clinician only their own; staff who manage every calendar
+    any practitioner's (the one asked for, else their own, else the first)."""
+    choices = manageable_practitioners(request)
+    chosen = request.POST.get("practitioner") or request.GET.get("practitioner")
+    if chosen:
+        return list(choices), scoped_get_or_404(choices, request.clinic, public_id=chosen)
+    return list(choices), choices.filter(user=request.user).first() or choices.first()
+
+
+def sync_page_url(practitioner: Practitioner) -> str:
+    return reverse("calendar_sync:index") + f"?practitioner={practitioner.public_id}"
+
+
 @require_http_methods(["GET", "POST"])
 def sync_index(request: ClinicRequest) -> HttpResponse:
-    """Sync Calendar: allow the one-way sync, choose how clients are named, and the subscription URL."""
-    choices = manageable_practitioners(request)  # a clinician: only their own
-    chosen = request.POST.get("practitioner") or request.GET.get("practitioner")
-    practitioner: Practitioner | None
-    if chosen:
-        practitioner = scoped_get_or_404(choices, request.clinic, public_id=chosen)
-    else:
-        practitioner = choices.filter(user=request.user).first() or choices.first()
-    context: dict[str, Any] = {"practitioners": list(choices), "practitioner": practitioner}
+    """Sync Calendar: allow sync, choose how clients are named and the sync type; the subscription URL
+    (one-way) or the Google connection (two-way)."""
+    practitioners, practitioner = sync_practitioner(request)
+    context: dict[str, Any] = {"practitioners": practitioners, "practitioner": practitioner}
     if practitioner is None:
         return render(request, "calendar_sync/index.html", context)
     subscription = selectors.subscription_of(clinic=request.clinic, practitioner=practitioner)
+    offered = google_sync.google_offered()
     initial = {
         "enabled": subscription.enabled if subscription else False,
         "identifier_mode": subscription.identifier_mode if subscription else services.default_mode(request.clinic),
+        "sync_type": subscription.sync_type if subscription else SyncType.ONE_WAY,
     }
     action = request.POST.get("action", "")
-    form = FeedSettingsForm(request.POST if action == "save" else None, initial=initial, clinic=request.clinic)
-    here = reverse("calendar_sync:index") + f"?practitioner={practitioner.public_id}"
+    form = FeedSettingsForm(
+        request.POST if action == "save" else None, initial=initial, clinic=request.clinic, google_offered=offered
+    )
+    here = sync_page_url(practitioner)
     if action == "save" and form.is_valid():
         subscription = services.subscription_get_or_create(clinic=request.clinic, practitioner=practitioner)
-        services.subscription_save(
-            clinic=request.clinic,
-            actor=request.user,
-            subscription=subscription,
-            enabled=form.cleaned_data["enabled"],
-            identifier_mode=form.cleaned_data["identifier_mode"],
-        )
+        with transaction.atomic():
+            services.subscription_save(
+                clinic=request.clinic,
+                actor=request.user,
+                subscription=subscription,
+                enabled=form.cleaned_data["enabled"],
+                identifier_mode=form.cleaned_data["identifier_mode"],
+            )
+            if offered:
+                google_sync.sync_type_set(
+                    clinic=request.clinic,
+                    actor=request.user,
+                    subscription=subscription,
+                    sync_type=form.cleaned_data["sync_type"],
+                )
         messages.success(request, "Sync settings saved.")
         return redirect(here)
     if action == "regenerate" and subscription is not None:
         services.subscription_regenerate(clinic=request.clinic, actor=request.user, subscription=subscription)
         messages.success(request, "A new subscription URL is ready. The old one no longer works.")
         return redirect(here)
+    two_way = offered and subscription is not None and subscription.sync_type == SyncType.TWO_WAY
     token = services.feed_token(subscription) if subscription is not None and subscription.enabled else ""
     context |= {
         "form": form,
         "subscription": subscription,
-        "feed_url": request.build_absolute_uri(reverse("calendar_sync:feed", args=[token])) if token else "",
+        "two_way": two_way,
+        "feed_url": request.build_absolute_uri(reverse("calendar_sync:feed", args=[token]))
+        if token and not two_way
+        else "",
         "confirm_regenerate": action == "regenerate-ask",
         "mode_help": [(mode.value, MODE_HELP[mode]) for mode in MODE_ORDER],
     }
+    if two_way:
+        from calendar_sync.google_views import google_context
+
+        context |= google_context(request, practitioner)
     status = 422 if action == "save" else 200
     return render(request, "calendar_sync/index.html", context, status=status)
 

@@ -143,6 +143,11 @@ GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET", "")
 GOOGLE_AUTH_URI = os.environ.get("GOOGLE_AUTH_URI", "https://accounts.google.com/o/oauth2/auth")
 GOOGLE_TOKEN_URI = os.environ.get("GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token")
 GOOGLE_API_ROOT = os.environ.get("GOOGLE_API_ROOT", "https://www.googleapis.com/")
+GOOGLE_REVOKE_URI = os.environ.get("GOOGLE_REVOKE_URI", "https://oauth2.googleapis.com/revoke")
+# Where Google sends push notifications (events.watch): this site's public https origin. Unset: no
+# channels, and Google changes arrive with the periodic pull (every GOOGLE_PULL_MINUTES) alone.
+GOOGLE_WEBHOOK_ORIGIN = os.environ.get("GOOGLE_WEBHOOK_ORIGIN", "")
+GOOGLE_PULL_MINUTES = int(os.environ.get("GOOGLE_PULL_MINUTES", "15"))
 SYNC_TOKEN_KEYS = env_list("SYNC_TOKEN_KEYS", [])
 if PRODUCTION and GOOGLE_CLIENT_ID and not SYNC_TOKEN_KEYS:
     raise ImproperlyConfigured("SYNC_TOKEN_KEYS must be set when Google sync is configured in production.")
@@ -175,6 +180,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "google-pull": {"task": "calendar_sync.tasks.google_pull_all", "schedule": GOOGLE_PULL_MINUTES * 60.0},
+    "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
+}
 
 # --- Authentication -------------------------------------------------------------------
 PASSWORD_HASHERS = [

@@ -304,6 +304,11 @@ class OtherEvent(TenantModel):
     last_date = models.DateField(null=True, blank=True)
     busy = models.BooleanField("show as busy", default=True)
     notes = models.TextField(blank=True)
+    # An event pulled from Google (two-way sync): the calendar it came from, and Google's ids. Such an event
+    # stays tied to that calendar, is edited only in Google, and is never pushed to any calendar.
+    google_calendar_id = models.CharField(max_length=1024, blank=True)
+    google_event_id = models.CharField(max_length=1024, blank=True)
+    google_recurring_id = models.CharField(max_length=1024, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -315,6 +320,11 @@ class OtherEvent(TenantModel):
             models.Index(fields=["practitioner", "first_date"], name="otherevent_allday_idx"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["practitioner", "google_calendar_id", "google_event_id"],
+                condition=~Q(google_event_id=""),
+                name="otherevent_one_per_google_event",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(
@@ -337,6 +347,11 @@ class OtherEvent(TenantModel):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def from_google(self) -> bool:
+        """Pulled from a Google calendar: shown here, edited there."""
+        return bool(self.google_event_id)
 
 
 class OfficeHours(TenantModel):

@@ -1,0 +1,228 @@
+"""Two-way sync pages: Connect with Google (the OAuth web flow), the default calendar, secondary calendars,
+Sync now, Disconnect; and the webhook Google's push notifications reach."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from google_auth_oauthlib.flow import Flow
+from googleapiclient.errors import HttpError
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from calendar_sync import google_api, google_sync
+from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleState
+from calendar_sync.views import not_found, sync_page_url, sync_practitioner
+from clinic.access import ClinicRequest, public, scoped_get_or_404
+from clinic.models import Practitioner
+
+log = logging.getLogger(__name__)
+OAUTH_SESSION_KEY = "google_oauth"
+UNREACHABLE = "Google could not be reached just now. Try again in a minute."
+
+
+def google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[str, Any]:
+    """The two-way part of the Sync page: the connection, its calendars, who may act."""
+    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
+    calendars = list(connection.calendars.all()) if connection else []
+    return {
+        "connection": connection,
+        "is_own": practitioner.user_id == request.user.pk,
+        "default_calendar": next(
+            (c for c in calendars if connection and c.calendar_id == connection.default_calendar_id), None
+        ),
+        "secondary_calendars": [c for c in calendars if connection and c.calendar_id != connection.default_calendar_id],
+        "broken": connection is not None and connection.state == GoogleState.BROKEN,
+        "confirm_disconnect": request.GET.get("disconnect") == "ask",
+        "now": timezone.now(),
+    }
+
+
+def _own_practitioner(request: ClinicRequest) -> Practitioner:
+    """Connecting and choosing calendars act on a Google account: only its practitioner does that."""
+    _, practitioner = sync_practitioner(request)
+    if practitioner is None:
+        raise Http404("No practitioner.")
+    if practitioner.user_id != request.user.pk:
+        raise PermissionDenied("Only the practitioner can connect their own Google account.")
+    return practitioner
+
+
+def _flow(request: ClinicRequest, **kwargs: Any) -> Flow:
+    redirect_uri = request.build_absolute_uri(reverse("calendar_sync:google-callback"))
+    return Flow.from_client_config(
+        google_api.client_config(redirect_uri),
+        scopes=[google_api.CALENDAR_SCOPE],
+        redirect_uri=redirect_uri,
+        **kwargs,
+    )
+
+
+@require_POST
+def google_connect(request: ClinicRequest) -> HttpResponse:
+    """Connect with Google: off to Google's consent screen (offline access, so a refresh token comes)."""
+    if not google_sync.google_offered():
+        raise Http404("Google sync is not configured.")
+    practitioner = _own_practitioner(request)
+    flow = _flow(request)
+    url, state = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true")
+    request.session[OAUTH_SESSION_KEY] = {
+        "state": state,
+        "verifier": flow.code_verifier,
+        "practitioner": str(practitioner.public_id),
+    }
+    return redirect(url)
+
+
+@require_GET
+def google_callback(request: ClinicRequest) -> HttpResponse:
+    """Google sends the browser back here with a code (or an error); the code becomes tokens."""
+    started = request.session.pop(OAUTH_SESSION_KEY, None)
+    if not started or request.GET.get("state") != started.get("state"):
+        messages.error(request, "That Google sign-in was not started here, or has expired. Connect again.")
+        return redirect("calendar_sync:index")
+    practitioner = scoped_get_or_404(Practitioner, request.clinic, public_id=started["practitioner"])
+    here = sync_page_url(practitioner)
+    if practitioner.user_id != request.user.pk:
+        raise PermissionDenied("Only the practitioner can connect their own Google account.")
+    if request.GET.get("error") or not request.GET.get("code"):
+        messages.error(request, "Google access was not granted, so two-way sync is not connected.")
+        return redirect(here)
+    flow = _flow(request, state=started["state"], code_verifier=started["verifier"])
+    try:
+        flow.fetch_token(code=request.GET["code"])
+        connection = google_sync.connection_save(
+            clinic=request.clinic, actor=request.user, practitioner=practitioner, creds=flow.credentials
+        )
+    except (OAuth2Error, ValueError) as error:
+        log.warning("google connect refused: %s", type(error).__name__)
+        messages.error(request, "Google did not accept the sign-in. Connect again.")
+        return redirect(here)
+    except (google_sync.GoogleTrouble, HttpError, OSError):
+        messages.error(request, UNREACHABLE)
+        return redirect(here)
+    messages.success(request, f"Connected to Google as {connection.email}.")
+    if connection.default_calendar_id:
+        return redirect(here)
+    return redirect(reverse("calendar_sync:google-default") + f"?practitioner={practitioner.public_id}")
+
+
+@require_http_methods(["GET", "POST"])
+def google_default(request: ClinicRequest) -> HttpResponse:
+    """Choose the Default Calendar: a new one for the clinic (recommended) or an existing one."""
+    practitioner = _own_practitioner(request)
+    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
+    here = sync_page_url(practitioner)
+    if connection is None or connection.state != GoogleState.CONNECTED:
+        messages.error(request, "Connect with Google first.")
+        return redirect(here)
+    error = ""
+    if request.method == "POST":
+        choice = request.POST.get("calendar", "")
+        try:
+            with transaction.atomic():
+                google_sync.default_calendar_choose(
+                    clinic=request.clinic,
+                    actor=request.user,
+                    connection=connection,
+                    calendar_id=None if choice == "new" else choice,
+                )
+        except ValueError as problem:
+            error = str(problem)
+        except google_sync.AccessRevoked:
+            google_sync.connection_mark_broken(connection)
+            return redirect(here)
+        except (google_sync.GoogleTrouble, HttpError, OSError):
+            error = UNREACHABLE
+        else:
+            messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
+            return redirect(here)
+    try:
+        calendars = [c for c in google_sync.calendars_refresh(connection) if c.writable]
+    except google_sync.AccessRevoked:
+        google_sync.connection_mark_broken(connection)
+        return redirect(here)
+    except (google_sync.GoogleTrouble, HttpError, OSError):
+        calendars, error = [c for c in connection.calendars.all() if c.writable], error or UNREACHABLE
+    context = {"practitioner": practitioner, "connection": connection, "calendars": calendars, "error": error}
+    return render(request, "calendar_sync/google_default.html", context, status=422 if error else 200)
+
+
+@require_POST
+def google_calendar(request: ClinicRequest, calendar: str) -> HttpResponse:
+    """Sync a secondary calendar (or stop: its events stay here, tied to it)."""
+    practitioner = _own_practitioner(request)
+    found = scoped_get_or_404(
+        GoogleCalendar.objects.select_related("connection"),
+        request.clinic,
+        public_id=calendar,
+        connection__practitioner=practitioner,
+    )
+    selected = request.POST.get("selected") == "1"
+    try:
+        google_sync.secondary_set(clinic=request.clinic, actor=request.user, calendar=found, selected=selected)
+    except ValueError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(
+            request,
+            f"“{found.summary}” is synced: its events appear on your calendar."
+            if selected
+            else f"“{found.summary}” is no longer synced. Events already pulled from it stay on your calendar.",
+        )
+    return redirect(sync_page_url(practitioner))
+
+
+@require_POST
+def google_sync_now(request: ClinicRequest) -> HttpResponse:
+    _, practitioner = sync_practitioner(request)
+    if practitioner is None:
+        raise Http404("No practitioner.")
+    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
+    if connection is None or connection.state != GoogleState.CONNECTED:
+        raise Http404("Not connected.")
+    with transaction.atomic():
+        google_sync.changes_record([practitioner.pk], None)
+        transaction.on_commit(lambda: google_sync.queue_pull(connection, None))
+    messages.success(request, "Sync started. Refresh the calendar in a moment to see Google's changes.")
+    return redirect(sync_page_url(practitioner))
+
+
+@require_POST
+def google_disconnect(request: ClinicRequest) -> HttpResponse:
+    """Disconnect: always possible (also by staff who manage the calendar, and when Google is unreachable)."""
+    _, practitioner = sync_practitioner(request)
+    if practitioner is None:
+        raise Http404("No practitioner.")
+    connection = scoped_get_or_404(GoogleConnection, request.clinic, practitioner=practitioner)
+    google_sync.disconnect(clinic=request.clinic, actor=request.user, connection=connection)
+    messages.success(
+        request,
+        "Disconnected from Google. Google events were removed from this calendar; events already in Google "
+        "stay there until you delete them (or the calendar made for the clinic).",
+    )
+    return redirect(sync_page_url(practitioner))
+
+
+@public
+@csrf_exempt
+@require_POST
+def google_webhook(request: Any) -> HttpResponse:
+    """Google's push notification: it only queues a pull of that calendar. Unknown channels answer 404."""
+    channel = google_sync.channel_for_notification(
+        request.headers.get("X-Goog-Channel-ID", ""), request.headers.get("X-Goog-Channel-Token", "")
+    )
+    if channel is None:
+        return not_found()
+    if request.headers.get("X-Goog-Resource-State") != "sync":
+        google_sync.queue_pull(channel.calendar.connection, channel.calendar_id)
+    return HttpResponse(status=204)
