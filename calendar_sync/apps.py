@@ -10,7 +10,8 @@ class CalendarSyncConfig(AppConfig):
 
         from calendar_sync import receivers
         from patients.models import Patient
-        from scheduling.signals import calendar_changed
+        from scheduling.signals import calendar_changed, google_synced_query
 
         calendar_changed.connect(receivers.on_calendar_changed, dispatch_uid="calendar_sync.feeds")
+        google_synced_query.connect(receivers.google_synced, dispatch_uid="calendar_sync.google_synced")
         post_save.connect(receivers.on_patient_saved, sender=Patient, dispatch_uid="calendar_sync.patient_names")

@@ -32,7 +32,7 @@ import httplib2
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from google.auth.exceptions import RefreshError, TransportError
@@ -487,17 +487,31 @@ def _revoke_quietly(token: str) -> None:
 # --- Recording changes ------------------------------------------------------------------------------------
 
 
-def changes_record(practitioner_ids: Iterable[int], keys: Iterable[str] | None) -> None:
-    """Called after a calendar change commits: pending items for the practitioners' active two-way syncs,
-    and a push queued for each (unless one is queued already: changes coalesce)."""
-    connections = list(
-        GoogleConnection.objects.filter(practitioner_id__in=list(practitioner_ids), state=GoogleState.CONNECTED)
+def _active_connections() -> QuerySet[GoogleConnection]:
+    """Connections that sync now: connected, with a default calendar, two-way sync allowed and chosen."""
+    return (
+        GoogleConnection.objects.filter(state=GoogleState.CONNECTED)
         .exclude(default_calendar_id="")
         .filter(
             practitioner__feed_subscription__enabled=True,
             practitioner__feed_subscription__sync_type=SyncType.TWO_WAY,
         )
-        .values_list("pk", "clinic_id")
+    )
+
+
+def practitioners_synced(practitioner_ids: Iterable[int]) -> set[int]:
+    return set(
+        _active_connections()
+        .filter(practitioner_id__in=list(practitioner_ids))
+        .values_list("practitioner_id", flat=True)
+    )
+
+
+def changes_record(practitioner_ids: Iterable[int], keys: Iterable[str] | None) -> None:
+    """Called after a calendar change commits: pending items for the practitioners' active two-way syncs,
+    and a push queued for each (unless one is queued already: changes coalesce)."""
+    connections = list(
+        _active_connections().filter(practitioner_id__in=list(practitioner_ids)).values_list("pk", "clinic_id")
     )
     if not connections:
         return
@@ -992,7 +1006,11 @@ def _apply_external(
         practitioner_id=connection.practitioner_id,
         google_calendar_id=calendar.calendar_id,
     ).exclude(google_event_id="")
-    existing = {row[0]: row[1:] for row in here.values_list("google_event_id", "pk", *EXTERNAL_COLUMNS)}
+    # A full listing is compared with every row of the calendar; an incremental one (up to a page of changes)
+    # only with the rows it names, not the calendar's thousands.
+    listed_ids = {str(item.get("id", "")) for item in items} - {""}
+    known = here if full or len(listed_ids) > PAGE_SIZE else here.filter(google_event_id__in=listed_ids)
+    existing = {row[0]: row[1:] for row in known.values_list("google_event_id", "pk", *EXTERNAL_COLUMNS)}
     creates: list[OtherEvent] = []
     updates: list[OtherEvent] = []
     removed_ids: set[str] = set()
@@ -1254,12 +1272,7 @@ def channel_for_notification(channel_id: str, token: str) -> GoogleChannel | Non
 
 def connections_to_pull() -> Iterator[GoogleConnection]:
     yield from (
-        GoogleConnection.objects.filter(state=GoogleState.CONNECTED)
-        .exclude(default_calendar_id="")
-        .filter(
-            practitioner__feed_subscription__enabled=True,
-            practitioner__feed_subscription__sync_type=SyncType.TWO_WAY,
-        )
+        _active_connections()
         .filter(Q(backoff_until__isnull=True) | Q(backoff_until__lte=timezone.now()))
         .only("pk", "public_id")
     )

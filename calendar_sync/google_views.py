@@ -4,6 +4,7 @@ Sync now, Disconnect; and the webhook Google's push notifications reach."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -158,11 +159,15 @@ def google_default(request: ClinicRequest) -> HttpResponse:
 
 
 @require_POST
-def google_calendar(request: ClinicRequest, calendar: str) -> HttpResponse:
+def google_calendar(request: ClinicRequest) -> HttpResponse:
     """Sync a secondary calendar (or stop: its events stay here, tied to it)."""
     practitioner = _own_practitioner(request)
+    try:
+        calendar = uuid.UUID(request.POST.get("calendar", ""))
+    except ValueError:
+        raise Http404("No such calendar.") from None
     found = scoped_get_or_404(
-        GoogleCalendar.objects.select_related("connection"),
+        GoogleCalendar.objects.for_clinic(request.clinic).select_related("connection"),
         request.clinic,
         public_id=calendar,
         connection__practitioner=practitioner,

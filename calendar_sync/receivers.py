@@ -35,3 +35,8 @@ def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -
         keys = [f"a{pk}" for pk, _ in shown]
         feeds_changed(practitioners, keys)
         google_sync.changes_record(practitioners, keys)
+
+
+def google_synced(sender: Any, practitioner_ids: list[int], **kwargs: Any) -> set[int]:
+    """Which of these practitioners send their calendar to Google two ways now (one query)."""
+    return google_sync.practitioners_synced(practitioner_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar as pycalendar
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -315,12 +315,14 @@ def build_grid(
     office_hours: Mapping[int | None, list[Interval] | None],
     slot_url: str,
     event_url: str,
+    locked: Collection[int] = frozenset(),
 ) -> Grid:
     """Place sessions, slots, appointments and events on day columns in the viewer's zone.
 
     `column_keys` are (practitioner pk or None for clinic-wide, label, public id); `office_hours` maps a
     practitioner pk to their UTC office-hours intervals over the dates (None: nothing greyed).
     `slot_url` and `event_url` contain "00000000-0000-0000-0000-000000000000" for the public id.
+    Booked appointments of the practitioners in `locked` show a lock (their title in Google is set here).
     """
     placeholder = "00000000-0000-0000-0000-000000000000"
     slot_prefix, slot_suffix = slot_url.split(placeholder)
@@ -397,6 +399,8 @@ def build_grid(
                 label = people[0][0]
                 css += f" booked st-{people[0][1]}"
                 title = f"{hm(low)}–{hm(high)} · {type_name} · {label} ({STATUS_LABELS.get(people[0][1], '')})"
+                if practitioner_id in locked:
+                    title += " · synced to Google (its title there is set here)"
             else:
                 label, title = str(type_name or ""), f"{hm(low)}–{hm(high)} · {type_name} · free"
         target.slots.append(
@@ -407,6 +411,7 @@ def build_grid(
                 "label": label,
                 "group": group and bookable,
                 "title": title,
+                "locked": bool(people) and not group and practitioner_id in locked,
             }
         )
 
@@ -417,10 +422,13 @@ def build_grid(
             continue
         target.events.append(
             {
-                "cls": f"ev r{spot.row} h{spot.span}" + ("" if event.busy else " free"),
+                "cls": f"ev r{spot.row} h{spot.span}"
+                + ("" if event.busy else " free")
+                + (" google" if event.google_event_id else ""),
                 "row": spot.row,
                 "span": spot.span,
                 "title": event.title,
+                "google": bool(event.google_event_id),
                 "time": f"{hm(low)}–{hm(high)}",
                 "href": f"{event_prefix}{event.public_id}{event_suffix}",
                 "busy": event.busy,
@@ -440,6 +448,7 @@ def build_grid(
                             "title": event.title,
                             "href": f"{event_prefix}{event.public_id}{event_suffix}",
                             "busy": event.busy,
+                            "google": bool(event.google_event_id),
                         }
                     )
                     most_all_day = max(most_all_day, len(target.all_day))

@@ -244,9 +244,24 @@ def editable_event(request: ClinicRequest, event: Any) -> OtherEvent:
     return obj
 
 
+def google_event(request: ClinicRequest, obj: OtherEvent) -> HttpResponse:
+    """An event pulled from Google is shown, not edited: it is changed in Google (409 to a change here)."""
+    zone = request.viewer_zone
+    context = {
+        "event": obj,
+        "starts": obj.starts_at.astimezone(zone) if obj.starts_at else None,
+        "ends": obj.ends_at.astimezone(zone) if obj.ends_at else None,
+        "zone": zone.key,
+    }
+    template = "scheduling/event_google.html#tip" if request.htmx else "scheduling/event_google.html"
+    return render(request, template, context, status=409 if request.method == "POST" else 200)
+
+
 @require_http_methods(["GET", "POST"])
 def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
     obj = editable_event(request, event)
+    if obj.from_google:
+        return google_event(request, obj)
     zone = request.viewer_zone
     initial: dict[str, Any]
     if obj.all_day:
@@ -274,6 +289,8 @@ def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
     obj = editable_event(request, event)
+    if obj.from_google:
+        return google_event(request, obj)
     date = obj.first_date or obj.starts_at.astimezone(request.viewer_zone).date()  # type: ignore[union-attr]
     if request.method == "GET":
         return confirm_delete(

@@ -16,6 +16,7 @@ from scheduling import selectors
 from scheduling.calendar import CalendarQuery, build_grid, month_weeks
 from scheduling.hours import Interval, hours_intervals, local_day, weekly_from_json
 from scheduling.models import OfficeHours
+from scheduling.signals import practitioners_synced_to_google
 
 PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 CLINIC_WIDE_LABEL = "Clinic-wide"
@@ -133,5 +134,6 @@ def calendar_page(
         office_hours=office_hours_intervals(clinic=clinic, keys=[k for k, _, _ in column_keys], first=first, last=last),
         slot_url=reverse("scheduling:slot", args=[PLACEHOLDER]),
         event_url=reverse("scheduling:event-edit", args=[PLACEHOLDER]),
+        locked=practitioners_synced_to_google([p.pk for p in who.columns]),
     )
     return context

@@ -25,3 +25,18 @@ def announce_calendar_change(
     keys = frozenset([*(f"a{pk}" for pk in appointments), *(f"e{pk}" for pk in events)]) or None
     if ids:
         transaction.on_commit(lambda: calendar_changed.send(sender=None, practitioner_ids=ids, keys=keys))
+
+
+# Asked while drawing a calendar: which of these practitioners (practitioner_ids, a list of primary keys)
+# send their client events to Google two ways? A receiver returns a set of those keys. Their booked
+# appointments show a lock: the title in Google is set here.
+google_synced_query = Signal()
+
+
+def practitioners_synced_to_google(practitioner_ids: list[int]) -> set[int]:
+    if not practitioner_ids:
+        return set()
+    synced: set[int] = set()
+    for _receiver, answer in google_synced_query.send(sender=None, practitioner_ids=practitioner_ids):
+        synced.update(int(pk) for pk in (answer or ()))
+    return synced

@@ -14,6 +14,9 @@ from django.test import Client
 from clinic.models import Membership, Role
 from tests.factories import ClinicFactory, MembershipFactory
 
+# The two-way sync fixtures (a fake Google wired into settings, a clinician with a practitioner) for any test.
+pytest_plugins = ["tests.calendar_sync.google_helpers"]
+
 ALL_PERMISSIONS = {"perm_manage_appointments": True, "perm_access_blocked_patients": True, "perm_manage_sessions": True}
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 

@@ -19,7 +19,14 @@ from clinic.models import Role
 from scheduling.models import Appointment
 from scheduling.signals import announce_calendar_change
 from tests.conftest import logged_in_client
-from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, book
+from tests.factories import (
+    MembershipFactory,
+    PatientFactory,
+    PractitionerFactory,
+    SlotTypeFactory,
+    allocate_session,
+    book,
+)
 from tests.google_fake.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeGoogle
 
 EMAIL = "dr.two.way@example.com"

@@ -26,15 +26,7 @@ from scheduling import services as scheduling_services
 from scheduling.models import Appointment, AppointmentStatus, Availability, OtherEvent
 from scheduling.selectors import free_times
 from scheduling.signals import announce_calendar_change
-from tests.calendar_sync.google_helpers import (  # noqa: F401 - fixtures
-    EMAIL,
-    clinician,
-    clinician_client,
-    connect,
-    future_appointment,
-    google,
-    google_events,
-)
+from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, google_events
 from tests.conftest import logged_in_client
 from tests.factories import MembershipFactory, OtherEventFactory, PractitionerFactory
 
@@ -208,7 +200,12 @@ def test_our_other_event_changed_in_google_follows_google(google, clinic_a, clin
     google.user_update_event(
         connection.default_calendar_id,
         "cse" + event.public_id.hex,
-        {"summary": "Supervision (moved)", "start": when(at(3, 14)), "end": when(at(3, 15)), "transparency": "transparent"},
+        {
+            "summary": "Supervision (moved)",
+            "start": when(at(3, 14)),
+            "end": when(at(3, 15)),
+            "transparency": "transparent",
+        },
     )
     google.clear_requests()
     pull(connection)
@@ -325,14 +322,16 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
         },
     )
     clinician_client.post(
-        reverse("calendar_sync:google-calendar", args=[secondary.public_id]),
-        {"selected": "1", "practitioner": str(practitioner.public_id)},
+        reverse("calendar_sync:google-calendar"),
+        {"calendar": str(secondary.public_id), "selected": "1", "practitioner": str(practitioner.public_id)},
     )
     yoga = OtherEvent.objects.filter(google_recurring_id=weekly["id"]).order_by("starts_at")
     assert yoga.count() == 4 and {e.google_calendar_id for e in yoga} == {personal}
     # "This event": the fork is still the secondary calendar's.
     second = yoga[1]
-    google.user_update_event(personal, second.google_event_id, {"summary": "Yoga (late)", "start": when(at(8, 19)), "end": when(at(8, 20))})
+    google.user_update_event(
+        personal, second.google_event_id, {"summary": "Yoga (late)", "start": when(at(8, 19)), "end": when(at(8, 20))}
+    )
     # "This and future": a new series in the same calendar.
     google.user_create_event(
         personal,
@@ -349,8 +348,8 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
     assert OtherEvent.objects.filter(title="Yoga (new time)", google_calendar_id=personal).count() == 2
     # Turning it off keeps what was pulled, tied to it, and never sends it to another calendar.
     clinician_client.post(
-        reverse("calendar_sync:google-calendar", args=[secondary.public_id]),
-        {"selected": "0", "practitioner": str(practitioner.public_id)},
+        reverse("calendar_sync:google-calendar"),
+        {"calendar": str(secondary.public_id), "selected": "0", "practitioner": str(practitioner.public_id)},
     )
     assert OtherEvent.objects.filter(google_calendar_id=personal).count() == 6  # 4 of the series (one forked), 2 new
     google_sync.resync_all(connection)
@@ -449,9 +448,7 @@ def test_disconnect_is_always_possible_and_revokes_the_grant(google, clinic_a, c
         {"status": 503},
     ],
 )
-def test_transient_refusals_retry_with_nothing_lost_or_duplicated(
-    google, clinic_a, clinician, clinician_client, fault
-):
+def test_transient_refusals_retry_with_nothing_lost_or_duplicated(google, clinic_a, clinician, clinician_client, fault):
     _, practitioner = clinician
     connection = connect(clinician_client, google, practitioner)
     google.fail_next(2, **fault)
@@ -553,7 +550,9 @@ def test_another_clinic_cannot_reach_a_connection(google, clinic_a, clinic_b, cl
     PractitionerFactory(clinic=clinic_b, user=outsider.user)
     other = logged_in_client(outsider)
     assert (
-        other.post(reverse("calendar_sync:google-calendar", args=[calendar.public_id]), {"selected": "1"}).status_code
+        other.post(
+            reverse("calendar_sync:google-calendar"), {"calendar": str(calendar.public_id), "selected": "1"}
+        ).status_code
         == 404
     )
     assert (
@@ -582,3 +581,37 @@ def test_the_sync_page_reads_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12) as large:
         clinician_client.get(url)
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+# Our calendar --------------------------------------------------------------------------------------------------
+
+
+def test_the_calendar_marks_google_events_and_locks_synced_client_events(google, clinic_a, clinician, clinician_client):
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    appointment = future_appointment(clinic_a, practitioner, days=2)
+    google.user_create_event(
+        connection.default_calendar_id, {"summary": "Dentist", "start": when(at(2, 7)), "end": when(at(2, 8))}
+    )
+    pull(connection)
+    day = appointment.starts_at.date().isoformat()
+    body = clinician_client.get(
+        reverse("scheduling:calendar") + f"?view=day&date={day}&tab={practitioner.public_id}"
+    ).content.decode()
+    assert 'aria-label="From Google Calendar">G</span> Dentist' in body
+    assert 'aria-label="Synced to Google">🔒</span>' in body
+    pulled = OtherEvent.objects.get(title="Dentist")
+    shown = clinician_client.get(reverse("scheduling:event-edit", args=[pulled.public_id]))
+    assert shown.status_code == 200 and "changed or deleted in Google Calendar" in shown.content.decode()
+    refused = clinician_client.post(
+        reverse("scheduling:event-edit", args=[pulled.public_id]), {"title": "Mine now", "kind": "other"}
+    )
+    assert refused.status_code == 409 and "change or delete it there" in refused.content.decode()
+    assert clinician_client.post(reverse("scheduling:event-delete", args=[pulled.public_id])).status_code == 409
+    assert OtherEvent.objects.get(pk=pulled.pk).title == "Dentist"
+    # Without two-way sync there is no lock.
+    save_settings(clinician_client, practitioner, sync_type="one_way", mode="internal_id")
+    body = clinician_client.get(
+        reverse("scheduling:calendar") + f"?view=day&date={day}&tab={practitioner.public_id}"
+    ).content.decode()
+    assert "Synced to Google" not in body
