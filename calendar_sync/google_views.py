@@ -48,11 +48,17 @@ def google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[s
     }
 
 
-def _own_practitioner(request: ClinicRequest) -> Practitioner:
-    """Connecting and choosing calendars act on a Google account: only its practitioner does that."""
+def _shown_practitioner(request: ClinicRequest) -> Practitioner:
+    """The practitioner whose sync the request is about (one the user may manage), else 404."""
     _, practitioner = sync_practitioner(request)
     if practitioner is None:
         raise Http404("No practitioner.")
+    return practitioner
+
+
+def _own_practitioner(request: ClinicRequest) -> Practitioner:
+    """Connecting and choosing calendars act on a Google account: only its practitioner does that."""
+    practitioner = _shown_practitioner(request)
     if practitioner.user_id != request.user.pk:
         raise PermissionDenied("Only the practitioner can connect their own Google account.")
     return practitioner
@@ -189,9 +195,7 @@ def google_calendar(request: ClinicRequest) -> HttpResponse:
 
 @require_POST
 def google_sync_now(request: ClinicRequest) -> HttpResponse:
-    _, practitioner = sync_practitioner(request)
-    if practitioner is None:
-        raise Http404("No practitioner.")
+    practitioner = _shown_practitioner(request)
     connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
     if connection is None or connection.state != GoogleState.CONNECTED:
         raise Http404("Not connected.")
@@ -205,9 +209,7 @@ def google_sync_now(request: ClinicRequest) -> HttpResponse:
 @require_POST
 def google_disconnect(request: ClinicRequest) -> HttpResponse:
     """Disconnect: always possible (also by staff who manage the calendar, and when Google is unreachable)."""
-    _, practitioner = sync_practitioner(request)
-    if practitioner is None:
-        raise Http404("No practitioner.")
+    practitioner = _shown_practitioner(request)
     connection = scoped_get_or_404(GoogleConnection, request.clinic, practitioner=practitioner)
     google_sync.disconnect(clinic=request.clinic, actor=request.user, connection=connection)
     messages.success(

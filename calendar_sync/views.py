@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
@@ -98,7 +100,13 @@ def sync_index(request: ClinicRequest) -> HttpResponse:
 
         context |= google_context(request, practitioner)
     status = 422 if action == "save" else 200
-    return render(request, "calendar_sync/index.html", context, status=status)
+    response = render(request, "calendar_sync/index.html", context, status=status)
+    if two_way:
+        # "Connect with Google" posts here and is redirected to Google's sign-in: the page's CSP
+        # form-action must allow that origin, or the browser stops the redirect.
+        auth = urlsplit(settings.GOOGLE_AUTH_URI)
+        response._csp_update = {"form-action": [f"{auth.scheme}://{auth.netloc}"]}  # type: ignore[attr-defined]
+    return response
 
 
 def not_found() -> HttpResponse:
