@@ -43,11 +43,12 @@ def worker_database_url(fallback: Path | None = None) -> str:
 
 
 @contextmanager
-def celery_worker(database_url: str) -> Iterator[tuple[str, dict[str, str], list[str]]]:
-    """Start a worker on a queue of its own; yields (queue, environment for producers, the worker's output)."""
+def celery_worker(database_url: str, **extra_env: str) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+    """Start a worker on a queue of its own; yields (queue, environment for producers, the worker's output).
+    extra_env adds to the environment of the worker and of the producers (settings read from it)."""
     redis_or_skip()
     queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = subprocess_env(drop=("DJANGO_ENV",), REDIS_URL=REDIS_URL, DATABASE_URL=database_url)
+    env = subprocess_env(drop=("DJANGO_ENV",), **extra_env, REDIS_URL=REDIS_URL, DATABASE_URL=database_url)
     worker = subprocess.Popen(
         [
             sys.executable,
