@@ -135,14 +135,13 @@ def google_default(request: ClinicRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         choice = request.POST.get("calendar", "")
-        try:
-            with transaction.atomic():
-                google_sync.default_calendar_choose(
-                    clinic=request.clinic,
-                    actor=request.user,
-                    connection=connection,
-                    calendar_id=None if choice == "new" else choice,
-                )
+        try:  # no transaction around it: it talks to Google, then writes in one transaction of its own
+            google_sync.default_calendar_choose(
+                clinic=request.clinic,
+                actor=request.user,
+                connection=connection,
+                calendar_id=None if choice == "new" else choice,
+            )
         except ValueError as problem:
             error = str(problem)
         except google_sync.AccessRevoked:
