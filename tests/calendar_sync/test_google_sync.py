@@ -615,3 +615,16 @@ def test_the_calendar_marks_google_events_and_locks_synced_client_events(google,
         reverse("scheduling:calendar") + f"?view=day&date={day}&tab={practitioner.public_id}"
     ).content.decode()
     assert "Synced to Google" not in body
+
+
+@pytest.mark.django_db
+def test_beat_pulls_and_renews_channels_with_tasks_that_exist(settings):
+    from clinic.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled == {
+        "calendar_sync.tasks.google_pull_all": settings.GOOGLE_PULL_MINUTES * 60.0,
+        "calendar_sync.tasks.google_renew_channels": 3600.0,
+    }
+    assert set(scheduled) <= set(app.tasks)
