@@ -166,11 +166,11 @@ class Session:
     """A connection with its API client; translates transport and auth failures."""
 
     connection: GoogleConnection
-    creds: Credentials = field(init=False)
+    creds: Credentials | None = None  # the connection's own, unless given (a grant not stored yet)
     service: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.creds = _credentials(self.connection)
+        self.creds = self.creds or _credentials(self.connection)
         self.service = google_api.calendar_service(self.creds)
 
     def run(self, request: Any, attempt: int = 0) -> Any:
@@ -202,7 +202,8 @@ class Session:
         return answers
 
     def close(self) -> None:
-        _keep_tokens(self.connection, self.creds)
+        if self.creds is not None:
+            _keep_tokens(self.connection, self.creds)
 
 
 def _refresh_trouble(error: RefreshError, attempt: int) -> Exception:
@@ -268,12 +269,7 @@ def connection_save(*, clinic: Clinic, actor: User, practitioner: Practitioner, 
     """Keep the grant of a completed OAuth flow (sealed) and list the account's calendars."""
     if not creds.refresh_token:
         raise ValueError("Google gave no refresh token")
-    probe = GoogleConnection(
-        clinic=clinic, practitioner=practitioner, refresh_token=seal(creds.refresh_token), access_token=""
-    )
-    session = Session(probe)
-    session.creds, session.service = creds, google_api.calendar_service(creds)
-    listed = _calendar_list(session)
+    listed = _calendar_list(Session(GoogleConnection(clinic=clinic, practitioner=practitioner), creds))
     email = next((c["id"] for c in listed if c.get("primary")), "") or (listed[0]["id"] if listed else "")
     with transaction.atomic():
         connection = (
@@ -405,9 +401,7 @@ def secondary_set(*, clinic: Clinic, actor: User, calendar: GoogleCalendar, sele
         if selected:
             transaction.on_commit(partial(queue_pull, connection, calendar.pk))
         else:
-            channels = list(GoogleChannel.objects.filter(calendar=calendar))
-            GoogleChannel.objects.filter(calendar=calendar).delete()
-            transaction.on_commit(partial(_stop_channels_quietly, connection.pk, channels))
+            _drop_channels(connection, GoogleChannel.objects.filter(calendar=calendar))
     return calendar
 
 
@@ -425,9 +419,21 @@ def resync_all(connection: GoogleConnection) -> None:
 def _forget(connection: GoogleConnection) -> None:
     """Remove what two-way sync brought here: the events pulled from Google, and the channels."""
     OtherEvent.objects.filter(practitioner_id=connection.practitioner_id).exclude(google_event_id="").delete()
-    channels = list(GoogleChannel.objects.filter(calendar__connection=connection))
-    GoogleChannel.objects.filter(pk__in=[c.pk for c in channels]).delete()
-    transaction.on_commit(partial(_stop_channels_quietly, connection.pk, channels))
+    _drop_channels(connection, GoogleChannel.objects.filter(calendar__connection=connection))
+
+
+def _drop_channels(connection: GoogleConnection, channels: QuerySet[GoogleChannel]) -> None:
+    """Forget these channels now, and ask Google to stop them once this commits."""
+    dropped = list(channels)
+    GoogleChannel.objects.filter(pk__in=[c.pk for c in dropped]).delete()
+    transaction.on_commit(partial(_stop_channels_quietly, connection.pk, dropped))
+
+
+def sync_now(connection: GoogleConnection) -> None:
+    """Sync now: push everything that differs, and pull every synced calendar."""
+    with transaction.atomic():
+        changes_record([connection.practitioner_id], None)
+        transaction.on_commit(partial(queue_pull, connection, None))
 
 
 def sync_type_set(*, clinic: Clinic, actor: User, subscription: FeedSubscription, sync_type: str) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -198,9 +197,7 @@ def google_sync_now(request: ClinicRequest) -> HttpResponse:
     connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
     if connection is None or connection.state != GoogleState.CONNECTED:
         raise Http404("Not connected.")
-    with transaction.atomic():
-        google_sync.changes_record([practitioner.pk], None)
-        transaction.on_commit(lambda: google_sync.queue_pull(connection, None))
+    google_sync.sync_now(connection)
     messages.success(request, "Sync started. Refresh the calendar in a moment to see Google's changes.")
     return redirect(sync_page_url(practitioner))
 

@@ -628,3 +628,21 @@ def test_beat_pulls_and_renews_channels_with_tasks_that_exist(settings):
         "calendar_sync.tasks.google_renew_channels": 3600.0,
     }
     assert set(scheduled) <= set(app.tasks)
+
+
+def test_sync_now_pulls_google_and_pushes_what_differs(google, clinic_a, clinician, clinician_client):
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    google.user_create_event(
+        connection.default_calendar_id, {"summary": "Dentist", "start": when(at(2, 7)), "end": when(at(2, 8))}
+    )
+    appointment = future_appointment(clinic_a, practitioner)
+    GoogleEvent.objects.filter(key=f"a{appointment.pk}").update(fingerprint="")  # as if it had changed here
+    google.user_set_title(connection.default_calendar_id, "csa" + appointment.public_id.hex, "Edited in Google")
+    response = clinician_client.post(
+        reverse("calendar_sync:google-sync-now"), {"practitioner": str(practitioner.public_id)}, follow=True
+    )
+    assert "Sync started." in response.content.decode()
+    assert OtherEvent.objects.filter(title="Dentist", google_calendar_id=connection.default_calendar_id).exists()
+    assert ours(google, connection)["csa" + appointment.public_id.hex]["summary"].startswith("🔒 ")
+    assert not GooglePending.objects.exists()
