@@ -254,6 +254,7 @@ def rota_setup() -> RotaState:
                     "session_type": template.session_type,
                     "open_session": template.open_session,
                     "travel_clinic": template.travel_clinic,
+                    "closed_session": template.closed_session,
                 }
             )
             for position in range(ROTA_SLOTS_PER_SESSION):
