@@ -65,6 +65,7 @@ from calendar_sync.services import (
     subscription_get_or_create,
     subscription_save,
 )
+from clinic.db import bulk_insert
 from clinic.models import AuditEvent, Clinic, Location, Membership, Practitioner, PractitionerRole, Role
 from patients.display import IdentifierMode
 from patients.identifiers import name_key, nhs_number_is_valid, phone_key, ssn_is_valid
@@ -73,7 +74,7 @@ from patients.selectors import SEARCH_LIMIT, patient_search
 from scheduling.forms import SELF_PAY
 from scheduling.models import Allocation, Appointment, AppointmentStatus, OfficeHours, OtherEvent, Session, Slot
 from scheduling.recurrence import RecurrenceRule
-from scheduling.services import SLOT_INSERT_COLUMNS, AllocationRequest, allocation_create, bulk_insert
+from scheduling.services import SLOT_INSERT_COLUMNS, AllocationRequest, allocation_create
 from sessions_setup.models import SessionTemplate, SlotKind, SlotType, TemplateSlot
 
 if TYPE_CHECKING:

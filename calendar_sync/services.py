@@ -25,9 +25,9 @@ from django.db.models import F, QuerySet
 from calendar_sync import ics
 from calendar_sync.models import FeedChange, FeedDocument, FeedEvent, FeedSubscription
 from calendar_sync.selectors import feed_sources
+from clinic.db import DbValues, bulk_insert
 from clinic.services import audit_record
 from patients.display import IdentifierMode
-from scheduling.services import DbValues, bulk_insert
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -21,7 +21,7 @@ from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
 from calendar_sync.models import FeedDocument, SyncType
 from clinic.access import ClinicRequest, public, scoped_get_or_404
 from clinic.models import Practitioner
-from scheduling.calendar_views import manageable_practitioners
+from scheduling.access import manageable_practitioners
 
 NOT_FOUND = b"Not found.\n"
 

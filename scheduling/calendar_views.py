@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +24,7 @@ from clinic.models import NamedPermission, Practitioner, Role, time_zone_names
 from clinic.selectors import practitioners_list
 from patients.display import staff_label
 from scheduling import selectors, services
+from scheduling.access import manageable_practitioners, manages_every_calendar, may_manage_calendar_of
 from scheduling.calendar import ALL_TAB, VIEWS, CalendarQuery, parse_query
 from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm
 from scheduling.hours import clean_ranges, weekly_from_json
@@ -181,13 +181,6 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
 # Other events -------------------------------------------------------------------------------------
 
 
-def manageable_practitioners(request: ClinicRequest) -> QuerySet[Practitioner]:
-    practitioners = practitioners_list(clinic=request.clinic).filter(is_active=True).order_by("name")
-    if services.manages_every_calendar(request.membership):
-        return practitioners
-    return practitioners.filter(user=request.user)
-
-
 def event_done(request: ClinicRequest, date: dt.date, message: str) -> HttpResponse:
     """After an event is saved or deleted: close the popup and refresh the grid, or go back to the calendar."""
     if request.htmx:
@@ -239,7 +232,7 @@ def editable_event(request: ClinicRequest, event: Any) -> OtherEvent:
     obj = scoped_get_or_404(
         OtherEvent.objects.for_clinic(request.clinic).select_related("practitioner"), request.clinic, public_id=event
     )
-    if not services.may_manage_calendar_of(request.membership, obj.practitioner):
+    if not may_manage_calendar_of(request.membership, obj.practitioner):
         raise PermissionDenied("Only the practitioner, an admin or a scheduler can change this event.")
     return obj
 
@@ -309,7 +302,7 @@ def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
 
 def managed_practitioner(request: ClinicRequest, practitioner: Any) -> Practitioner:
     obj = scoped_get_or_404(Practitioner, request.clinic, public_id=practitioner)
-    if not services.may_manage_calendar_of(request.membership, obj):
+    if not may_manage_calendar_of(request.membership, obj):
         raise PermissionDenied("You can set only your own hours.")
     return obj
 
@@ -332,7 +325,7 @@ def office_hours(request: ClinicRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "default": default,
-        "may_set_default": services.manages_every_calendar(request.membership),
+        "may_set_default": manages_every_calendar(request.membership),
     }
     return render(request, "scheduling/office_hours.html", context)
 
@@ -341,7 +334,7 @@ def office_hours(request: ClinicRequest) -> HttpResponse:
 def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpResponse:
     """Set Office Hours: ranges per weekday and their zone, saved on every change."""
     if practitioner is None:
-        if not services.manages_every_calendar(request.membership):
+        if not manages_every_calendar(request.membership):
             raise PermissionDenied("Only admins and schedulers set the practice's default office hours.")
         owner = None
     else:
@@ -384,7 +377,7 @@ def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpR
 def availability(request: ClinicRequest) -> HttpResponse:
     """Manage Availability: choose whose (a clinician goes straight to their own)."""
     practitioners = list(manageable_practitioners(request))
-    if len(practitioners) == 1 and not services.manages_every_calendar(request.membership):
+    if len(practitioners) == 1 and not manages_every_calendar(request.membership):
         return redirect("scheduling:availability-edit", practitioner=practitioners[0].public_id)
     set_up = set(
         Availability.objects.for_clinic(request.clinic)
@@ -489,7 +482,7 @@ def availability_override_delete(request: ClinicRequest, override: Any) -> HttpR
         request.clinic,
         public_id=override,
     )
-    if not services.may_manage_calendar_of(request.membership, obj.practitioner):
+    if not may_manage_calendar_of(request.membership, obj.practitioner):
         raise PermissionDenied("You can change only your own availability.")
     back = reverse("scheduling:availability-edit", kwargs={"practitioner": obj.practitioner.public_id})
     if request.method == "GET":

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from clinic.models import Department, Membership, NamedPermission, Practitioner, Role
+from clinic.db import DbValues, bulk_insert
+from clinic.models import Department, Membership, NamedPermission, Practitioner
 from clinic.services import audit_record
 from scheduling.hours import TimeRange, ranges_to_json, weekly_to_json
 from scheduling.models import (
@@ -214,34 +213,6 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
     return allocation
 
 
-class DbValues:
-    """Python values as the ORM stores them, for rows inserted without model instances.
-
-    On backends without time zone support (SQLite) datetimes are naive UTC text and dates
-    ISO text; without a native uuid type, UUIDs are 32 hex digits.
-    """
-
-    def __init__(self) -> None:
-        self.naive_text = not connection.features.supports_timezones
-        self.native_uuid = connection.features.has_native_uuid_field
-
-    def datetime(self, value: dt.datetime) -> Any:
-        return str(value.astimezone(dt.UTC).replace(tzinfo=None)) if self.naive_text else value
-
-    def date(self, value: dt.date) -> Any:
-        return connection.ops.adapt_datefield_value(value)
-
-    def new_uuid(self) -> Any:
-        value = uuid.uuid4()
-        return value if self.native_uuid else value.hex
-
-    def random_uuids(self, count: int) -> list[Any]:
-        """`count` random 128-bit ids, as uuid4 would give, without building a UUID object each where not needed."""
-        raw = os.urandom(16 * count).hex()
-        ids = [raw[i : i + 32] for i in range(0, 32 * count, 32)]
-        return [uuid.UUID(i) for i in ids] if self.native_uuid else ids
-
-
 def _insert_slots(
     *,
     clinic: Clinic,
@@ -326,19 +297,6 @@ SLOT_INSERT_COLUMNS = (
 )
 
 
-def bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert plain rows the fastest plain way: COPY on PostgreSQL, executemany elsewhere."""
-    names = ", ".join(columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            placeholders = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
-
-
 class AllocationHasBookings(ValidationError):
     def __init__(self, slots: list[Slot]) -> None:
         self.slots = slots
@@ -371,18 +329,6 @@ def allocation_remove_future(*, clinic: Clinic, actor: User, allocation: Allocat
 
 
 # The calendar: other events, office hours, availability, remembered filters ----------------------
-
-
-def manages_every_calendar(membership: Membership) -> bool:
-    """Admins and schedulers manage everyone's calendar, hours and availability, and the practice default."""
-    return membership.role in (Role.ADMIN, Role.RECEPTION)
-
-
-def may_manage_calendar_of(membership: Membership, practitioner: Practitioner | None) -> bool:
-    """Whether the member may change this practitioner's calendar (a clinician: only their own)."""
-    if manages_every_calendar(membership):
-        return True
-    return practitioner is not None and practitioner.user_id == membership.user_id
 
 
 @dataclass(frozen=True)
