@@ -69,7 +69,8 @@ class Clinic(models.Model):
 class TenantQuerySet(models.QuerySet):
     """The one scoping mechanism: every read of tenant data starts with for_clinic()."""
 
-    def for_clinic(self, clinic: Clinic) -> Self:
+    def for_clinic(self, clinic: Clinic | int) -> Self:
+        """Rows of one clinic (a Clinic, or its primary key where only the id is at hand)."""
         return self.filter(clinic=clinic)
 
 
