@@ -28,6 +28,7 @@ from clinic.forms import (
     PractitionerForm,
     TenantForm,
 )
+from clinic.htmx import page_or_fragment
 from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY, VIEWER_ZONE_COOKIE
 from clinic.models import Department, Location, Practitioner, validate_time_zone
 
@@ -249,5 +250,5 @@ def audit_log(request: ClinicRequest) -> HttpResponse:
     paginator = Paginator(selectors.audit_events_list(clinic=request.clinic), 50)
     page = paginator.get_page(request.GET.get("page"))
     # One view, two shapes: the whole page, or just the table when htmx pages through it.
-    template = "clinic/audit.html#audit-table" if request.htmx else "clinic/audit.html"
+    template = page_or_fragment(request, "clinic/audit.html", "audit-table")
     return render(request, template, {"page_obj": page})

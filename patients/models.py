@@ -11,12 +11,22 @@ from clinic.models import Membership, NamedPermission, TenantModel, TenantQueryS
 from patients import identifiers
 
 
+def may_see_blocked(membership: Membership | None) -> bool:
+    """The blocked-patient rule: blocked patients exist only for members with "Privacy: Access Blocked Patients"."""
+    return membership is not None and membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
+
+
+def visible_patients(membership: Membership | None, *, through: str = "") -> Q:
+    """The blocked-patient rule as a filter: on patients, or on rows that point at one (``through="patient"``)."""
+    if may_see_blocked(membership):
+        return Q()
+    return Q(**{f"{through}__is_blocked" if through else "is_blocked": False})
+
+
 class PatientQuerySet(TenantQuerySet):
     def visible_to(self, membership: Membership | None) -> Self:
-        """Blocked patients exist only for members with "Privacy: Access Blocked Patients"."""
-        if membership is not None and membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
-            return self
-        return self.filter(is_blocked=False)
+        """The patients this member may know exist (see may_see_blocked)."""
+        return self.filter(visible_patients(membership))
 
 
 class Patient(TenantModel):

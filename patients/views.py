@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseBase
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest, scoped_get_or_404
-from clinic.models import NamedPermission, Role
+from clinic.htmx import page_or_fragment
+from clinic.models import NamedPermission
 from patients import importer, selectors, services
+from patients.access import can_edit_patients, edits_patients, patient_for_member
 from patients.forms import CoverageForm, ImportForm, PatientForm
-from patients.models import Coverage, Patient
+from patients.models import Coverage
 
 LIST_LIMIT = 50
-
-
-def can_edit_patients(request: ClinicRequest) -> bool:
-    return request.membership.role in (Role.ADMIN, Role.RECEPTION)
-
-
-def edits_patients(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Reception and admins register and edit patients; clinicians read."""
-
-    @wraps(view)
-    def wrapper(request: ClinicRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not can_edit_patients(request):
-            raise PermissionDenied("Only reception and admins can change patient records.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def visible_patient(request: ClinicRequest, public_id: Any) -> Patient:
-    """A patient of this clinic that this member may see (blocked ones need the permission), or 404."""
-    return scoped_get_or_404(
-        selectors.patient_detail(clinic=request.clinic, membership=request.membership),
-        request.clinic,
-        public_id=public_id,
-    )
 
 
 @require_GET
@@ -62,14 +36,14 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
         "limit": selectors.SEARCH_LIMIT if query else LIST_LIMIT,
         "can_edit": can_edit_patients(request),
     }
-    template = "patients/list.html#results" if request.htmx else "patients/list.html"
+    template = page_or_fragment(request, "patients/list.html", "results")
     return render(request, template, context)
 
 
 @edits_patients
 @require_http_methods(["GET", "POST"])
-def patient_edit(request: ClinicRequest, patient: Any = None) -> HttpResponse:
-    instance = visible_patient(request, patient) if patient else None
+def patient_edit(request: ClinicRequest, patient: UUID | None = None) -> HttpResponse:
+    instance = patient_for_member(request, patient) if patient else None
     can_block = request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
     form = PatientForm(request.POST or None, instance=instance, clinic=request.clinic, can_block=can_block)
     if request.method == "POST" and form.is_valid():
@@ -80,24 +54,24 @@ def patient_edit(request: ClinicRequest, patient: Any = None) -> HttpResponse:
 
 
 @require_GET
-def patient_detail(request: ClinicRequest, patient: Any) -> HttpResponse:
-    obj = visible_patient(request, patient)
+def patient_detail(request: ClinicRequest, patient: UUID) -> HttpResponse:
+    obj = patient_for_member(request, patient)
     services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="record")
     return render(request, "patients/detail.html", {"patient": obj, "can_edit": can_edit_patients(request)})
 
 
 @require_GET
-def patient_quickview(request: ClinicRequest, patient: Any) -> HttpResponse:
-    obj = visible_patient(request, patient)
+def patient_quickview(request: ClinicRequest, patient: UUID) -> HttpResponse:
+    obj = patient_for_member(request, patient)
     services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="quickview")
-    template = "patients/quickview.html#panel" if request.htmx else "patients/quickview.html"
+    template = page_or_fragment(request, "patients/quickview.html", "panel")
     return render(request, template, {"patient": obj, "can_edit": can_edit_patients(request)})
 
 
 @edits_patients
 @require_http_methods(["GET", "POST"])
-def patient_archive(request: ClinicRequest, patient: Any) -> HttpResponse:
-    obj = visible_patient(request, patient)
+def patient_archive(request: ClinicRequest, patient: UUID) -> HttpResponse:
+    obj = patient_for_member(request, patient)
     if request.method == "POST":
         services.patient_archive(clinic=request.clinic, actor=request.user, patient=obj, archived=not obj.is_archived)
         messages.success(request, f"{obj.display_name} is {'archived' if obj.is_archived else 'restored'}.")
@@ -107,8 +81,8 @@ def patient_archive(request: ClinicRequest, patient: Any) -> HttpResponse:
 
 @edits_patients
 @require_http_methods(["GET", "POST"])
-def coverage_edit(request: ClinicRequest, patient: Any, coverage: Any = None) -> HttpResponse:
-    obj = visible_patient(request, patient)
+def coverage_edit(request: ClinicRequest, patient: UUID, coverage: UUID | None = None) -> HttpResponse:
+    obj = patient_for_member(request, patient)
     instance = (
         scoped_get_or_404(
             Coverage.objects.for_clinic(request.clinic).filter(patient=obj), request.clinic, public_id=coverage

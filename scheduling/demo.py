@@ -13,12 +13,13 @@ from django.utils import timezone
 
 from clinic.models import Clinic, Location, Membership, Practitioner, Role
 from patients.models import Patient
-from scheduling import services
 from scheduling.models import Allocation, Appointment, AppointmentStatus, Series, Slot
 from scheduling.recurrence import Frequency, RecurrenceRule
-from scheduling.selectors import series_preview
-from scheduling.series import PlannedOccurrence, SeriesRequest, series_book
-from scheduling.services import AllocationRequest, BookingRequest, allocation_create
+from scheduling.selectors.series import series_preview
+from scheduling.services import calendar as services
+from scheduling.services.booking import BookingRequest
+from scheduling.services.rota import AllocationRequest, allocation_create
+from scheduling.services.series import PlannedOccurrence, SeriesRequest, series_book
 from sessions_setup.models import SessionTemplate, SlotType
 
 WEEKS = 6

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.db.models import QuerySet
 
 from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
 from patients.models import Patient
 from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
 from scheduling.models import WEEKDAY_NAMES, Slot
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
-from scheduling.series import CancelScope
-from scheduling.services import AllocationRequest, BookingRequest, EventData
+from scheduling.services.booking import BookingRequest
+from scheduling.services.calendar import EventData
+from scheduling.services.rota import AllocationRequest
+from scheduling.services.series import CancelScope
 from sessions_setup.models import ReportingCategory, SessionTemplate, SlotType
 
 
@@ -45,6 +50,7 @@ class AllocationForm(forms.Form):
     )
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"first_date": default_first_date(clinic.today()), "every_weeks": 1})
         super().__init__(*args, **kwargs)
         self.clinic = clinic
         template_field: Any = self.fields["template"]
@@ -93,6 +99,35 @@ class EventKind:
     OTHER = "other"
     CLIENT = "client"
     CHOICES = [(OTHER, "Other event"), (CLIENT, "Client appointment")]
+
+
+NEW_EVENT_MINUTES = 30  # a new event from an empty time lasts this long, unless changed
+
+
+def event_initial(
+    params: Mapping[str, str], *, today: dt.date, practitioners: QuerySet[Practitioner]
+) -> dict[str, Any]:
+    """A new event's starting values from the calendar's link: the date, start time (and so the end), all day,
+    and whose calendar (the one named, else the only one this member may change). A hand-edited link's
+    values that are not understood are left out: the form then starts empty there."""
+    initial: dict[str, Any] = {"date": today, "kind": EventKind.OTHER, "show_as": "busy"}
+    with contextlib.suppress(ValueError):
+        if params.get("date"):
+            initial["date"] = dt.date.fromisoformat(params["date"])
+    with contextlib.suppress(ValueError):
+        if params.get("start"):
+            start = dt.time.fromisoformat(params["start"])
+            initial["start_time"] = start
+            end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=NEW_EVENT_MINUTES)).time()
+            initial["end_time"] = end if end > start else dt.time(23, 59)
+    initial["all_day"] = params.get("all_day") == "1"
+    named = params.get("practitioner", "")
+    chosen = next((p for p in practitioners if str(p.public_id) == named), None)
+    if chosen is not None:
+        initial["practitioner"] = chosen.public_id
+    elif len(practitioners) == 1:
+        initial["practitioner"] = practitioners[0].public_id
+    return initial
 
 
 CLIENT_ALL_DAY_MESSAGE = "A client appointment cannot be an all-day event. Untick All day, or choose Other event."
@@ -333,15 +368,26 @@ class BookingForm(forms.Form):
     )
     slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Appointment type", empty_label=None)
 
-    def __init__(self, *args: Any, clinic: Clinic, patient: Patient, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clinic: Clinic, patient: Patient, slot: Slot, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.coverages = {str(c.public_id): c for c in patient.coverages.all()}
+        # What a booking starts with: the primary plan (else self pay), the slot's practitioner and type.
+        practitioner = slot.session.practitioner
+        self.initial = {
+            "coverage": next((key for key, c in self.coverages.items() if c.priority == "primary"), SELF_PAY),
+            "resources": [practitioner.public_id] if practitioner else [],
+            "slot_type": slot.slot_type.public_id if slot.slot_type else None,
+            **self.initial,
+        }
         plans = [(key, f"{c.get_priority_display()}: {c.payer} · {c.plan_name}") for key, c in self.coverages.items()]
         self.fields["coverage"].choices = [*plans, (SELF_PAY, "SELF PAY")]  # type: ignore[attr-defined]
         self.fields["secondary_coverage"].choices = [("", "(none)"), *plans]  # type: ignore[attr-defined]
         departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["department"].queryset = departments  # type: ignore[attr-defined]
         self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]
+        only_department = list(departments[:2])
+        if len(only_department) == 1 and "department" not in self.initial:
+            self.initial["department"] = only_department[0].public_id  # the one department needs no choosing
         practitioners = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["resources"].queryset = practitioners  # type: ignore[attr-defined]
         self.fields["resources"].to_field_name = "public_id"  # type: ignore[attr-defined]
@@ -398,7 +444,15 @@ class NewSlotForm(forms.Form):
     length_minutes = forms.IntegerField(min_value=5, max_value=240, initial=10, label="Length (minutes)")
     slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Slot type", empty_label=None)
 
-    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clinic: Clinic, link: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        # Starting values: today, else what the link from the calendar names (a time clicked, a practitioner).
+        initial: dict[str, Any] = {"date": clinic.today()}
+        for name in ("practitioner", "location", "slot_type", "date"):
+            if link and link.get(name):
+                initial[name] = link[name]
+        if link and link.get("start"):
+            initial["start_time"] = link["start"]
+        kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         choose_by_public_id(self, clinic)
 

@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
 from sessions_setup import builder, selectors, services
 from sessions_setup.builder import BuilderError, BuilderSlot
@@ -99,7 +100,7 @@ def template_list(request: ClinicRequest) -> HttpResponse:
         "unsaved": [t.pk for t in order] != [t.pk for t in saved],
         "error": error,
     }
-    template_name = "sessions_setup/templates.html#template-list" if request.htmx else "sessions_setup/templates.html"
+    template_name = page_or_fragment(request, "sessions_setup/templates.html", "template-list")
     return render(request, template_name, context)
 
 
@@ -179,7 +180,7 @@ def template_edit(request: ClinicRequest, template: Any = None) -> HttpResponse:
         "error": error,
         "hide_errors": not show_errors,
     }
-    template_name = "sessions_setup/builder.html#builder" if request.htmx else "sessions_setup/builder.html"
+    template_name = page_or_fragment(request, "sessions_setup/builder.html", "builder")
     return render(request, template_name, context)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.db import connection
 
-from scheduling.services import BookingError
+from scheduling.services.booking import BookingError
 
 
 def all_at_once(jobs: list[Callable[[], str]]) -> list[str]:

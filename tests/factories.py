@@ -130,7 +130,7 @@ SESSION_NUMBERS = itertools.count(1)
 
 def allocate_session(clinic, *, practitioner=None, location=None, day, start=None, slot_types=None, **template_fields):
     """One dated session (through the rota service) of a template with the given slots; returns the Session."""
-    from scheduling.services import AllocationRequest, allocation_create
+    from scheduling.services.rota import AllocationRequest, allocation_create
 
     slot_types = slot_types if slot_types is not None else [SlotTypeFactory(clinic=clinic)] * 3
     name = template_fields.pop("name", f"Session {next(SESSION_NUMBERS)}")
@@ -207,7 +207,7 @@ def allocate_rota(clinic, practitioner, slot_type, first, last, weekdays=(1, 3, 
     weekdays, on the first date only), through the rota service; returns the Allocation."""
     import datetime as dt
 
-    from scheduling.services import AllocationRequest, allocation_create
+    from scheduling.services.rota import AllocationRequest, allocation_create
 
     template = template_with_slots(clinic, [slot_type], name=f"Rota {next(SESSION_NUMBERS)}")
     location = practitioner.default_location

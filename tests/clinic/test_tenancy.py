@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db
 def make_allocation(clinic):
     import datetime as dt
 
-    from scheduling.services import AllocationRequest, allocation_create
+    from scheduling.services.rota import AllocationRequest, allocation_create
 
     slot_type = SlotTypeFactory(clinic=clinic)
     template = template_with_slots(clinic, [slot_type] * 3, name="Walk AM")

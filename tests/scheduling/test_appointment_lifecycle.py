@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import Appointment, AppointmentStatus, Slot
-from scheduling.selectors import next_available
-from scheduling.services import BookingError, BookingRequest, appointment_book
+from scheduling.selectors.booking import next_available
+from scheduling.services.booking import BookingError, BookingRequest, appointment_book
 from tests.conftest import logged_in_client
 from tests.factories import (
     LocationFactory,

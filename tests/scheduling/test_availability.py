@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from clinic.models import AuditEvent, Role
 from scheduling.hours import local_day
 from scheduling.models import Appointment, Availability, AvailabilityOverride, OtherEvent
-from scheduling.selectors import free_times
+from scheduling.selectors.calendar import free_times
 from tests.conftest import logged_in_client
 from tests.factories import (
     ClinicFactory,

@@ -10,7 +10,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from scheduling.models import Appointment, Slot
-from scheduling.services import BookingRequest, appointment_book
+from scheduling.services.booking import BookingRequest, appointment_book
 from tests.concurrent import all_at_once
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from clinic.models import Role
-from scheduling.calendar import CalendarQuery, parse_query
+from scheduling.grid import CalendarQuery, parse_query
 from scheduling.models import CalendarPreference
 from tests.conftest import logged_in_client
 from tests.factories import (

@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 
 from clinic.models import AuditEvent, Role
-from scheduling.calendar import TimeRange, off_hours
 from scheduling.forms import CLIENT_ALL_DAY_MESSAGE
+from scheduling.grid import TimeRange, off_hours
 from scheduling.hours import hours_intervals
 from scheduling.models import OfficeHours, OtherEvent
 from tests.conftest import logged_in_client

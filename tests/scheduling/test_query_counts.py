@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from scheduling.services import AllocationRequest, allocation_create
+from scheduling.services.rota import AllocationRequest, allocation_create
 from tests.factories import LocationFactory, PractitionerFactory, SlotTypeFactory, template_with_slots
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from scheduling.forms import RecurrenceForm
 from scheduling.recurrence import MAX_OCCURRENCES, Frequency, RecurrenceError, RecurrenceRule
-from scheduling.selectors import series_preview
+from scheduling.selectors.series import series_preview
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, book
 
 LONDON = ZoneInfo("Europe/London")

@@ -10,12 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduling.models import Allocation, Session, Slot
-from scheduling.rota import RotaError, allocation_dates
-from scheduling.services import (
+from scheduling.services.rota import (
     AllocationClash,
     AllocationHasBookings,
     AllocationRequest,
+    RotaError,
     allocation_create,
+    allocation_dates,
     allocation_plan,
     allocation_remove_future,
 )

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from scheduling.models import Session
-from scheduling.services import AllocationClash, AllocationRequest, allocation_create
+from scheduling.services.rota import AllocationClash, AllocationRequest, allocation_create
 from tests.factories import LocationFactory, PractitionerFactory, SlotTypeFactory, template_with_slots
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from scheduling.models import Allocation, Session, Slot
-from scheduling.services import AllocationRequest, allocation_create
+from scheduling.services.rota import AllocationRequest, allocation_create
 from tests.factories import LocationFactory, PractitionerFactory, SlotTypeFactory, template_with_slots
 
 pytestmark = pytest.mark.django_db

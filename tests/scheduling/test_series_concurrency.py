@@ -13,8 +13,8 @@ from django.db import transaction
 
 from scheduling.models import Appointment, Series, Slot
 from scheduling.recurrence import RecurrenceRule
-from scheduling.series import PlannedOccurrence, SeriesBookingError, SeriesRequest, series_book
-from scheduling.services import BookingRequest, appointment_book
+from scheduling.services.booking import BookingRequest, appointment_book
+from scheduling.services.series import PlannedOccurrence, SeriesBookingError, SeriesRequest, series_book
 from tests.concurrent import all_at_once
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_rota, book
 

@@ -4,7 +4,7 @@ place a draft later, and cancel one occurrence, it and the following ones, or th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -12,10 +12,17 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from clinic.models import Membership, Practitioner
 from clinic.services import audit_record
-from scheduling.models import Appointment, AppointmentStatus, DraftOccurrence, Series, Slot
+from scheduling.models import (
+    Appointment,
+    AppointmentStatus,
+    DraftOccurrence,
+    Series,
+    Slot,
+)
 from scheduling.recurrence import RecurrenceRule
-from scheduling.services import (
+from scheduling.services.booking import (
     BookingError,
     BookingRequest,
     appointment_book,
@@ -27,7 +34,7 @@ from scheduling.services import (
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from clinic.models import Clinic, Membership, Practitioner
+    from clinic.models import Clinic
 
 
 @dataclass(frozen=True)
@@ -235,3 +242,27 @@ def series_cancel(
             detail={"scope": scope, "appointments": cancelled, "drafts": given_up},
         )
     return SeriesCancelled(appointments=cancelled, drafts=given_up, kept=kept)
+
+
+def series_plan_from_review(
+    *,
+    occurrences: Sequence[tuple[str, dt.datetime]],
+    reviewed: Mapping[str, str],
+    slots: Mapping[str, Slot],
+    drafts_ok: bool,
+) -> list[PlannedOccurrence]:
+    """What Book Appointment books: each kept occurrence (its key, its instant) in the slot the review named for
+    it (``reviewed``: key to slot public id; ``slots``: those slots by public id), or a draft where it named none.
+
+    Exactly what was reviewed is booked, even where the calendar changed since; a named slot that no longer
+    fits means the preview is out of date. Occurrences without a slot need "Continue anyway" (``drafts_ok``).
+    """
+    plan = []
+    for key, starts_at in occurrences:
+        chosen = slots.get(reviewed.get(key, ""))
+        if key in reviewed and (chosen is None or chosen.starts_at != starts_at):
+            raise BookingError("The preview is out of date: preview the recurrence again.")
+        plan.append(PlannedOccurrence(starts_at=starts_at, slot=chosen))
+    if not drafts_ok and any(p.slot is None for p in plan):
+        raise BookingError("Some occurrences have no session: remove them or continue anyway.")
+    return plan

@@ -6,24 +6,27 @@ The same view serves every step, as a page or inside the calendar's popup (htmx)
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
-from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.access import ClinicRequest, permission_required
+from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
-from patients.selectors import patient_detail, patient_search, patients_visible
+from patients.access import active_patient_for_member, patient_for_member
+from patients.models import Patient
+from patients.selectors import patient_search
 from patients.services import patient_record_opened
-from scheduling import selectors, services
-from scheduling.calendar import CalendarQuery
+from scheduling.access import appointment_for_member, slot_for_member
 from scheduling.forms import (
-    SELF_PAY,
     BookingForm,
     CancelForm,
     NewSlotForm,
@@ -31,23 +34,19 @@ from scheduling.forms import (
     ReportForm,
     SeriesCancelForm,
 )
-from scheduling.models import Appointment, AppointmentStatus
-from scheduling.series import CancelScope, SeriesCancelled, series_cancel
-from sessions_setup.models import ReportingCategory
+from scheduling.grid import CalendarQuery
+from scheduling.models import Appointment, AppointmentStatus, Slot
+from scheduling.selectors import booking as selectors
+from scheduling.selectors.series import open_drafts
+from scheduling.services import booking as services
+from scheduling.services.series import CancelScope, SeriesCancelled, series_cancel
 
 
-def slot_or_404(request: ClinicRequest, slot: Any) -> Any:
-    obj = selectors.slot_details(clinic=request.clinic, slot_public_id=slot)
-    if obj is None:
-        raise Http404("No such slot.")
-    return obj
-
-
-def calendar_day_url(request: ClinicRequest, moment: Any) -> str:
+def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
     return reverse("scheduling:calendar") + CalendarQuery("day", moment.astimezone(request.viewer_zone).date()).params()
 
 
-def done(request: ClinicRequest, message: str, moment: Any) -> HttpResponse:
+def done(request: ClinicRequest, message: str, moment: dt.datetime) -> HttpResponse:
     """Close the popup and refresh the grid (htmx), or go back to that day of the calendar."""
     if request.htmx:
         return trigger_client_event(HttpResponse(status=204), "calendar:changed", {"message": message})
@@ -55,7 +54,7 @@ def done(request: ClinicRequest, message: str, moment: Any) -> HttpResponse:
     return redirect(calendar_day_url(request, moment))
 
 
-def book_context(request: ClinicRequest, slot: Any) -> dict[str, Any]:
+def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
     """What every step of Book Appointment shows about the slot (the first step: find the patient)."""
     return {
         "slot": slot,
@@ -68,35 +67,23 @@ def book_context(request: ClinicRequest, slot: Any) -> dict[str, Any]:
     }
 
 
-def booking_form(request: ClinicRequest, slot: Any, patient: Any) -> BookingForm:
+def booking_form(request: ClinicRequest, slot: Slot, patient: Patient) -> BookingForm:
     """The booking form for a patient and slot, filled from the request or with the slot's defaults."""
-    practitioner = slot.session.practitioner
-    initial = {
-        "coverage": next((str(c.public_id) for c in patient.coverages.all() if c.priority == "primary"), SELF_PAY),
-        "resources": [practitioner.public_id] if practitioner else [],
-        "slot_type": slot.slot_type.public_id if slot.slot_type else None,
-    }
-    form = BookingForm(request.POST or None, initial=initial, clinic=request.clinic, patient=patient)
-    departments = list(form.fields["department"].queryset)  # type: ignore[attr-defined]
-    if len(departments) == 1:
-        form.initial["department"] = departments[0].public_id
-    return form
+    return BookingForm(request.POST or None, clinic=request.clinic, patient=patient, slot=slot)
 
 
-def booking_patient(request: ClinicRequest, patient_id: str) -> Any:
+def booking_patient(request: ClinicRequest, patient_id: str) -> Patient:
     """The patient being booked (a 404 for one this member may not see); opening a blocked one is audited."""
-    patient = scoped_get_or_404(
-        patient_detail(clinic=request.clinic, membership=request.membership), request.clinic, public_id=patient_id
-    )
+    patient = patient_for_member(request, patient_id)
     if patient.is_blocked and request.method == "GET":
         patient_record_opened(clinic=request.clinic, actor=request.user, patient=patient, view="booking")
     return patient
 
 
 @require_http_methods(["GET", "POST"])
-def book(request: ClinicRequest, slot: Any) -> HttpResponse:
+def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
     """Book Appointment into a slot."""
-    obj = slot_or_404(request, slot)
+    obj = slot_for_member(request, slot)
     context = book_context(request, obj)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
     if not obj.bookable:
@@ -131,15 +118,15 @@ def book(request: ClinicRequest, slot: Any) -> HttpResponse:
                 else:
                     return done(request, f"Booked {patient.first_name} {patient.last_name}.", obj.starts_at)
             context |= {"step": "review", "booking": booking}
-    template = "scheduling/book.html#tip" if request.htmx else "scheduling/book.html"
+    template = page_or_fragment(request, "scheduling/book.html", "tip")
     status = 422 if request.method == "POST" and context.get("step") == "form" else 200
     return render(request, template, context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
-def appointment_cancel(request: ClinicRequest, appointment: Any) -> HttpResponse:
+def appointment_cancel(request: ClinicRequest, appointment: UUID) -> HttpResponse:
     """Cancel an appointment with a reason; its place is freed."""
-    obj = visible_appointment(request, appointment)
+    obj = appointment_for_member(request, appointment)
     form = (SeriesCancelForm if obj.series_id else CancelForm)(request.POST or None)
     error = ""
     if obj.status == AppointmentStatus.CANCELLED:
@@ -159,7 +146,7 @@ def appointment_cancel(request: ClinicRequest, appointment: Any) -> HttpResponse
         else:
             return done(request, cancelled_message(result), obj.starts_at)
     context = {"appointment": obj, "form": form, "error": error, "zone": request.viewer_zone.key}
-    template = "scheduling/cancel.html#tip" if request.htmx else "scheduling/cancel.html"
+    template = page_or_fragment(request, "scheduling/cancel.html", "tip")
     return render(request, template, context, status=422 if request.method == "POST" else 200)
 
 
@@ -175,31 +162,10 @@ def cancelled_message(result: SeriesCancelled) -> str:
     return message
 
 
-def visible_appointment(request: ClinicRequest, appointment: Any) -> Appointment:
-    """An appointment of this clinic whose patient this member may see (else a 404)."""
-    obj = scoped_get_or_404(
-        Appointment.objects.for_clinic(request.clinic).select_related(
-            "patient",
-            "slot",
-            "slot__session",
-            "slot__session__location",
-            "practitioner",
-            "slot_type",
-            "department",
-            "series",
-        ),
-        request.clinic,
-        public_id=appointment,
-    )
-    if obj.patient.is_blocked and not request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
-        raise Http404("No such appointment.")
-    return obj
-
-
 @require_http_methods(["GET", "POST"])
-def appointment_detail(request: ClinicRequest, appointment: Any) -> HttpResponse:
+def appointment_detail(request: ClinicRequest, appointment: UUID) -> HttpResponse:
     """An appointment: its details and history, and its next steps (arrived, in consultation, completed...)."""
-    obj = visible_appointment(request, appointment)
+    obj = appointment_for_member(request, appointment)
     error = ""
     if request.method == "POST":
         try:
@@ -218,11 +184,11 @@ def appointment_detail(request: ClinicRequest, appointment: Any) -> HttpResponse
             error = refusal.messages[0]
         else:
             if request.htmx:
-                obj = visible_appointment(request, appointment)
+                obj = appointment_for_member(request, appointment)
                 response = render(request, "scheduling/appointment.html#tip", appointment_context(request, obj, ""))
                 return trigger_client_event(response, "calendar:refresh")
             return redirect("scheduling:appointment", appointment=obj.public_id)
-    template = "scheduling/appointment.html#tip" if request.htmx else "scheduling/appointment.html"
+    template = page_or_fragment(request, "scheduling/appointment.html", "tip")
     return render(request, template, appointment_context(request, obj, error), status=422 if error else 200)
 
 
@@ -233,17 +199,17 @@ def appointment_context(request: ClinicRequest, obj: Appointment, error: str) ->
         "error": error,
         "steps": [(step, AppointmentStatus(step).label) for step in steps],
         "zone": request.viewer_zone.key,
-        "rescheduled_to": Appointment.objects.for_clinic(request.clinic).filter(rescheduled_from=obj).first(),
+        "rescheduled_to": selectors.rescheduled_to(clinic=request.clinic, appointment=obj),
         "resources": list(obj.resources.all()),
-        "drafts": list(selectors.open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
+        "drafts": list(open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
     }
 
 
 @require_http_methods(["GET", "POST"])
-def appointment_reschedule(request: ClinicRequest, appointment: Any) -> HttpResponse:
+def appointment_reschedule(request: ClinicRequest, appointment: UUID) -> HttpResponse:
     """Edit Appointment (Reschedule): pick another free slot (the same practitioner and type by default);
     a series' draft occurrences are listed below, each to be placed."""
-    obj = visible_appointment(request, appointment)
+    obj = appointment_for_member(request, appointment)
     error = ""
     if request.method == "POST":
         target = selectors.slot_details(clinic=request.clinic, slot_public_id=request.POST.get("slot") or None)
@@ -276,10 +242,10 @@ def appointment_reschedule(request: ClinicRequest, appointment: Any) -> HttpResp
         "error": error,
         "zone": request.viewer_zone.key,
         "any_practitioner": any_practitioner,
-        "drafts": list(selectors.open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
+        "drafts": list(open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
         "today": request.clinic.today(),
     }
-    template = "scheduling/reschedule.html#tip" if request.htmx else "scheduling/reschedule.html"
+    template = page_or_fragment(request, "scheduling/reschedule.html", "tip")
     return render(request, template, context, status=422 if error else 200)
 
 
@@ -290,15 +256,7 @@ manage_appointments = permission_required(NamedPermission.MANAGE_APPOINTMENTS)
 @require_http_methods(["GET", "POST"])
 def slot_new(request: ClinicRequest) -> HttpResponse:
     """Create New Slot (needs "Schedule Admin: Manage Appointments"): an ad-hoc slot, then book it."""
-    initial: dict[str, Any] = {"date": request.clinic.today(), "length_minutes": 10}
-    for name in ("practitioner", "location", "slot_type"):
-        if request.GET.get(name):
-            initial[name] = request.GET[name]
-    if request.GET.get("date"):
-        initial["date"] = request.GET["date"]
-    if request.GET.get("start"):
-        initial["start_time"] = request.GET["start"]
-    form = NewSlotForm(request.POST or None, initial=initial, clinic=request.clinic)
+    form = NewSlotForm(request.POST or None, clinic=request.clinic, link=request.GET)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         slot = services.adhoc_slot_create(
@@ -312,10 +270,10 @@ def slot_new(request: ClinicRequest) -> HttpResponse:
             slot_type=data["slot_type"],
         )
         if request.htmx:
-            fresh = slot_or_404(request, slot.public_id)
+            fresh = slot_for_member(request, slot.public_id)
             return render(request, "scheduling/book.html#tip", book_context(request, fresh))
         return redirect("scheduling:book", slot=slot.public_id)
-    template = "scheduling/slot_new.html#tip" if request.htmx else "scheduling/slot_new.html"
+    template = page_or_fragment(request, "scheduling/slot_new.html", "tip")
     return render(request, template, {"form": form}, status=422 if form.is_bound else 200)
 
 
@@ -334,7 +292,7 @@ def next_available(request: ClinicRequest) -> HttpResponse:
             location=data.get("location"),
         )
     context = {"form": form, "slots": slots, "zone": request.viewer_zone.key}
-    template = "scheduling/next_available.html#results" if request.htmx else "scheduling/next_available.html"
+    template = page_or_fragment(request, "scheduling/next_available.html", "results")
     return render(request, template, context)
 
 
@@ -345,51 +303,33 @@ def appointments_report(request: ClinicRequest) -> HttpResponse:
     today = request.clinic.today()
     data = request.GET if request.GET.get("first_date") else {"first_date": today.replace(day=1), "last_date": today}
     form = ReportForm(data)
-    rows: list[dict[str, Any]] = []
+    rows: list[selectors.ReportRow] = []
     if form.is_valid():
-        raw = selectors.appointments_report(
-            clinic=request.clinic,
-            first_date=form.cleaned_data["first_date"],
-            last_date=form.cleaned_data["last_date"],
-            category=form.cleaned_data["category"],
+        first, last = form.cleaned_data["first_date"], form.cleaned_data["last_date"]
+        rows = selectors.appointments_report(
+            clinic=request.clinic, first_date=first, last_date=last, category=form.cleaned_data["category"]
         )
-        labels = dict(ReportingCategory.choices)
-        table: dict[str, dict[str, int]] = {}
-        for row in raw:
-            category = labels.get(row["slot_type__reporting_category"] or "", "Uncategorised")
-            table.setdefault(category, {})[row["status"]] = row["count"]
-        statuses = list(AppointmentStatus.values)
-        rows = [
-            {"category": name, "counts": [counts.get(s, 0) for s in statuses], "total": sum(counts.values())}
-            for name, counts in sorted(table.items())
-        ]
         if request.GET.get("format") == "csv":
             response = HttpResponse(content_type="text/csv; charset=utf-8")
-            first, last = form.cleaned_data["first_date"], form.cleaned_data["last_date"]
             response["Content-Disposition"] = f'attachment; filename="appointments-{first}-{last}.csv"'
-            writer = csv.writer(response)
-            writer.writerow(["Reporting category", *AppointmentStatus.labels, "Total"])
-            for row in rows:
-                writer.writerow([row["category"], *row["counts"], row["total"]])
+            csv.writer(response).writerows(selectors.report_table(rows))
             return response
     context = {"form": form, "rows": rows, "statuses": AppointmentStatus.labels}
     return render(request, "scheduling/report.html", context)
 
 
 @require_GET
-def patient_appointments(request: ClinicRequest, patient: Any) -> HttpResponse:
+def patient_appointments(request: ClinicRequest, patient: UUID) -> HttpResponse:
     """Upcoming and past appointments of a patient (loaded into the patient's Quickview)."""
-    obj = scoped_get_or_404(
-        patients_visible(clinic=request.clinic, membership=request.membership), request.clinic, public_id=patient
-    )
+    obj = active_patient_for_member(request, patient)
     now = timezone.now()
     appointments = list(selectors.patient_appointments(clinic=request.clinic, patient=obj)[:60])
     context = {
         "patient": obj,
         "upcoming": sorted((a for a in appointments if a.starts_at >= now), key=lambda a: a.starts_at),
         "past": [a for a in appointments if a.starts_at < now],
-        "drafts": list(selectors.open_drafts(clinic=request.clinic, patient=obj)),
+        "drafts": list(open_drafts(clinic=request.clinic, patient=obj)),
         "zone": request.viewer_zone.key,
     }
-    template = "scheduling/patient_appointments.html#list" if request.htmx else "scheduling/patient_appointments.html"
+    template = page_or_fragment(request, "scheduling/patient_appointments.html", "list")
     return render(request, template, context)

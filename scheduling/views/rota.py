@@ -1,9 +1,9 @@
-"""The rota (allocating sessions) and sessions of the day; the calendar is in calendar_views.py."""
+"""The rota: allocating session templates to practitioners on dates, removing them, and the sessions of a day."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,12 +11,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.access import ClinicRequest, permission_required
+from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
-from scheduling import selectors, services
-from scheduling.forms import AllocationForm, default_first_date
-from scheduling.models import Allocation
-from scheduling.rota import RotaError
+from scheduling.access import allocation_for_manager
+from scheduling.forms import AllocationForm
+from scheduling.models import Slot
+from scheduling.selectors import rota as selectors
+from scheduling.services import rota as services
 
 manage_sessions = permission_required(NamedPermission.MANAGE_SESSIONS)
 PREVIEW_ROWS = 60
@@ -39,8 +41,7 @@ def day_sessions(request: ClinicRequest) -> HttpResponse:
         "next": day + dt.timedelta(days=1),
         "sessions": sessions,
     }
-    template = "scheduling/day_sessions.html#day-grid" if request.htmx else "scheduling/day_sessions.html"
-    return render(request, template, context)
+    return render(request, page_or_fragment(request, "scheduling/day_sessions.html", "day-grid"), context)
 
 
 @manage_sessions
@@ -54,8 +55,7 @@ def rota(request: ClinicRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def allocate(request: ClinicRequest) -> HttpResponse:
     clinic = request.clinic
-    initial: dict[str, Any] = {"first_date": default_first_date(clinic.today()), "every_weeks": 1}
-    form = AllocationForm(request.POST or None, clinic=clinic, initial=initial)
+    form = AllocationForm(request.POST or None, clinic=clinic)
     plan = None
     error = None
     if request.method == "POST" and form.is_valid():
@@ -71,7 +71,7 @@ def allocate(request: ClinicRequest) -> HttpResponse:
             plan = services.allocation_plan(clinic=clinic, request=allocation_request)
         except services.AllocationClash as clash:
             error, plan = clash.messages[0], clash.plan
-        except (RotaError, ValidationError) as exc:
+        except (services.RotaError, ValidationError) as exc:
             error = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
     context = {
         "form": form,
@@ -86,16 +86,12 @@ def allocate(request: ClinicRequest) -> HttpResponse:
 
 @manage_sessions
 @require_http_methods(["GET", "POST"])
-def allocation_remove(request: ClinicRequest, allocation: Any) -> HttpResponse:
+def allocation_remove(request: ClinicRequest, allocation: UUID) -> HttpResponse:
     clinic = request.clinic
-    obj = scoped_get_or_404(
-        Allocation.objects.for_clinic(clinic).select_related("template", "practitioner", "location"),
-        clinic,
-        public_id=allocation,
-    )
+    obj = allocation_for_manager(request, allocation)
     today = clinic.today()
     future = obj.sessions.filter(date__gte=today).count()
-    booked: list[Any] = []
+    booked: list[Slot] = []
     if request.method == "POST":
         try:
             removed = services.allocation_remove_future(

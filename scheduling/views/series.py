@@ -6,29 +6,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from clinic.access import ClinicRequest, scoped_get_or_404
-from clinic.models import NamedPermission
-from scheduling import selectors
-from scheduling.booking_views import book, book_context, booking_form, booking_patient, done, slot_or_404
-from scheduling.forms import DraftDateForm, RecurrenceForm
-from scheduling.models import DraftOccurrence, Slot
-from scheduling.recurrence import compact_utc
-from scheduling.selectors import OccurrenceMatch
-from scheduling.series import (
-    PlannedOccurrence,
+from clinic.access import ClinicRequest
+from clinic.htmx import page_or_fragment
+from patients.models import Patient
+from scheduling.access import draft_for_member, slot_for_member
+from scheduling.forms import BookingForm, DraftDateForm, RecurrenceForm
+from scheduling.models import Slot
+from scheduling.recurrence import RecurrenceRule, compact_utc
+from scheduling.selectors import booking as booking_selectors
+from scheduling.selectors import series as selectors
+from scheduling.selectors.series import OccurrenceMatch
+from scheduling.services.booking import BookingError
+from scheduling.services.series import (
     SeriesBookingError,
     SeriesRequest,
     draft_cancel,
     draft_place,
     series_book,
+    series_plan_from_review,
 )
-from scheduling.services import BookingError
+from scheduling.views.booking import book, book_context, booking_form, booking_patient, done
 
 occurrence_key = compact_utc  # an occurrence's name in forms: its UTC instant
 
@@ -41,9 +45,9 @@ class Card:
 
 
 @require_http_methods(["GET", "POST"])
-def series_new(request: ClinicRequest, slot: Any) -> HttpResponse:
+def series_new(request: ClinicRequest, slot: UUID) -> HttpResponse:
     """Create Recurring Series for the patient being booked into `slot`."""
-    obj = slot_or_404(request, slot)
+    obj = slot_for_member(request, slot)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
     if not patient_id:
         # A series begins, like any booking, with finding the patient.
@@ -86,7 +90,7 @@ def series_new(request: ClinicRequest, slot: Any) -> HttpResponse:
             )
             message += f"; {drafts} saved as draft{'s' if drafts != 1 else ''}." if drafts else "."
             return done(request, message, context["first_at"] or series.created_at)
-    template = "scheduling/series.html#tip" if request.htmx else "scheduling/series.html"
+    template = page_or_fragment(request, "scheduling/series.html", "tip")
     invalid = action != "settings" and context["step"] == "settings"
     return render(request, template, context, status=422 if invalid or context.get("refusal") else 200)
 
@@ -94,9 +98,9 @@ def series_new(request: ClinicRequest, slot: Any) -> HttpResponse:
 def series_step(
     request: ClinicRequest,
     slot: Slot,
-    patient: Any,
-    form: Any,
-    rule: Any,
+    patient: Patient,
+    form: BookingForm,
+    rule: RecurrenceRule,
     removed: set[str],
     drafts_ok: bool,
     action: str,
@@ -138,17 +142,13 @@ def series_step(
         practitioner=practitioner,
         slot_type=slot_type,
     )
-    plan = []
-    for card in cards:
-        chosen = by_id.get(reviewed.get(card.key, ""))
-        if card.key in reviewed and (chosen is None or chosen.starts_at != card.match.starts_at):
-            context |= {"step": "preview", "refusal": "The preview is out of date: preview the recurrence again."}
-            return context
-        plan.append(PlannedOccurrence(starts_at=card.match.starts_at, slot=chosen))
-    if not drafts_ok and any(p.slot is None for p in plan):
-        context |= {"step": "preview", "refusal": "Some occurrences have no session: remove them or continue anyway."}
-        return context
     try:
+        plan = series_plan_from_review(
+            occurrences=[(card.key, card.match.starts_at) for card in cards],
+            reviewed=reviewed,
+            slots=by_id,
+            drafts_ok=drafts_ok,
+        )
         series = series_book(
             clinic=request.clinic,
             actor=request.user,
@@ -178,25 +178,10 @@ def series_step(
     }
 
 
-def visible_draft(request: ClinicRequest, draft: Any) -> DraftOccurrence:
-    """A draft of this clinic whose patient this member may see (else a 404)."""
-    obj = scoped_get_or_404(
-        DraftOccurrence.objects.for_clinic(request.clinic).select_related(
-            "series", "series__patient", "series__practitioner", "series__slot_type"
-        ),
-        request.clinic,
-        public_id=draft,
-    )
-    blocked = obj.series.patient.is_blocked
-    if blocked and not request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
-        raise Http404("No such draft.")
-    return obj
-
-
 @require_http_methods(["GET", "POST"])
-def draft_detail(request: ClinicRequest, draft: Any) -> HttpResponse:
+def draft_detail(request: ClinicRequest, draft: UUID) -> HttpResponse:
     """Place a draft: enter a new date, click a slot and Use this slot, Review, Confirm edits. Or cancel it."""
-    obj = visible_draft(request, draft)
+    obj = draft_for_member(request, draft)
     series = obj.series
     zone = ZoneInfo(series.time_zone)
     action = request.POST.get("action", "")
@@ -216,7 +201,7 @@ def draft_detail(request: ClinicRequest, draft: Any) -> HttpResponse:
     if not obj.is_open:
         context["error"] = "This draft has already been placed or cancelled."
     elif request.method == "POST":
-        chosen = selectors.slot_details(clinic=request.clinic, slot_public_id=request.POST.get("slot") or None)
+        chosen = booking_selectors.slot_details(clinic=request.clinic, slot_public_id=request.POST.get("slot") or None)
         try:
             if action == "cancel":
                 draft_cancel(clinic=request.clinic, actor=request.user, draft=obj)
@@ -235,13 +220,13 @@ def draft_detail(request: ClinicRequest, draft: Any) -> HttpResponse:
         except BookingError as refusal:
             context["error"] = refusal.messages[0]
     elif date_form.is_bound and date_form.is_valid():
-        context["slots"] = selectors.slots_on_date(
+        context["slots"] = booking_selectors.slots_on_date(
             clinic=request.clinic,
             practitioner=series.practitioner,
             slot_type=series.slot_type,
             day=date_form.cleaned_data["date"],
             zone=zone,
         )
-    template = "scheduling/draft.html#tip" if request.htmx else "scheduling/draft.html"
+    template = page_or_fragment(request, "scheduling/draft.html", "tip")
     bad = bool(context["error"]) or (date_form.is_bound and not date_form.is_valid())
     return render(request, template, context, status=422 if bad else 200)

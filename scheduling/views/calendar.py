@@ -9,27 +9,38 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
-from clinic.access import ClinicRequest, scoped_get_or_404
-from clinic.models import NamedPermission, Practitioner, Role, time_zone_names
-from clinic.selectors import practitioners_list
+from clinic.access import ClinicRequest
+from clinic.htmx import page_or_fragment
+from clinic.models import NamedPermission, time_zone_names
 from patients.display import staff_label
-from scheduling import selectors, services
-from scheduling.access import manageable_practitioners, manages_every_calendar, may_manage_calendar_of
-from scheduling.calendar import ALL_TAB, VIEWS, CalendarQuery, parse_query
-from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm
+from patients.models import may_see_blocked
+from scheduling.access import (
+    event_for_manager,
+    manageable_practitioners,
+    manages_every_calendar,
+    override_for_manager,
+    own_practitioner,
+    practitioner_for_manager,
+    slot_for_member,
+)
+from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm, event_initial
+from scheduling.grid import ALL_TAB, VIEWS, CalendarQuery, parse_query
 from scheduling.hours import clean_ranges, weekly_from_json
-from scheduling.models import Availability, AvailabilityOverride, OfficeHours, OtherEvent
-from scheduling.presenters import calendar_page, shown
+from scheduling.models import OtherEvent
+from scheduling.selectors import booking as booking_selectors
+from scheduling.selectors import calendar as selectors
+from scheduling.services import calendar as services
 
 SHORTCUTS = [
     ("Alt+C", "Open the calendar from any page"),
@@ -52,24 +63,16 @@ def calendar_query(request: ClinicRequest) -> tuple[CalendarQuery, list[str]]:
             lists = {"p": preference.practitioners, "loc": preference.locations}
     query, problems = parse_query(request.GET, lists, today=request.clinic.today())
     if "tab" not in request.GET and query.view != "month":
-        own = own_practitioner_id(request)
-        if own:
-            query = CalendarQuery(query.view, query.date, own, query.practitioners, query.locations)
+        own = own_practitioner(request)  # a clinician's calendar opens on their own tab
+        if own is not None:
+            query = CalendarQuery(query.view, query.date, str(own.public_id), query.practitioners, query.locations)
     return query, problems
-
-
-def own_practitioner_id(request: ClinicRequest) -> str:
-    """A clinician's calendar opens on their own tab."""
-    if request.membership.role != Role.CLINICIAN:
-        return ""
-    mine = practitioners_list(clinic=request.clinic).filter(user=request.user, is_active=True).first()
-    return str(mine.public_id) if mine else ""
 
 
 def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequence[str] = ()) -> HttpResponse:
     clinic = request.clinic
     today = clinic.today()
-    context = calendar_page(
+    context = selectors.calendar_page(
         clinic=clinic, membership=request.membership, query=query, zone=request.viewer_zone, today=today
     )
     who = context["shown"]
@@ -120,7 +123,7 @@ def calendar(request: ClinicRequest) -> HttpResponse:
 def calendar_filters(request: ClinicRequest) -> HttpResponse:
     """Save the member's practitioner and location filters, then show the calendar with them."""
     current, _ = parse_query(request.POST, {}, today=request.clinic.today())
-    who = shown(clinic=request.clinic, query=current)
+    who = selectors.shown(clinic=request.clinic, query=current)
     form = CalendarFilterForm(request.POST, practitioners=who.practitioners, locations=who.locations)
     if not form.is_valid():
         messages.error(request, "Those filters were not understood.")
@@ -139,12 +142,10 @@ def calendar_filters(request: ClinicRequest) -> HttpResponse:
 
 
 @require_GET
-def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
+def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
     """The slot's tooltip: when, what, whose, places, and who is booked."""
-    obj = selectors.slot_details(clinic=request.clinic, slot_public_id=slot)
-    if obj is None:
-        raise Http404("No such slot.")
-    may_see_blocked = request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
+    obj = slot_for_member(request, slot)
+    sees_blocked = may_see_blocked(request.membership)
     people = [
         {
             "label": staff_label(
@@ -153,15 +154,15 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
                 preferred_name=a.patient.preferred_name,
                 internal_id=a.patient.internal_id,
                 is_blocked=a.patient.is_blocked,
-                may_see_blocked=may_see_blocked,
+                may_see_blocked=sees_blocked,
                 internal_ids_enabled=request.clinic.internal_ids_enabled,
             ),
-            "restricted": a.patient.is_blocked and not may_see_blocked,
+            "restricted": a.patient.is_blocked and not sees_blocked,
             "status": a.get_status_display(),
             "status_key": a.status,
             "public_id": a.public_id,
         }
-        for a in selectors.slot_appointments(clinic=request.clinic, slot=obj)
+        for a in booking_selectors.slot_appointments(clinic=request.clinic, slot=obj)
     ]
     session = obj.session
     context = {
@@ -174,8 +175,7 @@ def slot_detail(request: ClinicRequest, slot: Any) -> HttpResponse:
         + CalendarQuery("day", obj.starts_at.astimezone(request.viewer_zone).date()).params(),
         "zone": request.viewer_zone.key,
     }
-    template = "scheduling/slot.html#tip" if request.htmx else "scheduling/slot.html"
-    return render(request, template, context)
+    return render(request, page_or_fragment(request, "scheduling/slot.html", "tip"), context)
 
 
 # Other events -------------------------------------------------------------------------------------
@@ -194,26 +194,7 @@ def event_done(request: ClinicRequest, date: dt.date, message: str) -> HttpRespo
 def event_new(request: ClinicRequest) -> HttpResponse:
     zone = request.viewer_zone
     practitioners = manageable_practitioners(request)
-    initial: dict[str, Any] = {"date": request.clinic.today(), "kind": "other", "show_as": "busy"}
-    for name in ("date", "start"):
-        value = request.GET.get(name, "")
-        try:
-            if name == "date" and value:
-                initial["date"] = dt.date.fromisoformat(value)
-            elif name == "start" and value:
-                start = dt.time.fromisoformat(value)
-                initial["start_time"] = start
-                end = (dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(minutes=30)).time()
-                initial["end_time"] = end if end > start else dt.time(23, 59)
-        except ValueError:
-            pass  # a hand-edited link: the form starts empty instead
-    initial["all_day"] = request.GET.get("all_day") == "1"
-    practitioner_id = request.GET.get("practitioner", "")
-    chosen = next((p for p in practitioners if str(p.public_id) == practitioner_id), None)
-    if chosen is not None:
-        initial["practitioner"] = chosen.public_id
-    elif len(practitioners) == 1:
-        initial["practitioner"] = practitioners[0].public_id
+    initial = event_initial(request.GET, today=request.clinic.today(), practitioners=practitioners)
     form = OtherEventForm(request.POST or None, initial=initial, practitioners=practitioners, zone=zone)
     if request.method == "POST" and form.is_valid():
         data = form.event_data()
@@ -224,17 +205,8 @@ def event_new(request: ClinicRequest) -> HttpResponse:
 
 def render_event_form(request: ClinicRequest, form: OtherEventForm, event: OtherEvent | None) -> HttpResponse:
     context = {"form": form, "event": event, "zone": request.viewer_zone.key}
-    template = "scheduling/event_form.html#tip" if request.htmx else "scheduling/event_form.html"
+    template = page_or_fragment(request, "scheduling/event_form.html", "tip")
     return render(request, template, context, status=422 if form.is_bound and form.errors and request.htmx else 200)
-
-
-def editable_event(request: ClinicRequest, event: Any) -> OtherEvent:
-    obj = scoped_get_or_404(
-        OtherEvent.objects.for_clinic(request.clinic).select_related("practitioner"), request.clinic, public_id=event
-    )
-    if not may_manage_calendar_of(request.membership, obj.practitioner):
-        raise PermissionDenied("Only the practitioner, an admin or a scheduler can change this event.")
-    return obj
 
 
 def google_event(request: ClinicRequest, obj: OtherEvent) -> HttpResponse:
@@ -246,13 +218,13 @@ def google_event(request: ClinicRequest, obj: OtherEvent) -> HttpResponse:
         "ends": obj.ends_at.astimezone(zone) if obj.ends_at else None,
         "zone": zone.key,
     }
-    template = "scheduling/event_google.html#tip" if request.htmx else "scheduling/event_google.html"
+    template = page_or_fragment(request, "scheduling/event_google.html", "tip")
     return render(request, template, context, status=409 if request.method == "POST" else 200)
 
 
 @require_http_methods(["GET", "POST"])
-def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
-    obj = editable_event(request, event)
+def event_edit(request: ClinicRequest, event: UUID) -> HttpResponse:
+    obj = event_for_manager(request, event)
     if obj.from_google:
         return google_event(request, obj)
     zone = request.viewer_zone
@@ -280,8 +252,8 @@ def event_edit(request: ClinicRequest, event: Any) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
-    obj = editable_event(request, event)
+def event_delete(request: ClinicRequest, event: UUID) -> HttpResponse:
+    obj = event_for_manager(request, event)
     if obj.from_google:
         return google_event(request, obj)
     date = obj.first_date or obj.starts_at.astimezone(request.viewer_zone).date()  # type: ignore[union-attr]
@@ -300,22 +272,6 @@ def event_delete(request: ClinicRequest, event: Any) -> HttpResponse:
 # Office hours and availability ----------------------------------------------------------------------
 
 
-def managed_practitioner(request: ClinicRequest, practitioner: Any) -> Practitioner:
-    obj = scoped_get_or_404(Practitioner, request.clinic, public_id=practitioner)
-    if not may_manage_calendar_of(request.membership, obj):
-        raise PermissionDenied("You can set only your own hours.")
-    return obj
-
-
-def default_zone(request: ClinicRequest, practitioner: Practitioner | None) -> str:
-    if practitioner is not None:
-        if practitioner.time_zone:
-            return practitioner.time_zone
-        if practitioner.default_location_id:
-            return practitioner.default_location.time_zone  # type: ignore[union-attr]
-    return request.clinic.time_zone
-
-
 @require_GET
 def office_hours(request: ClinicRequest) -> HttpResponse:
     """Office Hours: the practice default and each practitioner's, for those this member may set."""
@@ -331,15 +287,15 @@ def office_hours(request: ClinicRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpResponse:
+def office_hours_edit(request: ClinicRequest, practitioner: UUID | None = None) -> HttpResponse:
     """Set Office Hours: ranges per weekday and their zone, saved on every change."""
     if practitioner is None:
         if not manages_every_calendar(request.membership):
             raise PermissionDenied("Only admins and schedulers set the practice's default office hours.")
         owner = None
     else:
-        owner = managed_practitioner(request, practitioner)
-    hours = OfficeHours.objects.for_clinic(request.clinic).filter(practitioner=owner).first()
+        owner = practitioner_for_manager(request, practitioner)
+    hours = selectors.office_hours_own(clinic=request.clinic, practitioner=owner)
     if request.method == "POST" and request.POST.get("action") == "clear":
         services.office_hours_clear(clinic=request.clinic, actor=request.user, practitioner=owner)
         messages.success(request, "Office hours removed.")
@@ -347,7 +303,7 @@ def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpR
     form = WeeklyHoursForm(
         request.POST if request.method == "POST" else None,
         weekly=weekly_from_json(hours.weekly) if hours else {},
-        time_zone=hours.time_zone if hours else default_zone(request, owner),
+        time_zone=hours.time_zone if hours else selectors.hours_zone_default(clinic=request.clinic, practitioner=owner),
     )
     saved = False
     if request.method == "POST" and form.is_valid():
@@ -367,9 +323,7 @@ def office_hours_edit(request: ClinicRequest, practitioner: Any = None) -> HttpR
         "title": f"Office hours of {owner.name}" if owner else "Practice default office hours",
         "action_url": request.path,
     }
-    template = "scheduling/office_hours_edit.html"
-    if request.htmx:
-        template += "#editor"
+    template = page_or_fragment(request, "scheduling/office_hours_edit.html", "editor")
     return render(request, template, context, status=422 if request.method == "POST" and not saved else 200)
 
 
@@ -379,33 +333,29 @@ def availability(request: ClinicRequest) -> HttpResponse:
     practitioners = list(manageable_practitioners(request))
     if len(practitioners) == 1 and not manages_every_calendar(request.membership):
         return redirect("scheduling:availability-edit", practitioner=practitioners[0].public_id)
-    set_up = set(
-        Availability.objects.for_clinic(request.clinic)
-        .filter(practitioner__in=practitioners)
-        .values_list("practitioner_id", flat=True)
-    )
+    set_up = selectors.practitioners_with_availability(clinic=request.clinic, practitioners=practitioners)
     rows = [{"practitioner": p, "set_up": p.pk in set_up} for p in practitioners]
     return render(request, "scheduling/availability.html", {"rows": rows})
 
 
 @require_http_methods(["GET", "POST"])
-def availability_edit(request: ClinicRequest, practitioner: Any) -> HttpResponse:
+def availability_edit(request: ClinicRequest, practitioner: UUID) -> HttpResponse:
     """A practitioner's weekly online-booking windows and their date overrides."""
-    owner = managed_practitioner(request, practitioner)
-    current = Availability.objects.for_clinic(request.clinic).filter(practitioner=owner).first()
+    owner = practitioner_for_manager(request, practitioner)
+    current = selectors.availability_of(clinic=request.clinic, practitioner=owner)
     posted = request.POST if request.method == "POST" else None
     part = request.POST.get("part", "weekly") if posted else ""
     weekly_form = WeeklyHoursForm(
         posted if part == "weekly" else None,
         weekly=weekly_from_json(current.weekly) if current else {},
-        time_zone=current.time_zone if current else default_zone(request, owner),
+        time_zone=current.time_zone
+        if current
+        else selectors.hours_zone_default(clinic=request.clinic, practitioner=owner),
     )
     override_form = OverrideForm(posted if part == "override" else None, dates=edit_dates(request))
     if part == "" and request.GET.get("date"):
-        existing = (
-            AvailabilityOverride.objects.for_clinic(request.clinic)
-            .filter(practitioner=owner, date__in=edit_dates(request))
-            .first()
+        existing = selectors.availability_override_on(
+            clinic=request.clinic, practitioner=owner, dates=edit_dates(request)
         )
         if existing is not None:
             override_form = OverrideForm(dates=[existing.date], hours=clean_ranges(existing.hours))
@@ -424,23 +374,23 @@ def availability_edit(request: ClinicRequest, practitioner: Any) -> HttpResponse
         else:
             status = 422
     elif part == "override" and request.POST.get("action") == "save":
-        if current is None:
-            override_form.errors = {"dates": "Set the weekly availability first."}
-            status = 422
-        elif override_form.is_valid():
-            services.availability_overrides_set(
-                clinic=request.clinic,
-                actor=request.user,
-                practitioner=owner,
-                dates=override_form.dates,
-                hours=override_form.hours,
-            )
-            messages.success(request, f"Saved the override for {len(set(override_form.dates))} date(s).")
-            return redirect("scheduling:availability-edit", practitioner=owner.public_id)
-        else:
-            status = 422
-    overrides = AvailabilityOverride.objects.for_clinic(request.clinic).filter(
-        practitioner=owner, date__gte=request.clinic.today() - dt.timedelta(days=7)
+        status = 422
+        if override_form.is_valid():
+            try:
+                services.availability_overrides_set(
+                    clinic=request.clinic,
+                    actor=request.user,
+                    practitioner=owner,
+                    dates=override_form.dates,
+                    hours=override_form.hours,
+                )
+            except ValidationError as refusal:
+                override_form.errors = {"dates": refusal.messages[0]}
+            else:
+                messages.success(request, f"Saved the override for {len(set(override_form.dates))} date(s).")
+                return redirect("scheduling:availability-edit", practitioner=owner.public_id)
+    overrides = selectors.availability_overrides_from(
+        clinic=request.clinic, practitioner=owner, first_date=request.clinic.today() - dt.timedelta(days=7)
     )
     context = {
         "owner": owner,
@@ -476,14 +426,8 @@ def confirm_delete(request: ClinicRequest, *, heading: str, question: str, cance
 
 
 @require_http_methods(["GET", "POST"])
-def availability_override_delete(request: ClinicRequest, override: Any) -> HttpResponse:
-    obj = scoped_get_or_404(
-        AvailabilityOverride.objects.for_clinic(request.clinic).select_related("practitioner"),
-        request.clinic,
-        public_id=override,
-    )
-    if not may_manage_calendar_of(request.membership, obj.practitioner):
-        raise PermissionDenied("You can change only your own availability.")
+def availability_override_delete(request: ClinicRequest, override: UUID) -> HttpResponse:
+    obj = override_for_manager(request, override)
     back = reverse("scheduling:availability-edit", kwargs={"practitioner": obj.practitioner.public_id})
     if request.method == "GET":
         return confirm_delete(

@@ -1,0 +1,172 @@
+"""Reads of booking: a slot and who is in it, the next available places, the appointments report and a
+patient's appointments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, F, Q, QuerySet
+
+from scheduling.hours import (
+    local_day,
+)
+from scheduling.models import (
+    Appointment,
+    AppointmentStatus,
+    Slot,
+)
+from sessions_setup.models import ReleaseRule, ReportingCategory, SlotType
+
+if TYPE_CHECKING:
+    from clinic.models import Clinic, Location, Practitioner
+
+
+def slot_details(*, clinic: Clinic, slot_public_id: Any) -> Slot | None:
+    """The slot with its session, practitioner, location and type; None when there is none (or no valid id)."""
+    try:
+        UUID(str(slot_public_id))
+    except ValueError:
+        return None
+    return (
+        Slot.objects.for_clinic(clinic)
+        .select_related("session", "session__practitioner", "session__location", "slot_type")
+        .filter(public_id=slot_public_id)
+        .first()
+    )
+
+
+def slot_appointments(*, clinic: Clinic, slot: Slot) -> QuerySet[Appointment]:
+    return (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(slot=slot)
+        .select_related("patient", "slot_type")
+        .order_by("created_at", "id")
+    )
+
+
+NEXT_AVAILABLE_LIMIT = 10
+
+
+def next_available(
+    *,
+    clinic: Clinic,
+    now: dt.datetime,
+    slot_type: SlotType | None = None,
+    practitioner: Practitioner | None = None,
+    location: Location | None = None,
+    after: dt.datetime | None = None,
+    limit: int = NEXT_AVAILABLE_LIMIT,
+) -> list[Slot]:
+    """The next free places from `after` (default now), soonest first, honouring each slot type's release
+    rule: book-on-the-day slots only on the day, "N days before" slots only from N days before.
+
+    Two queries: the clinic's slot types (to turn release rules into time limits), then the slots.
+    """
+    zone = ZoneInfo(clinic.time_zone)
+    end_of_today = local_day(now.astimezone(zone).date(), zone)[1]
+    released = Q()
+    for kind in (
+        SlotType.objects.for_clinic(clinic).filter(bookable=True).only("pk", "release_rule", "release_days_before")
+    ):
+        if kind.release_rule == ReleaseRule.ON_THE_DAY:
+            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today)
+        elif kind.release_rule == ReleaseRule.DAYS_BEFORE:
+            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today + dt.timedelta(days=kind.release_days_before))
+        else:
+            released |= Q(slot_type=kind.pk)
+    if not released:
+        return []
+    slots = Slot.objects.for_clinic(clinic).filter(
+        released, bookable=True, booked_count__lt=F("capacity"), starts_at__gte=max(after or now, now)
+    )
+    if slot_type is not None:
+        slots = slots.filter(slot_type=slot_type)
+    if practitioner is not None:
+        slots = slots.filter(session__practitioner=practitioner)
+    if location is not None:
+        slots = slots.filter(session__location=location)
+    return list(
+        slots.select_related("slot_type", "session", "session__practitioner", "session__location").order_by(
+            "starts_at", "id"
+        )[:limit]
+    )
+
+
+class ReportRow(NamedTuple):
+    category: str  # the reporting category's label, or "Uncategorised"
+    counts: list[int]  # per appointment status, in AppointmentStatus order
+    total: int
+
+
+def appointments_report(
+    *, clinic: Clinic, first_date: dt.date, last_date: dt.date, category: str = ""
+) -> list[ReportRow]:
+    """Appointments by the reporting category of their type and by status, over local dates (one query)."""
+    zone = ZoneInfo(clinic.time_zone)
+    rows = Appointment.objects.for_clinic(clinic).filter(
+        starts_at__gte=local_day(first_date, zone)[0], starts_at__lt=local_day(last_date, zone)[1]
+    )
+    if category:
+        rows = rows.filter(slot_type__reporting_category=category)
+    labels = dict(ReportingCategory.choices)
+    table: dict[str, dict[str, int]] = {}
+    for reporting_category, status, count in (
+        rows.values_list("slot_type__reporting_category", "status")
+        .annotate(count=Count("id"))
+        .order_by("slot_type__reporting_category", "status")
+    ):
+        name = labels.get(reporting_category or "", "Uncategorised")
+        table.setdefault(name, {})[status] = count
+    statuses = list(AppointmentStatus.values)
+    return [
+        ReportRow(name, [counts.get(s, 0) for s in statuses], sum(counts.values()))
+        for name, counts in sorted(table.items())
+    ]
+
+
+def report_table(rows: Sequence[ReportRow]) -> list[list[str | int]]:
+    """The report as the CSV export writes it: a header, then a line per category."""
+    table: list[list[str | int]] = [["Reporting category", *AppointmentStatus.labels, "Total"]]
+    for row in rows:
+        table.append([row.category, *row.counts, row.total])
+    return table
+
+
+def rescheduled_to(*, clinic: Clinic, appointment: Appointment) -> Appointment | None:
+    """The appointment this one was moved to, if it was rescheduled."""
+    return Appointment.objects.for_clinic(clinic).filter(rescheduled_from=appointment).first()
+
+
+def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointment]:
+    """A patient's appointments, newest first, with what a list shows (and the series each belongs to)."""
+    return (
+        Appointment.objects.for_clinic(clinic)
+        .filter(patient=patient)
+        .select_related("slot_type", "practitioner", "slot__session__location", "series")
+        .order_by("-starts_at", "-id")
+    )
+
+
+def slots_on_date(
+    *, clinic: Clinic, practitioner: Practitioner, slot_type: SlotType, day: dt.date, zone: ZoneInfo
+) -> list[Slot]:
+    """The practitioner's slots of a type with a free place on a local date (one query)."""
+    starts, ends = local_day(day, zone)
+    return list(
+        Slot.objects.for_clinic(clinic)
+        .filter(
+            session__practitioner=practitioner,
+            slot_type=slot_type,
+            bookable=True,
+            booked_count__lt=F("capacity"),
+            starts_at__gte=starts,
+            starts_at__lt=ends,
+        )
+        .select_related("slot_type", "session", "session__practitioner", "session__location")
+        .order_by("starts_at", "id")
+    )

@@ -1,0 +1,317 @@
+"""Writes of booking: a patient booked into a slot, cancelled, moved along the appointment's lifecycle or
+rescheduled, and the ad-hoc slot of Create New Slot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from clinic.models import Department, Membership, NamedPermission, Practitioner
+from clinic.services import audit_record
+from scheduling.models import (
+    Appointment,
+    AppointmentStatus,
+    Series,
+    Session,
+    Slot,
+)
+from scheduling.signals import announce_calendar_change
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from clinic.models import Clinic, Location
+    from patients.models import Coverage, Patient
+    from sessions_setup.models import SlotType
+
+
+class BookingError(ValidationError):
+    """A booking that cannot be made; the message is shown to the user and nothing is written."""
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    slot: Slot
+    patient: Patient
+    slot_type: SlotType | None = None  # the appointment type; the slot's own when None
+    department: Department | None = None
+    resources: Sequence[Practitioner] = ()
+    coverage: Coverage | None = None
+    secondary_coverage: Coverage | None = None
+    self_pay: bool = False
+    rescheduled_from: Appointment | None = None
+    series: Series | None = None
+
+
+def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> BookingRequest:
+    """A booking of the same patient with the department, resources and insurance of an appointment or a series
+    (and its series)."""
+    return BookingRequest(
+        slot=slot,
+        patient=source.patient,
+        department=source.department,
+        resources=list(source.resources.all()),
+        coverage=source.coverage,
+        secondary_coverage=source.secondary_coverage,
+        self_pay=source.self_pay,
+        series=source if isinstance(source, Series) else source.series,
+        **more,
+    )
+
+
+def may_book(membership: Membership, patient: Patient) -> None:
+    """Refuse a patient this member may not book (blocked without the permission, or archived)."""
+    if patient.is_blocked and not membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
+        raise BookingError("You do not have permission to book this patient.")
+    if patient.is_archived:
+        raise BookingError("This patient's record is archived; restore it before booking.")
+
+
+def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest) -> Appointment:
+    """Book a patient into a slot, taking one place, all or nothing.
+
+    Concurrent bookings of one slot queue on its row lock, so the capacity check is exact; the
+    database's booked_count <= capacity constraint is the last guard. A single (capacity 1) slot
+    also locks its practitioner, so two overlapping single slots of one practitioner are never
+    both booked. On SQLite, IMMEDIATE transactions serialise writers instead.
+    """
+    patient = request.patient
+    may_book(membership, patient)
+    with transaction.atomic():
+        # FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings'
+        # inserts then need not wait for these locks.
+        no_key = connection.features.has_select_for_no_key_update
+        slot = (
+            Slot.objects.for_clinic(clinic)
+            .select_for_update(no_key=no_key, of=("self",))
+            .select_related("session")
+            .get(pk=request.slot.pk)
+        )
+        practitioner_id = slot.session.practitioner_id
+        if not slot.bookable:
+            raise BookingError("This slot cannot be booked (a blank slot).")
+        if slot.capacity == 1 and practitioner_id is not None:
+            Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
+        if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
+            raise BookingError("This patient is already booked in this slot.")
+        if slot.booked_count >= slot.capacity:
+            raise BookingError(
+                "This slot is full." if slot.capacity == 1 else f"This group is full ({slot.capacity} places)."
+            )
+        if slot.capacity == 1 and practitioner_id is not None:
+            overlapping = (
+                Appointment.objects.for_clinic(clinic)
+                .live()
+                .filter(
+                    practitioner_id=practitioner_id,
+                    slot__capacity=1,
+                    starts_at__lt=slot.ends_at,
+                    ends_at__gt=slot.starts_at,
+                )
+                .exclude(slot=slot)
+            )
+            if overlapping.exists():
+                raise BookingError("The practitioner already has an appointment at that time.")
+        try:
+            with transaction.atomic():
+                appointment = Appointment.objects.create(
+                    clinic=clinic,
+                    slot=slot,
+                    practitioner_id=practitioner_id,
+                    patient=patient,
+                    slot_type=request.slot_type or slot.slot_type,
+                    department=request.department,
+                    coverage=None if request.self_pay else request.coverage,
+                    secondary_coverage=None if request.self_pay else request.secondary_coverage,
+                    self_pay=request.self_pay,
+                    exclusive=slot.capacity == 1,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    created_by=actor,
+                    rescheduled_from=request.rescheduled_from,
+                    series=request.series,
+                )
+        except IntegrityError as error:
+            # The database's last guard (the locks above should leave nothing for it to catch).
+            raise BookingError("The practitioner already has an appointment at that time.") from error
+        if request.resources:
+            appointment.resources.set([r for r in request.resources if r.pk != practitioner_id])
+        Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.booked",
+            target=appointment,
+            detail={"slot": str(slot.public_id), "patient": str(patient.public_id), "blocked": patient.is_blocked},
+        )
+        announce_calendar_change([practitioner_id], appointments=[appointment.pk])
+    return appointment
+
+
+def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment, reason: str) -> Appointment:
+    """Cancel an appointment (a reason is required) and free its place."""
+    reason = reason.strip()
+    if not reason:
+        raise BookingError("Give a reason for the cancellation.")
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if locked.status == AppointmentStatus.CANCELLED:
+            raise BookingError("This appointment is already cancelled.")
+        Slot.objects.for_clinic(clinic).select_for_update().filter(pk=locked.slot_id).update(
+            booked_count=F("booked_count") - 1
+        )
+        locked.status = AppointmentStatus.CANCELLED
+        locked.cancel_reason = reason
+        locked.cancelled_at = timezone.now()
+        locked.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
+        audit_record(clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={})
+        announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
+    return locked
+
+
+S = AppointmentStatus
+
+
+STATUS_STEPS: dict[str, set[str]] = {
+    S.BOOKED: {S.ARRIVED, S.DID_NOT_ATTEND},
+    S.ARRIVED: {S.IN_CONSULTATION, S.DID_NOT_ATTEND, S.BOOKED},
+    S.IN_CONSULTATION: {S.COMPLETED, S.ARRIVED},
+    S.COMPLETED: {S.IN_CONSULTATION},
+    S.DID_NOT_ATTEND: {S.BOOKED, S.ARRIVED},
+    S.CANCELLED: set(),
+}
+
+
+def appointment_status_set(*, clinic: Clinic, actor: User, appointment: Appointment, status: str) -> Appointment:
+    """Move an appointment along booked → arrived → in consultation → completed, or to did not attend.
+
+    Cancelling has its own service (it needs a reason and frees the place).
+    """
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if status not in STATUS_STEPS.get(locked.status, set()):
+            raise BookingError(
+                f"An appointment that is “{locked.get_status_display()}” cannot become “{S(status).label}”."
+                if status in S.values
+                else "That is not an appointment status."
+            )
+        previous = locked.status
+        locked.status = status
+        if status != S.COMPLETED:
+            locked.notes_completed = False
+        locked.save(update_fields=["status", "notes_completed", "updated_at"])
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.status",
+            target=locked,
+            detail={"from": previous, "to": status},
+        )
+        announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
+    return locked
+
+
+def appointment_notes_completed(*, clinic: Clinic, actor: User, appointment: Appointment, done: bool) -> Appointment:
+    """Mark (or unmark) a completed appointment's notes as completed."""
+    with transaction.atomic():
+        locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if locked.status != S.COMPLETED:
+            raise BookingError("Only a completed appointment has notes to complete.")
+        locked.notes_completed = done
+        locked.save(update_fields=["notes_completed", "updated_at"])
+        audit_record(
+            clinic=clinic, actor=actor, action="appointment.notes_completed", target=locked, detail={"done": done}
+        )
+    return locked
+
+
+def appointment_reschedule(
+    *, clinic: Clinic, actor: User, membership: Membership, appointment: Appointment, slot: Slot
+) -> Appointment:
+    """Move a booking to another slot: a new appointment linked to the old, which is cancelled as
+    "Rescheduled" (so the history stays). All or nothing."""
+    if appointment.status != S.BOOKED:
+        raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
+    if slot.pk == appointment.slot_id:
+        raise BookingError("Choose a different slot.")
+    with transaction.atomic():
+        old = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
+        if old.status != S.BOOKED:
+            raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
+        appointment_cancel(clinic=clinic, actor=actor, appointment=old, reason="Rescheduled")
+        new = appointment_book(
+            clinic=clinic,
+            actor=actor,
+            membership=membership,
+            request=booking_like(old, slot=slot, slot_type=slot.slot_type or old.slot_type, rescheduled_from=old),
+        )
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="appointment.rescheduled",
+            target=new,
+            detail={"from": str(old.public_id)},
+        )
+    return new
+
+
+ADHOC_SESSION_NAME = "Ad-hoc slot"
+
+
+def adhoc_slot_create(
+    *,
+    clinic: Clinic,
+    actor: User,
+    practitioner: Practitioner,
+    location: Location,
+    date: dt.date,
+    start_time: dt.time,
+    length_minutes: int,
+    slot_type: SlotType,
+) -> Slot:
+    """A one-slot session for a practitioner outside the rota (Create New Slot), ready to book."""
+    zone = ZoneInfo(location.time_zone)
+    starts_at = dt.datetime.combine(date, start_time, tzinfo=zone).astimezone(dt.UTC)
+    ends_at = starts_at + dt.timedelta(minutes=length_minutes)
+    with transaction.atomic():
+        session = Session.objects.create(
+            clinic=clinic,
+            allocation=None,
+            template=None,
+            practitioner=practitioner,
+            location=location,
+            date=date,
+            time_zone=location.time_zone,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            name=ADHOC_SESSION_NAME,
+            description=f"Added by {actor.get_full_name() or actor.get_username()}"[:30],
+            colour="grey",
+            session_type="timed",
+        )
+        slot = Slot.objects.create(
+            clinic=clinic,
+            session=session,
+            position=0,
+            slot_type=slot_type,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            bookable=True,
+            capacity=slot_type.capacity,
+        )
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="slot.created_adhoc",
+            target=slot,
+            detail={"practitioner": str(practitioner.public_id), "starts_at": starts_at.isoformat()},
+        )
+    return slot
