@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -41,7 +42,7 @@ def home(request: ClinicRequest) -> HttpResponse:
 
 @public
 @require_GET
-def healthz(request: Any) -> HttpResponse:
+def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
@@ -146,7 +147,7 @@ def tenant_list(request: ClinicRequest, page: str) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def tenant_edit(request: ClinicRequest, page: str, public_id: Any = None) -> HttpResponse:
+def tenant_edit(request: ClinicRequest, page: str, public_id: UUID | None = None) -> HttpResponse:
     spec = PAGES[page]
     instance = scoped_get_or_404(spec.model, request.clinic, public_id=public_id) if public_id else None
     form = spec.form_class(request.POST or None, instance=instance, clinic=request.clinic)
@@ -207,7 +208,7 @@ def _send_set_password_email(request: ClinicRequest, email: str) -> None:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def member_edit(request: ClinicRequest, member: Any) -> HttpResponse:
+def member_edit(request: ClinicRequest, member: UUID) -> HttpResponse:
     membership = scoped_get_or_404(selectors.members_list(clinic=request.clinic), request.clinic, public_id=member)
     form = MemberEditForm.for_membership(membership, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -230,7 +231,7 @@ def member_edit(request: ClinicRequest, member: Any) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def member_remove(request: ClinicRequest, member: Any) -> HttpResponse:
+def member_remove(request: ClinicRequest, member: UUID) -> HttpResponse:
     membership = scoped_get_or_404(selectors.members_list(clinic=request.clinic), request.clinic, public_id=member)
     error = None
     if request.method == "POST":

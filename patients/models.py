@@ -147,6 +147,8 @@ class InternalIdCounter(models.Model):
     clinic = models.OneToOneField("clinic.Clinic", on_delete=models.CASCADE, related_name="+")
     last_number = models.PositiveIntegerField(default=0)
 
+    objects = TenantQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"{self.clinic_id}: {self.last_number}"
 

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 def internal_ids_reserve(*, clinic: Clinic, count: int) -> list[str]:
     """Reserve `count` new internal IDs for the clinic (call inside a transaction)."""
-    counter, _ = InternalIdCounter.objects.select_for_update().get_or_create(clinic=clinic)
-    InternalIdCounter.objects.filter(pk=counter.pk).update(last_number=F("last_number") + count)
+    counters = InternalIdCounter.objects.for_clinic(clinic)
+    counter, _ = counters.select_for_update().get_or_create(clinic=clinic)
+    counters.filter(pk=counter.pk).update(last_number=F("last_number") + count)
     return [format_internal_id(counter.last_number + i) for i in range(1, count + 1)]
 
 

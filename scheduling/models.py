@@ -88,10 +88,6 @@ class Session(TenantModel):
     def __str__(self) -> str:
         return f"{self.name} {self.date}"
 
-    @property
-    def palette_colour(self) -> palette.Colour:
-        return palette.colour(self.colour)
-
 
 class Slot(TenantModel):
     """One interval of a session. Blank slots (no slot type) are never bookable.

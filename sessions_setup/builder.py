@@ -23,10 +23,6 @@ class BuilderSlot:
     slot_type_id: int | None  # None: a blank, non-bookable catch-up slot
     length_minutes: int
 
-    @property
-    def is_blank(self) -> bool:
-        return self.slot_type_id is None
-
 
 Slots = tuple[BuilderSlot, ...]
 

@@ -64,7 +64,7 @@ def seed_clinic(clinic: Clinic) -> None:
     slot_type_specs, template_specs = PLAN[clinic.slug]
     types = {}
     for order, spec in enumerate(slot_type_specs, start=1):
-        slot_type, _ = SlotType.objects.update_or_create(
+        slot_type, _ = SlotType.objects.for_clinic(clinic).update_or_create(
             clinic=clinic, name=spec["name"], defaults={**spec, "order": order}
         )
         types[slot_type.name] = slot_type

@@ -103,10 +103,6 @@ class SlotType(TenantModel):
     def is_group(self) -> bool:
         return self.capacity > 1
 
-    @property
-    def palette_colour(self) -> palette.Colour:
-        return palette.colour(self.colour)
-
 
 class SessionType(models.TextChoices):
     TIMED = "timed", "Timed"
@@ -153,10 +149,6 @@ class SessionTemplate(TenantModel):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def palette_colour(self) -> palette.Colour:
-        return palette.colour(self.colour)
 
 
 class TemplateSlot(models.Model):

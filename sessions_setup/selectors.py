@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Prefetch, QuerySet, Sum
@@ -17,9 +18,9 @@ def slot_types_list(*, clinic: Clinic, active_only: bool = False) -> QuerySet[Sl
     return qs.filter(is_active=True) if active_only else qs
 
 
-def default_slot_type(*, clinic: Clinic) -> SlotType | None:
-    """The first active slot type in the list order."""
-    return slot_types_list(clinic=clinic, active_only=True).first()
+def default_slot_type(slot_types: Iterable[SlotType]) -> SlotType | None:
+    """The default slot type: the first active one in the list order."""
+    return next((t for t in slot_types if t.is_active), None)
 
 
 def used_colours(*, clinic: Clinic) -> set[str]:

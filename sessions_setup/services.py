@@ -68,3 +68,27 @@ def session_templates_reorder(*, clinic: Clinic, actor: User, ordered_ids: Seque
             templates[public_id].position = position
         SessionTemplate.objects.bulk_update(templates.values(), ["position"])
         audit_record(clinic=clinic, actor=actor, action="sessiontemplate.reordered", detail={"count": len(templates)})
+
+
+class TemplateListChanged(ValidationError):
+    """The order posted does not name the templates there are: one was added or removed meanwhile."""
+
+
+def session_templates_arrange(
+    *, saved: Sequence[SessionTemplate], posted: Sequence[str] | None, action: str
+) -> list[SessionTemplate]:
+    """The session list's order on screen: the unsaved order posted (public ids; None: the saved order) after
+    "sort" (A–Z) or "up:<id>" / "down:<id>" (a swap with the neighbour). Nothing is stored here."""
+    by_id = {str(t.public_id): t for t in saved}
+    order = list(saved) if posted is None else [t for t in (by_id.get(i) for i in posted) if t]
+    if len(order) != len(saved):
+        raise TemplateListChanged("The list changed while you were sorting it; it has been reloaded.")
+    if action == "sort":
+        return sorted(order, key=lambda t: t.name.casefold())
+    if action.startswith(("up:", "down:")):
+        move, _, public_id = action.partition(":")
+        index = next((i for i, t in enumerate(order) if str(t.public_id) == public_id), None)
+        target = None if index is None else index + (-1 if move == "up" else 1)
+        if index is not None and target is not None and 0 <= target < len(order):
+            order[index], order[target] = order[target], order[index]
+    return order

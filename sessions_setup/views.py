@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -38,13 +39,13 @@ def setup_index(request: ClinicRequest) -> HttpResponse:
 @require_GET
 def slot_type_list(request: ClinicRequest) -> HttpResponse:
     slot_types = list(selectors.slot_types_list(clinic=request.clinic))
-    default = next((t for t in slot_types if t.is_active), None)
+    default = selectors.default_slot_type(slot_types)
     return render(request, "sessions_setup/slot_types.html", {"slot_types": slot_types, "default": default})
 
 
 @manage_sessions
 @require_http_methods(["GET", "POST"])
-def slot_type_edit(request: ClinicRequest, slot_type: Any = None) -> HttpResponse:
+def slot_type_edit(request: ClinicRequest, slot_type: UUID | None = None) -> HttpResponse:
     instance = scoped_get_or_404(SlotType, request.clinic, public_id=slot_type) if slot_type else None
     form = SlotTypeForm(
         request.POST or None,
@@ -66,24 +67,16 @@ def slot_type_edit(request: ClinicRequest, slot_type: Any = None) -> HttpRespons
 @require_http_methods(["GET", "POST"])
 def template_list(request: ClinicRequest) -> HttpResponse:
     saved = list(selectors.session_templates_list(clinic=request.clinic))
-    by_id = {str(t.public_id): t for t in saved}
-    order = (
-        [t for t in (by_id.get(i) for i in request.POST.getlist("order")) if t] if request.method == "POST" else saved
-    )
-    if request.method == "POST" and len(order) != len(saved):
-        messages.error(request, "The list changed while you were sorting it; it has been reloaded.")
-        return redirect("sessions_setup:templates")
     action = request.POST.get("action", "")
     error = None
-    if action == "sort":
-        order = sorted(order, key=lambda t: t.name.casefold())
-    elif action.startswith(("up:", "down:")):
-        move, _, public_id = action.partition(":")
-        index = next((i for i, t in enumerate(order) if str(t.public_id) == public_id), None)
-        target = None if index is None else index + (-1 if move == "up" else 1)
-        if index is not None and target is not None and 0 <= target < len(order):
-            order[index], order[target] = order[target], order[index]
-    elif action == "save":
+    try:
+        order = services.session_templates_arrange(
+            saved=saved, posted=request.POST.getlist("order") if request.method == "POST" else None, action=action
+        )
+    except services.TemplateListChanged as changed:
+        messages.error(request, changed.messages[0])
+        return redirect("sessions_setup:templates")
+    if action == "save":
         try:
             services.session_templates_reorder(
                 clinic=request.clinic, actor=request.user, ordered_ids=[str(t.public_id) for t in order]
@@ -109,7 +102,7 @@ def template_list(request: ClinicRequest) -> HttpResponse:
 
 @manage_sessions
 @require_http_methods(["GET", "POST"])
-def template_edit(request: ClinicRequest, template: Any = None) -> HttpResponse:
+def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpResponse:
     clinic = request.clinic
     instance = (
         scoped_get_or_404(selectors.session_template_with_slots(clinic=clinic), clinic, public_id=template)

@@ -125,7 +125,7 @@ class Command(BaseCommand):
             clinics = [Clinic.objects.get(slug=demo.slug) for demo in DEMO]
             locum = self._user(LOCUM["email"], LOCUM["first"], LOCUM["last"])
             for clinic in clinics:
-                Membership.objects.update_or_create(clinic=clinic, user=locum, defaults={"role": LOCUM["role"]})
+                Membership.objects.for_clinic(clinic).update_or_create(clinic=clinic, user=locum, defaults={"role": LOCUM["role"]})
             logins.append(("both clinics", LOCUM["email"], "Scheduler / reception"))
             # Each domain app may add its own demo data (slot types, sessions, rota...) through
             # a `demo.seed_clinic(clinic)` function; the tenant core imports none of them.
@@ -152,7 +152,7 @@ class Command(BaseCommand):
         )
         locations = {}
         for spec in demo.locations:
-            location, _ = Location.objects.update_or_create(
+            location, _ = Location.objects.for_clinic(clinic).update_or_create(
                 clinic=clinic,
                 name=spec["name"],
                 defaults={
@@ -164,21 +164,21 @@ class Command(BaseCommand):
             )
             locations[location.name] = location
         for name in demo.departments:
-            Department.objects.get_or_create(clinic=clinic, name=name)
+            Department.objects.for_clinic(clinic).get_or_create(clinic=clinic, name=name)
 
         logins = []
         users = {}
         for spec in demo.logins:
             email = f"{spec['key']}@{demo.slug}.example"
             user = self._user(email, spec["first"], spec["last"])
-            Membership.objects.update_or_create(
+            Membership.objects.for_clinic(clinic).update_or_create(
                 clinic=clinic, user=user, defaults={"role": spec["role"], "is_active": True, **spec["perms"]}
             )
             users[spec["key"]] = user
             logins.append((demo.name, email, Role(spec["role"]).label))
 
         for spec in demo.practitioners:
-            Practitioner.objects.update_or_create(
+            Practitioner.objects.for_clinic(clinic).update_or_create(
                 clinic=clinic,
                 name=spec["name"],
                 defaults={
