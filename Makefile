@@ -18,7 +18,7 @@ endif
 help:
 	@echo "make run    install, migrate, seed demo data, serve http://127.0.0.1:8000"
 	@echo "make test   install and run the whole test suite (SQLite unless DATABASE_URL is set)"
-	@echo "make lint   ruff and mypy"
+	@echo "make lint   ruff, mypy and the import rules (lint-imports)"
 	@echo "make bench [CASE ...]   performance cases -> benchmarks/results.json"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -44,6 +44,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .
