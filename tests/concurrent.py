@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import connection
@@ -35,3 +36,26 @@ def all_at_once(jobs: list[Callable[[], str]]) -> list[str]:
     for thread in threads:
         thread.join(timeout=120)
     return outcomes
+
+
+def wait_until_a_connection_waits_for_a_lock(timeout: float = 30.0) -> None:
+    """Return once another connection of this database is blocked on a lock (PostgreSQL's pg_stat_activity).
+
+    For a test that holds a lock and must know that its rival now waits for it. SQLite's writers queue on the
+    database's one write lock and leave nothing to observe, so there it returns at once.
+    """
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is a snapshot per transaction otherwise
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] > 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("no other connection came to wait for a lock")
+            time.sleep(0.01)

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from clinic.models import Role
 from sessions_setup.models import SessionTemplate, TemplateSlot
+from tests.e2e.calendar_browser import ARM_SETTLE
 from tests.factories import TEST_PASSWORD, MembershipFactory, SlotTypeFactory, template_with_slots
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -425,7 +426,8 @@ def test_a_long_drag_on_a_tablet_swaps_without_inline_styles(page, live_server, 
     page.mouse.down()
     for i in range(1, 11):
         page.mouse.move(box["x"] + 20, box["y"] + 10 + i * step)
+    page.evaluate(ARM_SETTLE)
     page.mouse.up()
     expect(rows(page)).to_have_count(11)
-    page.wait_for_timeout(300)  # the settle step runs after the swap
+    page.wait_for_function("() => window.__settled === true")  # the settle step runs after the swap
     assert csp_violations == []

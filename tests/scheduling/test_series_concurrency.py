@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +14,7 @@ from scheduling.models import Appointment, Series, Slot
 from scheduling.recurrence import RecurrenceRule
 from scheduling.services.booking import BookingRequest, appointment_book
 from scheduling.services.series import PlannedOccurrence, SeriesBookingError, SeriesRequest, series_book
-from tests.concurrent import all_at_once
+from tests.concurrent import all_at_once, wait_until_a_connection_waits_for_a_lock
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_rota, book
 
 # These open a dozen connections at once; they share the storms' worker so PostgreSQL's limit holds.
@@ -86,9 +85,11 @@ def test_a_single_booking_holding_a_slot_of_the_series_never_deadlocks_with_it(c
     slots = weekly_mondays(clinic_a, practitioner, routine, weeks=3)
     regular, walk_in = PatientFactory.create_batch(2, clinic=clinic_a)
     holding = threading.Event()
+    started = threading.Event()
 
     def series_job():
         holding.wait(timeout=30)
+        started.set()
         series_book(
             clinic=clinic_a,
             actor=reception_a.user,
@@ -102,7 +103,8 @@ def test_a_single_booking_holding_a_slot_of_the_series_never_deadlocks_with_it(c
             # Hold the last slot's lock (as appointment_book's first step does) while the series starts...
             Slot.objects.select_for_update().get(pk=slots[-1].pk)
             holding.set()
-            time.sleep(1.5)
+            started.wait(timeout=30)
+            wait_until_a_connection_waits_for_a_lock()  # the series, for this slot
             # ...then finish the booking, which next locks the practitioner.
             appointment_book(
                 clinic=clinic_a,
