@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
@@ -17,9 +17,7 @@ from django.http import HttpResponseBase
 from clinic.access import ClinicRequest, scoped_get_or_404
 from clinic.models import Role
 from patients import selectors
-
-if TYPE_CHECKING:
-    from patients.models import Patient
+from patients.models import Coverage, Patient
 
 
 def can_edit_patients(request: ClinicRequest) -> bool:
@@ -53,4 +51,11 @@ def active_patient_for_member(request: ClinicRequest, public_id: UUID | str) -> 
         selectors.patients_visible(clinic=request.clinic, membership=request.membership),
         request.clinic,
         public_id=public_id,
+    )
+
+
+def coverage_for_member(request: ClinicRequest, patient: Patient, coverage_id: UUID) -> Coverage:
+    """One of this patient's insurance plans, or 404."""
+    return scoped_get_or_404(
+        Coverage.objects.for_clinic(request.clinic).filter(patient=patient), request.clinic, public_id=coverage_id
     )

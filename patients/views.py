@@ -10,13 +10,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic import services as clinic_services
-from clinic.access import ClinicRequest, scoped_get_or_404
+from clinic.access import ClinicRequest
 from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
 from patients import importer, selectors, services
-from patients.access import can_edit_patients, edits_patients, patient_for_member
+from patients.access import can_edit_patients, coverage_for_member, edits_patients, patient_for_member
 from patients.forms import CoverageForm, ImportForm, PatientForm
-from patients.models import Coverage
 
 LIST_LIMIT = 50
 
@@ -83,13 +82,7 @@ def patient_archive(request: ClinicRequest, patient: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def coverage_edit(request: ClinicRequest, patient: UUID, coverage: UUID | None = None) -> HttpResponse:
     obj = patient_for_member(request, patient)
-    instance = (
-        scoped_get_or_404(
-            Coverage.objects.for_clinic(request.clinic).filter(patient=obj), request.clinic, public_id=coverage
-        )  # fmt: skip
-        if coverage
-        else None
-    )
+    instance = coverage_for_member(request, obj, coverage) if coverage else None
     if request.method == "POST" and instance is not None and request.POST.get("action") == "delete":
         services.coverage_delete(clinic=request.clinic, actor=request.user, coverage=instance)
         messages.success(request, f"Removed the plan {instance}.")

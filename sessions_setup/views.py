@@ -15,10 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from clinic import services as clinic_services
-from clinic.access import ClinicRequest, permission_required, scoped_get_or_404
+from clinic.access import ClinicRequest, permission_required
 from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
 from sessions_setup import builder, selectors, services
+from sessions_setup.access import slot_type_for_manager, template_for_manager
 from sessions_setup.builder import BuilderError, BuilderSlot
 from sessions_setup.forms import SessionTemplateForm, SlotTypeForm
 from sessions_setup.models import SlotType
@@ -46,7 +47,7 @@ def slot_type_list(request: ClinicRequest) -> HttpResponse:
 @manage_sessions
 @require_http_methods(["GET", "POST"])
 def slot_type_edit(request: ClinicRequest, slot_type: UUID | None = None) -> HttpResponse:
-    instance = scoped_get_or_404(SlotType, request.clinic, public_id=slot_type) if slot_type else None
+    instance = slot_type_for_manager(request, slot_type) if slot_type else None
     form = SlotTypeForm(
         request.POST or None,
         instance=instance,
@@ -104,11 +105,7 @@ def template_list(request: ClinicRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpResponse:
     clinic = request.clinic
-    instance = (
-        scoped_get_or_404(selectors.session_template_with_slots(clinic=clinic), clinic, public_id=template)
-        if template
-        else None
-    )
+    instance = template_for_manager(request, template) if template else None
     slot_types = {t.pk: t for t in selectors.slot_types_list(clinic=clinic)}
     form_kwargs: dict[str, Any] = {
         "instance": instance,

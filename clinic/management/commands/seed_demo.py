@@ -125,7 +125,9 @@ class Command(BaseCommand):
             clinics = [Clinic.objects.get(slug=demo.slug) for demo in DEMO]
             locum = self._user(LOCUM["email"], LOCUM["first"], LOCUM["last"])
             for clinic in clinics:
-                Membership.objects.for_clinic(clinic).update_or_create(clinic=clinic, user=locum, defaults={"role": LOCUM["role"]})
+                Membership.objects.for_clinic(clinic).update_or_create(
+                    clinic=clinic, user=locum, defaults={"role": LOCUM["role"]}
+                )
             logins.append(("both clinics", LOCUM["email"], "Scheduler / reception"))
             # Each domain app may add its own demo data (slot types, sessions, rota...) through
             # a `demo.seed_clinic(clinic)` function; the tenant core imports none of them.
