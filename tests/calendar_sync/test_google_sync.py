@@ -10,8 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calendar_sync import google_sync, tasks
+from calendar_sync import tasks
 from calendar_sync.crypto import unseal
+from calendar_sync.google import connect as google_connect
+from calendar_sync.google.events import OUR_EVENT_ID
 from calendar_sync.models import (
     FeedSubscription,
     GoogleCalendar,
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ours(fake, connection):
-    return {e["id"]: e for e in google_events(fake, connection) if google_sync.OUR_EVENT_ID.match(e["id"])}
+    return {e["id"]: e for e in google_events(fake, connection) if OUR_EVENT_ID.match(e["id"])}
 
 
 def at(days: int, hour: int) -> dt.datetime:
@@ -352,7 +354,7 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
         {"calendar": str(secondary.public_id), "selected": "0", "practitioner": str(practitioner.public_id)},
     )
     assert OtherEvent.objects.filter(google_calendar_id=personal).count() == 6  # 4 of the series (one forked), 2 new
-    google_sync.resync_all(connection)
+    google_connect.resync_all(connection)
     assert not any(e["summary"].startswith("Yoga") for e in google_events(google, connection))
     google.user_create_event(personal, {"summary": "After removal", "start": when(at(2, 7)), "end": when(at(2, 8))})
     pull(connection)
