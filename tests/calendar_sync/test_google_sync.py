@@ -546,10 +546,11 @@ def test_channels_are_watched_renewed_and_a_notification_only_queues_a_pull(
 
 def test_another_clinic_cannot_reach_a_connection(google, clinic_a, clinic_b, clinician, clinician_client):
     _, practitioner = clinician
+    own = OtherEventFactory(clinic=clinic_a, practitioner=practitioner, title="Clinic A only", starts_at=at(2, 9))
     connection = connect(clinician_client, google, practitioner)
     calendar = GoogleCalendar.objects.filter(connection=connection).first()
     outsider = MembershipFactory(clinic=clinic_b, role="admin")
-    PractitionerFactory(clinic=clinic_b, user=outsider.user)
+    outsider_practitioner = PractitionerFactory(clinic=clinic_b, user=outsider.user)
     other = logged_in_client(outsider)
     assert (
         other.post(
@@ -564,8 +565,13 @@ def test_another_clinic_cannot_reach_a_connection(google, clinic_a, clinic_b, cl
         == 404
     )
     assert GoogleConnection.objects.filter(pk=connection.pk).exists()
-    # Clinic B's pushes never touch clinic A's calendar.
-    assert all(e["id"].startswith("cs") is False or True for e in google_events(google, connection))
+    # Clinic B's pushes never touch clinic A's calendar: a change on clinic B's calendar sends nothing there,
+    # and what is there is clinic A's own event, sent when connecting.
+    theirs = OtherEventFactory(
+        clinic=clinic_b, practitioner=outsider_practitioner, title="Clinic B only", starts_at=at(2, 9)
+    )
+    announce_calendar_change([outsider_practitioner.pk], events=[theirs.pk])
+    assert [e["id"] for e in google_events(google, connection)] == ["cse" + own.public_id.hex]
 
 
 def test_the_sync_page_reads_a_bounded_number_of_queries(

@@ -216,7 +216,8 @@ def test_views_and_selectors_read_tenant_data_only_through_for_clinic():
     base = Path(settings.BASE_DIR)
     problems = []
     for app in ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync"):
-        modules = [*sorted((base / app).glob("*views.py")), base / app / "selectors.py", base / app / "presenters.py"]
+        views = [*sorted((base / app).glob("*views.py")), *sorted((base / app).glob("views/*.py"))]
+        modules = [*views, base / app / "selectors.py", base / app / "presenters.py"]
         for path in modules:
             if path.exists():
                 problems += _unscoped_calls(path)
