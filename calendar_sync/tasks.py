@@ -23,7 +23,8 @@ EAGER_WAIT_LIMIT = 60.0  # in-process (eager) tasks retry at once; a longer wait
 
 
 def _enabled_subscription(subscription_id: int) -> FeedSubscription | None:
-    # Across clinics: the task receives only the subscription's id; the row names its clinic.
+    # Across clinics: the task receives only the subscription's id; the row names its clinic, and the
+    # build reads everything else through for_clinic(subscription.clinic_id).
     return FeedSubscription.objects.filter(pk=subscription_id, enabled=True).first()
 
 

@@ -113,8 +113,9 @@ class Session:
 
 def connection_by_id(connection_id: int) -> tuple[GoogleConnection, FeedSubscription | None] | None:
     """A task's connection, with its practitioner's subscription."""
+    # Across clinics: a task receives only the connection's id; the row names its clinic, and everything
+    # after this lookup is read through for_clinic(connection.clinic_id).
     connection = (
-        # Across clinics: a task receives only the connection's id; the row names its clinic.
         GoogleConnection.objects.select_related("practitioner", "practitioner__user", "clinic")
         .filter(pk=connection_id)
         .first()
