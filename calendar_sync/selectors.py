@@ -32,8 +32,9 @@ def feed_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 
 def subscription_by_token_hash(token_hash: str) -> FeedSubscription | None:
-    """The enabled subscription with this token hash. The one read across clinics: a calendar app has no
-    session, the secret token is its credential, and the subscription names its clinic."""
+    """The enabled subscription with this token hash (the feed's lookup)."""
+    # Across clinics: a calendar app has no session; the secret token is its credential, and the
+    # subscription names its clinic.
     return (
         FeedSubscription.objects.select_related("document", "practitioner", "clinic")
         .defer("document__body")
