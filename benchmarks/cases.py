@@ -42,9 +42,14 @@ from django.utils import timezone
 
 from benchmarks.harness import SETTINGS_MODULE, Case, Result, count_queries, measure, peak_memory_mb
 from benchmarks.http_load import GunicornServer, percentile, run_clients
-from calendar_sync import google_sync, ics
+from calendar_sync import ics
 from calendar_sync.crypto import seal
-from calendar_sync.google_sync import PullReport, PushReport
+from calendar_sync.google import client as google_client
+from calendar_sync.google import events as google_events
+from calendar_sync.google import pull as google_pull
+from calendar_sync.google import push as google_push
+from calendar_sync.google.pull import PullReport
+from calendar_sync.google.push import PushReport
 from calendar_sync.ics import FeedItem
 from calendar_sync.models import (
     FeedDocument,
@@ -61,10 +66,9 @@ from calendar_sync.services import (
     feed_build,
     feed_bytes,
     feed_changes_record,
-    feed_token,
-    subscription_get_or_create,
     subscription_save,
 )
+from calendar_sync.subscriptions import feed_token, subscription_get_or_create
 from clinic.db import bulk_insert
 from clinic.models import AuditEvent, Clinic, Location, Membership, Practitioner, PractitionerRole, Role
 from patients.display import IdentifierMode
@@ -2364,7 +2368,7 @@ register(
 # --- Two-way sync with Google Calendar, against the fake Google -------------------------------------------------
 #
 # google_sync: the ics cases' practitioner (5,000 events in the window) connected to the fake Google of the tests
-# (tests/google_fake, started in this process: its own work is in the wall times), google_sync.push and .pull called
+# (tests/google_fake, started in this process: its own work is in the wall times), push and pull called
 # directly with now=ICS_NOW (no Celery; a push is kept marked as queued so that nothing queues an eager one).
 #
 # - The case's own median: the first full push, 5,000 events into an empty default calendar (made again before each
@@ -2392,9 +2396,9 @@ GOOGLE_EDITS = 25  # incremental: events changed in Google (20 timed renamed and
 GOOGLE_MOVES = 25  # incremental: appointments moved here (by ICS_MOVE, and back the next time)
 GOOGLE_EDIT_MOVE = dt.timedelta(minutes=15)  # a timed event edited in Google moves by this every other round
 GOOGLE_TOKEN_TTL = 86_400  # the fake's access tokens outlive the benchmark: no refresh inside the timings
-GOOGLE_PUSH_REQUESTS = -(-ICS_EVENTS // google_sync.BATCH_SIZE)  # 100 batch requests of 50 inserts
-GOOGLE_PULL_REQUESTS = -(-GOOGLE_EVENTS // google_sync.PAGE_SIZE)  # 2 pages of 2,500
-GOOGLE_FIRST_SYNC_PAGES = -(-(ICS_EVENTS + GOOGLE_EVENTS) // google_sync.PAGE_SIZE)  # ours and theirs: 4 pages
+GOOGLE_PUSH_REQUESTS = -(-ICS_EVENTS // google_client.BATCH_SIZE)  # 100 batch requests of 50 inserts
+GOOGLE_PULL_REQUESTS = -(-GOOGLE_EVENTS // google_pull.PAGE_SIZE)  # 2 pages of 2,500
+GOOGLE_FIRST_SYNC_PAGES = -(-(ICS_EVENTS + GOOGLE_EVENTS) // google_pull.PAGE_SIZE)  # ours and theirs: 4 pages
 GOOGLE_TITLES = (
     "Dentist",
     "School run",
@@ -2449,7 +2453,7 @@ def google_made(fake: FakeGoogle, calendar_id: str, bodies: list[dict[str, Any]]
 def google_shown(body: dict[str, Any]) -> tuple[str, bool, dt.datetime | dt.date]:
     """What an external OtherEvent must show of a Google event: its title, busy, and its start (or first day)."""
     start = body["start"]
-    when = dt.date.fromisoformat(start["date"]) if "date" in start else google_sync._instant(start["dateTime"])
+    when = dt.date.fromisoformat(start["date"]) if "date" in start else google_events.instant(start["dateTime"])
     return body["summary"], body.get("transparency", "opaque") != "transparent", when
 
 
@@ -2542,7 +2546,7 @@ def google_setup() -> GoogleSyncState:
         )
         FeedSubscription.objects.filter(pk=feed.subscription.pk).update(sync_type=SyncType.TWO_WAY, enabled=True)
     sources = feed_sources(clinic=feed.clinic, practitioner=feed.practitioner, mode=ICS_MODE, now=ICS_NOW)
-    ours = frozenset(google_sync.our_event_id(source) for source in sources)
+    ours = frozenset(google_events.our_event_id(source) for source in sources)
     google_fail("setup", [f"{len(ours)} of our events, expected {ICS_EVENTS}"] if len(ours) != ICS_EVENTS else [])
     return GoogleSyncState(
         feed=feed,
@@ -2562,7 +2566,7 @@ def google_push_check(state: GoogleSyncState) -> None:
     fake, report = state.fake, state.push_report
     held = fake.events(state.push_calendar)
     ids = {event["id"] for event in held}
-    locked = sum(1 for event in held if event["summary"].startswith(google_sync.LOCK))
+    locked = sum(1 for event in held if event["summary"].startswith(google_events.LOCK))
     requests, calls = google_requests(fake)
     problems = []
     if len(held) != ICS_EVENTS or ids != state.ours:
@@ -2604,7 +2608,7 @@ def google_push_reset(state: GoogleSyncState) -> None:
 
 
 def google_push_run(state: GoogleSyncState) -> None:
-    state.push_report = google_sync.push(state.connection, now=ICS_NOW)
+    state.push_report = google_push.push(state.connection, now=ICS_NOW)
 
 
 def google_pull_check(state: GoogleSyncState) -> None:
@@ -2642,7 +2646,7 @@ def google_pull_reset(state: GoogleSyncState) -> None:
 
 
 def google_pull_run(state: GoogleSyncState) -> None:
-    state.pull_report = google_sync.pull(state.connection, now=ICS_NOW)
+    state.pull_report = google_pull.pull(state.connection, now=ICS_NOW)
 
 
 @dataclass
@@ -2686,11 +2690,11 @@ def google_incremental_setup() -> GoogleIncrementalState:
     google_connection_set(sync, calendar, pending=[""])
     fake.clear_requests()
     started = time.perf_counter()
-    pushed = google_sync.push(sync.connection, now=ICS_NOW)
+    pushed = google_push.push(sync.connection, now=ICS_NOW)
     push_s = time.perf_counter() - started
     GoogleConnection.objects.filter(pk=sync.connection).update(push_queued=True)
     started = time.perf_counter()
-    pulled = google_sync.pull(sync.connection, now=ICS_NOW)
+    pulled = google_pull.pull(sync.connection, now=ICS_NOW)
     pull_s = time.perf_counter() - started
     requests, _ = google_requests(fake)
     listed = ICS_EVENTS + GOOGLE_EVENTS
@@ -2758,7 +2762,7 @@ def google_incremental_check(state: GoogleIncrementalState) -> None:
     starts = dict(Appointment.objects.filter(pk__in=state.moved).values_list("pk", "starts_at"))
     for pk, event_id in state.moved.items():
         event = fake.event(state.calendar, event_id)
-        if event is None or google_sync._instant(event["start"]["dateTime"]) != starts[pk]:
+        if event is None or google_events.instant(event["start"]["dateTime"]) != starts[pk]:
             problems.append(f"the move of appointment {pk} is not in Google")
             break
     if GooglePending.objects.filter(connection_id=sync.connection).exists():
@@ -2781,7 +2785,7 @@ def google_incremental_reset(state: GoogleIncrementalState) -> None:
         google_incremental_check(state)
         state.pull_report = state.push_report = None
     google_connection_set(sync, state.calendar)
-    echo = google_sync.pull(sync.connection, now=ICS_NOW)
+    echo = google_pull.pull(sync.connection, now=ICS_NOW)
     if (
         echo != PullReport(listed=GOOGLE_MOVES if state.round else 0, requests=1)
         or GooglePending.objects.filter(connection_id=sync.connection).exists()
@@ -2802,8 +2806,8 @@ def google_incremental_reset(state: GoogleIncrementalState) -> None:
 def google_incremental_run(state: GoogleIncrementalState) -> None:
     """What the pull and the push tasks do after the 50 changes (in the order the periodic pull and a pending
     change would run them)."""
-    state.pull_report = google_sync.pull(state.sync.connection, now=ICS_NOW)
-    state.push_report = google_sync.push(state.sync.connection, now=ICS_NOW)
+    state.pull_report = google_pull.pull(state.sync.connection, now=ICS_NOW)
+    state.push_report = google_push.push(state.sync.connection, now=ICS_NOW)
 
 
 def google_sync_figures(result: Result) -> Result:

@@ -1,4 +1,5 @@
-"""Secrets at rest: OAuth tokens are stored encrypted (Fernet: AES-128-CBC with an HMAC), never in clear."""
+"""Secrets at rest: OAuth tokens are stored encrypted (Fernet: AES-128-CBC with an HMAC), never in clear; secret
+URL and channel tokens only as a hash."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ def unseal(sealed: str) -> str:
         return _fernet().decrypt(sealed.encode()).decode()
     except InvalidToken as error:
         raise SecretUnreadable("No configured key can read this secret.") from error
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a secret token (a feed URL's, a Google channel's): looked up and compared, never read."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from calendar_sync.models import FeedSubscription
-from calendar_sync.services import default_mode, subscription_get_or_create, subscription_save
+from calendar_sync.services import subscription_save
+from calendar_sync.subscriptions import default_mode, subscription_get_or_create
 from clinic.models import Clinic, Membership, Practitioner, Role
 
 

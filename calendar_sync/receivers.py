@@ -6,7 +6,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from calendar_sync import google_sync
+from calendar_sync.google.changes import changes_record, practitioners_synced
+from calendar_sync.keys import ItemKey
 from calendar_sync.selectors import WINDOW_BACK
 from calendar_sync.services import feeds_changed
 from scheduling.models import Appointment
@@ -15,8 +16,10 @@ from scheduling.models import Appointment
 def on_calendar_changed(
     sender: Any, practitioner_ids: frozenset[int], keys: frozenset[str] | None = None, **kwargs: Any
 ) -> None:
-    feeds_changed(practitioner_ids, keys)
-    google_sync.changes_record(practitioner_ids, keys)
+    # scheduling sends the keys as text (it never imports calendar sync); from here on they are ItemKeys.
+    items = None if keys is None else {ItemKey.parse(key) for key in keys}
+    feeds_changed(practitioner_ids, items)
+    changes_record(practitioner_ids, items)
 
 
 def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
@@ -24,19 +27,18 @@ def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -
     if created:
         return
     shown = list(
-        Appointment.objects.filter(
-            clinic_id=instance.clinic_id, patient=instance, starts_at__gte=timezone.now() - WINDOW_BACK
-        )
+        Appointment.objects.for_clinic(instance.clinic_id)
+        .filter(patient=instance, starts_at__gte=timezone.now() - WINDOW_BACK)
         .exclude(practitioner=None)
         .values_list("pk", "practitioner_id")
     )
     if shown:
         practitioners = {practitioner for _, practitioner in shown}
-        keys = [f"a{pk}" for pk, _ in shown]
+        keys = [ItemKey.appointment(pk) for pk, _ in shown]
         feeds_changed(practitioners, keys)
-        google_sync.changes_record(practitioners, keys)
+        changes_record(practitioners, keys)
 
 
 def google_synced(sender: Any, practitioner_ids: list[int], **kwargs: Any) -> set[int]:
     """Which of these practitioners send their calendar to Google two ways now (one query)."""
-    return google_sync.practitioners_synced(practitioner_ids)
+    return practitioners_synced(practitioner_ids)

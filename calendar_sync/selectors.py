@@ -1,4 +1,5 @@
-"""Reads of calendar sync: subscriptions, and what a practitioner's feed shows in its window."""
+"""Reads of calendar sync: subscriptions, what a practitioner's feed shows in its window, and their Google
+connection."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 from django.db.models import Q
 
 from calendar_sync.ics import FeedItem
-from calendar_sync.models import FeedDocument, FeedSubscription
+from calendar_sync.keys import ItemKey, split
+from calendar_sync.models import FeedDocument, FeedSubscription, GoogleCalendar, GoogleConnection, GoogleState
 from patients.display import RESTRICTED_LABEL, patient_identifier
 from scheduling.models import Appointment, OtherEvent
 from scheduling.recurrence import compact_utc
@@ -30,8 +32,9 @@ def feed_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 
 def subscription_by_token_hash(token_hash: str) -> FeedSubscription | None:
-    """The enabled subscription with this token hash. The one read across clinics: a calendar app has no
-    session, the secret token is its credential, and the subscription names its clinic."""
+    """The enabled subscription with this token hash (the feed's lookup)."""
+    # Across clinics: a calendar app has no session; the secret token is its credential, and the
+    # subscription names its clinic.
     return (
         FeedSubscription.objects.select_related("document", "practitioner", "clinic")
         .defer("document__body")
@@ -53,7 +56,7 @@ def subscription_of(*, clinic: Clinic, practitioner: Practitioner) -> FeedSubscr
 class FeedSource:
     """One event the feed shows, with the fingerprint of everything it shows."""
 
-    key: str
+    key: ItemKey
     sort_key: str
     fingerprint: str
     item: FeedItem
@@ -69,10 +72,10 @@ def feed_sources(
     practitioner: Practitioner,
     mode: str,
     now: dt.datetime,
-    keys: Collection[str] | None = None,
+    keys: Collection[ItemKey] | None = None,
 ) -> Iterator[FeedSource]:
     """The practitioner's live appointments and other events in the window (two queries); with `keys`,
-    only those of them ("a<pk>", "e<pk>") that still belong in the feed.
+    only those of them that still belong in the feed.
 
     A patient is named only as `mode` allows; a blocked patient only as "Restricted patient". Cancelled
     appointments are left out, so calendar apps drop them.
@@ -103,8 +106,9 @@ def feed_sources(
         .filter(overlapping(starts, ends))
     )
     if keys is not None:
-        appointments = appointments.filter(pk__in=[int(k[1:]) for k in keys if k.startswith("a")])
-        events = events.filter(pk__in=[int(k[1:]) for k in keys if k.startswith("e")])
+        appointment_pks, event_pks = split(keys)
+        appointments = appointments.filter(pk__in=appointment_pks)
+        events = events.filter(pk__in=event_pks)
     for pk, public_id, begins, finishes, first, last, preferred, internal_id, blocked, kind, place in appointments:
         who = (
             RESTRICTED_LABEL
@@ -115,7 +119,7 @@ def feed_sources(
         )
         summary = f"{who} · {kind}" if kind else who
         yield FeedSource(
-            key=f"a{pk}",
+            key=ItemKey.appointment(pk),
             sort_key=compact_utc(begins),
             fingerprint=fingerprint(begins, finishes, summary, place),
             item=FeedItem(
@@ -132,7 +136,7 @@ def feed_sources(
     for pk, public_id, title, all_day, begins, finishes, first_date, last_date, busy in events_shown:
         end_date = last_date + dt.timedelta(days=1) if all_day else None
         yield FeedSource(
-            key=f"e{pk}",
+            key=ItemKey.event(pk),
             sort_key=f"{first_date:%Y%m%d}T000000Z" if all_day else compact_utc(begins),
             fingerprint=fingerprint(title, all_day, begins, finishes, first_date, last_date, busy),
             item=FeedItem(
@@ -151,4 +155,39 @@ def overlapping(starts: dt.datetime, ends: dt.datetime) -> Q:
     """Timed events overlapping the interval, or all-day ones with a day in it."""
     return Q(all_day=False, starts_at__lt=ends, ends_at__gt=starts) | Q(
         all_day=True, first_date__lte=ends.date(), last_date__gte=starts.date()
+    )
+
+
+def connection_of(*, clinic: Clinic, practitioner: Practitioner) -> GoogleConnection | None:
+    return GoogleConnection.objects.for_clinic(clinic).filter(practitioner=practitioner).first()
+
+
+def calendars_of(*, clinic: Clinic | int, connection: GoogleConnection) -> list[GoogleCalendar]:
+    """The account's calendars as last listed (primary first, then by name)."""
+    return list(GoogleCalendar.objects.for_clinic(clinic).filter(connection=connection))
+
+
+@dataclass(frozen=True)
+class GoogleLink:
+    """The two-way part of a practitioner's sync: their Google connection (if any) and its calendars."""
+
+    connection: GoogleConnection | None
+    default_calendar: GoogleCalendar | None
+    secondary_calendars: list[GoogleCalendar]
+
+    @property
+    def broken(self) -> bool:
+        return self.connection is not None and self.connection.state == GoogleState.BROKEN
+
+
+def google_link(*, clinic: Clinic, practitioner: Practitioner) -> GoogleLink:
+    """The connection and its calendars, the default one apart (two queries, however many calendars)."""
+    connection = connection_of(clinic=clinic, practitioner=practitioner)
+    if connection is None:
+        return GoogleLink(connection=None, default_calendar=None, secondary_calendars=[])
+    calendars = calendars_of(clinic=clinic, connection=connection)
+    return GoogleLink(
+        connection=connection,
+        default_calendar=next((c for c in calendars if c.calendar_id == connection.default_calendar_id), None),
+        secondary_calendars=[c for c in calendars if c.calendar_id != connection.default_calendar_id],
     )

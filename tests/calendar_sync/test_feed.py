@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calendar_sync import services
+from calendar_sync import crypto, subscriptions
 from calendar_sync.models import FeedDocument, FeedSubscription
 from calendar_sync.selectors import WINDOW_AHEAD, WINDOW_BACK
 from clinic.models import Role
@@ -78,7 +78,7 @@ def enable(client, practitioner, mode=IdentifierMode.INITIALS, enabled=True):
 
 
 def feed_url(subscription):
-    return reverse("calendar_sync:feed", args=[services.feed_token(subscription)])
+    return reverse("calendar_sync:feed", args=[subscriptions.feed_token(subscription)])
 
 
 def fetch(_client, subscription, **headers):
@@ -133,9 +133,9 @@ def test_allowing_sync_gives_a_url_with_copy_regenerate_and_instructions(admin_c
     assert feed_url(subscription) in page and "data-copy" in page and "Regenerate" in page
     for app in ("Apple Calendar", "Google Calendar", "Outlook"):
         assert app in page
-    token = services.feed_token(subscription)
+    token = subscriptions.feed_token(subscription)
     assert len(token) == 43 and token not in (subscription.token_hash, subscription.token_salt)
-    assert subscription.token_hash == services.token_hash(token)
+    assert subscription.token_hash == crypto.token_hash(token)
 
 
 def test_the_feed_is_rfc_5545_read_back_by_three_libraries(admin_client_a, clinic_a, therapist, appointment):
@@ -297,7 +297,7 @@ def test_regenerating_kills_the_old_url_at_once(admin_client_a, therapist, appoi
 
 def test_a_wrong_token_and_a_disabled_feed_look_alike_and_are_not_logged(admin_client_a, therapist, caplog):
     subscription = enable(admin_client_a, therapist)
-    token = services.feed_token(subscription)
+    token = subscriptions.feed_token(subscription)
     enable(admin_client_a, therapist, enabled=False)
     answers = []
     with caplog.at_level(logging.DEBUG):

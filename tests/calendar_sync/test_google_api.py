@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calendar_sync.google_api import calendar_service, client_config, credentials, google_enabled
+from calendar_sync.google.client import calendar_service, client_config, credentials, google_enabled
 from tests.google_fake.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeGoogle
 
 

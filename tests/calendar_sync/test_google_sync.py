@@ -10,8 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calendar_sync import google_sync, tasks
+from calendar_sync import tasks
 from calendar_sync.crypto import unseal
+from calendar_sync.google import connect as google_connect
+from calendar_sync.google.events import OUR_EVENT_ID
 from calendar_sync.models import (
     FeedSubscription,
     GoogleCalendar,
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ours(fake, connection):
-    return {e["id"]: e for e in google_events(fake, connection) if google_sync.OUR_EVENT_ID.match(e["id"])}
+    return {e["id"]: e for e in google_events(fake, connection) if OUR_EVENT_ID.match(e["id"])}
 
 
 def at(days: int, hour: int) -> dt.datetime:
@@ -352,7 +354,7 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
         {"calendar": str(secondary.public_id), "selected": "0", "practitioner": str(practitioner.public_id)},
     )
     assert OtherEvent.objects.filter(google_calendar_id=personal).count() == 6  # 4 of the series (one forked), 2 new
-    google_sync.resync_all(connection)
+    google_connect.resync_all(connection)
     assert not any(e["summary"].startswith("Yoga") for e in google_events(google, connection))
     google.user_create_event(personal, {"summary": "After removal", "start": when(at(2, 7)), "end": when(at(2, 8))})
     pull(connection)
@@ -544,10 +546,11 @@ def test_channels_are_watched_renewed_and_a_notification_only_queues_a_pull(
 
 def test_another_clinic_cannot_reach_a_connection(google, clinic_a, clinic_b, clinician, clinician_client):
     _, practitioner = clinician
+    own = OtherEventFactory(clinic=clinic_a, practitioner=practitioner, title="Clinic A only", starts_at=at(2, 9))
     connection = connect(clinician_client, google, practitioner)
     calendar = GoogleCalendar.objects.filter(connection=connection).first()
     outsider = MembershipFactory(clinic=clinic_b, role="admin")
-    PractitionerFactory(clinic=clinic_b, user=outsider.user)
+    outsider_practitioner = PractitionerFactory(clinic=clinic_b, user=outsider.user)
     other = logged_in_client(outsider)
     assert (
         other.post(
@@ -562,8 +565,13 @@ def test_another_clinic_cannot_reach_a_connection(google, clinic_a, clinic_b, cl
         == 404
     )
     assert GoogleConnection.objects.filter(pk=connection.pk).exists()
-    # Clinic B's pushes never touch clinic A's calendar.
-    assert all(e["id"].startswith("cs") is False or True for e in google_events(google, connection))
+    # Clinic B's pushes never touch clinic A's calendar: a change on clinic B's calendar sends nothing there,
+    # and what is there is clinic A's own event, sent when connecting.
+    theirs = OtherEventFactory(
+        clinic=clinic_b, practitioner=outsider_practitioner, title="Clinic B only", starts_at=at(2, 9)
+    )
+    announce_calendar_change([outsider_practitioner.pk], events=[theirs.pk])
+    assert [e["id"] for e in google_events(google, connection)] == ["cse" + own.public_id.hex]
 
 
 def test_the_sync_page_reads_a_bounded_number_of_queries(

@@ -4,24 +4,42 @@ Sync now, Disconnect; and the webhook Google's push notifications reach."""
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from google_auth_oauthlib.flow import Flow
 from googleapiclient.errors import HttpError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from calendar_sync import google_api, google_sync
-from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleState
-from calendar_sync.views import not_found, sync_page_url, sync_practitioner
+from calendar_sync.access import (
+    calendar_or_404,
+    connected_or_404,
+    connection_or_404,
+    not_found,
+    own_practitioner,
+    shown_practitioner,
+    sync_page_url,
+)
+from calendar_sync.google.changes import queue_pull
+from calendar_sync.google.channels import channel_for_notification
+from calendar_sync.google.client import CALENDAR_SCOPE, AccessRevoked, GoogleTrouble, client_config, google_enabled
+from calendar_sync.google.connect import (
+    calendars_refresh,
+    connection_save,
+    default_calendar_choose,
+    disconnect,
+    secondary_set,
+    sync_now,
+)
+from calendar_sync.google.connection import connection_mark_broken
+from calendar_sync.models import GoogleState
+from calendar_sync.selectors import calendars_of, connection_of
 from clinic.access import ClinicRequest, public, scoped_get_or_404
 from clinic.models import Practitioner
 
@@ -30,55 +48,19 @@ OAUTH_SESSION_KEY = "google_oauth"
 UNREACHABLE = "Google could not be reached just now. Try again in a minute."
 
 
-def google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[str, Any]:
-    """The two-way part of the Sync page: the connection, its calendars, who may act."""
-    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
-    calendars = list(connection.calendars.all()) if connection else []
-    return {
-        "connection": connection,
-        "is_own": practitioner.user_id == request.user.pk,
-        "default_calendar": next(
-            (c for c in calendars if connection and c.calendar_id == connection.default_calendar_id), None
-        ),
-        "secondary_calendars": [c for c in calendars if connection and c.calendar_id != connection.default_calendar_id],
-        "broken": connection is not None and connection.state == GoogleState.BROKEN,
-        "confirm_disconnect": request.GET.get("disconnect") == "ask",
-        "now": timezone.now(),
-    }
-
-
-def _shown_practitioner(request: ClinicRequest) -> Practitioner:
-    """The practitioner whose sync the request is about (one the user may manage), else 404."""
-    _, practitioner = sync_practitioner(request)
-    if practitioner is None:
-        raise Http404("No practitioner.")
-    return practitioner
-
-
-def _own_practitioner(request: ClinicRequest) -> Practitioner:
-    """Connecting and choosing calendars act on a Google account: only its practitioner does that."""
-    practitioner = _shown_practitioner(request)
-    if practitioner.user_id != request.user.pk:
-        raise PermissionDenied("Only the practitioner can connect their own Google account.")
-    return practitioner
-
-
 def _flow(request: ClinicRequest, **kwargs: Any) -> Flow:
     redirect_uri = request.build_absolute_uri(reverse("calendar_sync:google-callback"))
     return Flow.from_client_config(
-        google_api.client_config(redirect_uri),
-        scopes=[google_api.CALENDAR_SCOPE],
-        redirect_uri=redirect_uri,
-        **kwargs,
+        client_config(redirect_uri), scopes=[CALENDAR_SCOPE], redirect_uri=redirect_uri, **kwargs
     )
 
 
 @require_POST
 def google_connect(request: ClinicRequest) -> HttpResponse:
     """Connect with Google: off to Google's consent screen (offline access, so a refresh token comes)."""
-    if not google_sync.google_offered():
+    if not google_enabled():
         raise Http404("Google sync is not configured.")
-    practitioner = _own_practitioner(request)
+    practitioner = own_practitioner(request)
     flow = _flow(request)
     url, state = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true")
     request.session[OAUTH_SESSION_KEY] = {
@@ -106,14 +88,14 @@ def google_callback(request: ClinicRequest) -> HttpResponse:
     flow = _flow(request, state=started["state"], code_verifier=started["verifier"])
     try:
         flow.fetch_token(code=request.GET["code"])
-        connection = google_sync.connection_save(
+        connection = connection_save(
             clinic=request.clinic, actor=request.user, practitioner=practitioner, creds=flow.credentials
         )
     except (OAuth2Error, ValueError) as error:
         log.warning("google connect refused: %s", type(error).__name__)
         messages.error(request, "Google did not accept the sign-in. Connect again.")
         return redirect(here)
-    except (google_sync.GoogleTrouble, HttpError, OSError):
+    except (GoogleTrouble, HttpError, OSError):
         messages.error(request, UNREACHABLE)
         return redirect(here)
     messages.success(request, f"Connected to Google as {connection.email}.")
@@ -125,8 +107,8 @@ def google_callback(request: ClinicRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def google_default(request: ClinicRequest) -> HttpResponse:
     """Choose the Default Calendar: a new one for the clinic (recommended) or an existing one."""
-    practitioner = _own_practitioner(request)
-    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
+    practitioner = own_practitioner(request)
+    connection = connection_of(clinic=request.clinic, practitioner=practitioner)
     here = sync_page_url(practitioner)
     if connection is None or connection.state != GoogleState.CONNECTED:
         messages.error(request, "Connect with Google first.")
@@ -135,7 +117,7 @@ def google_default(request: ClinicRequest) -> HttpResponse:
     if request.method == "POST":
         choice = request.POST.get("calendar", "")
         try:  # no transaction around it: it talks to Google, then writes in one transaction of its own
-            google_sync.default_calendar_choose(
+            default_calendar_choose(
                 clinic=request.clinic,
                 actor=request.user,
                 connection=connection,
@@ -143,21 +125,22 @@ def google_default(request: ClinicRequest) -> HttpResponse:
             )
         except ValueError as problem:
             error = str(problem)
-        except google_sync.AccessRevoked:
-            google_sync.connection_mark_broken(connection)
+        except AccessRevoked:
+            connection_mark_broken(connection)
             return redirect(here)
-        except (google_sync.GoogleTrouble, HttpError, OSError):
+        except (GoogleTrouble, HttpError, OSError):
             error = UNREACHABLE
         else:
             messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
             return redirect(here)
     try:
-        calendars = [c for c in google_sync.calendars_refresh(connection) if c.writable]
-    except google_sync.AccessRevoked:
-        google_sync.connection_mark_broken(connection)
+        calendars = [c for c in calendars_refresh(connection) if c.writable]
+    except AccessRevoked:
+        connection_mark_broken(connection)
         return redirect(here)
-    except (google_sync.GoogleTrouble, HttpError, OSError):
-        calendars, error = [c for c in connection.calendars.all() if c.writable], error or UNREACHABLE
+    except (GoogleTrouble, HttpError, OSError):
+        known = calendars_of(clinic=request.clinic, connection=connection)
+        calendars, error = [c for c in known if c.writable], error or UNREACHABLE
     context = {"practitioner": practitioner, "connection": connection, "calendars": calendars, "error": error}
     return render(request, "calendar_sync/google_default.html", context, status=422 if error else 200)
 
@@ -165,20 +148,11 @@ def google_default(request: ClinicRequest) -> HttpResponse:
 @require_POST
 def google_calendar(request: ClinicRequest) -> HttpResponse:
     """Sync a secondary calendar (or stop: its events stay here, tied to it)."""
-    practitioner = _own_practitioner(request)
-    try:
-        calendar = uuid.UUID(request.POST.get("calendar", ""))
-    except ValueError:
-        raise Http404("No such calendar.") from None
-    found = scoped_get_or_404(
-        GoogleCalendar.objects.for_clinic(request.clinic).select_related("connection"),
-        request.clinic,
-        public_id=calendar,
-        connection__practitioner=practitioner,
-    )
+    practitioner = own_practitioner(request)
+    found = calendar_or_404(request, practitioner, request.POST.get("calendar", ""))
     selected = request.POST.get("selected") == "1"
     try:
-        google_sync.secondary_set(clinic=request.clinic, actor=request.user, calendar=found, selected=selected)
+        secondary_set(clinic=request.clinic, actor=request.user, calendar=found, selected=selected)
     except ValueError as problem:
         messages.error(request, str(problem))
     else:
@@ -193,11 +167,8 @@ def google_calendar(request: ClinicRequest) -> HttpResponse:
 
 @require_POST
 def google_sync_now(request: ClinicRequest) -> HttpResponse:
-    practitioner = _shown_practitioner(request)
-    connection = google_sync.connection_of(clinic=request.clinic, practitioner=practitioner)
-    if connection is None or connection.state != GoogleState.CONNECTED:
-        raise Http404("Not connected.")
-    google_sync.sync_now(connection)
+    practitioner = shown_practitioner(request)
+    sync_now(connected_or_404(request, practitioner))
     messages.success(request, "Sync started. Refresh the calendar in a moment to see Google's changes.")
     return redirect(sync_page_url(practitioner))
 
@@ -205,9 +176,9 @@ def google_sync_now(request: ClinicRequest) -> HttpResponse:
 @require_POST
 def google_disconnect(request: ClinicRequest) -> HttpResponse:
     """Disconnect: always possible (also by staff who manage the calendar, and when Google is unreachable)."""
-    practitioner = _shown_practitioner(request)
-    connection = scoped_get_or_404(GoogleConnection, request.clinic, practitioner=practitioner)
-    google_sync.disconnect(clinic=request.clinic, actor=request.user, connection=connection)
+    practitioner = shown_practitioner(request)
+    connection = connection_or_404(request, practitioner)
+    disconnect(clinic=request.clinic, actor=request.user, connection=connection)
     messages.success(
         request,
         "Disconnected from Google. Google events were removed from this calendar; events already in Google "
@@ -219,13 +190,13 @@ def google_disconnect(request: ClinicRequest) -> HttpResponse:
 @public
 @csrf_exempt
 @require_POST
-def google_webhook(request: Any) -> HttpResponse:
+def google_webhook(request: HttpRequest) -> HttpResponse:
     """Google's push notification: it only queues a pull of that calendar. Unknown channels answer 404."""
-    channel = google_sync.channel_for_notification(
+    channel = channel_for_notification(
         request.headers.get("X-Goog-Channel-ID", ""), request.headers.get("X-Goog-Channel-Token", "")
     )
     if channel is None:
         return not_found()
     if request.headers.get("X-Goog-Resource-State") != "sync":
-        google_sync.queue_pull(channel.calendar.connection, channel.calendar_id)
+        queue_pull(channel.calendar.connection, channel.calendar_id)
     return HttpResponse(status=204)

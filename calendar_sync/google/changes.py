@@ -1,0 +1,100 @@
+"""Recording what changed for Google: every change on a practitioner's calendar becomes pending items
+(ItemKeys, or everything) of their active two-way syncs, and one push task per connection takes whatever is
+pending (changes coalesce). Pulls are queued here too, one per burst of notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from functools import partial
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from calendar_sync import tasks
+from calendar_sync.keys import EVERYTHING, ItemKey
+from calendar_sync.models import GoogleConnection, GooglePending, GoogleState, SyncType
+
+
+def _active_connections_all_clinics() -> QuerySet[GoogleConnection]:
+    """Connections that sync now: connected, with a default calendar, two-way sync allowed and chosen."""
+    # Across clinics: beat's periodic pull covers every clinic, and the calendar_changed signal names
+    # practitioners by id only (each connection row names its clinic).
+    return (
+        GoogleConnection.objects.filter(state=GoogleState.CONNECTED)
+        .exclude(default_calendar_id="")
+        .filter(
+            practitioner__feed_subscription__enabled=True,
+            practitioner__feed_subscription__sync_type=SyncType.TWO_WAY,
+        )
+    )
+
+
+def practitioners_synced(practitioner_ids: Iterable[int]) -> set[int]:
+    return set(
+        _active_connections_all_clinics()
+        .filter(practitioner_id__in=list(practitioner_ids))
+        .values_list("practitioner_id", flat=True)
+    )
+
+
+def changes_record(practitioner_ids: Iterable[int], keys: Collection[ItemKey] | None) -> None:
+    """Called after a calendar change commits: pending items for the practitioners' active two-way syncs,
+    and a push queued for each (unless one is queued already: changes coalesce)."""
+    connections = list(
+        _active_connections_all_clinics()
+        .filter(practitioner_id__in=list(practitioner_ids))
+        .values_list("pk", "clinic_id")
+    )
+    if not connections:
+        return
+    wanted = [EVERYTHING] if keys is None else sorted({key.text for key in keys})
+    with transaction.atomic():
+        for clinic_id in sorted({clinic_id for _, clinic_id in connections}):
+            GooglePending.objects.for_clinic(clinic_id).bulk_create(
+                [
+                    GooglePending(clinic_id=clinic_id, connection_id=pk, key=key)
+                    for pk, of_clinic in connections
+                    if of_clinic == clinic_id
+                    for key in wanted
+                ]
+            )
+        for pk, clinic_id in connections:
+            queue_push_on_commit(clinic_id, pk)
+
+
+def queue_push_on_commit(clinic_id: int, connection_id: int) -> None:
+    """Queue a push unless one is queued and not yet started (it will see these changes)."""
+    queued = (
+        GoogleConnection.objects.for_clinic(clinic_id)
+        .filter(pk=connection_id, push_queued=False)
+        .update(push_queued=True)
+    )
+    if queued:
+        transaction.on_commit(partial(tasks.google_push.delay, connection_id))
+
+
+def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
+    # Named by the connection's UUID: one cache (Redis) may serve several databases' workers.
+    return f"google:pull-queued:{public_id}:{calendar_pk}"
+
+
+def queue_pull(connection: GoogleConnection, calendar_pk: int | None) -> None:
+    """Queue a pull (a burst of notifications for one calendar makes one)."""
+    if cache.add(pull_flag(connection.public_id, calendar_pk), 1, 60):
+        tasks.google_pull.delay(connection.pk, calendar_pk)
+
+
+def connections_to_pull() -> Iterator[GoogleConnection]:
+    yield from (
+        _active_connections_all_clinics()
+        .filter(Q(backoff_until__isnull=True) | Q(backoff_until__lte=timezone.now()))
+        .only("pk", "public_id")
+    )
+
+
+def connections_with_pending() -> list[int]:
+    # Across clinics: beat pushes whatever is waiting (after a back-off, or a lost task) in every clinic.
+    return list(GooglePending.objects.values_list("connection_id", flat=True).distinct())

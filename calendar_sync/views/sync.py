@@ -1,0 +1,97 @@
+"""Sync Calendar: allow the sync, name clients, choose the sync type; copy or regenerate the subscription URL
+(one-way), or the Google connection (two-way)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from calendar_sync import selectors, services
+from calendar_sync.access import sync_page_url, sync_practitioner
+from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
+from calendar_sync.google.client import google_enabled
+from calendar_sync.models import SyncType
+from calendar_sync.subscriptions import default_mode, feed_token, subscription_regenerate
+from clinic.access import ClinicRequest
+from clinic.models import Practitioner
+
+
+@require_http_methods(["GET", "POST"])
+def sync_index(request: ClinicRequest) -> HttpResponse:
+    """Sync Calendar: allow sync, choose how clients are named and the sync type; the subscription URL
+    (one-way) or the Google connection (two-way)."""
+    practitioners, practitioner = sync_practitioner(request)
+    context: dict[str, Any] = {"practitioners": practitioners, "practitioner": practitioner}
+    if practitioner is None:
+        return render(request, "calendar_sync/index.html", context)
+    subscription = selectors.subscription_of(clinic=request.clinic, practitioner=practitioner)
+    offered = google_enabled()
+    initial = {
+        "enabled": subscription.enabled if subscription else False,
+        "identifier_mode": subscription.identifier_mode if subscription else default_mode(request.clinic),
+        "sync_type": subscription.sync_type if subscription else SyncType.ONE_WAY,
+    }
+    action = request.POST.get("action", "")
+    form = FeedSettingsForm(
+        request.POST if action == "save" else None, initial=initial, clinic=request.clinic, google_offered=offered
+    )
+    here = sync_page_url(practitioner)
+    if action == "save" and form.is_valid():
+        services.sync_settings_save(
+            clinic=request.clinic,
+            actor=request.user,
+            practitioner=practitioner,
+            enabled=form.cleaned_data["enabled"],
+            identifier_mode=form.cleaned_data["identifier_mode"],
+            sync_type=form.cleaned_data["sync_type"] if offered else None,
+        )
+        messages.success(request, "Sync settings saved.")
+        return redirect(here)
+    if action == "regenerate" and subscription is not None:
+        subscription_regenerate(clinic=request.clinic, actor=request.user, subscription=subscription)
+        messages.success(request, "A new subscription URL is ready. The old one no longer works.")
+        return redirect(here)
+    two_way = offered and subscription is not None and subscription.sync_type == SyncType.TWO_WAY
+    token = feed_token(subscription) if subscription is not None and subscription.enabled else ""
+    context |= {
+        "form": form,
+        "subscription": subscription,
+        "two_way": two_way,
+        "feed_url": request.build_absolute_uri(reverse("calendar_sync:feed", args=[token]))
+        if token and not two_way
+        else "",
+        "confirm_regenerate": action == "regenerate-ask",
+        "mode_help": [(mode.value, MODE_HELP[mode]) for mode in MODE_ORDER],
+    }
+    if two_way:
+        context |= _google_context(request, practitioner)
+    status = 422 if action == "save" else 200
+    response = render(request, "calendar_sync/index.html", context, status=status)
+    if two_way:
+        # "Connect with Google" posts here and is redirected to Google's sign-in: the page's CSP
+        # form-action must allow that origin, or the browser stops the redirect.
+        auth = urlsplit(settings.GOOGLE_AUTH_URI)
+        response._csp_update = {"form-action": [f"{auth.scheme}://{auth.netloc}"]}  # type: ignore[attr-defined]
+    return response
+
+
+def _google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[str, Any]:
+    """The two-way part of the page: the connection, its calendars, who may act."""
+    link = selectors.google_link(clinic=request.clinic, practitioner=practitioner)
+    return {
+        "connection": link.connection,
+        "is_own": practitioner.user_id == request.user.pk,
+        "default_calendar": link.default_calendar,
+        "secondary_calendars": link.secondary_calendars,
+        "broken": link.broken,
+        "confirm_disconnect": request.GET.get("disconnect") == "ask",
+        "now": timezone.now(),
+    }
