@@ -1,4 +1,6 @@
-"""TODO"""
+"""Booking through real HTTP: gunicorn on PostgreSQL, 1, 8 and 32 clients.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from benchmarks.cases.common import (
     register,
     slots_miscounted,
 )
-from benchmarks.harness import SETTINGS_MODULE, Case, Result
+from benchmarks.harness import SETTINGS_MODULE, Case, Result, checked, sized
 from benchmarks.http_load import GunicornServer, percentile, run_clients
 from clinic.models import AuditEvent, Clinic, Membership, Practitioner, Role
 from patients.models import Patient
@@ -43,10 +45,24 @@ from scheduling.models import Appointment, Session, Slot
 BOOKING_SLUG = "bench-booking"
 BOOKING_RECEPTION = "bench-booking-reception-{:02}@example.invalid"  # one receptionist per client
 BOOKING_SEED = 20_270_308
-BOOKING_PRACTITIONERS = 40  # the calendar's week: 40 x 5 days x (26 single slots + 2 groups of 8)
-BOOKING_PATIENTS = 1_000  # every 40th is blocked: 975 to book, more than the 640 bookings of the biggest run
-BOOKING_CLIENTS = (1, 8, 32)
-BOOKING_PER_CLIENT = {1: 160, 8: 40, 32: 20}  # 160, 320 and 640 requests
+
+
+@dataclass(frozen=True)
+class BookingSizes:
+    practitioners: int  # the calendar's week: n x 5 days x (26 single slots + 2 groups of 8)
+    patients: int  # every 40th is blocked; more to book than the bookings of the biggest run
+    per_client: dict[int, int]  # number of clients: requests of each client
+    workers: int | None  # gunicorn's; None: two per CPU (as many as PostgreSQL's connections allow)
+
+
+FULL = BookingSizes(practitioners=40, patients=1_000, per_client={1: 160, 8: 40, 32: 20}, workers=None)  # 160, 320, 640
+TINY = BookingSizes(practitioners=2, patients=100, per_client={1: 20, 4: 15}, workers=1)  # 20 and 60 requests
+SIZE = sized(FULL, TINY)
+
+BOOKING_PRACTITIONERS = SIZE.practitioners
+BOOKING_PATIENTS = SIZE.patients
+BOOKING_CLIENTS = tuple(SIZE.per_client)
+BOOKING_PER_CLIENT = SIZE.per_client
 BOOKING_GROUP_SHARE = 0.2  # of the requests go into group slots, each booked by several clients at once
 BOOKING_GROUP_REQUESTS = 10  # per group slot: more than its 8 places, so that 2 are refused
 BOOKING_REFUSALS = ("This slot is full.", "This group is full")
@@ -82,8 +98,8 @@ class Level:
 
 @dataclass(frozen=True)
 class BookingState:
-    clinic: Clinic | None = None  # None: skipped (not PostgreSQL)
-    server: GunicornServer | None = None
+    clinic: Clinic
+    server: GunicornServer
     sessions: list[requests.Session] = field(default_factory=list)  # one per client, logged in as reception
     plans: dict[int, list[list[Booking]]] = field(default_factory=dict)  # clients -> each client's bookings
     expected: dict[int, tuple[int, int]] = field(default_factory=dict)  # clients -> (booked, refused)
@@ -148,11 +164,12 @@ def booking_clinic() -> tuple[Clinic, list[User]]:
 
 
 def gunicorn_workers() -> int:
-    """Two per CPU, as long as every worker thread can keep a PostgreSQL connection."""
+    """Two per CPU (or the size's own number), as long as every worker thread can keep a PostgreSQL connection."""
     with connection.cursor() as cursor:
         cursor.execute("SHOW max_connections")
         max_connections = int(cursor.fetchone()[0])
-    return max(1, min(2 * (os.cpu_count() or 2), (max_connections - GUNICORN_CONNECTIONS_SPARE) // GUNICORN_THREADS))
+    wanted = SIZE.workers or 2 * (os.cpu_count() or 2)
+    return max(1, min(wanted, (max_connections - GUNICORN_CONNECTIONS_SPARE) // GUNICORN_THREADS))
 
 
 def booking_server() -> GunicornServer:
@@ -194,13 +211,8 @@ def reception_session(base_url: str, user: User) -> requests.Session:
 
 @functools.cache
 def booking_setup() -> BookingState:
-    if connection.vendor != "postgresql":
-        print(
-            f"booking_http: skipped: it measures gunicorn on PostgreSQL, and this database is {connection.vendor} "
-            "(set BENCH_DATABASE_URL=postgres://...). Its entry in results.json is left as it was.",
-            file=sys.stderr,
-        )
-        return BookingState()
+    if connection.vendor != "postgresql":  # the harness skips the case elsewhere (Case.needs)
+        raise RuntimeError(f"booking_http measures gunicorn on PostgreSQL, and this database is {connection.vendor}")
     load = os.getloadavg()[0]  # the other processes' share of the CPUs, before ours adds to it
     clinic, users = booking_clinic()
     slots = Slot.objects.for_clinic(clinic).filter(bookable=True).select_related("slot_type").order_by("id")
@@ -284,7 +296,6 @@ def booking_check(state: BookingState, level: Level, errors: list[str], booked_s
     """The responses and the database agree: every 302 is one live appointment, no slot holds more than its
     capacity, and every slot's booked_count is its number of live appointments. Anything else is an error."""
     clinic = state.clinic
-    assert clinic is not None
     problems = []
     if errors:
         common = ", ".join(f"{count} x {detail!r}" for detail, count in Counter(errors).most_common(5))
@@ -305,12 +316,11 @@ def booking_check(state: BookingState, level: Level, errors: list[str], booked_s
     if problems:
         log = state.server.log_path if state.server else None
         raise RuntimeError(f"booking_http, {level.clients} clients: " + "; ".join(problems) + f" (server log: {log})")
+    checked()
 
 
 def booking_run(state: BookingState) -> None:
     """The three runs, 1, 8 and 32 clients, on slots of their own; each is checked once its clients are done."""
-    if state.clinic is None:
-        return
     levels, booked = {}, 0
     for clients in BOOKING_CLIENTS:
         plan = state.plans[clients]
@@ -326,8 +336,6 @@ def booking_run(state: BookingState) -> None:
 
 def booking_floor(state: BookingState) -> None:
     """As many GET /healthz (one SELECT 1, the same session and middleware) by as many clients."""
-    if state.clinic is None:
-        return
     levels = {}
     for clients in BOOKING_CLIENTS:
         count = BOOKING_PER_CLIENT[clients]
@@ -343,8 +351,6 @@ def booking_floor(state: BookingState) -> None:
 
 def booking_reset(state: BookingState) -> None:
     """No appointments, every booked_count 0, the dead rows vacuumed: each run starts from the same database."""
-    if state.clinic is None:
-        return
     with transaction.atomic():
         Appointment.objects.for_clinic(state.clinic).delete()
         AuditEvent.objects.for_clinic(state.clinic).delete()
@@ -354,17 +360,14 @@ def booking_reset(state: BookingState) -> None:
         cursor.execute(f"VACUUM (ANALYZE) {tables}")
 
 
-def booking_figures(result: Result) -> Result | None:
+def booking_figures(result: Result) -> Result:
     """Per number of clients, over the timed runs: p50 and p95 of the successful bookings' latencies (all runs
     pooled), bookings per second and /healthz requests per second (medians of the runs), and their ratio."""
     state = booking_setup()
-    if state.clinic is None:
-        return None
     warmup, runs = int(result["warmup"]), int(result["runs"])
     timed, floors = state.runs[warmup : warmup + runs], state.floors[warmup : warmup + runs]
     if len(timed) != runs or len(floors) != runs:
         raise RuntimeError(f"booking_http: {len(state.runs)} runs and {len(state.floors)} floors recorded")
-    assert state.server is not None
     figures: Result = {"gunicorn_workers": state.server.workers, "gunicorn_threads": state.server.threads}
     lines = [
         f"{'clients':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'bookings/s':>10}  {'healthz/s':>10}  {'ratio':>6}"
@@ -406,5 +409,6 @@ register(
         runs=3,
         warmup=1,
         extras=booking_figures,
+        needs="postgresql",
     )
 )

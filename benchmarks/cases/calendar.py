@@ -1,4 +1,6 @@
-"""TODO"""
+"""The calendar of a busy week: the week (All tab) and the month pages.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from benchmarks.cases.common import (
     logged_in_client,
     register,
 )
-from benchmarks.harness import Case, count_queries
+from benchmarks.harness import Case, checked, count_queries, sized
 from clinic.models import Clinic, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling.models import Appointment, OfficeHours, OtherEvent, Session, Slot
@@ -44,11 +46,24 @@ CALENDAR_ADMIN = "bench-calendar-admin@example.invalid"
 CALENDAR_SMALL_ADMIN = "bench-calendar-small-admin@example.invalid"
 
 CALENDAR_SEED = 20_270_301
-CALENDAR_PRACTITIONERS = 20
-CALENDAR_LIVE_APPOINTMENTS = 2_000
-CALENDAR_CANCELLED_APPOINTMENTS = 100  # besides the live ones: the page must leave them out
-CALENDAR_PATIENTS = 400
 
+
+@dataclass(frozen=True)
+class CalendarSizes:
+    practitioners: int
+    live_appointments: int
+    cancelled_appointments: int  # besides the live ones: the page must leave them out
+    patients: int
+
+
+FULL = CalendarSizes(practitioners=20, live_appointments=2_000, cancelled_appointments=100, patients=400)
+TINY = CalendarSizes(practitioners=4, live_appointments=80, cancelled_appointments=4, patients=60)
+SIZE = sized(FULL, TINY)
+
+CALENDAR_PRACTITIONERS = SIZE.practitioners
+CALENDAR_LIVE_APPOINTMENTS = SIZE.live_appointments
+CALENDAR_CANCELLED_APPOINTMENTS = SIZE.cancelled_appointments
+CALENDAR_PATIENTS = SIZE.patients
 
 CALENDAR_BIG = CalendarSize(  # 20 practitioners x 5 days x 30 slots: 3,000 slots
     CALENDAR_SLUG,
@@ -58,7 +73,7 @@ CALENDAR_BIG = CalendarSize(  # 20 practitioners x 5 days x 30 slots: 3,000 slot
     CALENDAR_CANCELLED_APPOINTMENTS,
     CALENDAR_PATIENTS,
 )
-CALENDAR_SMALL = CalendarSize(CALENDAR_SMALL_SLUG, CALENDAR_SMALL_ADMIN, 2, 40, 2, 30)
+CALENDAR_SMALL = CalendarSize(CALENDAR_SMALL_SLUG, CALENDAR_SMALL_ADMIN, 2, 40, 2, 30)  # smaller at either size
 
 
 @dataclass(frozen=True)
@@ -217,6 +232,7 @@ def calendar_page_check(data: CalendarClinic, size: CalendarSize) -> None:
         problems.append(f"the month does not say “{summary}” for {CALENDAR_MONDAY}")
     if problems:
         raise RuntimeError(f"{data.clinic.slug}: " + "; ".join(problems))
+    checked()
 
 
 @functools.cache
@@ -258,5 +274,6 @@ for case_name, case_url in (("calendar_week", "week_url"), ("calendar_month", "m
             run=lambda state: get_ok(state.client, state.url),
             floor=lambda state: get_ok(state.client, state.floor_url),
             warmup=2,
+            check=lambda state: calendar_page_check(calendar_setup(), CALENDAR_BIG),
         )
     )

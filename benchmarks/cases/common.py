@@ -1,4 +1,6 @@
-"""TODO"""
+"""What several case families share: the registry, logged-in clients and pages (``page_case``), removing the
+clinics of an earlier run, sub-measurements, and the builders of patients and of the calendar's week (slot types,
+templates, rota, appointments) that the calendar, booking, series and ICS families build on."""
 
 from __future__ import annotations
 
@@ -61,8 +63,18 @@ def get_ok(client: Client, url: str) -> bytes:
     return response.content
 
 
-def page_case(name: str, url_name: str, *, username: str = DEMO_ADMIN, floor_url_name: str = "healthz") -> Case[Any]:
-    """GET a page as a logged-in demo user; the floor is the simplest page (``healthz``) with the same client."""
+def page_case(
+    name: str,
+    url_name: str,
+    *,
+    username: str = DEMO_ADMIN,
+    floor_url_name: str = "healthz",
+    check: Callable[[PageState], object] | None = None,
+) -> Case[Any]:
+    """GET a page as a logged-in demo user; the floor is the simplest page (``healthz``) with the same client.
+
+    ``check``, called once after the timed runs, proves the page shows what it should.
+    """
 
     def setup() -> PageState:
         return PageState(logged_in_client(username), reverse(url_name), reverse(floor_url_name))
@@ -73,6 +85,7 @@ def page_case(name: str, url_name: str, *, username: str = DEMO_ADMIN, floor_url
             setup=setup,
             run=lambda state: get_ok(state.client, state.url),
             floor=lambda state: get_ok(state.client, state.floor_url),
+            check=check,
         )
     )
 

@@ -1,4 +1,6 @@
-"""TODO"""
+"""Two-way sync with Google Calendar, against the fake Google of the tests.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from django.utils import timezone
 
 from benchmarks.cases.common import CALENDAR_TIME_ZONE, register, sub_case
 from benchmarks.cases.ics import ICS_APPOINTMENTS, ICS_EVENTS, ICS_MODE, ICS_MOVE, ICS_NOW, IcsState, analyze, ics_setup
-from benchmarks.harness import Case, Result
+from benchmarks.harness import Case, Result, checked, sized
 from calendar_sync import google_sync
 from calendar_sync.crypto import seal
 from calendar_sync.google_sync import PullReport, PushReport
@@ -63,9 +65,23 @@ GOOGLE_EMAIL = "dr.bench@example.com"
 GOOGLE_SEED = 20_270_504
 GOOGLE_RUNS = 5  # the full push and the full pull: a few seconds each
 GOOGLE_INCREMENTAL_RUNS = 3  # times the case's runs: the incremental sync is fast
-GOOGLE_EVENTS = 5_000  # made in Google: 3,000 timed busy, 1,000 timed free, 1,000 all-day (a third of them busy)
-GOOGLE_EDITS = 25  # incremental: events changed in Google (20 timed renamed and moved, 5 all-day renamed)
-GOOGLE_MOVES = 25  # incremental: appointments moved here (by ICS_MOVE, and back the next time)
+
+
+@dataclass(frozen=True)
+class GoogleSizes:
+    events: int  # made in Google: 3/5 timed busy, 1/5 timed free, 1/5 all-day (a third of them busy)
+    timed_edits: int  # incremental: timed events renamed and moved in Google
+    all_day_edits: int  # incremental: all-day events renamed in Google
+    moves: int  # incremental: appointments moved here (by ICS_MOVE, and back the next time)
+
+
+FULL = GoogleSizes(events=5_000, timed_edits=20, all_day_edits=5, moves=25)
+TINY = GoogleSizes(events=50, timed_edits=2, all_day_edits=1, moves=2)
+SIZE = sized(FULL, TINY)
+
+GOOGLE_EVENTS = SIZE.events
+GOOGLE_EDITS = SIZE.timed_edits + SIZE.all_day_edits  # incremental: events changed in Google (25)
+GOOGLE_MOVES = SIZE.moves
 GOOGLE_EDIT_MOVE = dt.timedelta(minutes=15)  # a timed event edited in Google moves by this every other round
 GOOGLE_TOKEN_TTL = 86_400  # the fake's access tokens outlive the benchmark: no refresh inside the timings
 GOOGLE_PUSH_REQUESTS = -(-ICS_EVENTS // google_sync.BATCH_SIZE)  # 100 batch requests of 50 inserts
@@ -168,8 +184,10 @@ class GoogleSyncState:
 
 
 def google_fail(case: str, problems: list[str]) -> None:
+    """Raise if there are problems; else record that the check passed."""
     if problems:
         raise RuntimeError(f"google_sync ({case}): " + "; ".join(problems))
+    checked()
 
 
 def google_connection_set(state: GoogleSyncState, calendar_id: str, *, pending: Iterable[str] = ()) -> None:
@@ -395,7 +413,10 @@ def google_incremental_setup() -> GoogleIncrementalState:
     }
     timed = [event_id for event_id, body in made.items() if "dateTime" in body["start"]]
     all_day = [event_id for event_id, body in made.items() if "date" in body["start"]]
-    edited = timed[:: len(timed) // 20][:20] + all_day[:: len(all_day) // 5][: GOOGLE_EDITS - 20]
+    timed_edits, all_day_edits = SIZE.timed_edits, SIZE.all_day_edits
+    edited = (
+        timed[:: len(timed) // timed_edits][:timed_edits] + all_day[:: len(all_day) // all_day_edits][:all_day_edits]
+    )
     return GoogleIncrementalState(
         sync=sync,
         calendar=calendar,

@@ -1,4 +1,6 @@
-"""TODO"""
+"""The ICS subscription feed: 5,000 events built, served and rebuilt.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from benchmarks.cases.common import (
     slots_book_to,
     sub_case,
 )
-from benchmarks.harness import Case, Result, count_queries, peak_memory_mb
+from benchmarks.harness import Case, Result, checked, count_queries, peak_memory_mb, sized
 from calendar_sync import ics
 from calendar_sync.ics import FeedItem
 from calendar_sync.models import (
@@ -61,13 +63,32 @@ ICS_SEED = 20_270_503
 ICS_NOW = dt.datetime(2027, 5, 3, 7, tzinfo=dt.UTC)  # the window: 4 March 2027 07:00 to 1 November 2028 07:00 UTC
 ICS_WEEKS = 90  # of the calendar's sessions from CALENDAR_MONDAY (1 March 2027) to Friday 17 November 2028
 ICS_MODE = IdentifierMode.INITIALS
-ICS_PATIENTS = 1_500  # every 40th blocked ("Restricted patient"), every 10th renamed from ICS_NAMES
-ICS_APPOINTMENTS = 4_600  # live, in the window: singles and 2 to 5 places of group slots
-ICS_APPOINTMENTS_OUTSIDE = 20  # live, before the window and as many after it
-ICS_CANCELLED = 150  # in the window
-ICS_TIMED_EVENTS = 300  # in the window; every third free (TRANSP:TRANSPARENT)
-ICS_ALL_DAY_EVENTS = 100  # in the window, 1 to 5 days; the first one begins before it
-ICS_EVENTS_OUTSIDE = 6  # other events before the window and as many after it
+
+
+@dataclass(frozen=True)
+class IcsSizes:
+    patients: int  # every 40th blocked ("Restricted patient"), every 10th renamed from ICS_NAMES
+    appointments: int  # live, in the window: singles and 2 to 5 places of group slots
+    appointments_outside: int  # live, before the window and as many after it
+    cancelled: int  # in the window
+    timed_events: int  # in the window; every third free (TRANSP:TRANSPARENT)
+    all_day_events: int  # in the window, 1 to 5 days; the first one begins before it
+    events_outside: int  # other events before the window and as many after it (half timed, half all-day)
+
+
+FULL = IcsSizes(1_500, 4_600, 20, 150, 300, 100, 6)
+# The same 90 weeks of sessions (some must lie after the window); every patient booked several times, so that the
+# blocked one and the renamed ones are in the feed.
+TINY = IcsSizes(40, 300, 2, 3, 6, 4, 2)
+SIZE = sized(FULL, TINY)
+
+ICS_PATIENTS = SIZE.patients
+ICS_APPOINTMENTS = SIZE.appointments
+ICS_APPOINTMENTS_OUTSIDE = SIZE.appointments_outside
+ICS_CANCELLED = SIZE.cancelled
+ICS_TIMED_EVENTS = SIZE.timed_events
+ICS_ALL_DAY_EVENTS = SIZE.all_day_events
+ICS_EVENTS_OUTSIDE = SIZE.events_outside
 ICS_EVENTS = ICS_APPOINTMENTS + ICS_TIMED_EVENTS + ICS_ALL_DAY_EVENTS  # 5,000 VEVENTs
 ICS_MOVE = dt.timedelta(minutes=5)  # ics_incremental moves one appointment by this and back, run after run
 ICS_USER_AGENT = "Google-Calendar-Importer"
@@ -312,6 +333,7 @@ def ics_check(state: IcsState, body: bytes) -> None:
         problems.append("the blocked patients or the renamed ones are not shown as they should be")
     if problems:
         raise RuntimeError("ics feed: " + "; ".join(problems))
+    checked()
 
 
 @functools.cache
@@ -410,6 +432,7 @@ def ics_serve_setup() -> IcsState:
     counts = (count_queries(serve), count_queries(functools.partial(ics_not_modified(document.etag), state)))
     if counts != (ICS_SERVE_QUERIES, ICS_SERVE_QUERIES - 1):
         raise RuntimeError(f"ics_serve: (200, 304) take {counts} queries, expected 2 and 1: is the feed stale?")
+    checked()
     return state
 
 
@@ -427,6 +450,7 @@ def ics_serve_figures(result: Result) -> Result:
     state = ics_setup()
     if result["queries"] != ICS_SERVE_QUERIES:
         raise RuntimeError(f"ics_serve: {result['queries']} queries, expected {ICS_SERVE_QUERIES}")
+    checked()
     document = ics_document(state)
     assert document is not None
     return {
@@ -494,6 +518,7 @@ def ics_incremental_reset(state: IncrementalState) -> None:
         if raised != {state.key} or after[state.key] != state.sequences[state.key] + 1 or len(after) != ICS_EVENTS:
             raise RuntimeError(f"ics_incremental: SEQUENCE changed for {sorted(raised)[:5]}, expected {state.key}")
         state.checked += 1
+        checked()
     state.sequences = ics_sequences(feed)
     shift = -ICS_MOVE if state.moved else ICS_MOVE
     Appointment.objects.filter(pk=state.appointment).update(

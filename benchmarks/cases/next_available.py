@@ -1,4 +1,6 @@
-"""TODO"""
+"""Next available: 40 practitioners over six months, 60% of places booked.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from benchmarks.cases.common import CALENDAR_TIME_ZONE, clinics_clear, register
-from benchmarks.harness import Case
+from benchmarks.harness import Case, checked, sized
 from clinic.models import Clinic, Location, Practitioner, PractitionerRole
 from scheduling.models import Session, Slot
 from scheduling.services import AllocationRequest, allocation_create
@@ -19,9 +21,23 @@ from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
 # --- Next available: 40 practitioners over six months, 60% of places booked --------------
 
 NEXT_SLUG = "bench-next-available"
-NEXT_PRACTITIONERS = 40
+
+
+@dataclass(frozen=True)
+class NextSizes:
+    practitioners: int
+    weeks: int  # from NEXT_FIRST_DAY: more than the 9 before "now"
+    searched: int  # the practitioner searched for (index)
+
+
+FULL = NextSizes(practitioners=40, weeks=26, searched=17)
+TINY = NextSizes(practitioners=2, weeks=10, searched=1)
+SIZE = sized(FULL, TINY)
+
+NEXT_PRACTITIONERS = SIZE.practitioners
 NEXT_FIRST_DAY = dt.date(2027, 3, 1)  # a Monday
-NEXT_WEEKS = 26
+NEXT_WEEKS = SIZE.weeks
+NEXT_FOUND = 10  # slots next_available offers
 NEXT_SLOTS_PER_SESSION = 24  # 10-minute slots; every 6th a "book on the day" one
 NEXT_BOOKED_SHARE = 0.6
 
@@ -32,11 +48,11 @@ class NextState:
     now: dt.datetime
     practitioner: Practitioner
     slot_type: SlotType
+    on_the_day: SlotType
 
 
 @functools.cache
 def next_available_setup() -> NextState:
-    from scheduling.selectors import next_available
 
     clinics_clear([NEXT_SLUG])
     clinic = Clinic.objects.create(name="Benchmark next available", slug=NEXT_SLUG, time_zone=CALENDAR_TIME_ZONE)
@@ -86,16 +102,27 @@ def next_available_setup() -> NextState:
     expected = NEXT_PRACTITIONERS * NEXT_WEEKS * 5 * NEXT_SLOTS_PER_SESSION
     if total != expected:
         raise RuntimeError(f"next_available: {total} slots, expected {expected}")
-    # "Now" is the Monday of the third month at 07:00 London: sixteen weeks of future to search.
+    # "Now" is the Monday of the third month at 07:00 London: sixteen weeks of future to search (one at tiny size).
     now = dt.datetime(2027, 5, 3, 6, tzinfo=dt.UTC)
-    state = NextState(clinic=clinic, now=now, practitioner=practitioners[17], slot_type=routine)
-    found = next_available(clinic=clinic, now=now, slot_type=routine, practitioner=state.practitioner)
-    if len(found) != 10 or any(s.booked_count >= s.capacity or s.starts_at < now for s in found):
+    state = NextState(
+        clinic=clinic, now=now, practitioner=practitioners[SIZE.searched], slot_type=routine, on_the_day=on_the_day
+    )
+    next_available_check(state)
+    return state
+
+
+def next_available_check(state: NextState) -> None:
+    """Ten free future slots of the type for the practitioner; no book-on-the-day slot before its day."""
+    from scheduling.selectors import next_available
+
+    now = state.now
+    found = next_available(clinic=state.clinic, now=now, slot_type=state.slot_type, practitioner=state.practitioner)
+    if len(found) != NEXT_FOUND or any(s.booked_count >= s.capacity or s.starts_at < now for s in found):
         raise RuntimeError("next_available: the search did not return ten free future slots")
-    same_day = next_available(clinic=clinic, now=now, slot_type=on_the_day)
+    same_day = next_available(clinic=state.clinic, now=now, slot_type=state.on_the_day)
     if any(s.starts_at.date() != now.date() for s in same_day):
         raise RuntimeError("next_available: a book-on-the-day slot was offered before its day")
-    return state
+    checked()
 
 
 def next_available_run(state: NextState) -> None:
@@ -116,5 +143,6 @@ register(
         floor=next_available_floor,
         runs=30,
         warmup=3,
+        check=next_available_check,
     )
 )

@@ -1,4 +1,6 @@
-"""TODO"""
+"""Searching 100,000 patients (and 100,000 in another clinic): by name, phone and national ID.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 
 from benchmarks.cases.common import FEMALE_NAMES, MALE_NAMES, PATIENT_DOB_RANGE, SURNAMES, nhs_numbers, register
-from benchmarks.harness import Case
+from benchmarks.harness import Case, checked, sized
 from clinic.models import Clinic, Membership, Role
 from patients.identifiers import name_key, phone_key, ssn_is_valid
 from patients.models import Coverage, InternalIdCounter, Patient, format_internal_id
@@ -21,7 +23,17 @@ from patients.selectors import SEARCH_LIMIT, patient_search
 
 # --- Searching 100,000 patients -------------------------------------------------------
 
-PATIENT_COUNT = 100_000  # in each of the two clinics
+
+@dataclass(frozen=True)
+class PatientSizes:
+    count: int  # in each of the two clinics; enough for SEARCH_LIMIT matches of PATIENT_NAME_QUERY
+
+
+FULL = PatientSizes(count=100_000)
+TINY = PatientSizes(count=2_000)
+SIZE = sized(FULL, TINY)
+
+PATIENT_COUNT = SIZE.count
 PATIENT_SEED = 20_261_121
 PATIENT_BATCH = 2_000
 PATIENT_SLUG_PREFIX = "bench-patients-"
@@ -220,12 +232,14 @@ def search_by_name(state: PatientSearchState) -> None:
     keys = [(p.last_name_key, p.first_name_key, p.pk) for p in results]
     if len(results) != SEARCH_LIMIT or keys != sorted(keys) or not all(k[0].startswith(prefix) for k in keys):
         raise RuntimeError(f"patient_search({PATIENT_NAME_QUERY!r}) returned {keys}")
+    checked()
 
 
 def search_first_is(state: PatientSearchState, query: str, expected_id: int) -> None:
     results = search_checked(state, query)
     if results[0].pk != expected_id:
         raise RuntimeError(f"patient_search({query!r}) returned {results[0].pk} first, expected {expected_id}")
+    checked()
 
 
 def search_by_phone(state: PatientSearchState) -> None:

@@ -1,4 +1,6 @@
-"""TODO"""
+"""Previewing a year's series against a busy calendar.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from benchmarks.cases.common import (
     slots_book_to,
     slots_miscounted,
 )
-from benchmarks.harness import Case, Result, count_queries, measure
+from benchmarks.harness import Case, Result, checked, count_queries, measure, sized
 from clinic.models import Clinic, Location, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling.models import Appointment, Session, Slot
@@ -48,26 +50,48 @@ from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
 SERIES_SLUG = "bench-series-preview"
 SERIES_RECEPTION = "bench-series-reception@example.invalid"  # "Schedule Admin: Manage Appointments"
 SERIES_SEED = 20_270_315
-SERIES_WEEKS = 53  # of sessions from CALENDAR_MONDAY (Monday 1 March 2027): one more than the series
 SERIES_WEEKDAYS = (1, 3, 5)
-SERIES_COUNT = 156  # 52 weeks x 3 days, to Friday 25 February 2028: across both clock changes
-SERIES_SHORT_COUNT = 6  # the same preview with fewer cards: it must take as many queries
+
+
+@dataclass(frozen=True)
+class SeriesSizes:
+    weeks: int  # of sessions from CALENDAR_MONDAY (Monday 1 March 2027): one more than the series
+    short_count: int  # the same preview with fewer cards: it must take as many queries
+    group_runners: int  # practitioners with an 18:00 group on the series' days; the first one's is previewed
+    calendar: CalendarSize  # the calendar's practitioners, live and cancelled appointments, and patients
+
+
+# The calendar's 30 slots a day (AM and PM) for 30 practitioners on every weekday of the 53 weeks, 30,000 live and
+# 300 cancelled appointments on random places (singles and the calendar's 8-place groups), 3,000 patients.
+FULL = SeriesSizes(53, 6, 10, CalendarSize(SERIES_SLUG, SERIES_RECEPTION, 30, 30_000, 300, 3_000))
+# Six weeks (the spring clock change, two bank holidays and one full date in the series), 2 practitioners.
+TINY = SeriesSizes(6, 3, 2, CalendarSize(SERIES_SLUG, SERIES_RECEPTION, 2, 200, 4, 300))
+SIZE = sized(FULL, TINY)
+
+SERIES_WEEKS = SIZE.weeks
+SERIES_COUNT = (SERIES_WEEKS - 1) * len(SERIES_WEEKDAYS)  # 156: 52 weeks x 3 days, to Friday 25 February 2028
+SERIES_END = CALENDAR_MONDAY + dt.timedelta(weeks=SERIES_WEEKS - 1)  # the Monday after the series' last day
+SERIES_SHORT_COUNT = SIZE.short_count
 SERIES_GROUP_START = dt.time(18)
 SERIES_GROUP_MINUTES = 60
 SERIES_GROUP_TEMPLATE = "Evening group"
-SERIES_GROUP_RUNNERS = 10  # practitioners with an 18:00 group on the series' days; the first one's is previewed
-# The calendar's 30 slots a day (AM and PM) for 30 practitioners on every weekday of the 53 weeks, 30,000 live and
-# 300 cancelled appointments on random places (singles and the calendar's 8-place groups), 3,000 patients.
-SERIES_SIZE = CalendarSize(SERIES_SLUG, SERIES_RECEPTION, 30, 30_000, 300, 3_000)
+SERIES_GROUP_RUNNERS = SIZE.group_runners
+SERIES_SIZE = SIZE.calendar
 # The previewed group does not meet on the bank holidays that fall on its days (no session: "No session at this
 # time")...
 SERIES_BANK_HOLIDAYS = tuple(
-    dt.date.fromisoformat(day)
-    for day in ("2027-03-26", "2027-03-29", "2027-05-03", "2027-05-31", "2027-08-30", "2027-12-27", "2028-01-03")
+    day
+    for day in map(
+        dt.date.fromisoformat,
+        ("2027-03-26", "2027-03-29", "2027-05-03", "2027-05-31", "2027-08-30", "2027-12-27", "2028-01-03"),
+    )
+    if day < SERIES_END
 )
 # ...and is full on these (every place taken: "Full"), two of them either side of the autumn clock change.
 SERIES_FULL_DATES = tuple(
-    dt.date.fromisoformat(day) for day in ("2027-03-03", "2027-06-18", "2027-10-29", "2027-11-01", "2028-02-25")
+    day
+    for day in map(dt.date.fromisoformat, ("2027-03-03", "2027-06-18", "2027-10-29", "2027-11-01", "2028-02-25"))
+    if day < SERIES_END
 )
 SERIES_GROUP_SESSIONS = SERIES_GROUP_RUNNERS * SERIES_WEEKS * len(SERIES_WEEKDAYS) - len(SERIES_BANK_HOLIDAYS)
 SERIES_CALENDAR_DAYS = SERIES_SIZE.practitioners * SERIES_WEEKS * len(CALENDAR_WEEKDAYS)  # 7,950 practitioner-days
@@ -133,6 +157,7 @@ def series_check(clinic: Clinic, live_appointments: int) -> None:
             f"series_preview: (sessions, slots, live appointments, booked places, miscounted slots) are {found}, "
             f"expected {expected}"
         )
+    checked()
 
 
 def series_post(state: SeriesState, count: int) -> bytes:
@@ -176,6 +201,7 @@ def series_preview_check(state: SeriesState) -> None:
         state.queries[count] = count_queries(functools.partial(series_post, state, count))
     if state.queries[SERIES_SHORT_COUNT] != state.queries[SERIES_COUNT]:
         raise RuntimeError(f"series_preview: the preview's query count grows with the occurrences: {state.queries}")
+    checked()
 
 
 @functools.cache
