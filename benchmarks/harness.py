@@ -383,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"known cases: {', '.join(CASES)}", file=sys.stderr)
             return 2
         names = list(dict.fromkeys(args.cases)) or list(CASES)
+        started = time.perf_counter()
         vendor = prepare_django(url)
+        print(f"database ready ({vendor}, migrated, demo data): {time.perf_counter() - started:.1f} s", file=sys.stderr)
         results: dict[str, Result] = {}
         skipped: dict[str, str] = {}
         for name in names:
@@ -399,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             runs, warmup = runs_and_warmup(case, runs=args.runs, warmup=args.warmup)
             print(f"{name}: {warmup} warm-up, {runs} timed runs ({args.size}) ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
             with checks_counted() as checks:
                 result: Result = {**measure(case, runs=runs, warmup=warmup), "database_vendor": vendor}
                 figures = case.extras(result) if case.extras else {}
@@ -406,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if count < 1:
                 raise RuntimeError(f"{name}: no check ran (a case's checks call benchmarks.harness.checked())")
             results[name] = {**result, **figures, "checks": count}
+            print(f"{name}: {count} checks passed; {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
     env = environment(
         vendor=vendor,
