@@ -56,7 +56,7 @@ class BookingSizes:
 
 
 FULL = BookingSizes(practitioners=40, patients=1_000, per_client={1: 160, 8: 40, 32: 20}, workers=None)  # 160, 320, 640
-TINY = BookingSizes(practitioners=2, patients=100, per_client={1: 20, 4: 15}, workers=1)  # 20 and 60 requests
+TINY = BookingSizes(practitioners=2, patients=100, per_client={1: 5, 4: 7}, workers=1)  # 5 and 28: one group at 4
 SIZE = sized(FULL, TINY)
 
 BOOKING_PRACTITIONERS = SIZE.practitioners
