@@ -31,6 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import CaptureQueriesContext
 
 S = TypeVar("S")
+T = TypeVar("T")
 Figures = dict[str, float | int]  # what measure() finds
 Result = dict[str, float | int | str]  # an entry of results.json: the figures, extras and the database
 
@@ -39,6 +40,9 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 DEFAULT_RUNS = 15
 DEFAULT_WARMUP = 1
 MB = 1024 * 1024
+SIZES = ("full", "tiny")
+SIZE_ENV = "BENCH_SIZE"
+VENDOR_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Case(Generic[S]):
     ``reset`` is optional: it puts the database back, untimed, before every call of ``run`` and ``floor`` (warm-up,
     timed, query-count and memory runs alike) and once at the end.
     ``runs`` and ``warmup`` are the case's own defaults; --runs and --warmup on the command line override them.
+    ``check`` is optional: called once, untimed, after the timed runs, to prove the case did what it should; it
+    (like every check a case runs in its setup, run, reset or extras) calls ``checked()`` when it passes.
+    ``needs`` is optional: the database vendor the case must run on (e.g. "postgresql"); elsewhere the harness
+    skips it and says so.
     """
 
     name: str
@@ -58,9 +66,60 @@ class Case(Generic[S]):
     reset: Callable[[S], object] | None = None
     runs: int = DEFAULT_RUNS
     warmup: int = DEFAULT_WARMUP
-    # Figures beyond the one median (e.g. latencies per number of clients), added to the case's entry; None
-    # means the case skipped itself (e.g. PostgreSQL only) and the file keeps its earlier entry.
-    extras: Callable[[Result], Result | None] | None = None
+    # Figures beyond the one median (e.g. latencies per number of clients), added to the case's entry.
+    extras: Callable[[Result], Result] | None = None
+    check: Callable[[S], object] | None = None
+    needs: str | None = None
+
+
+# --- Sizes ----------------------------------------------------------------------------
+
+_size: str | None = None
+
+
+def choose_size(name: str) -> None:
+    """Choose the size, once, before the cases are imported: they read it when they are defined."""
+    global _size
+    if name not in SIZES:
+        raise ValueError(f"unknown size {name!r}: one of {', '.join(SIZES)}")
+    if "benchmarks.cases" in sys.modules and name != size_name():
+        raise RuntimeError(f"the cases were already defined at size {size_name()!r}")
+    _size = name
+
+
+def size_name() -> str:
+    """The size chosen by ``choose_size`` (--size), else BENCH_SIZE, else "full"."""
+    name = _size or os.environ.get(SIZE_ENV) or "full"
+    if name not in SIZES:
+        raise ValueError(f"{SIZE_ENV}={name!r}: one of {', '.join(SIZES)}")
+    return name
+
+
+def sized(full: T, tiny: T) -> T:
+    """A case family's sizes: ``full`` (what results.json reports) or ``tiny`` (every case run once, quickly)."""
+    return tiny if size_name() == "tiny" else full
+
+
+# --- Checks ---------------------------------------------------------------------------
+
+_check_counts: list[int] = []  # one counter per case being measured (innermost last)
+
+
+def checked() -> None:
+    """Record that a check of the case being measured ran and passed (nothing outside a measurement)."""
+    if _check_counts:
+        _check_counts[-1] += 1
+
+
+@contextmanager
+def checks_counted() -> Iterator[Callable[[], int]]:
+    """Count the ``checked()`` calls inside: yields a function giving the count so far."""
+    _check_counts.append(0)
+    depth = len(_check_counts)
+    try:
+        yield lambda: _check_counts[depth - 1]
+    finally:
+        _check_counts.pop()
 
 
 # --- The database ---------------------------------------------------------------------
@@ -174,6 +233,8 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Figures:
     queries = count_queries(run)
     reset()
     peak_mb = peak_memory_mb(run)
+    if case.check is not None:
+        case.check(state)
     reset()
 
     median = statistics.median(times)
@@ -230,7 +291,7 @@ def format_table(results: Mapping[str, Result]) -> str:
     def ms(value: float | int | str | None) -> str:
         return "-" if not isinstance(value, int | float) else f"{value * 1000:.3f}"
 
-    header = ("case", "median ms", "min ms", "max ms", "queries", "peak MB", "floor ms", "x floor")
+    header = ("case", "median ms", "min ms", "max ms", "queries", "peak MB", "floor ms", "x floor", "checks")
     rows = [header]
     for name, r in results.items():
         ratio = r.get("ratio_to_floor")
@@ -244,6 +305,7 @@ def format_table(results: Mapping[str, Result]) -> str:
                 f"{r['peak_mb']:.3f}",
                 ms(r.get("floor_median_s")),
                 "-" if ratio is None else f"{ratio:.2f}",
+                str(r.get("checks", "-")),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -284,13 +346,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warmup", type=positive_int(0), help=f"untimed runs first (default: the case's own, else {DEFAULT_WARMUP})"
     )
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file (default: benchmarks/results.json)"
+        "--output",
+        type=Path,
+        help="JSON results file (default: benchmarks/results.json at full size; none at tiny size)",
+    )
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default=os.environ.get(SIZE_ENV) or "full",
+        help=f"full (the figures of results.json) or tiny (every case on small data, to prove it runs); "
+        f"default: ${SIZE_ENV}, else full",
     )
     return parser.parse_args(argv)
 
 
+def output_path(args: argparse.Namespace) -> Path | None:
+    """Where the results go: --output, else results.json at full size; a tiny run never writes results.json."""
+    if args.size == "full":
+        return args.output or DEFAULT_OUTPUT
+    if args.output is not None and args.output.resolve() == DEFAULT_OUTPUT.resolve():
+        raise SystemExit(f"--size {args.size} would overwrite the full-size figures in {DEFAULT_OUTPUT}")
+    return args.output
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    output = output_path(args)
+    choose_size(args.size)
     with dedicated_database() as url:
         django.setup()
         from benchmarks.cases import CASES  # after DATABASE_URL is set and apps are loaded: cases import models
@@ -301,23 +383,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"known cases: {', '.join(CASES)}", file=sys.stderr)
             return 2
         names = list(dict.fromkeys(args.cases)) or list(CASES)
+        started = time.perf_counter()
         vendor = prepare_django(url)
+        print(f"database ready ({vendor}, migrated, demo data): {time.perf_counter() - started:.1f} s", file=sys.stderr)
         results: dict[str, Result] = {}
+        skipped: dict[str, str] = {}
         for name in names:
             case = CASES[name]
+            if case.needs is not None and case.needs != vendor:
+                skipped[name] = f"needs {VENDOR_NAMES.get(case.needs, case.needs)}"
+                print(
+                    f"{name}: skipped: {skipped[name]}, and this database is {VENDOR_NAMES.get(vendor, vendor)} "
+                    f"(set BENCH_DATABASE_URL=postgres://...). Its entry in the results file is left as it was.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             runs, warmup = runs_and_warmup(case, runs=args.runs, warmup=args.warmup)
-            print(f"{name}: {warmup} warm-up, {runs} timed runs ...", file=sys.stderr, flush=True)
-            result: Result = {**measure(case, runs=runs, warmup=warmup), "database_vendor": vendor}
-            figures = case.extras(result) if case.extras else {}
-            if figures is not None:
-                results[name] = {**result, **figures}
+            print(f"{name}: {warmup} warm-up, {runs} timed runs ({args.size}) ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            with checks_counted() as checks:
+                result: Result = {**measure(case, runs=runs, warmup=warmup), "database_vendor": vendor}
+                figures = case.extras(result) if case.extras else {}
+                count = checks()
+            if count < 1:
+                raise RuntimeError(f"{name}: no check ran (a case's checks call benchmarks.harness.checked())")
+            results[name] = {**result, **figures, "checks": count}
+            print(f"{name}: {count} checks passed; {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
     env = environment(
         vendor=vendor,
         runs=DEFAULT_RUNS if args.runs is None else args.runs,
         warmup=DEFAULT_WARMUP if args.warmup is None else args.warmup,
     )
-    write_results(args.output, results, env)
+    env |= {"size": args.size, "skipped": skipped}
+    if output is not None:
+        write_results(output, results, env)
     print(format_table(results))
-    print(f"\ndatabase: {vendor}; results written to {args.output}")
+    for name, reason in skipped.items():
+        print(f"{name}: skipped ({reason})")
+    written = f"results written to {output}" if output is not None else "results not written (no --output)"
+    print(f"\ndatabase: {vendor}; size: {args.size}; {written}")
     return 0

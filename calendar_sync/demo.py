@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from calendar_sync.feed.subscriptions import default_mode, subscription_get_or_create
 from calendar_sync.models import FeedSubscription
 from calendar_sync.services import subscription_save
-from calendar_sync.subscriptions import default_mode, subscription_get_or_create
 from clinic.models import Clinic, Membership, Practitioner, Role
 
 

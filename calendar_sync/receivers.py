@@ -6,10 +6,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from calendar_sync.feed.build import feeds_changed
+from calendar_sync.feed.sources import WINDOW_BACK
 from calendar_sync.google.changes import changes_record, practitioners_synced
 from calendar_sync.keys import ItemKey
-from calendar_sync.selectors import WINDOW_BACK
-from calendar_sync.services import feeds_changed
 from scheduling.models import Appointment
 
 

@@ -31,7 +31,7 @@ def _enabled_subscription(subscription_id: int) -> FeedSubscription | None:
 @shared_task(acks_late=True)
 def build_feed(subscription_id: int) -> str:
     """Bring a subscription's stored feed up to date. Idempotent: a fresh feed is left as it is."""
-    from calendar_sync.services import feed_build
+    from calendar_sync.feed.build import feed_build
 
     subscription = _enabled_subscription(subscription_id)
     if subscription is None:

@@ -1,18 +1,24 @@
 """The benchmark harness end to end, in a subprocess: it builds and migrates a database of its own, so no django_db.
 
-The reset and the runs/warm-up defaults are checked in process, with a fake case that touches no database.
+Every registered case runs once at the tiny size, in one subprocess, on the suite's database vendor. The reset,
+the checks count and the runs/warm-up defaults are checked in process, with fake cases that touch no database.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import dj_database_url
+import psycopg
 import pytest
+from psycopg import sql
 
 from benchmarks import harness
 from benchmarks.harness import Case
@@ -29,57 +35,103 @@ NUMERIC_KEYS = (
     "ratio_to_floor",
     "runs",
     "warmup",
+    "checks",
 )
+# The harness picks its own database (BENCH_DATABASE_URL) and no Redis (tasks eager, the cache in its process, so
+# nothing it queues waits for a worker and nothing it caches meets the suite's keys); the size is the command line's.
+BENCH_ENV = ("DATABASE_URL", "BENCH_DATABASE_URL", "REDIS_URL", "BENCH_REDIS_URL", "BENCH_SIZE")
+TINY_TIMEOUT_S = 600
 
 
-def run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
+def run_benchmarks(*args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
     # The harness chooses its own database; drop ours so nothing can point it at a real one.
-    env = subprocess_env(drop=("DATABASE_URL", "BENCH_DATABASE_URL"))
+    env = subprocess_env(drop=BENCH_ENV, **extra_env)
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
 
-def test_home_page_results_have_the_documented_shape(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    done = run_benchmarks("home_page", "--runs", "2", "--warmup", "1", "--output", str(output))
-    assert done.returncode == 0, done.stderr
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.fixture
+def bench_database() -> Iterator[dict[str, str]]:
+    """The suite's vendor for the benchmarks: when DATABASE_URL is PostgreSQL, a database of their own on the same
+    server (its name + "_bench_tiny"), made empty here and dropped afterwards; else the harness's own SQLite file."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url or dj_database_url.parse(url)["ENGINE"] != "django.db.backends.postgresql":
+        yield {}
+        return
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") + "_bench_tiny"
+    server = parts._replace(path="/postgres", query="").geturl()
+
+    def execute(statement: str) -> None:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+    execute("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    execute("CREATE DATABASE {}")
+    try:
+        yield {"BENCH_DATABASE_URL": parts._replace(path="/" + name).geturl()}
+    finally:
+        execute("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+# With the connection storms: gunicorn and the cases' connections, and a minute of both CPUs, one after the other.
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_every_case_runs_once_at_tiny_size_with_its_checks(tmp_path: Path, bench_database: dict[str, str]) -> None:
+    from benchmarks.cases import CASES  # the names only: what each case builds depends on the size
+
+    vendor = "postgresql" if bench_database else "sqlite"
+    output = tmp_path / "tiny.json"
+    output.write_text(json.dumps({"cases": {"other_case": {"median_s": 1.0}}, "env": {"old": True}}))
+    args = ("--size", "tiny", "--runs", "1", "--warmup", "0", "--output", str(output))
+    done = run_benchmarks(*args, timeout=TINY_TIMEOUT_S, **bench_database)
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert "Traceback" not in done.stderr, done.stderr[-5000:]
 
     data = json.loads(output.read_text())
     assert set(data) == {"cases", "env"}
-    entry = data["cases"]["home_page"]
-    assert set(entry) == {*NUMERIC_KEYS, "database_vendor"}
-    assert entry["database_vendor"] == data["env"]["database_vendor"]  # each entry says where it was measured
-    for key in NUMERIC_KEYS:
-        assert isinstance(entry[key], int | float) and not isinstance(entry[key], bool), key
-    assert entry["min_s"] <= entry["median_s"] <= entry["max_s"]
-    assert entry["queries"] > 0
-    assert entry["peak_mb"] >= 0
-    assert entry["floor_median_s"] > 0
-    assert entry["ratio_to_floor"] > 0
-    assert (entry["runs"], entry["warmup"]) == (2, 1)
-    assert data["env"]["runs"] == 2
-    assert data["env"]["warmup"] == 1
-    assert data["env"]["database_vendor"] == "sqlite"
-    assert "home_page" in done.stdout
+    env, cases = data["env"], data["cases"]
+    assert cases.pop("other_case") == {"median_s": 1.0}  # the file's other entries stay; its env is replaced
+    assert "old" not in env
+    assert (env["size"], env["database_vendor"], env["runs"], env["warmup"]) == ("tiny", vendor, 1, 0)
+    needs = {name: case.needs for name, case in CASES.items() if case.needs is not None and case.needs != vendor}
+    assert env["skipped"] == {name: f"needs {harness.VENDOR_NAMES[needed]}" for name, needed in needs.items()}
+    if vendor == "postgresql":
+        assert env["skipped"] == {}  # every case really ran
+    assert set(cases) == set(CASES) - set(needs)
+    for name, entry in cases.items():
+        assert entry["database_vendor"] == vendor, name  # each entry says where it was measured
+        assert entry["checks"] >= 1, name
+        assert (entry["runs"], entry["warmup"]) == (1, 0), name
+        figures = {key: value for key, value in entry.items() if key != "database_vendor"}
+        assert all(is_number(value) for value in figures.values()), (name, figures)
+        assert set(NUMERIC_KEYS) - {"floor_median_s", "ratio_to_floor"} <= set(figures), name
+        assert entry["min_s"] <= entry["median_s"] <= entry["max_s"], name
+        assert entry["peak_mb"] >= 0, name
+        if "floor_median_s" in entry:
+            assert entry["floor_median_s"] > 0 and entry["ratio_to_floor"] > 0, name
+        assert name in done.stdout
+    home = cases["home_page"]
+    assert set(home) == {*NUMERIC_KEYS, "database_vendor"}  # the documented shape of a case without extras
+    assert home["queries"] > 0
+    for name, reason in env["skipped"].items():
+        assert f"{name}: skipped ({reason})" in done.stdout
 
 
-def test_results_are_merged_into_an_existing_file(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    output.write_text(json.dumps({"cases": {"other_case": {"median_s": 1.0}}, "env": {"old": True}}))
-    done = run_benchmarks("home_page", "--runs", "1", "--warmup", "0", "--output", str(output))
-    assert done.returncode == 0, done.stderr
-
-    data = json.loads(output.read_text())
-    assert data["cases"]["other_case"] == {"median_s": 1.0}
-    assert "home_page" in data["cases"]
-    assert "old" not in data["env"]
+def test_a_tiny_run_never_writes_the_full_size_results(tmp_path: Path) -> None:
+    done = run_benchmarks("home_page", "--size", "tiny", "--output", str(harness.DEFAULT_OUTPUT))
+    assert done.returncode != 0
+    assert "full-size figures" in done.stderr
 
 
 def test_unknown_case_exits_2_and_lists_the_known_cases(tmp_path: Path) -> None:
@@ -117,3 +169,38 @@ def test_a_case_declares_its_runs_and_warmup_and_the_command_line_overrides_them
     assert harness.runs_and_warmup(case, runs=5, warmup=2) == (5, 2)
     plain = Case("plain", lambda: None, run=lambda state: None)
     assert harness.runs_and_warmup(plain, runs=None, warmup=None) == (harness.DEFAULT_RUNS, harness.DEFAULT_WARMUP)
+
+
+def test_a_case_check_runs_untimed_once_and_the_checks_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "count_queries", lambda fn: (fn(), 0)[1])  # no database here
+    calls: list[str] = []
+
+    def run(log: list[str]) -> None:
+        log.append("run")
+        harness.checked()
+
+    def check(log: list[str]) -> None:
+        log.append("check")
+        time.sleep(0.2)
+        harness.checked()
+
+    harness.checked()  # outside a measurement: counted nowhere
+    with harness.checks_counted() as checks:
+        result = harness.measure(Case("fake", lambda: calls, run=run, check=check), runs=2, warmup=1)
+        count = checks()
+
+    # Warm-up, 2 timed runs, the query-count and memory runs, then the check.
+    assert calls == ["run"] * 5 + ["check"]
+    assert count == 6
+    assert result["max_s"] < 0.1  # the 0.2 s check is not in the timings
+
+
+def test_each_family_is_sized_by_the_chosen_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "_size", None)
+    monkeypatch.delenv(harness.SIZE_ENV, raising=False)
+    assert harness.sized("full", "tiny") == "full"
+    monkeypatch.setenv(harness.SIZE_ENV, "tiny")
+    assert harness.sized("full", "tiny") == "tiny"
+    monkeypatch.setenv(harness.SIZE_ENV, "huge")
+    with pytest.raises(ValueError):
+        harness.size_name()

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from calendar_sync.crypto import SecretUnreadable, seal, unseal
+from calendar_sync.feed.subscriptions import subscription_get_or_create
 from calendar_sync.google.changes import changes_record, queue_pull, queue_push_on_commit
 from calendar_sync.google.channels import channels_drop
 from calendar_sync.google.client import REQUEST_TIMEOUT
@@ -30,7 +31,6 @@ from calendar_sync.models import (
     SyncType,
 )
 from calendar_sync.selectors import calendars_of, connection_of
-from calendar_sync.subscriptions import subscription_get_or_create
 from clinic.services import audit_record
 from scheduling.models import OtherEvent
 

@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any
 
-from calendar_sync.selectors import FeedSource, fingerprint
+from calendar_sync.feed.sources import FeedSource, fingerprint
 
 # Each of ours goes to Google under an event id chosen by us ("csa"/"cse" and the object's UUID: base32hex),
 # so a retried insert meets its own event (409) and becomes an update; nothing is ever inserted twice.

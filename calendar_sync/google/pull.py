@@ -21,6 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 from googleapiclient.errors import HttpError
 
+from calendar_sync.feed.build import feeds_changed
+from calendar_sync.feed.sources import WINDOW_BACK
 from calendar_sync.google.changes import pull_flag, queue_push_on_commit
 from calendar_sync.google.client import AccessRevoked, GoogleTrouble
 from calendar_sync.google.connection import (
@@ -35,10 +37,9 @@ from calendar_sync.google.connection import (
 from calendar_sync.google.events import OUR_EVENT_ID, instant, shown_fingerprint
 from calendar_sync.keys import ItemKey
 from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleEvent, GooglePending
-from calendar_sync.selectors import WINDOW_BACK
-from calendar_sync.services import feeds_changed
 from scheduling.models import Appointment, AppointmentStatus, OtherEvent
-from scheduling.services import BookingError, appointment_cancel, other_event_delete
+from scheduling.services.booking import BookingError, appointment_cancel
+from scheduling.services.calendar import other_event_delete
 
 PAGE_SIZE = 2500  # events per page of events.list (Google's maximum)
 

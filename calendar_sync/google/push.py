@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from calendar_sync.feed.sources import feed_sources
 from calendar_sync.google.client import (
     BATCH_SIZE,
     AccessRevoked,
@@ -36,7 +37,6 @@ from calendar_sync.google.connection import (
 from calendar_sync.google.events import event_body, shown_fingerprint
 from calendar_sync.keys import EVERYTHING, ItemKey, split
 from calendar_sync.models import FeedSubscription, GoogleConnection, GoogleEvent, GooglePending
-from calendar_sync.selectors import feed_sources
 from scheduling.models import Appointment, OtherEvent
 
 log = logging.getLogger(__name__)

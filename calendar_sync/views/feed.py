@@ -8,9 +8,9 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 
-from calendar_sync import selectors, services
 from calendar_sync.access import not_found
 from calendar_sync.crypto import token_hash
+from calendar_sync.feed import build, sources
 from calendar_sync.models import FeedDocument
 from clinic.access import public
 
@@ -30,13 +30,13 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
 
     Every token is hashed and looked up the same way, so a wrong one answers like a missing one.
     """
-    subscription = selectors.subscription_by_token_hash(token_hash(token))
+    subscription = sources.subscription_by_token_hash(token_hash(token))
     if subscription is None:
         return not_found()
     now = timezone.now()
     document: FeedDocument | None = getattr(subscription, "document", None)
-    if services.is_stale(subscription, document, now):
-        document = services.feed_build(subscription=subscription, now=now)
+    if build.is_stale(subscription, document, now):
+        document = build.feed_build(subscription=subscription, now=now)
     assert document is not None and document.modified_at is not None
     headers = {
         "ETag": document.etag,
@@ -50,12 +50,12 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
         for name, value in headers.items():
             conditional[name] = value
         return conditional
-    stored = selectors.feed_body(clinic=subscription.clinic, document=document)
+    stored = sources.feed_body(clinic=subscription.clinic, document=document)
     if accepts_gzip(request):
         response = HttpResponse(stored, content_type="text/calendar; charset=utf-8")
         response["Content-Encoding"] = "gzip"
     else:
-        response = HttpResponse(services.feed_bytes(stored), content_type="text/calendar; charset=utf-8")
+        response = HttpResponse(build.feed_bytes(stored), content_type="text/calendar; charset=utf-8")
     for name, value in headers.items():
         response[name] = value
     response["Content-Disposition"] = 'inline; filename="calendar.ics"'

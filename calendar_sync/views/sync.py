@@ -16,10 +16,11 @@ from django.views.decorators.http import require_http_methods
 
 from calendar_sync import selectors, services
 from calendar_sync.access import sync_page_url, sync_practitioner
+from calendar_sync.feed.sources import subscription_of
+from calendar_sync.feed.subscriptions import default_mode, feed_token, subscription_regenerate
 from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
 from calendar_sync.google.client import google_enabled
 from calendar_sync.models import SyncType
-from calendar_sync.subscriptions import default_mode, feed_token, subscription_regenerate
 from clinic.access import ClinicRequest
 from clinic.models import Practitioner
 
@@ -32,7 +33,7 @@ def sync_index(request: ClinicRequest) -> HttpResponse:
     context: dict[str, Any] = {"practitioners": practitioners, "practitioner": practitioner}
     if practitioner is None:
         return render(request, "calendar_sync/index.html", context)
-    subscription = selectors.subscription_of(clinic=request.clinic, practitioner=practitioner)
+    subscription = subscription_of(clinic=request.clinic, practitioner=practitioner)
     offered = google_enabled()
     initial = {
         "enabled": subscription.enabled if subscription else False,

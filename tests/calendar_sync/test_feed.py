@@ -18,13 +18,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calendar_sync import crypto, subscriptions
+from calendar_sync import crypto
+from calendar_sync.feed import subscriptions
+from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK
 from calendar_sync.models import FeedDocument, FeedSubscription
-from calendar_sync.selectors import WINDOW_AHEAD, WINDOW_BACK
 from clinic.models import Role
 from patients.display import IdentifierMode
-from scheduling import services as scheduling_services
 from scheduling.models import Appointment
+from scheduling.services.booking import BookingRequest, appointment_book, appointment_cancel
+from scheduling.services.calendar import EventData, other_event_save
 from scheduling.signals import announce_calendar_change
 from tests.conftest import logged_in_client
 from tests.factories import (
@@ -252,10 +254,10 @@ def test_uids_stay_and_sequence_rises_only_for_what_changed(
     subscription = enable(admin_client_a, therapist)
     before = events(parsed(fetch(admin_client_a, subscription)))
     with time_machine.travel(NOW + dt.timedelta(hours=2), tick=False), django_capture_on_commit_callbacks(execute=True):
-        scheduling_services.other_event_save(
+        other_event_save(
             clinic=clinic_a,
             actor=None,
-            data=scheduling_services.EventData(
+            data=EventData(
                 practitioner=therapist,
                 title="Team meeting (moved)",
                 all_day=False,
@@ -320,7 +322,7 @@ def test_304_for_if_none_match_and_if_modified_since(
     assert fetch(admin_client_a, subscription, if_modified_since=modified).status_code == 304
     with time_machine.travel(NOW + dt.timedelta(hours=1), tick=False):
         with django_capture_on_commit_callbacks(execute=True):
-            scheduling_services.appointment_cancel(clinic=clinic_a, actor=None, appointment=appointment, reason="Ill")
+            appointment_cancel(clinic=clinic_a, actor=None, appointment=appointment, reason="Ill")
         changed = fetch(admin_client_a, subscription, if_none_match=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag
     assert not list(icalendar.Calendar.from_ical(changed.content).walk("VEVENT"))
@@ -338,11 +340,11 @@ def test_a_change_rebuilds_the_feed_after_commit_and_serving_builds_nothing(
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         time_machine.travel(NOW + dt.timedelta(minutes=5), tick=False),
     ):
-        booked = scheduling_services.appointment_book(
+        booked = appointment_book(
             clinic=clinic_a,
             actor=reception_a.user,
             membership=reception_a,
-            request=scheduling_services.BookingRequest(slot, patient),
+            request=BookingRequest(slot, patient),
         )
     assert callbacks  # the signal, then the task, ran once the booking committed
     subscription.refresh_from_db()
@@ -447,6 +449,6 @@ def test_a_targeted_rebuild_rewrites_only_the_changed_event(
     fetch(admin_client_a, subscription)
     before = dict(FeedEvent.objects.values_list("key", "text"))
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(NOW + dt.timedelta(hours=1)):
-        scheduling_services.appointment_cancel(clinic=clinic_a, actor=None, appointment=appointment, reason="Ill")
+        appointment_cancel(clinic=clinic_a, actor=None, appointment=appointment, reason="Ill")
     assert not FeedChange.objects.exists()  # consumed by the build
     assert set(FeedEvent.objects.values_list("key", flat=True)) == set(before) - {f"a{appointment.pk}"}

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from calendar_sync import services, subscriptions
+from calendar_sync import services
+from calendar_sync.feed import build, subscriptions
 from calendar_sync.models import FeedDocument
 from patients.display import IdentifierMode
 from tests.celery_worker import celery_worker, produce, worker_database_url
@@ -46,7 +47,7 @@ def test_the_worker_builds_the_feed_and_the_view_serves_it_without_building(clin
         )
     document = FeedDocument.objects.get(subscription=subscription)
     assert document.etag == etag and document.built_changes == subscription.changes
-    assert f"appointment-{appointment.public_id}".encode() in services.feed_bytes(bytes(document.body))
+    assert f"appointment-{appointment.public_id}".encode() in build.feed_bytes(bytes(document.body))
     response = Client().get(reverse("calendar_sync:feed", args=[subscriptions.feed_token(subscription)]))
     assert response.status_code == 200 and response["ETag"] == etag  # served as the worker stored it
     assert b"IB \xc2\xb7 Therapy 50" in response.content

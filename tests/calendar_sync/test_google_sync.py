@@ -24,9 +24,9 @@ from calendar_sync.models import (
     GoogleState,
     SyncType,
 )
-from scheduling import services as scheduling_services
 from scheduling.models import Appointment, AppointmentStatus, Availability, OtherEvent
-from scheduling.selectors import free_times
+from scheduling.selectors.calendar import free_times
+from scheduling.services.booking import appointment_cancel
 from scheduling.signals import announce_calendar_change
 from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, google_events
 from tests.conftest import logged_in_client
@@ -175,9 +175,7 @@ def test_changes_are_pushed_after_commit_coalesced_and_never_twice(google, clini
     announce_calendar_change([practitioner.pk], appointments=[first.pk])
     assert google.count_requests(path_contains="batch") == 0
     # Cancelled here: deleted in Google.
-    scheduling_services.appointment_cancel(
-        clinic=clinic_a, actor=membership.user, appointment=first, reason="Patient unwell"
-    )
+    appointment_cancel(clinic=clinic_a, actor=membership.user, appointment=first, reason="Patient unwell")
     assert "csa" + first.public_id.hex not in ours(google, connection)
     assert not GooglePending.objects.exists()
 
@@ -477,9 +475,7 @@ def test_a_deleted_event_is_not_resurrected_by_a_replayed_push(google, clinic_a,
     membership, practitioner = clinician
     connection = connect(clinician_client, google, practitioner)
     appointment = future_appointment(clinic_a, practitioner)
-    scheduling_services.appointment_cancel(
-        clinic=clinic_a, actor=membership.user, appointment=appointment, reason="Moved away"
-    )
+    appointment_cancel(clinic=clinic_a, actor=membership.user, appointment=appointment, reason="Moved away")
     announce_calendar_change([practitioner.pk], appointments=[appointment.pk])  # the replay
     tasks.google_push.delay(connection.pk).get()
     assert "csa" + appointment.public_id.hex not in ours(google, connection)

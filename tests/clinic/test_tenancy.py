@@ -203,6 +203,29 @@ WRITES_ONLY = {"create", "bulk_create", "bulk_update", "none"}
 # Key: "module Model.objects.method"; value: (how many such calls, why).
 CROSS_CLINIC = {
     "clinic/selectors.py Membership.objects.filter": (1, "a user's own memberships, across clinics, to switch"),
+    "calendar_sync/feed/sources.py FeedSubscription.objects.select_related": (
+        1,
+        "the feed URL has no session: its secret token names the subscription, and so the clinic",
+    ),
+    "calendar_sync/google/channels.py GoogleChannel.objects.select_related": (
+        1,
+        "Google's push notification has no session: the channel's secret token names the clinic",
+    ),
+    "calendar_sync/google/channels.py GoogleCalendar.objects.select_related": (1, "beat renews channels of all"),
+    "calendar_sync/google/changes.py GoogleConnection.objects.filter": (
+        1,
+        "beat pulls every clinic's connections; scheduling's signal carries practitioner ids only",
+    ),
+    "calendar_sync/google/changes.py GooglePending.objects.values_list": (1, "beat pushes what waits, all clinics"),
+    "calendar_sync/feed/build.py FeedSubscription.objects.filter": (1, "scheduling's signal carries practitioner ids"),
+    "calendar_sync/google/connection.py GoogleConnection.objects.select_related": (
+        1,
+        "a push or pull task gets only the connection's id; all after it goes through for_clinic",
+    ),
+    "calendar_sync/tasks.py FeedSubscription.objects.filter": (
+        1,
+        "build_feed gets only the subscription's id; all after it goes through for_clinic",
+    ),
 }
 
 

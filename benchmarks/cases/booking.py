@@ -1,0 +1,414 @@
+"""Booking through real HTTP: gunicorn on PostgreSQL, 1, 8 and 32 clients.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import dj_database_url
+import requests
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
+from django.test import Client
+from django.urls import reverse
+
+from benchmarks.cases.common import (
+    CALENDAR_TIME_ZONE,
+    MODEL_BACKEND,
+    CalendarSize,
+    booking_fields,
+    calendar_patients,
+    calendar_rota,
+    clinics_clear,
+    register,
+    slots_miscounted,
+)
+from benchmarks.harness import SETTINGS_MODULE, Case, Result, checked, sized
+from benchmarks.http_load import GunicornServer, percentile, run_clients
+from clinic.models import AuditEvent, Clinic, Membership, Practitioner, Role
+from patients.models import Patient
+from scheduling.models import Appointment, Session, Slot
+
+# --- Booking through real HTTP: gunicorn on PostgreSQL --------------------------------
+
+BOOKING_SLUG = "bench-booking"
+BOOKING_RECEPTION = "bench-booking-reception-{:02}@example.invalid"  # one receptionist per client
+BOOKING_SEED = 20_270_308
+
+
+@dataclass(frozen=True)
+class BookingSizes:
+    practitioners: int  # the calendar's week: n x 5 days x (26 single slots + 2 groups of 8)
+    patients: int  # every 40th is blocked; more to book than the bookings of the biggest run
+    per_client: dict[int, int]  # number of clients: requests of each client
+    workers: int | None  # gunicorn's; None: two per CPU (as many as PostgreSQL's connections allow)
+
+
+FULL = BookingSizes(practitioners=40, patients=1_000, per_client={1: 160, 8: 40, 32: 20}, workers=None)  # 160, 320, 640
+TINY = BookingSizes(practitioners=2, patients=100, per_client={1: 5, 4: 7}, workers=1)  # 5 and 28: one group at 4
+SIZE = sized(FULL, TINY)
+
+BOOKING_PRACTITIONERS = SIZE.practitioners
+BOOKING_PATIENTS = SIZE.patients
+BOOKING_CLIENTS = tuple(SIZE.per_client)
+BOOKING_PER_CLIENT = SIZE.per_client
+BOOKING_GROUP_SHARE = 0.2  # of the requests go into group slots, each booked by several clients at once
+BOOKING_GROUP_REQUESTS = 10  # per group slot: more than its 8 places, so that 2 are refused
+BOOKING_REFUSALS = ("This slot is full.", "This group is full")
+GUNICORN_THREADS = 4
+GUNICORN_CONNECTIONS_SPARE = 20  # PostgreSQL connections left to everyone else
+ALERT = re.compile(r'<p class="message error" role="alert">(.*?)</p>', re.S)
+
+
+@dataclass(frozen=True)
+class Booking:
+    url: str
+    form: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "ok" (a booking's 302, healthz's 200), "refused" (200: the slot or group is full), or "error"
+    latency_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Level:
+    """``requests`` requests by ``clients`` clients: the latencies of the successful ones, and the refusals."""
+
+    clients: int
+    requests: int
+    wall_s: float
+    latencies_s: list[float]
+    refused: int
+    client_cpu_s: float  # CPU time the clients (this process) used meanwhile
+
+
+@dataclass(frozen=True)
+class BookingState:
+    clinic: Clinic
+    server: GunicornServer
+    sessions: list[requests.Session] = field(default_factory=list)  # one per client, logged in as reception
+    plans: dict[int, list[list[Booking]]] = field(default_factory=dict)  # clients -> each client's bookings
+    expected: dict[int, tuple[int, int]] = field(default_factory=dict)  # clients -> (booked, refused)
+    healthz_url: str = ""
+    # Every call of run and floor, in the harness's order: warm-up, timed, then the query-count and memory runs.
+    runs: list[dict[int, Level]] = field(default_factory=list)
+    floors: list[dict[int, Level]] = field(default_factory=list)
+
+
+def booking_request(base_url: str, slot: Slot, patient: Patient) -> Booking:
+    """The form that the booking page posts for ``patient``: "Book"."""
+    form = booking_fields(slot, patient, "book")
+    return Booking(base_url + reverse("scheduling:book", args=[slot.public_id]), form)
+
+
+def booking_plan(
+    base_url: str, clients: int, singles: Iterator[Slot], groups: Iterator[Slot], patients: Iterator[Patient]
+) -> tuple[list[list[Booking]], tuple[int, int]]:
+    """Each client's bookings, all (slot, patient) pairs distinct, and the (booked, refused) they must come to.
+
+    Most go into single slots of their own; the rest into group slots whose requests are dealt round the
+    clients, so that several clients book the same group at about the same point of their lists.
+    """
+    per_client = BOOKING_PER_CLIENT[clients]
+    group_count = round(clients * per_client * BOOKING_GROUP_SHARE / BOOKING_GROUP_REQUESTS)
+    group_slots = [next(groups) for _ in range(group_count)]
+    group_requests = [slot for slot in group_slots for _ in range(BOOKING_GROUP_REQUESTS)]
+    plan = []
+    for index in range(clients):
+        mine = group_requests[index::clients]
+        at = {(2 * j + 1) * per_client // (2 * len(mine)) for j in range(len(mine))}
+        queue = iter(mine)
+        slots = [next(queue) if position in at else next(singles) for position in range(per_client)]
+        plan.append([booking_request(base_url, slot, next(patients)) for slot in slots])
+    booked = clients * per_client - len(group_requests)
+    booked += sum(min(BOOKING_GROUP_REQUESTS, slot.capacity) for slot in group_slots)
+    return plan, (booked, clients * per_client - booked)
+
+
+def booking_clinic() -> tuple[Clinic, list[User]]:
+    """The calendar's week for 40 practitioners, patients, and a receptionist (of this clinic only) per client."""
+    clinics_clear([BOOKING_SLUG])
+    clinic = Clinic.objects.create(
+        name="Benchmark booking", slug=BOOKING_SLUG, time_zone=CALENDAR_TIME_ZONE, internal_ids_enabled=True
+    )
+    calendar_rota(clinic, CalendarSize(BOOKING_SLUG, "", BOOKING_PRACTITIONERS, 0, 0, BOOKING_PATIENTS))
+    with transaction.atomic():
+        calendar_patients(clinic, random.Random(BOOKING_SEED), BOOKING_PATIENTS)
+    users = []
+    for index in range(max(BOOKING_CLIENTS)):
+        username = BOOKING_RECEPTION.format(index)
+        user, created = User.objects.get_or_create(username=username, defaults={"email": username})
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        Membership.objects.create(clinic=clinic, user=user, role=Role.RECEPTION)
+        users.append(user)
+    with connection.cursor() as cursor:  # statistics, as autovacuum would leave them
+        tables = ", ".join(m._meta.db_table for m in (Slot, Session, Appointment, Patient, Practitioner))
+        cursor.execute(f"ANALYZE {tables}")
+    return clinic, users
+
+
+def gunicorn_workers() -> int:
+    """Two per CPU (or the size's own number), as long as every worker thread can keep a PostgreSQL connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        max_connections = int(cursor.fetchone()[0])
+    wanted = SIZE.workers or 2 * (os.cpu_count() or 2)
+    return max(1, min(wanted, (max_connections - GUNICORN_CONNECTIONS_SPARE) // GUNICORN_THREADS))
+
+
+def booking_server() -> GunicornServer:
+    """gunicorn on the benchmarks' database (the URL the harness chose), DEBUG off, as the in-process cases."""
+    url = os.environ["DATABASE_URL"]
+    if str(dj_database_url.parse(url)["NAME"]) != str(settings.DATABASES[DEFAULT_DB_ALIAS]["NAME"]):
+        raise RuntimeError("DATABASE_URL is not the database Django is using: refusing to start the server")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return GunicornServer(
+        "clinic.wsgi:application",
+        workers=gunicorn_workers(),
+        threads=GUNICORN_THREADS,
+        env=env,
+        ready_path=reverse("healthz"),
+    )
+
+
+def reception_session(base_url: str, user: User) -> requests.Session:
+    """An HTTP client logged in as ``user`` (a session made as the test client makes one: no password, no axes),
+    holding the CSRF cookie of a page and sending it back as the header."""
+    client = Client()
+    client.force_login(user, backend=MODEL_BACKEND)
+    http = requests.Session()
+    http.cookies.set(settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value)
+    home = http.get(base_url + reverse("home"), allow_redirects=False, timeout=60)  # also stores the clinic
+    token = http.cookies.get(settings.CSRF_COOKIE_NAME)
+    if home.status_code != 200 or not token:
+        raise RuntimeError(f"{user.username}: GET / returned {home.status_code}, CSRF cookie {bool(token)}")
+    http.headers["X-CSRFToken"] = token
+    return http
+
+
+@functools.cache
+def booking_setup() -> BookingState:
+    if connection.vendor != "postgresql":  # the harness skips the case elsewhere (Case.needs)
+        raise RuntimeError(f"booking_http measures gunicorn on PostgreSQL, and this database is {connection.vendor}")
+    load = os.getloadavg()[0]  # the other processes' share of the CPUs, before ours adds to it
+    clinic, users = booking_clinic()
+    slots = Slot.objects.for_clinic(clinic).filter(bookable=True).select_related("slot_type").order_by("id")
+    rng = random.Random(BOOKING_SEED)
+    singles = [slot for slot in slots if slot.capacity == 1]
+    groups = [slot for slot in slots if slot.capacity > 1]
+    rng.shuffle(singles)
+    rng.shuffle(groups)
+    patients = list(Patient.objects.for_clinic(clinic).filter(is_blocked=False).order_by("id"))
+
+    server = booking_server()
+    base_url = server.start()
+    try:
+        sessions = [reception_session(base_url, user) for user in users]
+        single_slots, group_slots = iter(singles), iter(groups)  # no slot is in two of the runs
+        plans, expected = {}, {}
+        for clients in BOOKING_CLIENTS:  # within a run, every patient is booked once at most
+            plans[clients], expected[clients] = booking_plan(
+                base_url, clients, single_slots, group_slots, iter(patients)
+            )
+    except BaseException:
+        server.stop()
+        raise
+    print(
+        f"booking_http: gunicorn at {base_url}, {server.workers} workers x {server.threads} threads, "
+        f"{os.cpu_count()} CPUs; load average before the set-up {load:.1f}"
+        + (" (a busy machine: expect noisy figures)" if load > (os.cpu_count() or 1) else ""),
+        file=sys.stderr,
+    )
+    return BookingState(
+        clinic=clinic,
+        server=server,
+        sessions=sessions,
+        plans=plans,
+        expected=expected,
+        healthz_url=base_url + reverse("healthz"),
+    )
+
+
+def book_all(http: requests.Session, bookings: Sequence[Booking]) -> list[Outcome]:
+    """One client's bookings, one after the other, as the calendar's form posts them without htmx."""
+    outcomes = []
+    for booking in bookings:
+        start = time.perf_counter()
+        response = http.post(booking.url, data=booking.form, allow_redirects=False, timeout=120)
+        latency = time.perf_counter() - start
+        # The success message waits in a cookie for the next page, which a browser would load at once: drop it.
+        http.cookies.pop("messages", None)
+        if response.status_code == 302:
+            outcomes.append(Outcome("ok", latency))
+            continue
+        alert = ALERT.search(response.text)
+        message = alert.group(1).strip() if alert else ""
+        refused = response.status_code == 200 and message.startswith(BOOKING_REFUSALS)
+        outcomes.append(
+            Outcome("refused", latency) if refused else Outcome("error", latency, f"{response.status_code} {message}")
+        )
+    return outcomes
+
+
+def get_healthz(http: requests.Session, url: str, count: int) -> list[Outcome]:
+    outcomes = []
+    for _ in range(count):
+        start = time.perf_counter()
+        response = http.get(url, timeout=120)
+        latency = time.perf_counter() - start
+        ok = response.status_code == 200 and response.text == "ok"
+        outcomes.append(Outcome("ok", latency) if ok else Outcome("error", latency, str(response.status_code)))
+    return outcomes
+
+
+def level_of(clients: int, results: list[list[Outcome]], wall_s: float, cpu_s: float) -> tuple[Level, list[str]]:
+    outcomes = [outcome for client in results for outcome in client]
+    kinds = Counter(outcome.kind for outcome in outcomes)
+    errors = [outcome.detail for outcome in outcomes if outcome.kind == "error"]
+    latencies = [outcome.latency_s for outcome in outcomes if outcome.kind == "ok"]
+    return Level(clients, len(outcomes), wall_s, latencies, kinds["refused"], cpu_s), errors
+
+
+def booking_check(state: BookingState, level: Level, errors: list[str], booked_so_far: int) -> None:
+    """The responses and the database agree: every 302 is one live appointment, no slot holds more than its
+    capacity, and every slot's booked_count is its number of live appointments. Anything else is an error."""
+    clinic = state.clinic
+    problems = []
+    if errors:
+        common = ", ".join(f"{count} x {detail!r}" for detail, count in Counter(errors).most_common(5))
+        problems.append(f"{len(errors)} of {level.requests} requests failed ({common})")
+    found = (len(level.latencies_s), level.refused)
+    if found != state.expected[level.clients]:
+        problems.append(f"(booked, refused) are {found}, expected {state.expected[level.clients]}")
+    live = Appointment.objects.for_clinic(clinic).live().count()
+    if live != booked_so_far:
+        problems.append(f"{live} live appointments after {booked_so_far} successful bookings")
+    slots = Slot.objects.for_clinic(clinic)
+    over = slots.filter(booked_count__gt=models.F("capacity")).count()
+    if over:
+        problems.append(f"{over} slots hold more than their capacity")
+    wrong = slots_miscounted(clinic)
+    if wrong:
+        problems.append(f"{wrong} slots have a booked_count other than their live appointments")
+    if problems:
+        log = state.server.log_path if state.server else None
+        raise RuntimeError(f"booking_http, {level.clients} clients: " + "; ".join(problems) + f" (server log: {log})")
+    checked()
+
+
+def booking_run(state: BookingState) -> None:
+    """The three runs, 1, 8 and 32 clients, on slots of their own; each is checked once its clients are done."""
+    levels, booked = {}, 0
+    for clients in BOOKING_CLIENTS:
+        plan = state.plans[clients]
+        results, wall_s, cpu_s = run_clients(
+            [functools.partial(book_all, http, bookings) for http, bookings in zip(state.sessions, plan, strict=False)]
+        )
+        level, errors = level_of(clients, results, wall_s, cpu_s)
+        booked += len(level.latencies_s)
+        booking_check(state, level, errors, booked)
+        levels[clients] = level
+    state.runs.append(levels)
+
+
+def booking_floor(state: BookingState) -> None:
+    """As many GET /healthz (one SELECT 1, the same session and middleware) by as many clients."""
+    levels = {}
+    for clients in BOOKING_CLIENTS:
+        count = BOOKING_PER_CLIENT[clients]
+        results, wall_s, cpu_s = run_clients(
+            [functools.partial(get_healthz, http, state.healthz_url, count) for http in state.sessions[:clients]]
+        )
+        level, errors = level_of(clients, results, wall_s, cpu_s)
+        if errors:
+            raise RuntimeError(f"GET /healthz, {clients} clients: {len(errors)} failed ({Counter(errors)})")
+        levels[clients] = level
+    state.floors.append(levels)
+
+
+def booking_reset(state: BookingState) -> None:
+    """No appointments, every booked_count 0, the dead rows vacuumed: each run starts from the same database."""
+    with transaction.atomic():
+        Appointment.objects.for_clinic(state.clinic).delete()
+        AuditEvent.objects.for_clinic(state.clinic).delete()
+        Slot.objects.for_clinic(state.clinic).exclude(booked_count=0).update(booked_count=0)
+    tables = ", ".join(m._meta.db_table for m in (Slot, Appointment, AuditEvent))
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {tables}")
+
+
+def booking_figures(result: Result) -> Result:
+    """Per number of clients, over the timed runs: p50 and p95 of the successful bookings' latencies (all runs
+    pooled), bookings per second and /healthz requests per second (medians of the runs), and their ratio."""
+    state = booking_setup()
+    warmup, runs = int(result["warmup"]), int(result["runs"])
+    timed, floors = state.runs[warmup : warmup + runs], state.floors[warmup : warmup + runs]
+    if len(timed) != runs or len(floors) != runs:
+        raise RuntimeError(f"booking_http: {len(state.runs)} runs and {len(state.floors)} floors recorded")
+    figures: Result = {"gunicorn_workers": state.server.workers, "gunicorn_threads": state.server.threads}
+    lines = [
+        f"{'clients':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'bookings/s':>10}  {'healthz/s':>10}  {'ratio':>6}"
+        f"  {'client CPUs':>11}"
+    ]
+    for clients in BOOKING_CLIENTS:
+        latencies = [latency for run in timed for latency in run[clients].latencies_s]
+        booked_per_s = statistics.median(len(run[clients].latencies_s) / run[clients].wall_s for run in timed)
+        healthz_per_s = statistics.median(floor[clients].requests / floor[clients].wall_s for floor in floors)
+        p50, p95, ratio = percentile(latencies, 0.5), percentile(latencies, 0.95), booked_per_s / healthz_per_s
+        client_cpus = statistics.median(run[clients].client_cpu_s / run[clients].wall_s for run in timed)
+        healthz_client_cpus = statistics.median(floor[clients].client_cpu_s / floor[clients].wall_s for floor in floors)
+        figures |= {
+            f"c{clients}_requests": timed[0][clients].requests,
+            f"c{clients}_refused": timed[0][clients].refused,
+            f"c{clients}_p50_s": p50,
+            f"c{clients}_p95_s": p95,
+            f"c{clients}_bookings_per_s": round(booked_per_s, 2),
+            f"c{clients}_healthz_per_s": round(healthz_per_s, 2),
+            f"c{clients}_ratio_to_healthz": round(ratio, 4),
+            f"c{clients}_client_cpus": round(client_cpus, 3),  # CPUs the clients kept from the server
+            f"c{clients}_healthz_client_cpus": round(healthz_client_cpus, 3),
+        }
+        lines.append(
+            f"{clients:>7}  {p50 * 1000:>8.1f}  {p95 * 1000:>8.1f}  {booked_per_s:>10.1f}  {healthz_per_s:>10.1f}"
+            f"  {ratio:>6.3f}  {client_cpus:>4.2f} {healthz_client_cpus:>6.2f}"
+        )
+    print("booking_http (gunicorn, PostgreSQL):\n" + "\n".join(lines) + "\n")
+    return figures
+
+
+register(
+    Case(
+        name="booking_http",
+        setup=booking_setup,
+        run=booking_run,
+        floor=booking_floor,
+        reset=booking_reset,
+        runs=3,
+        warmup=1,
+        extras=booking_figures,
+        needs="postgresql",
+    )
+)
