@@ -12,10 +12,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest
 from clinic.htmx import page_or_fragment
-from clinic.models import NamedPermission
 from patients import importer, selectors, services
 from patients.access import can_edit_patients, coverage_for_member, edits_patients, patient_for_member
 from patients.forms import CoverageForm, ImportForm, PatientForm
+from patients.models import may_see_blocked
 
 LIST_LIMIT = 50
 
@@ -43,7 +43,7 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def patient_edit(request: ClinicRequest, patient: UUID | None = None) -> HttpResponse:
     instance = patient_for_member(request, patient) if patient else None
-    can_block = request.membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS)
+    can_block = may_see_blocked(request.membership)  # who may see blocked records may also block one
     form = PatientForm(request.POST or None, instance=instance, clinic=request.clinic, can_block=can_block)
     if request.method == "POST" and form.is_valid():
         saved = services.patient_save(clinic=request.clinic, actor=request.user, form=form)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 
-from clinic.models import Location, Membership, Practitioner
+from clinic.models import Location
 from clinic.selectors import practitioners_list
 from patients.display import staff_label
 from patients.models import may_see_blocked
@@ -52,7 +52,7 @@ from scheduling.models import (
 from scheduling.signals import practitioners_synced_to_google
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic, Location, Membership, Practitioner
+    from clinic.models import Clinic, Membership, Practitioner
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from clinic.models import Department, Membership, NamedPermission, Practitioner
+from clinic.models import Department, Membership, Practitioner
 from clinic.services import audit_record
+from patients.models import may_see_blocked
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -69,7 +70,7 @@ def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> Bo
 
 def may_book(membership: Membership, patient: Patient) -> None:
     """Refuse a patient this member may not book (blocked without the permission, or archived)."""
-    if patient.is_blocked and not membership.has_permission(NamedPermission.ACCESS_BLOCKED_PATIENTS):
+    if patient.is_blocked and not may_see_blocked(membership):
         raise BookingError("You do not have permission to book this patient.")
     if patient.is_archived:
         raise BookingError("This patient's record is archived; restore it before booking.")

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from clinic.models import Clinic, Location
-    from sessions_setup.models import SessionTemplate, TemplateSlot
 
 
 UTC = dt.UTC

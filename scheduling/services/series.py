@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clinic.models import Membership, Practitioner
 from clinic.services import audit_record
 from scheduling.models import (
     Appointment,
@@ -34,7 +33,7 @@ from scheduling.services.booking import (
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from clinic.models import Clinic
+    from clinic.models import Clinic, Membership, Practitioner
 
 
 @dataclass(frozen=True)
