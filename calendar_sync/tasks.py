@@ -4,8 +4,8 @@ Every task is idempotent: run twice, or again after a crash, it leaves the same 
 transient refusals (429, 403 rate limits, 5xx, no connection) retry with exponential backoff; a quota
 refusal backs the connection off for hours; a revoked grant marks it broken and stops retrying.
 
-The services queue these tasks (importing this module); so each task imports the service it runs in its
-body, and this module imports nothing of calendar sync but its models.
+The services nudge these tasks after commit (clinic/nudges.py; importing this module); so each task
+imports the service it runs in its body, and this module imports nothing of calendar sync but its models.
 """
 
 from __future__ import annotations
@@ -79,17 +79,29 @@ def google_pull(self: Any, connection_id: int, calendar_pk: int | None = None) -
 
 @shared_task(acks_late=True)
 def google_pull_all() -> int:
-    """Beat: pull every active connection, and push any whose pending changes are waiting (after a
-    back-off, or a lost task)."""
-    from calendar_sync.google.changes import connections_to_pull, connections_with_pending, queue_pull
+    """Beat: pull every active connection (Google's changes whose notification was lost, or that had none)."""
+    from calendar_sync.google.changes import connections_to_pull, queue_pull
 
     pulled = 0
     for connection in connections_to_pull():
         queue_pull(connection, None)
         pulled += 1
-    for connection_id in connections_with_pending():
-        google_push.delay(connection_id)
     return pulled
+
+
+@shared_task(acks_late=True)
+def deliver_waiting() -> dict[str, int]:
+    """Beat, every minute: the follow-up rows whose nudge was lost (the broker was down, a web process died
+    between commit and publish) are delivered: every feed with unbuilt changes is rebuilt and every
+    connection with pending changes pushed. Idempotent: a row already taken is simply not found."""
+    from calendar_sync.feed.build import subscriptions_waiting
+    from calendar_sync.google.changes import pushes_waiting
+    from clinic.nudges import nudge
+
+    feeds = subscriptions_waiting()
+    for pk in feeds:
+        nudge(build_feed, pk)
+    return {"feeds": len(feeds), "pushes": len(pushes_waiting())}
 
 
 @shared_task(acks_late=True)

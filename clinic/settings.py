@@ -159,6 +159,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "clinic"),
+            # A cache that stops answering fails fast instead of holding a request (nudges use it too).
+            "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -180,7 +182,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Nudges (clinic/nudges.py): a write's follow-up work is rows in its transaction; the nudge that tells a
+# worker is fire-and-forget after commit, and gives up on a broker that does not answer within this many
+# seconds. After a refusal, nudges pause this long (the per-minute sweep delivers what they would have).
+NUDGE_PUBLISH_TIMEOUT = float(os.environ.get("NUDGE_PUBLISH_TIMEOUT", "0.5"))
+NUDGE_PAUSE_SECONDS = float(os.environ.get("NUDGE_PAUSE_SECONDS", "2"))
 CELERY_BEAT_SCHEDULE = {
+    "deliver-waiting": {"task": "calendar_sync.tasks.deliver_waiting", "schedule": 60.0},
     "google-pull": {"task": "calendar_sync.tasks.google_pull_all", "schedule": GOOGLE_PULL_MINUTES * 60.0},
     "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
 }

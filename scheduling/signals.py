@@ -1,7 +1,10 @@
-"""What scheduling tells its observers (calendar sync) once a change has committed.
+"""What scheduling tells its observers (calendar sync, later notifications) about a change, inside the
+change's transaction.
 
 Scheduling never imports calendar_sync: its services announce which practitioners' calendars changed,
-and calendar_sync connects a receiver (see calendar_sync/apps.py).
+and calendar_sync connects a receiver (see calendar_sync/apps.py). Receivers only write rows (a feed
+change, a pending Google change), so the follow-up work commits or rolls back with the change itself;
+they nudge workers after commit (clinic/nudges.py), and nothing here waits on the broker.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.dispatch import Signal
 
-# Sent after commit with practitioner_ids (a frozenset of the primary keys whose calendars changed) and
+# Sent inside the change's transaction with practitioner_ids (a frozenset of the primary keys whose calendars changed) and
 # keys: the changed items, "a<pk>" for an appointment and "e<pk>" for an other event, or None when the
 # change may touch anything on those calendars.
 calendar_changed = Signal()
@@ -20,11 +23,15 @@ calendar_changed = Signal()
 def announce_calendar_change(
     practitioner_ids: Iterable[int | None], *, appointments: Iterable[int] = (), events: Iterable[int] = ()
 ) -> None:
-    """Send calendar_changed once the current transaction commits (at once outside one); nothing on rollback."""
+    """Send calendar_changed now, in the caller's transaction: the receivers' rows commit with the change, and
+    a rollback leaves none. A receiver's error fails the change (all or nothing)."""
     ids = frozenset(pk for pk in practitioner_ids if pk is not None)
     keys = frozenset([*(f"a{pk}" for pk in appointments), *(f"e{pk}" for pk in events)]) or None
     if ids:
-        transaction.on_commit(lambda: calendar_changed.send(sender=None, practitioner_ids=ids, keys=keys))
+        # Outside a transaction, the receivers' rows still go in as one (savepoint=False: no extra queries
+        # inside the caller's transaction, whose rollback takes them anyway).
+        with transaction.atomic(savepoint=False):
+            calendar_changed.send(sender=None, practitioner_ids=ids, keys=keys)
 
 
 # Asked while drawing a calendar: which of these practitioners (practitioner_ids, a list of primary keys)

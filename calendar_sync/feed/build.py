@@ -11,8 +11,7 @@ import datetime as dt
 import gzip
 import hashlib
 from collections.abc import Iterable
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -23,9 +22,7 @@ from calendar_sync.feed.sources import feed_sources
 from calendar_sync.keys import EVERYTHING, ItemKey
 from calendar_sync.models import FeedChange, FeedDocument, FeedEvent, FeedSubscription
 from clinic.db import DbValues, bulk_insert
-
-if TYPE_CHECKING:
-    pass
+from clinic.nudges import nudge
 
 
 def _enabled_subscriptions_all_clinics(practitioner_ids: Iterable[int] | QuerySet[Any]) -> list[tuple[int, int]]:
@@ -51,7 +48,7 @@ def feed_changes_record(
     values = DbValues()
     ids = values.random_uuids(len(subscriptions) * len(wanted))
     rows = [(clinic_id, ids.pop(), pk, key) for pk, clinic_id in subscriptions for key in wanted]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         bulk_insert(FeedChange._meta.db_table, ("clinic_id", "public_id", "subscription_id", "key"), rows)
         for clinic_id in sorted({clinic_id for _, clinic_id in subscriptions}):
             FeedSubscription.objects.for_clinic(clinic_id).filter(
@@ -61,9 +58,18 @@ def feed_changes_record(
 
 
 def feeds_changed(practitioner_ids: Iterable[int] | QuerySet[Any], keys: Iterable[ItemKey] | None = None) -> None:
-    """Record a change on these practitioners' enabled feeds and queue their rebuild after commit."""
+    """Record a change on these practitioners' enabled feeds (rows in the caller's transaction) and nudge
+    their rebuild after commit (a lost nudge is delivered by the sweep)."""
     for pk in feed_changes_record(practitioner_ids, keys):
-        transaction.on_commit(partial(tasks.build_feed.delay, pk))
+        nudge(tasks.build_feed, pk)
+
+
+def subscriptions_waiting() -> list[int]:
+    """Enabled subscriptions with recorded changes that no build has taken yet (the sweep rebuilds them)."""
+    # Across clinics: the sweep delivers what every clinic's lost nudges left (each row names its clinic).
+    return list(
+        FeedChange.objects.filter(subscription__enabled=True).values_list("subscription_id", flat=True).distinct()
+    )
 
 
 def is_stale(subscription: FeedSubscription, document: FeedDocument | None, now: dt.datetime) -> bool:

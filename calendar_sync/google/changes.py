@@ -5,10 +5,8 @@ pending (changes coalesce). Pulls are queued here too, one per burst of notifica
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
-from functools import partial
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -16,6 +14,7 @@ from django.utils import timezone
 from calendar_sync import tasks
 from calendar_sync.keys import EVERYTHING, ItemKey
 from calendar_sync.models import GoogleConnection, GooglePending, GoogleState, SyncType
+from clinic.nudges import nudge
 
 
 def _active_connections_all_clinics() -> QuerySet[GoogleConnection]:
@@ -41,8 +40,8 @@ def practitioners_synced(practitioner_ids: Iterable[int]) -> set[int]:
 
 
 def changes_record(practitioner_ids: Iterable[int], keys: Collection[ItemKey] | None) -> None:
-    """Called after a calendar change commits: pending items for the practitioners' active two-way syncs,
-    and a push queued for each (unless one is queued already: changes coalesce)."""
+    """Called inside a calendar change's transaction: pending items for the practitioners' active two-way
+    syncs, and a push nudged after commit for each (unless one is queued already: changes coalesce)."""
     connections = list(
         _active_connections_all_clinics()
         .filter(practitioner_id__in=list(practitioner_ids))
@@ -51,7 +50,7 @@ def changes_record(practitioner_ids: Iterable[int], keys: Collection[ItemKey] | 
     if not connections:
         return
     wanted = [EVERYTHING] if keys is None else sorted({key.text for key in keys})
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         for clinic_id in sorted({clinic_id for _, clinic_id in connections}):
             GooglePending.objects.for_clinic(clinic_id).bulk_create(
                 [
@@ -66,14 +65,15 @@ def changes_record(practitioner_ids: Iterable[int], keys: Collection[ItemKey] | 
 
 
 def queue_push_on_commit(clinic_id: int, connection_id: int) -> None:
-    """Queue a push unless one is queued and not yet started (it will see these changes)."""
+    """Mark a push queued (in the caller's transaction) and nudge it after commit, unless one is queued and
+    not yet started (it will see these changes). A mark whose nudge was lost is cleared by the sweep."""
     queued = (
         GoogleConnection.objects.for_clinic(clinic_id)
         .filter(pk=connection_id, push_queued=False)
         .update(push_queued=True)
     )
     if queued:
-        transaction.on_commit(partial(tasks.google_push.delay, connection_id))
+        nudge(tasks.google_push, connection_id)
 
 
 def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
@@ -82,9 +82,9 @@ def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
 
 
 def queue_pull(connection: GoogleConnection, calendar_pk: int | None) -> None:
-    """Queue a pull (a burst of notifications for one calendar makes one)."""
-    if cache.add(pull_flag(connection.public_id, calendar_pk), 1, 60):
-        tasks.google_pull.delay(connection.pk, calendar_pk)
+    """Nudge a pull after commit (a burst of notifications for one calendar makes one). A lost one is made
+    good by beat's periodic pull of every connection."""
+    nudge(tasks.google_pull, connection.pk, calendar_pk, once_per=pull_flag(connection.public_id, calendar_pk))
 
 
 def connections_to_pull() -> Iterator[GoogleConnection]:
@@ -95,6 +95,22 @@ def connections_to_pull() -> Iterator[GoogleConnection]:
     )
 
 
-def connections_with_pending() -> list[int]:
-    # Across clinics: beat pushes whatever is waiting (after a back-off, or a lost task) in every clinic.
-    return list(GooglePending.objects.values_list("connection_id", flat=True).distinct())
+def pushes_waiting() -> list[int]:
+    """The sweep: connections whose pending changes no push has taken (a lost nudge, a back-off now over, a
+    push that gave up for now) are marked queued and nudged; a "push queued" mark left on a connection with
+    nothing pending (its nudge lost, its changes taken by another push) is cleared, so the next change
+    nudges again. Returns the connections nudged."""
+    # Across clinics: the sweep delivers whatever is waiting in every clinic (each row names its clinic).
+    waiting = GooglePending.objects.values_list("connection_id", flat=True).distinct()
+    with transaction.atomic():
+        GoogleConnection.objects.filter(push_queued=True).exclude(pk__in=waiting).update(push_queued=False)
+        nudged = list(
+            _active_connections_all_clinics()
+            .filter(pk__in=waiting)
+            .filter(Q(backoff_until__isnull=True) | Q(backoff_until__lte=timezone.now()))
+            .values_list("pk", flat=True)
+        )
+        GoogleConnection.objects.filter(pk__in=nudged).update(push_queued=True)
+        for pk in nudged:
+            nudge(tasks.google_push, pk)
+    return nudged

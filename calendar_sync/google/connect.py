@@ -173,7 +173,7 @@ def secondary_set(*, clinic: Clinic, actor: User, calendar: GoogleCalendar, sele
             clinic=clinic, actor=actor, action="google.secondary", target=calendar, detail={"selected": selected}
         )
         if selected:
-            transaction.on_commit(partial(queue_pull, connection, calendar.pk))
+            queue_pull(connection, calendar.pk)
         else:
             channels_drop(connection, GoogleChannel.objects.for_clinic(clinic).filter(calendar=calendar))
     return calendar
@@ -188,7 +188,7 @@ def resync_all(connection: GoogleConnection) -> None:
         GoogleCalendar.objects.for_clinic(clinic_id).filter(connection=connection).update(sync_token="")
         GooglePending.objects.for_clinic(clinic_id).create(clinic_id=clinic_id, connection=connection, key=EVERYTHING)
         queue_push_on_commit(clinic_id, connection.pk)
-        transaction.on_commit(partial(queue_pull, connection, None))
+        queue_pull(connection, None)
 
 
 def _forget(connection: GoogleConnection) -> None:
@@ -204,7 +204,7 @@ def sync_now(connection: GoogleConnection) -> None:
     """Sync now: push everything that differs, and pull every synced calendar."""
     with transaction.atomic():
         changes_record([connection.practitioner_id], None)
-        transaction.on_commit(partial(queue_pull, connection, None))
+        queue_pull(connection, None)
 
 
 def sync_type_set(*, clinic: Clinic, actor: User, subscription: FeedSubscription, sync_type: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -367,4 +366,4 @@ def _other_event_from_google(
             GoogleEvent.objects.for_clinic(connection.clinic_id).filter(pk=row.pk).update(
                 fingerprint=shown_fingerprint(item)
             )
-            transaction.on_commit(partial(feeds_changed, [connection.practitioner_id], [key]))
+            feeds_changed([connection.practitioner_id], [key])

@@ -493,7 +493,7 @@ def test_quota_exceeded_backs_off_for_hours_and_keeps_the_changes(google, clinic
     tasks.google_push.delay(connection.pk).get()
     assert google.count_requests() == 0
     GoogleConnection.objects.filter(pk=connection.pk).update(backoff_until=timezone.now() - dt.timedelta(seconds=1))
-    tasks.google_pull_all.delay().get()
+    assert tasks.deliver_waiting.delay().get()["pushes"] == 1  # the per-minute sweep, once the wait is over
     assert "csa" + appointment.public_id.hex in ours(google, connection)
     assert not GooglePending.objects.exists()
 
@@ -622,12 +622,13 @@ def test_the_calendar_marks_google_events_and_locks_synced_client_events(google,
 
 
 @pytest.mark.django_db
-def test_beat_pulls_and_renews_channels_with_tasks_that_exist(settings):
+def test_beat_sweeps_pulls_and_renews_channels_with_tasks_that_exist(settings):
     from clinic.celery import app
 
     app.loader.import_default_modules()
     scheduled = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled == {
+        "calendar_sync.tasks.deliver_waiting": 60.0,
         "calendar_sync.tasks.google_pull_all": settings.GOOGLE_PULL_MINUTES * 60.0,
         "calendar_sync.tasks.google_renew_channels": 3600.0,
     }

@@ -1,0 +1,115 @@
+"""Nudges: telling a worker, after commit, that rows are waiting for it. Nothing waits on the broker.
+
+The rule of the house: a write records its follow-up work as rows in its own transaction (a feed change, a
+pending Google change, a message to send). The nudge only says "look now": it is queued in `on_commit`,
+fire-and-forget (no result, no publish retry), with a short socket timeout, and any refusal of the broker
+(or of the cache, the same Redis) is logged and swallowed. A lost nudge loses nothing: the beat sweep
+(`calendar_sync.tasks.deliver_waiting`, every minute) delivers the rows whose nudge never came.
+
+After one refusal, this process leaves the broker alone for NUDGE_PAUSE_SECONDS, so a burst of writes
+while Redis is down costs one publish timeout, not one per nudge. The next nudge after the pause tries
+again on a fresh connection: the same web process recovers by itself when Redis returns.
+
+In the embedded default (no REDIS_URL) tasks run in this process at once, as before; their errors still
+surface, since there is no broker to lose them to and no beat to sweep up after them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+if TYPE_CHECKING:
+    from celery import Task
+    from kombu.connection import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_paused_until = 0.0
+_pool: ConnectionPool | None = None
+
+
+def nudge(task: Task[Any, Any], *args: Any, once_per: str | None = None, once_seconds: int = 60) -> None:
+    """Queue task(*args) once the current transaction commits (at once outside one; never on rollback).
+
+    once_per names a burst: while that cache key lives (once_seconds, or until the task deletes it), further
+    nudges with the same name are dropped; the task that runs sees what they would have.
+    """
+    transaction.on_commit(partial(_publish, task, args, once_per, once_seconds))
+
+
+def broker_paused() -> bool:
+    return time.monotonic() < _paused_until
+
+
+def _publish(task: Task[Any, Any], args: tuple[Any, ...], once_per: str | None, once_seconds: int) -> None:
+    if task.app.conf.task_always_eager:
+        if once_per is None or cache.add(once_per, 1, once_seconds):
+            task.apply_async(args)
+        return
+    if broker_paused():
+        log.info("nudge %s skipped: the broker refused recently; the sweep delivers", task.name)
+        return
+    try:
+        if once_per is not None and not cache.add(once_per, 1, once_seconds):
+            return
+        with _connections().acquire(block=True, timeout=settings.NUDGE_PUBLISH_TIMEOUT) as connection:
+            task.apply_async(args, connection=connection, ignore_result=True, retry=False)
+    except Exception as error:  # noqa: BLE001 - any refusal of the broker or cache; the rows wait for the sweep
+        _pause()
+        if once_per is not None:
+            _forget_quietly(once_per)
+        # The class only: a broker's message may carry its URL (and password).
+        log.warning("nudge %s not queued (%s); the sweep delivers", task.name, type(error).__name__)
+
+
+def _connections() -> ConnectionPool:
+    """The producer connections of this process: a short timeout on every socket, no reconnect loop."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            from clinic.celery import app
+
+            timeout = settings.NUDGE_PUBLISH_TIMEOUT
+            connection = app.connection_for_write(
+                connect_timeout=timeout,
+                transport_options={
+                    **app.conf.broker_transport_options,
+                    "socket_timeout": timeout,
+                    "socket_connect_timeout": timeout,
+                    "max_retries": 0,  # kombu's default_channel would otherwise retry the connect (6 s)
+                },
+            )
+            _pool = connection.Pool(limit=app.conf.broker_pool_limit or 10)
+        return _pool
+
+
+def _pause() -> None:
+    global _paused_until
+    with _lock:
+        _paused_until = time.monotonic() + settings.NUDGE_PAUSE_SECONDS
+
+
+def _forget_quietly(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:  # noqa: BLE001 - the cache is the same Redis that just refused; the key expires anyway
+        return
+
+
+def reset_for_tests() -> None:
+    """Forget the pause and the connections (a test points the broker elsewhere)."""
+    global _paused_until, _pool
+    with _lock:
+        _paused_until = 0.0
+        if _pool is not None:
+            _pool.force_close_all()
+        _pool = None
