@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -37,38 +38,63 @@ _paused_until = 0.0
 _pool: ConnectionPool | None = None
 
 
-def nudge(task: Task[Any, Any], *args: Any, once_per: str | None = None, once_seconds: int = 60) -> None:
+def nudge(
+    task: Task[Any, Any],
+    *args: Any,
+    once_per: str | None = None,
+    once_seconds: int = 60,
+    on_lost: Callable[[], object] | None = None,
+) -> None:
     """Queue task(*args) once the current transaction commits (at once outside one; never on rollback).
 
     once_per names a burst: while that cache key lives (once_seconds, or until the task deletes it), further
-    nudges with the same name are dropped; the task that runs sees what they would have.
+    nudges with the same name are dropped; the task that runs sees what they would have. on_lost runs when
+    the nudge could not be queued (to undo a "queued" mark, so the next change nudges again).
     """
-    transaction.on_commit(partial(_publish, task, args, once_per, once_seconds))
+    transaction.on_commit(partial(_publish, task, args, once_per, once_seconds, on_lost))
 
 
 def broker_paused() -> bool:
     return time.monotonic() < _paused_until
 
 
-def _publish(task: Task[Any, Any], args: tuple[Any, ...], once_per: str | None, once_seconds: int) -> None:
+def _publish(
+    task: Task[Any, Any],
+    args: tuple[Any, ...],
+    once_per: str | None,
+    once_seconds: int,
+    on_lost: Callable[[], object] | None,
+) -> None:
     if task.app.conf.task_always_eager:
         if once_per is None or cache.add(once_per, 1, once_seconds):
             task.apply_async(args)
         return
     if broker_paused():
         log.info("nudge %s skipped: the broker refused recently; the sweep delivers", task.name)
+        _lost(task, on_lost)
         return
     try:
         if once_per is not None and not cache.add(once_per, 1, once_seconds):
             return
         with _connections().acquire(block=True, timeout=settings.NUDGE_PUBLISH_TIMEOUT) as connection:
-            task.apply_async(args, connection=connection, ignore_result=True, retry=False)
+            producer = task.app.amqp.Producer(connection, auto_declare=False)  # as apply_async(connection=) makes
+            task.apply_async(args, producer=producer, ignore_result=True, retry=False)
     except Exception as error:  # noqa: BLE001 - any refusal of the broker or cache; the rows wait for the sweep
         _pause()
         if once_per is not None:
             _forget_quietly(once_per)
         # The class only: a broker's message may carry its URL (and password).
         log.warning("nudge %s not queued (%s); the sweep delivers", task.name, type(error).__name__)
+        _lost(task, on_lost)
+
+
+def _lost(task: Task[Any, Any], on_lost: Callable[[], object] | None) -> None:
+    if on_lost is None:
+        return
+    try:
+        on_lost()
+    except Exception as error:  # noqa: BLE001 - the write has committed; the sweep clears what this could not
+        log.warning("nudge %s: undoing its mark failed (%s)", task.name, type(error).__name__)
 
 
 def _connections() -> ConnectionPool:
@@ -104,12 +130,3 @@ def _forget_quietly(key: str) -> None:
     except Exception:  # noqa: BLE001 - the cache is the same Redis that just refused; the key expires anyway
         return
 
-
-def reset_for_tests() -> None:
-    """Forget the pause and the connections (a test points the broker elsewhere)."""
-    global _paused_until, _pool
-    with _lock:
-        _paused_until = 0.0
-        if _pool is not None:
-            _pool.force_close_all()
-        _pool = None

@@ -187,8 +187,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # seconds. After a refusal, nudges pause this long (the per-minute sweep delivers what they would have).
 NUDGE_PUBLISH_TIMEOUT = float(os.environ.get("NUDGE_PUBLISH_TIMEOUT", "0.5"))
 NUDGE_PAUSE_SECONDS = float(os.environ.get("NUDGE_PAUSE_SECONDS", "2"))
+SWEEP_SECONDS = float(os.environ.get("SWEEP_SECONDS", "60"))  # how often beat delivers rows whose nudge was lost
 CELERY_BEAT_SCHEDULE = {
-    "deliver-waiting": {"task": "calendar_sync.tasks.deliver_waiting", "schedule": 60.0},
+    "deliver-waiting": {"task": "calendar_sync.tasks.deliver_waiting", "schedule": SWEEP_SECONDS},
     "google-pull": {"task": "calendar_sync.tasks.google_pull_all", "schedule": GOOGLE_PULL_MINUTES * 60.0},
     "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
 }

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.dispatch import Signal
 
-# Sent inside the change's transaction with practitioner_ids (a frozenset of the primary keys whose calendars changed) and
-# keys: the changed items, "a<pk>" for an appointment and "e<pk>" for an other event, or None when the
-# change may touch anything on those calendars.
+# Sent inside the change's transaction with practitioner_ids (a frozenset of the primary keys whose
+# calendars changed) and keys: the changed items, "a<pk>" for an appointment and "e<pk>" for an other
+# event, or None when the change may touch anything on those calendars.
 calendar_changed = Signal()
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +26,11 @@ BASE_DIR = Path(settings.BASE_DIR)
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
 
 
-def redis_or_skip() -> None:
+def redis_or_skip(url: str = REDIS_URL) -> None:
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
-        message = f"Redis is not reachable at {REDIS_URL} ({error}); start it or set REDIS_URL."
+        message = f"Redis is not reachable at {url} ({error}); start it or set REDIS_URL."
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
@@ -43,12 +47,16 @@ def worker_database_url(fallback: Path | None = None) -> str:
 
 
 @contextmanager
-def celery_worker(database_url: str, **extra_env: str) -> Iterator[tuple[str, dict[str, str], list[str]]]:
-    """Start a worker on a queue of its own; yields (queue, environment for producers, the worker's output).
-    extra_env adds to the environment of the worker and of the producers (settings read from it)."""
-    redis_or_skip()
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = subprocess_env(drop=("DJANGO_ENV",), **extra_env, REDIS_URL=REDIS_URL, DATABASE_URL=database_url)
+def celery_worker(
+    database_url: str, *, redis_url: str = REDIS_URL, queue: str | None = None, beat: bool = False, **extra_env: str
+) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+    """Start a worker on a queue of its own (or the one given: "celery" is where beat and nudges send); yields
+    (queue, environment for producers, the worker's output). With beat, the worker runs beat too (-B, on
+    the database scheduler, so every schedule is due at once). extra_env adds to the environment of the
+    worker and of the producers (settings read from it)."""
+    redis_or_skip(redis_url)
+    queue = queue or f"test-{uuid.uuid4().hex[:12]}"
+    env = subprocess_env(drop=("DJANGO_ENV",), **extra_env, REDIS_URL=redis_url, DATABASE_URL=database_url)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -65,6 +73,7 @@ def celery_worker(database_url: str, **extra_env: str) -> Iterator[tuple[str, di
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",
+            *(["--beat"] if beat else []),
         ],
         cwd=BASE_DIR,
         env=env,
@@ -95,3 +104,70 @@ def produce(env: dict[str, str], code: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def redis_server(port: int) -> Iterator[str]:
+    """A Redis of the test's own on this port (stopped at the end, or by leaving the block): a broker that
+    can go away and come back. Yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def silent_socket() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers: a broker that hangs. Yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:  # the 0.1 s timeout: look at `done` again
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        done.set()
+        thread.join()
+        for peer in accepted:
+            peer.close()
+        listener.close()

@@ -5,6 +5,7 @@ pending (changes coalesce). Pulls are queued here too, one per burst of notifica
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -66,14 +67,16 @@ def changes_record(practitioner_ids: Iterable[int], keys: Collection[ItemKey] | 
 
 def queue_push_on_commit(clinic_id: int, connection_id: int) -> None:
     """Mark a push queued (in the caller's transaction) and nudge it after commit, unless one is queued and
-    not yet started (it will see these changes). A mark whose nudge was lost is cleared by the sweep."""
-    queued = (
-        GoogleConnection.objects.for_clinic(clinic_id)
-        .filter(pk=connection_id, push_queued=False)
-        .update(push_queued=True)
-    )
-    if queued:
-        nudge(tasks.google_push, connection_id)
+    not yet started (it will see these changes). A nudge the broker refuses takes its mark back, so the next
+    change nudges again; a mark left by a process that died in between is cleared by the sweep."""
+    connections = GoogleConnection.objects.for_clinic(clinic_id).filter(pk=connection_id)
+    if connections.filter(push_queued=False).update(push_queued=True):
+        _nudge_push(clinic_id, connection_id)
+
+
+def _nudge_push(clinic_id: int, connection_id: int) -> None:
+    connections = GoogleConnection.objects.for_clinic(clinic_id).filter(pk=connection_id)
+    nudge(tasks.google_push, connection_id, on_lost=partial(connections.update, push_queued=False))
 
 
 def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
@@ -108,9 +111,9 @@ def pushes_waiting() -> list[int]:
             _active_connections_all_clinics()
             .filter(pk__in=waiting)
             .filter(Q(backoff_until__isnull=True) | Q(backoff_until__lte=timezone.now()))
-            .values_list("pk", flat=True)
+            .values_list("pk", "clinic_id")
         )
-        GoogleConnection.objects.filter(pk__in=nudged).update(push_queued=True)
-        for pk in nudged:
-            nudge(tasks.google_push, pk)
-    return nudged
+        GoogleConnection.objects.filter(pk__in=[pk for pk, _ in nudged]).update(push_queued=True)
+        for pk, clinic_id in nudged:
+            _nudge_push(clinic_id, pk)
+    return [pk for pk, _ in nudged]

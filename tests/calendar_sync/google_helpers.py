@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httplib2
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -94,3 +95,19 @@ def future_appointment(clinic, practitioner, *, days: int = 3, patient=None) -> 
 
 def google_events(fake: FakeGoogle, connection: GoogleConnection) -> list[dict]:
     return fake.events(connection.default_calendar_id)
+
+
+def worker_settings(fake: FakeGoogle) -> dict[str, str]:
+    """The worker's Google is the fake, and it reads the tokens this process sealed."""
+    return {
+        "GOOGLE_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "GOOGLE_AUTH_URI": fake.auth_uri,
+        "GOOGLE_TOKEN_URI": fake.token_uri,
+        "GOOGLE_REVOKE_URI": fake.revoke_uri,
+        "GOOGLE_API_ROOT": fake.url + "/",
+        "GOOGLE_WEBHOOK_ORIGIN": "",
+        "OAUTHLIB_INSECURE_TRANSPORT": "1",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SYNC_TOKEN_KEYS": ",".join(settings.SYNC_TOKEN_KEYS),
+    }

@@ -628,11 +628,12 @@ def test_beat_sweeps_pulls_and_renews_channels_with_tasks_that_exist(settings):
     app.loader.import_default_modules()
     scheduled = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled == {
-        "calendar_sync.tasks.deliver_waiting": 60.0,
+        "calendar_sync.tasks.deliver_waiting": settings.SWEEP_SECONDS,
         "calendar_sync.tasks.google_pull_all": settings.GOOGLE_PULL_MINUTES * 60.0,
         "calendar_sync.tasks.google_renew_channels": 3600.0,
     }
     assert set(scheduled) <= set(app.tasks)
+    assert settings.SWEEP_SECONDS == 60.0  # every minute, unless a test asks for less
 
 
 def test_sync_now_pulls_google_and_pushes_what_differs(google, clinic_a, clinician, clinician_client):

@@ -15,33 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from calendar_sync.models import GoogleEvent, GooglePending
 from scheduling.models import Appointment, OtherEvent
-from tests.calendar_sync.google_helpers import connect, google_events
+from tests.calendar_sync.google_helpers import connect, google_events, worker_settings
 from tests.celery_worker import celery_worker, produce, redis_or_skip, worker_database_url
 from tests.factories import PatientFactory, SlotTypeFactory, allocate_session
-from tests.google_fake.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeGoogle
 
 WAIT = 30.0  # seconds for the worker to bring a change to Google (two refusals back off 4 to 6 s)
-
-
-def worker_settings(fake: FakeGoogle) -> dict[str, str]:
-    """The worker's Google is the fake, and it reads the tokens this process sealed."""
-    return {
-        "GOOGLE_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "GOOGLE_AUTH_URI": fake.auth_uri,
-        "GOOGLE_TOKEN_URI": fake.token_uri,
-        "GOOGLE_REVOKE_URI": fake.revoke_uri,
-        "GOOGLE_API_ROOT": fake.url + "/",
-        "GOOGLE_WEBHOOK_ORIGIN": "",
-        "OAUTHLIB_INSECURE_TRANSPORT": "1",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SYNC_TOKEN_KEYS": ",".join(settings.SYNC_TOKEN_KEYS),
-    }
 
 
 def web(env: dict[str, str], queue: str, code: str) -> str:

@@ -213,11 +213,13 @@ CROSS_CLINIC = {
     ),
     "calendar_sync/google/channels.py GoogleCalendar.objects.select_related": (1, "beat renews channels of all"),
     "calendar_sync/google/changes.py GoogleConnection.objects.filter": (
-        1,
-        "beat pulls every clinic's connections; scheduling's signal carries practitioner ids only",
+        3,
+        "beat pulls every clinic's connections, and its sweep clears stale push marks and marks what it nudges "
+        "in every clinic; scheduling's signal carries practitioner ids only",
     ),
-    "calendar_sync/google/changes.py GooglePending.objects.values_list": (1, "beat pushes what waits, all clinics"),
+    "calendar_sync/google/changes.py GooglePending.objects.values_list": (1, "the sweep pushes what waits"),
     "calendar_sync/feed/build.py FeedSubscription.objects.filter": (1, "scheduling's signal carries practitioner ids"),
+    "calendar_sync/feed/build.py FeedChange.objects.filter": (1, "the sweep rebuilds every clinic's waiting feeds"),
     "calendar_sync/google/connection.py GoogleConnection.objects.select_related": (
         1,
         "a push or pull task gets only the connection's id; all after it goes through for_clinic",
