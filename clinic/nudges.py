@@ -129,4 +129,3 @@ def _forget_quietly(key: str) -> None:
         cache.delete(key)
     except Exception:  # noqa: BLE001 - the cache is the same Redis that just refused; the key expires anyway
         return
-

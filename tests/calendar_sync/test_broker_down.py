@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import transaction
@@ -22,7 +23,7 @@ from django.urls import reverse
 
 from calendar_sync.feed.build import feed_bytes
 from calendar_sync.models import FeedChange, FeedDocument, FeedSubscription, GoogleConnection, GooglePending, SyncType
-from scheduling.models import Appointment, AppointmentStatus, OtherEvent
+from scheduling.models import Appointment, AppointmentStatus, OtherEvent, Session
 from scheduling.services.booking import BookingRequest, appointment_book
 from tests.calendar_sync.google_helpers import connect, worker_settings
 from tests.celery_worker import (
@@ -34,7 +35,7 @@ from tests.celery_worker import (
     worker_database_url,
 )
 from tests.conftest import subprocess_env
-from tests.factories import PatientFactory, SlotTypeFactory, allocate_session
+from tests.factories import LocationFactory, PatientFactory, SlotTypeFactory, allocate_session, template_with_slots
 from tests.google_fake.server import FakeGoogle
 from tests.web_driver import WebProcess, web_process
 
@@ -42,9 +43,12 @@ ANSWERS_WITHIN = 1.0  # seconds: the issue's bound for a write while the broker 
 WAIT = 40.0  # seconds for a worker (and beat) to deliver
 
 
-def open_slot(clinic, practitioner, days: int):
+def open_slot(clinic, practitioner, days: int, *, location=None, kind=None):
     day = dt.date.today() + dt.timedelta(days=days)
-    session = allocate_session(clinic, practitioner=practitioner, day=day, slot_types=[SlotTypeFactory(clinic=clinic)])
+    kind = kind or SlotTypeFactory(clinic=clinic)
+    session = allocate_session(
+        clinic, practitioner=practitioner, location=location, day=day, start=dt.time(18), slot_types=[kind]
+    )
     return session.slots.exclude(slot_type=None).order_by("starts_at").first()
 
 
@@ -135,6 +139,7 @@ def test_with_the_broker_down_every_write_answers_at_once_and_records_its_follow
     practitioner, connection, subscription = two_way
     first, second = open_slot(clinic_a, practitioner, 3), open_slot(clinic_a, practitioner, 4)
     patient = PatientFactory(clinic=clinic_a, first_name="Nadia", last_name="Quist")
+    location, kind = LocationFactory(clinic=clinic_a), SlotTypeFactory(clinic=clinic_a, name="Weekly")
     with dead_broker(broker) as url, web(google, url, admin_a) as process:
         appointment = book(process, first, patient)
         answered_at_once(
@@ -192,18 +197,63 @@ def test_with_the_broker_down_every_write_answers_at_once_and_records_its_follow
         answered_at_once(
             process(post=reverse("calendar_sync:google-sync-now"), data={"practitioner": str(practitioner.public_id)})
         )
+        # A weekly series of two, booked from its review (the places it takes, by occurrence).
+        weekly = [open_slot(clinic_a, practitioner, days, location=location, kind=kind) for days in (10, 17)]
+        answered_at_once(
+            process(
+                post=reverse("scheduling:series-new", args=[weekly[0].public_id]),
+                data={
+                    "patient": str(patient.public_id),
+                    "coverage": "self",
+                    "slot_type": str(kind.public_id),
+                    "action": "book",
+                    "r-frequency": "weekly",
+                    "r-interval": "1",
+                    "r-weekdays": [str(weekly[0].starts_at.astimezone(ZoneInfo(location.time_zone)).isoweekday())],
+                    "r-monthly_by": "day",
+                    "r-ends": "count",
+                    "r-count": "2",
+                    "taken": [
+                        f"{slot.starts_at.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}={slot.public_id}" for slot in weekly
+                    ],
+                },
+            )
+        )
+        # The rota: a template allocated on two dates.
+        first_date = dt.date.today() + dt.timedelta(days=21)
+        answered_at_once(
+            process(
+                post=reverse("scheduling:allocate"),
+                data={
+                    "template": template_with_slots(clinic_a, [kind], name="Broker-down rota").pk,
+                    "practitioner": practitioner.pk,
+                    "location": location.pk,
+                    "start_time": "08:00",
+                    "first_date": first_date.isoformat(),
+                    "repeat": "on",
+                    "weekdays": [str(first_date.isoweekday())],
+                    "every_weeks": "1",
+                    "last_date": (first_date + dt.timedelta(days=7)).isoformat(),
+                    "action": "allocate",
+                },
+            )
+        )
         assert "not queued" in process.output()  # the nudges were refused, and said so
         assert "Quist" not in process.output() and "redis://" not in process.output()  # ids and class only
 
+    series = Appointment.objects.filter(slot__in=weekly, status=AppointmentStatus.BOOKED)
+    assert series.count() == 2 and all(a.series_id for a in series)
+    assert Session.objects.filter(practitioner=practitioner, starts_at__date__gte=first_date).count() == 2
     event = OtherEvent.objects.get(title="Team meeting")
     patient.refresh_from_db()
     assert patient.last_name == "Quist-Berg"
     assert Appointment.objects.get(pk=appointment.pk).status == AppointmentStatus.CANCELLED  # rescheduled
     assert Appointment.objects.get(pk=moved.pk).status == AppointmentStatus.CANCELLED
     recorded = set(FeedChange.objects.filter(subscription=subscription).values_list("key", flat=True))
-    assert {f"a{appointment.pk}", f"a{moved.pk}", f"e{event.pk}"} <= recorded
+    changed = {f"a{appointment.pk}", f"a{moved.pk}", f"e{event.pk}", *(f"a{a.pk}" for a in series)}
+    assert changed <= recorded
     pending = set(GooglePending.objects.filter(connection=connection).values_list("key", flat=True))
-    assert {f"a{appointment.pk}", f"a{moved.pk}", f"e{event.pk}"} <= pending
+    assert changed <= pending
     # The push was marked queued in the booking's transaction; its nudge refused, the mark was taken back
     # (so the next change nudges again); the rows wait for that nudge or the sweep.
     assert not GoogleConnection.objects.get(pk=connection.pk).push_queued
