@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -104,6 +105,17 @@ def produce(env: dict[str, str], code: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+    """Wait until check() gives something true (a worker's doing), and return it; fail saying what did not
+    happen."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"did not {what} within {timeout:.0f} s")
+        time.sleep(0.1)
+    return value
 
 
 def free_port() -> int:

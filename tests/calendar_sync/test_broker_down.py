@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from scheduling.services.booking import BookingRequest, appointment_book
 from tests.calendar_sync.google_helpers import connect, worker_settings
 from tests.celery_worker import (
     celery_worker,
+    eventually,
     free_port,
     redis_or_skip,
     redis_server,
@@ -40,7 +41,6 @@ from tests.google_fake.server import FakeGoogle
 from tests.web_driver import WebProcess, web_process
 
 ANSWERS_WITHIN = 1.0  # seconds: the bound for a write while the broker is down
-WAIT = 40.0  # seconds for a worker (and beat) to deliver
 
 
 def open_slot(clinic, practitioner, days: int, *, location=None, kind=None):
@@ -50,15 +50,6 @@ def open_slot(clinic, practitioner, days: int, *, location=None, kind=None):
         clinic, practitioner=practitioner, location=location, day=day, start=dt.time(18), slot_types=[kind]
     )
     return session.slots.exclude(slot_type=None).order_by("starts_at").first()
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"did not {what} within {timeout:.0f} s")
-        time.sleep(0.1)
-    return value
 
 
 @contextmanager

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -20,10 +18,8 @@ from django.utils import timezone
 from calendar_sync.models import GoogleEvent, GooglePending
 from scheduling.models import Appointment, OtherEvent
 from tests.calendar_sync.google_helpers import connect, google_events, worker_settings
-from tests.celery_worker import celery_worker, produce, redis_or_skip, worker_database_url
+from tests.celery_worker import celery_worker, eventually, produce, redis_or_skip, worker_database_url
 from tests.factories import PatientFactory, SlotTypeFactory, allocate_session
-
-WAIT = 30.0  # seconds for the worker to bring a change to Google (two refusals back off 4 to 6 s)
 
 
 def web(env: dict[str, str], queue: str, code: str) -> str:
@@ -47,15 +43,6 @@ def book_on_the_web(env: dict[str, str], queue: str, slot, patient) -> Appointme
         "print(appointment.pk)\n",
     )
     return Appointment.objects.get(pk=int(pk))
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the worker did not {what} within {timeout:.0f} s")
-        time.sleep(0.1)
-    return value
 
 
 def at(days: int, hour: int) -> dt.datetime:
