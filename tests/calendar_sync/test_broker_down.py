@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,10 +23,11 @@ from django.db import transaction
 from django.urls import reverse
 
 from calendar_sync.feed.build import feed_bytes
+from calendar_sync.keys import EVERYTHING
 from calendar_sync.models import FeedChange, FeedDocument, FeedSubscription, GoogleConnection, GooglePending, SyncType
 from scheduling.models import Appointment, AppointmentStatus, OtherEvent, Session
 from scheduling.services.booking import BookingRequest, appointment_book
-from tests.calendar_sync.google_helpers import connect, worker_settings
+from tests.calendar_sync.google_helpers import EMAIL, connect, visit_google, worker_settings
 from tests.celery_worker import (
     celery_worker,
     eventually,
@@ -352,3 +354,24 @@ def test_beat_alone_delivers_what_was_written_while_redis_was_down(google, clini
         time.sleep(1.0)
     assert writes_to_google(google) == ["calendar.events.insert"]
     assert not FeedChange.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_google_connects_and_disconnects_at_once(google, clinic_a, clinician):
+    membership, practitioner = clinician
+    who = {"practitioner": str(practitioner.public_id)}
+    google.set_browser_user(EMAIL)
+    with dead_broker("silent socket") as url, web(google, url, membership) as process:
+        started = process(post=reverse("calendar_sync:google-connect"), data=who)
+        answered_at_once(started)
+        back = urlsplit(visit_google(google, started["location"]))
+        returned = process(get=f"{back.path}?{back.query}")
+        answered_at_once(returned)
+        assert returned["location"].startswith(reverse("calendar_sync:google-default"))
+        answered_at_once(process(post=returned["location"], data={"calendar": "new", **who}))
+        connection = GoogleConnection.objects.get(practitioner=practitioner)
+        # Everything is to be sent; the push and the pull wait for their nudges (lost) or for beat.
+        assert GooglePending.objects.filter(connection=connection, key=EVERYTHING).exists()
+        assert not connection.push_queued
+        answered_at_once(process(post=reverse("calendar_sync:google-disconnect"), data=who))
+    assert not GoogleConnection.objects.exists() and not GooglePending.objects.exists()
