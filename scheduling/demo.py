@@ -216,10 +216,7 @@ def seed_series(clinic: Clinic, admin: Membership) -> None:
         .order_by("starts_at")
         .first()
     )
-    patient = (
-        Patient.objects.for_clinic(clinic).filter(is_archived=False, is_blocked=False).order_by("last_name").first()
-    )
-    if first is None or patient is None:
+    if first is None:
         return
     zone = ZoneInfo(first.session.time_zone)
     local = first.starts_at.astimezone(zone)
@@ -229,6 +226,22 @@ def seed_series(clinic: Clinic, admin: Membership) -> None:
     matches = series_preview(
         clinic=clinic, practitioner=practitioner, slot_type=slot_type, occurrences=rule.occurrences(zone)
     )
+    # Someone not booked into any of those places already (the demo calendar books people at random).
+    booked = (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(slot__in=[m.slot for m in matches if m.slot is not None])
+        .values("patient_id")
+    )
+    patient = (
+        Patient.objects.for_clinic(clinic)
+        .filter(is_archived=False, is_blocked=False)
+        .exclude(pk__in=booked)
+        .order_by("last_name", "pk")
+        .first()
+    )
+    if patient is None:
+        return
     series_book(
         clinic=clinic,
         actor=admin.user,
