@@ -54,7 +54,7 @@ def nudge(
     transaction.on_commit(partial(_publish, task, args, once_per, once_seconds, on_lost))
 
 
-def broker_paused() -> bool:
+def _broker_paused() -> bool:
     return time.monotonic() < _paused_until
 
 
@@ -69,7 +69,7 @@ def _publish(
         if once_per is None or cache.add(once_per, 1, once_seconds):
             task.apply_async(args)
         return
-    if broker_paused():
+    if _broker_paused():
         log.info("nudge %s skipped: the broker refused recently; the sweep delivers", task.name)
         _lost(task, on_lost)
         return
