@@ -1,10 +1,33 @@
-"""One view serves a page and its fragment: htmx asks for the fragment, everything else for the page."""
+"""One view serves a page and its fragment: htmx asks for the fragment, everything else for the page.
+
+A popup's step (booking, cancelling, an event...) may also run on a page of its own: opened from a patient's
+appointments, a bookmark, or without JavaScript. Its pages wrap the fragment in ``#tip-body``, the element
+the popup's links and forms target, so every step works the same in both; when a step is done, `popup_done`
+closes the popup on the page that has one, and goes to `then` everywhere else.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 
 def page_or_fragment(request: HttpRequest, template: str, fragment: str) -> str:
     """The page's template, or its ``#fragment`` (a django-template-partials partial) when htmx asks."""
     return f"{template}#{fragment}" if getattr(request, "htmx", False) else template
+
+
+def popup_done(request: HttpRequest, message: str, *, then: str, popup_page: str) -> HttpResponse:
+    """After a step that changed something. On `popup_page` (a path) under htmx: 204 and the page's
+    "calendar:changed" event with the message (the popup closes, the page refreshes itself). Elsewhere:
+    the message is kept for the next page and the browser goes to `then` (a client redirect under htmx)."""
+    htmx = getattr(request, "htmx", None)
+    # htmx names the page it runs on (HX-Current-URL); a request without it is taken to come from the popup.
+    if htmx and (htmx.current_url is None or urlsplit(htmx.current_url).path == popup_page):
+        return trigger_client_event(HttpResponse(status=204), "calendar:changed", {"message": message})
+    messages.success(request, message)
+    return HttpResponseClientRedirect(then) if htmx else redirect(then)

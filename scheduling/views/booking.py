@@ -10,7 +10,6 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from clinic.access import ClinicRequest, permission_required
-from clinic.htmx import page_or_fragment
+from clinic.htmx import page_or_fragment, popup_done
 from clinic.models import NamedPermission
 from patients.access import active_patient_for_member, patient_for_member
 from patients.models import Patient
@@ -47,11 +46,10 @@ def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
 
 
 def done(request: ClinicRequest, message: str, moment: dt.datetime) -> HttpResponse:
-    """Close the popup and refresh the grid (htmx), or go back to that day of the calendar."""
-    if request.htmx:
-        return trigger_client_event(HttpResponse(status=204), "calendar:changed", {"message": message})
-    messages.success(request, message)
-    return redirect(calendar_day_url(request, moment))
+    """Close the popup and refresh the grid (on the calendar), or go to that day of the calendar."""
+    return popup_done(
+        request, message, then=calendar_day_url(request, moment), popup_page=reverse("scheduling:calendar")
+    )
 
 
 def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
+from django_htmx.http import HttpResponseClientRefresh, push_url
 
 from clinic.access import ClinicRequest
-from clinic.htmx import page_or_fragment
+from clinic.htmx import page_or_fragment, popup_done
 from clinic.models import NamedPermission, time_zone_names
 from patients.display import staff_label
 from patients.models import may_see_blocked
@@ -182,12 +182,9 @@ def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
 
 
 def event_done(request: ClinicRequest, date: dt.date, message: str) -> HttpResponse:
-    """After an event is saved or deleted: close the popup and refresh the grid, or go back to the calendar."""
-    if request.htmx:
-        response = HttpResponse(status=204)
-        return trigger_client_event(response, "calendar:changed", {"message": message})
-    messages.success(request, message)
-    return redirect(reverse("scheduling:calendar") + CalendarQuery("week", date).params())
+    """After an event is saved or deleted: close the popup and refresh the grid, or go to the calendar."""
+    calendar = reverse("scheduling:calendar")
+    return popup_done(request, message, then=calendar + CalendarQuery("week", date).params(), popup_page=calendar)
 
 
 @require_http_methods(["GET", "POST"])
