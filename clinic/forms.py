@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
 
 from clinic.models import (
     Clinic,
@@ -142,3 +143,19 @@ class MemberEditForm(MembershipPermissionsForm):
         initial = {"role": membership.role, "is_active": membership.is_active}
         initial.update({name: getattr(membership, name) for name in PERMISSION_FIELDS})
         return cls(data, initial=initial)
+
+
+class SignInForm(AuthenticationForm):
+    """Sign-in: members are invited by their email address, which is their login (the field keeps Django's
+    name, `username`, that the axes lockout reads)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password. Note that the password is case-sensitive.",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.label = "Email"
+        field.widget.attrs.update({"autocomplete": "username", "inputmode": "email", "spellcheck": "false"})

@@ -7,6 +7,7 @@ from django.urls import include, path, reverse_lazy
 
 from clinic import views
 from clinic.access import public
+from clinic.forms import SignInForm
 
 clinic_admin_patterns = [
     path("", views.clinic_settings, name="settings"),
@@ -28,7 +29,7 @@ for page in views.PAGES.values():
 account_patterns = [
     path(
         "login/",
-        public(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        public(auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm)),
         name="login",
     ),
     path("logout/", public(auth_views.LogoutView.as_view()), name="logout"),

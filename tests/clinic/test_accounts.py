@@ -25,7 +25,14 @@ def test_it_signs_a_member_in_and_shows_their_clinic(client, admin_a):
 def test_a_wrong_password_gets_a_message_on_the_form(client, admin_a):
     response = client.post(reverse("login"), {"username": admin_a.user.username, "password": "nope"})
     assert response.status_code == 200
-    assert "enter a correct username and password" in response.content.decode().lower()
+    assert "enter a correct email and password" in response.content.decode().lower()
+
+
+def test_the_sign_in_asks_for_the_email_members_are_invited_with(client, admin_a):
+    page = client.get(reverse("login")).content.decode()
+    assert re.search(r'<label[^>]*for="id_username"[^>]*>Email', page), "the login field is labelled Email"
+    assert "Username" not in page
+    assert 'autocomplete="username"' in page
 
 
 def test_repeated_failed_logins_lock_the_account_even_for_the_right_password(client, admin_a, settings):

@@ -17,7 +17,7 @@ DAY_VIEW = f"?view=day&date={WINTER_DAY.isoformat()}"
 def sign_in(page: Page, live_server, membership) -> None:
     """Sign in and wait until the browser's zone has reached the server (so no reload follows later)."""
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(membership.user.username)
+    page.get_by_label("Email").fill(membership.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     with page.expect_response(lambda r: r.url.endswith("/time-zone/") and r.request.method == "POST"):
         page.get_by_role("button", name="Sign in").click()

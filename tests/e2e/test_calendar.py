@@ -263,7 +263,7 @@ def check_times_in_zone(page: Page, live_server, admin_a, zone: str, times: list
     # Straight to the calendar: signing in lands there, which reports the zone and reloads once.
     page.goto(f"{live_server.url}{day}")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill(admin_a.user.username)
+    page.get_by_label("Email").fill(admin_a.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".zone-label")).to_have_text(f"Times shown in {zone}")

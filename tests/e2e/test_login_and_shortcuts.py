@@ -19,7 +19,7 @@ def test_sign_in_then_alt_c_opens_the_calendar(page, live_server, csp_violations
 
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill(membership.user.username)
+    page.get_by_label("Email").fill(membership.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)
@@ -36,7 +36,7 @@ def test_the_clinic_switcher_switches_on_change(page, live_server):
     first = MembershipFactory(role=Role.ADMIN, clinic__name="Alpha Clinic")
     MembershipFactory(role=Role.RECEPTION, clinic__name="Beta Clinic", user=first.user)
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(first.user.username)
+    page.get_by_label("Email").fill(first.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Alpha Clinic")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def sign_in(page, live_server, membership):
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(membership.user.username)
+    page.get_by_label("Email").fill(membership.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)

@@ -52,7 +52,7 @@ def types(admin):
 
 def sign_in(page: Page, live_server, membership) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(membership.user.username)
+    page.get_by_label("Email").fill(membership.user.username)
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)

@@ -162,3 +162,12 @@ def test_clinicians_read_but_do_not_edit(clinic_a):
     assert clinician.get(reverse("patients:detail", args=[patient.public_id])).status_code == 200
     assert clinician.get(reverse("patients:edit", args=[patient.public_id])).status_code == 403
     assert clinician.get(reverse("patients:add")).status_code == 403
+
+
+def test_the_record_and_the_quickview_load_the_appointments_instead_of_a_placeholder(clinic_a, reception_client_a):
+    patient = PatientFactory(clinic=clinic_a)
+    appointments = reverse("scheduling:patient-appointments", args=[patient.public_id])
+    for name in ("patients:detail", "patients:quickview"):
+        body = reception_client_a.get(reverse(name, args=[patient.public_id])).content.decode()
+        assert "once booking is available" not in body
+        assert f'hx-get="{appointments}"' in body
