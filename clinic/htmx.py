@@ -21,13 +21,16 @@ def page_or_fragment(request: HttpRequest, template: str, fragment: str) -> str:
     return f"{template}#{fragment}" if getattr(request, "htmx", False) else template
 
 
-def popup_done(request: HttpRequest, message: str, *, then: str, popup_page: str) -> HttpResponse:
+def popup_done(request: HttpRequest, message: str, *, then: str, popup_page: str, focus: str = "") -> HttpResponse:
     """After a step that changed something. On `popup_page` (a path) under htmx: 204 and the page's
-    "calendar:changed" event with the message (the popup closes, the page refreshes itself). Elsewhere:
-    the message is kept for the next page and the browser goes to `then` (a client redirect under htmx)."""
+    "calendar:changed" event with the message, `then` and `focus` (the popup closes, the page refreshes
+    itself and shows the changed item). Elsewhere: the message is kept for the next page and the browser
+    goes to `then`, with `focus` as its fragment (a client redirect under htmx)."""
     htmx = getattr(request, "htmx", None)
     # htmx names the page it runs on (HX-Current-URL); a request without it is taken to come from the popup.
     if htmx and (htmx.current_url is None or urlsplit(htmx.current_url).path == popup_page):
-        return trigger_client_event(HttpResponse(status=204), "calendar:changed", {"message": message})
+        detail = {"message": message, "then": then, "focus": focus}
+        return trigger_client_event(HttpResponse(status=204), "calendar:changed", detail)
     messages.success(request, message)
-    return HttpResponseClientRedirect(then) if htmx else redirect(then)
+    url = f"{then}#{focus}" if focus else then
+    return HttpResponseClientRedirect(url) if htmx else redirect(url)

@@ -448,6 +448,7 @@ def build_grid(
             {
                 "cls": f"{css} r{spot.row} h{spot.span}",
                 "href": f"{slot_prefix}{slot.public_id}{slot_suffix}",
+                "key": f"slot-{slot.public_id}",  # its element's id: the calendar shows it after a change
                 "time": hm(low),
                 "label": label,
                 "group": group and bookable,

@@ -21,7 +21,7 @@ from clinic.access import ClinicRequest, permission_required
 from clinic.htmx import page_or_fragment, popup_done
 from clinic.models import NamedPermission
 from patients.access import active_patient_for_member, patient_for_member
-from patients.models import Patient
+from patients.models import Patient, may_see_blocked
 from patients.selectors import patient_search
 from patients.services import patient_record_opened
 from scheduling.access import appointment_for_member, slot_for_member
@@ -45,10 +45,25 @@ def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
     return reverse("scheduling:calendar") + CalendarQuery("day", moment.astimezone(request.viewer_zone).date()).params()
 
 
-def done(request: ClinicRequest, message: str, moment: dt.datetime) -> HttpResponse:
-    """Close the popup and refresh the grid (on the calendar), or go to that day of the calendar."""
+def done(request: ClinicRequest, message: str, moment: dt.datetime, slot: Slot | None = None) -> HttpResponse:
+    """Close the popup and refresh the grid (on the calendar), or go to that day of the calendar; either way
+    the calendar shows the slot that changed (scrolled to it, highlighted) and says what happened."""
     return popup_done(
-        request, message, then=calendar_day_url(request, moment), popup_page=reverse("scheduling:calendar")
+        request,
+        message,
+        then=calendar_day_url(request, moment),
+        popup_page=reverse("scheduling:calendar"),
+        focus=f"slot-{slot.public_id}" if slot is not None else "",
+    )
+
+
+def who_and_when(request: ClinicRequest, patient: Patient, moment: dt.datetime) -> tuple[str, str]:
+    """How a confirmation names the patient (never a blocked one to a member who may not see them) and the
+    time, on the viewer's clock: ("Nadia Quist", "Mon 7 Jun 2027, 10:00")."""
+    shown = may_see_blocked(request.membership) or not patient.is_blocked
+    return (
+        patient.display_name if shown else "Restricted patient",
+        f"{moment.astimezone(request.viewer_zone):%a %-d %b %Y, %H:%M}",
     )
 
 
@@ -114,7 +129,8 @@ def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
                 except services.BookingError as error:
                     context["refusal"] = error.messages[0]
                 else:
-                    return done(request, f"Booked {patient.first_name} {patient.last_name}.", obj.starts_at)
+                    who, when = who_and_when(request, patient, obj.starts_at)
+                    return done(request, f"Booked {who} on {when}.", obj.starts_at, obj)
             context |= {"step": "review", "booking": booking}
     template = page_or_fragment(request, "scheduling/book.html", "tip")
     status = 422 if request.method == "POST" and context.get("step") == "form" else 200
@@ -142,19 +158,20 @@ def appointment_cancel(request: ClinicRequest, appointment: UUID) -> HttpRespons
         except services.BookingError as refusal:
             error = refusal.messages[0]
         else:
-            return done(request, cancelled_message(result), obj.starts_at)
+            message = cancelled_message(result, *who_and_when(request, obj.patient, obj.starts_at))
+            return done(request, message, obj.starts_at, obj.slot)
     context = {"appointment": obj, "form": form, "error": error, "zone": request.viewer_zone.key}
     template = page_or_fragment(request, "scheduling/cancel.html", "tip")
     return render(request, template, context, status=422 if request.method == "POST" else 200)
 
 
-def cancelled_message(result: SeriesCancelled) -> str:
+def cancelled_message(result: SeriesCancelled, who: str, when: str) -> str:
     if result.appointments == 1 and not result.drafts and not result.kept:
-        return "Appointment cancelled; the place is free again."
+        return f"Cancelled {who} on {when}; the place is free again."
     parts = [f"Cancelled {result.appointments} appointment{'s' if result.appointments != 1 else ''}"]
     if result.drafts:
         parts.append(f"{result.drafts} draft{'s' if result.drafts != 1 else ''}")
-    message = " and ".join(parts) + " of the series."
+    message = " and ".join(parts) + f" of {who}'s series, from {when}."
     if result.kept:
         message += f" {result.kept} already under way or done {'was' if result.kept == 1 else 'were'} kept."
     return message
@@ -225,7 +242,8 @@ def appointment_reschedule(request: ClinicRequest, appointment: UUID) -> HttpRes
             except services.BookingError as refusal:
                 error = refusal.messages[0]
             else:
-                return done(request, "Appointment rescheduled.", target.starts_at)
+                who, when = who_and_when(request, obj.patient, target.starts_at)
+                return done(request, f"Moved {who} to {when}.", target.starts_at, target)
     any_practitioner = request.GET.get("any") == "1"
     slots = selectors.next_available(
         clinic=request.clinic,

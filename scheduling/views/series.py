@@ -32,7 +32,7 @@ from scheduling.services.series import (
     series_book,
     series_plan_from_review,
 )
-from scheduling.views.booking import book, book_context, booking_form, booking_patient, done
+from scheduling.views.booking import book, book_context, booking_form, booking_patient, done, who_and_when
 
 occurrence_key = compact_utc  # an occurrence's name in forms: its UTC instant
 
@@ -85,11 +85,11 @@ def series_new(request: ClinicRequest, slot: UUID) -> HttpResponse:
         context |= series_step(request, obj, patient, form, recurrence.rule, removed, drafts_ok, action)
         if context.get("series") is not None:
             series, booked, drafts = context["series"], context["booked"], context["drafts_saved"]
-            message = (
-                f"Booked {booked} appointment{'s' if booked != 1 else ''} of the series for {patient.display_name}"
-            )
+            first_at = context["first_at"] or series.created_at
+            who, when = who_and_when(request, patient, first_at)
+            message = f"Booked {booked} appointment{'s' if booked != 1 else ''} of the series for {who}, from {when}"
             message += f"; {drafts} saved as draft{'s' if drafts != 1 else ''}." if drafts else "."
-            return done(request, message, context["first_at"] or series.created_at)
+            return done(request, message, first_at, obj if first_at == obj.starts_at else None)
     template = page_or_fragment(request, "scheduling/series.html", "tip")
     invalid = action != "settings" and context["step"] == "settings"
     return render(request, template, context, status=422 if invalid or context.get("refusal") else 200)
@@ -214,7 +214,8 @@ def draft_detail(request: ClinicRequest, draft: UUID) -> HttpResponse:
                 appointment = draft_place(
                     clinic=request.clinic, actor=request.user, membership=request.membership, draft=obj, slot=chosen
                 )
-                return done(request, "The draft is now a booked appointment.", appointment.starts_at)
+                who, when = who_and_when(request, obj.series.patient, appointment.starts_at)
+                return done(request, f"Placed {who}'s draft: booked on {when}.", appointment.starts_at, chosen)
             else:
                 context |= {"step": "review", "slot": chosen}
         except BookingError as refusal:

@@ -134,13 +134,43 @@
     }
   });
 
-  // After an event is saved or deleted the server says "calendar:changed": close and refresh.
-  document.body.addEventListener("calendar:changed", function () {
+  // Show the changed item: scrolled into view, highlighted, focused (so the keyboard continues from it).
+  function showChanged(id) {
+    var item = id && document.getElementById(id);
+    if (!item) { return false; }
+    item.classList.add("just-changed");
+    item.scrollIntoView({ block: "center", inline: "nearest" });
+    item.focus({ preventScroll: true });
+    return true;
+  }
+
+  // After a change in the popup the server says "calendar:changed" with what it did ("message"), the day
+  // it happened ("then") and the changed item's id ("focus"): close, say it, refresh, and show the item;
+  // when the refreshed view does not hold it (a reschedule to another week), go to that day.
+  document.body.addEventListener("calendar:changed", function (event) {
     closeDialogs();
-    var cal = calendarEl();
-    if (cal && window.htmx) {
-      window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#calendar", swap: "outerHTML" });
+    var detail = event.detail || {};
+    var said = document.getElementById("calendar-said");
+    if (said && detail.message) {
+      said.innerHTML = "";
+      var line = document.createElement("p");
+      line.className = "message success";
+      line.textContent = detail.message;
+      said.appendChild(line);
     }
+    var cal = calendarEl();
+    if (!cal || !window.htmx) { return; }
+    var here = window.location.pathname + window.location.search;
+    window.htmx.ajax("GET", here, { target: "#calendar", swap: "outerHTML" }).then(function () {
+      if (showChanged(detail.focus) || !detail.focus || !detail.then) { return; }
+      window.htmx.ajax("GET", detail.then, { target: "#calendar", swap: "outerHTML", source: calendarEl() })
+        .then(function () { showChanged(detail.focus); });
+    });
+  });
+
+  // Arriving from a page of its own (a redirect to the day, #slot-…): show that item the same way.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.location.hash.indexOf("#slot-") === 0) { showChanged(window.location.hash.slice(1)); }
   });
 
   // A form inside the popup that fails validation comes back with 422: show it anyway.

@@ -79,15 +79,17 @@ def test_every_appointment_action_works_on_its_own_page(page, live_server, recep
     body.get_by_role("link", name="Reschedule", exact=True).click()
     expect(body.get_by_role("heading", name="Edit Appointment · Nadia Quist")).to_be_visible()
     body.get_by_role("button", name=f"{second.starts_at.astimezone(LONDON):%a %-d %b}, 10:00", exact=False).click()
-    expect(page.get_by_text("Appointment rescheduled.")).to_be_visible()
-    assert "/calendar/" in page.url and "view=day" in page.url
+    when = f"{second.starts_at.astimezone(LONDON):%a %-d %b %Y}, 10:00"
+    expect(page.get_by_text(f"Moved Nadia Quist to {when}.")).to_be_visible()
+    assert "/calendar/" in page.url and "view=day" in page.url and page.url.endswith(f"#slot-{second.public_id}")
+    expect(page.locator(f"#slot-{second.public_id}")).to_be_in_viewport()  # the calendar shows where it went
     moved = Appointment.objects.get(slot=second, status=AppointmentStatus.BOOKED)
 
     page.goto(live_server.url + reverse("scheduling:appointment", args=[moved.public_id]))
     body.get_by_role("link", name="Cancel…", exact=True).click()
     body.get_by_label("Reason for cancelling").fill("Patient unwell")
     body.get_by_role("button", name="Cancel appointment", exact=True).click()
-    expect(page.get_by_text("Appointment cancelled; the place is free again.")).to_be_visible()
+    expect(page.get_by_text(f"Cancelled Nadia Quist on {when}; the place is free again.")).to_be_visible()
     assert Appointment.objects.get(pk=moved.pk).status == AppointmentStatus.CANCELLED
     assert errors == [] and js_errors == []
 
@@ -123,7 +125,8 @@ def test_a_draft_is_placed_from_the_patients_appointments_page(page, live_server
     body.get_by_role("button", name="Show slots", exact=True).click()
     body.get_by_role("button", name="Use this slot", exact=True).click()
     body.get_by_role("button", name="Confirm edits", exact=True).click()
-    expect(page.get_by_text("The draft is now a booked appointment.")).to_be_visible()
+    when = f"{second.starts_at.astimezone(LONDON):%a %-d %b %Y}, 10:00"
+    expect(page.get_by_text(f"Placed Rosa Vale's draft: booked on {when}.")).to_be_visible()
     draft.refresh_from_db()
     assert draft.appointment is not None and draft.appointment.slot == second
     assert errors == [] and js_errors == []

@@ -9,6 +9,7 @@ before the calendar opens, so no reload follows later.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -199,6 +200,13 @@ def test_booking_into_a_group_slot_counts_up(page, live_server, reception_a, csp
     expect(insurance.get_by_role("radio", name="SELF PAY")).to_be_checked()
     review_and_book(page)
     expect(dialog.get_by_role("heading", name="Review Appointment Details")).to_have_count(0)
+    # Say what happened, and show it: the message names the patient and time; the slot is in view,
+    # highlighted and focused.
+    expect(page.locator("#calendar-said")).to_have_text("Booked Gwen Quillfeather on Mon 11 Jan 2027, 10:00.")
+    expect(cell).to_have_attribute("id", f"slot-{slot.public_id}")
+    expect(cell).to_have_class(re.compile(r"\bjust-changed\b"))
+    expect(cell).to_be_focused()
+    expect(cell).to_be_in_viewport()
 
     expect(cell).to_contain_text("4/10")
     expect(cell).not_to_have_class("full")
