@@ -5,6 +5,15 @@
 
   document.documentElement.classList.add("js");
 
+  // A form that fails validation (or a save the server refuses) comes back with 422 and its messages beside
+  // the fields: show it. htmx leaves 4xx answers unswapped by default, which kept "Saved" on screen.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // Alt+C opens the calendar from any page. event.code is layout-independent, so this
   // also works where Alt+C types a character (e.g. "ç" on macOS).
   document.addEventListener("keydown", function (event) {

@@ -173,14 +173,6 @@
     if (window.location.hash.indexOf("#slot-") === 0) { showChanged(window.location.hash.slice(1)); }
   });
 
-  // A form inside the popup that fails validation comes back with 422: show it anyway.
-  document.body.addEventListener("htmx:beforeSwap", function (event) {
-    if (event.detail.xhr.status === 422) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
-  });
-
   // The filter menu: "Show everyone" unticks the boxes before submitting.
   document.addEventListener("click", function (event) {
     var button = event.target instanceof Element && event.target.closest("[data-clear-filters]");
