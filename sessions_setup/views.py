@@ -113,6 +113,7 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
         "used_colours": selectors.used_colours(clinic=clinic),
     }
     error = None
+    rounded = ""
     show_errors = False
 
     if request.method == "GET":
@@ -144,6 +145,8 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
                 )
             except BuilderError as exc:
                 error = str(exc)
+            else:
+                rounded = _rounded_note(action, request.POST.get("duration", ""), builder.duration(slots))
         if action == "save" and error is None:
             show_errors = True
             if form.is_valid():
@@ -168,10 +171,18 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
         "duration": builder.duration(slots),
         "choosable_types": [t for t in slot_types.values() if t.is_active],
         "error": error,
+        "rounded": rounded,
         "hide_errors": not show_errors,
     }
     template_name = page_or_fragment(request, "sessions_setup/builder.html", "builder")
     return render(request, template_name, context)
+
+
+def _rounded_note(action: str, asked: str, minutes: int) -> str:
+    """When a Duration is not a whole number of slots, say what the session became (183 → 180)."""
+    if action != "duration" or not asked.strip().isdigit() or int(asked) == minutes:
+        return ""
+    return f"{int(asked)} minutes is not a whole number of these slots: the session is {minutes} minutes."
 
 
 def _builder_rows(

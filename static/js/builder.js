@@ -167,4 +167,56 @@
     }
   });
   document.addEventListener("htmx:afterSwap", function () { keyCount = 0; });
+
+  // --- The header preview follows the name, description and colour as they are typed ----------------
+  document.addEventListener("input", function (event) {
+    var form = builderForm();
+    var field = event.target;
+    if (!form || !(field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement) || !form.contains(field)) { return; }
+    var header = form.querySelector(".session-header");
+    if (!header) { return; }
+    if (field.name === "name") {
+      header.querySelector(".session-header-name").textContent = field.value.trim() || "New session";
+    } else if (field.name === "description") {
+      var desc = header.querySelector(".session-header-desc");
+      if (!desc) {
+        desc = document.createElement("span");
+        desc.className = "session-header-desc";
+        header.appendChild(desc);
+      }
+      desc.textContent = field.value;
+      header.title = field.value;
+    }
+  });
+  document.addEventListener("change", function (event) {
+    var form = builderForm();
+    var field = event.target;
+    if (!form || !(field instanceof HTMLInputElement) || field.name !== "colour" || !form.contains(field)) { return; }
+    var header = form.querySelector(".session-header");
+    if (!header) { return; }
+    header.className = header.className.replace(/\bc-[a-z0-9-]+/g, "").trim() + " c-" + field.value;
+  });
+
+  // --- Leaving with unsaved changes asks first ---------------------------------------------------------
+  // Every edit (typing, or a step the server applied: extend, duration, slot types) is unsaved until Save.
+  var dirty = false;
+  var saving = false;
+  document.addEventListener("input", function (event) {
+    var form = builderForm();
+    if (form && event.target instanceof Node && form.contains(event.target)) { dirty = true; }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    saving = false;
+    if (event.detail.target && event.detail.target.id === "builder") { dirty = true; }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element && event.target.closest("#builder button[name=action][value=save]");
+    if (button) { saving = true; }
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (dirty && !saving && builderForm()) {
+      event.preventDefault();
+      event.returnValue = "";  // older browsers need a value to ask
+    }
+  });
 })();

@@ -431,3 +431,35 @@ def test_a_long_drag_on_a_tablet_swaps_without_inline_styles(page, live_server, 
     expect(rows(page)).to_have_count(11)
     page.wait_for_function("() => window.__settled === true")  # the settle step runs after the swap
     assert csp_violations == []
+
+
+def test_the_header_follows_the_typing_and_leaving_unsaved_asks_first(page, live_server, admin, types, js_errors):
+    template = template_with_slots(admin.clinic, [types["normal"]] * 3, name="Dr Smith AM", colour="navy")
+    open_builder(page, live_server, admin, template)
+    header = page.locator(".session-header")
+    expect(header.locator(".session-header-name")).to_have_text("Dr Smith AM")
+
+    page.get_by_label(re.compile("^Session name")).fill("Dr Jones PM")
+    expect(header.locator(".session-header-name")).to_have_text("Dr Jones PM")  # as typed, no round trip
+    page.locator(".palette-picker label.swatch.c-green").click()
+    expect(page.locator(".palette-picker input[value=green]")).to_be_checked()
+    expect(header).to_have_class(re.compile(r"\bc-green\b"))
+    expect(header).not_to_have_class(re.compile(r"\bc-navy\b"))
+
+    asked: list[str] = []
+
+    def dismiss(dialog) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()  # "Stay on page"
+
+    page.on("dialog", dismiss)
+    page.get_by_role("navigation", name="Appointments setup").get_by_role("link", name="Slot types").click()
+    expect(page.get_by_label(re.compile("^Session name"))).to_have_value("Dr Jones PM")  # still here, edits kept
+    assert asked == ["beforeunload"]
+    assert SessionTemplate.objects.get(pk=template.pk).name == "Dr Smith AM"  # nothing saved yet
+
+    page.remove_listener("dialog", dismiss)
+    page.get_by_role("button", name="Save", exact=True).click()  # saving leaves without asking
+    expect(page).to_have_url(re.compile(r"/setup/sessions/$"))
+    assert SessionTemplate.objects.get(pk=template.pk).name == "Dr Jones PM"
+    assert js_errors == []

@@ -162,6 +162,17 @@ def builder_post(client, url, slots, action, **extra):
     return client.post(url, data)
 
 
+def test_a_duration_that_is_not_whole_slots_says_what_the_session_became(admin_client_a, types):
+    normal = builder.BuilderSlot(types["normal"].pk, types["normal"].default_length_minutes)
+    assert normal.length_minutes == 10
+    url = reverse("sessions_setup:template-add")
+    response = builder_post(admin_client_a, url, (normal,), "duration", selected=["0"], duration="183")
+    assert response.context["duration"] == 180
+    assert "183 minutes is not a whole number of these slots: the session is 180 minutes." in response.content.decode()
+    exact = builder_post(admin_client_a, url, (normal,), "duration", selected=["0"], duration="180")
+    assert "not a whole number" not in exact.content.decode()
+
+
 def test_a_new_session_starts_with_one_slot_of_the_default_type(admin_client_a, types):
     response = admin_client_a.get(reverse("sessions_setup:template-add"))
     rows = response.context["rows"]
