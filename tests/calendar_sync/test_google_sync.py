@@ -603,7 +603,7 @@ def test_the_calendar_marks_google_events_and_locks_synced_client_events(google,
         reverse("scheduling:calendar") + f"?view=day&date={day}&tab={practitioner.public_id}"
     ).content.decode()
     assert 'aria-label="From Google Calendar">G</span> Dentist' in body
-    assert 'aria-label="Synced to Google">🔒</span>' in body
+    assert 'class="ico ico-lock" role="img" aria-label="Synced to Google"' in body
     pulled = OtherEvent.objects.get(title="Dentist")
     shown = clinician_client.get(reverse("scheduling:event-edit", args=[pulled.public_id]))
     assert shown.status_code == 200 and "changed or deleted in Google Calendar" in shown.content.decode()

@@ -86,7 +86,7 @@ def test_blocked_patients_are_invisible_without_the_permission(reception_client_
         assert reception_client_a.get(reverse(name, args=[open_.public_id])).status_code == 200, name
     with_permission = admin_client_a.get(reverse("patients:list"))
     assert with_permission.context["total"] == 2
-    assert "🔒" in with_permission.content.decode()
+    assert 'class="ico ico-lock" role="img" aria-label="Blocked record"' in with_permission.content.decode()
 
 
 def test_every_opening_of_a_blocked_record_is_audited(admin_client_a, admin_a, clinic_a):
