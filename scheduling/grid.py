@@ -515,7 +515,7 @@ class DaySummary:
     sessions: int = 0
     places: int = 0
     booked: int = 0
-    all_day: list[str] = field(default_factory=list)
+    all_day: list[tuple[str, str]] = field(default_factory=list)  # (whose, title) of each all-day event
     url: str = ""  # the day view of this date
 
     @property
@@ -531,7 +531,8 @@ def month_weeks(
     session_rows: Iterable[SessionSummaryRow],
     all_day_events: Iterable[OtherEvent],
 ) -> list[list[DaySummary]]:
-    """The month's weeks (Monday first) with each day's sessions, places booked and free, and all-day events."""
+    """The month's weeks (Monday first) with each day's sessions, places booked and free, and all-day events
+    with whose they are (the events come with their practitioner: select_related)."""
     days = {
         date: DaySummary(date=date, in_month=date.month == query.date.month, is_today=date == today)
         for date in (
@@ -547,6 +548,6 @@ def month_weeks(
     for event in all_day_events:
         for date, day in days.items():
             if on_date(event, date):
-                day.all_day.append(event.title)
+                day.all_day.append((event.practitioner.name, event.title))
     ordered = list(days.values())
     return [ordered[n : n + 7] for n in range(0, len(ordered), 7)]

@@ -331,7 +331,7 @@ def calendar_page(
     context: dict[str, Any] = {"query": query, "shown": who}
     if query.view == "month":
         summaries = month_summaries(clinic=clinic, scope=scope)
-        all_day = calendar_events(clinic=clinic, scope=scope).filter(all_day=True)
+        all_day = calendar_events(clinic=clinic, scope=scope).filter(all_day=True).select_related("practitioner")
         context["weeks"] = month_weeks(
             query=query, zone=zone, today=today, session_rows=summaries, all_day_events=all_day
         )

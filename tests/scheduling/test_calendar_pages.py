@@ -16,6 +16,7 @@ from tests.conftest import logged_in_client
 from tests.factories import (
     LocationFactory,
     MembershipFactory,
+    OtherEventFactory,
     PatientFactory,
     PractitionerFactory,
     SlotTypeFactory,
@@ -333,6 +334,23 @@ def test_month_view_sums_sessions_booked_and_free_per_day(clinic_a, admin_client
     body = admin_client_a.get(f"{CALENDAR}?view=month&date=2027-06-15").content.decode()
     assert "Monday 7 June: 2 sessions, 1 booked, 7 free" in body
     assert 'class="slot' not in body  # a summary, not every slot
+
+
+def test_month_view_all_day_chips_say_whose_event_it_is(clinic_a, admin_client_a):
+    smith = PractitionerFactory(clinic=clinic_a, name="Dr Smith")
+    leave = {"all_day": True, "starts_at": None, "ends_at": None, "first_date": dt.date(2027, 6, 7)}
+    OtherEventFactory(clinic=clinic_a, practitioner=smith, title="Annual leave", **leave, last_date=dt.date(2027, 6, 7))
+    jones = PractitionerFactory(clinic=clinic_a, name="Dr Jones")
+    OtherEventFactory(clinic=clinic_a, practitioner=jones, title="Training", **leave, last_date=dt.date(2027, 6, 7))
+    body = admin_client_a.get(f"{CALENDAR}?view=month&date=2027-06-15").content.decode()
+    assert '<span class="allday-chip"><b>Dr Smith:</b> Annual leave</span>' in body
+    assert '<span class="allday-chip"><b>Dr Jones:</b> Training</span>' in body
+    # The day's link is named by its aria-label: it says them too.
+    assert re.search(
+        r'aria-label="Monday 7 June: [^"]*Dr Smith: Annual leave[^"]*Dr Jones: Training|'
+        r'aria-label="Monday 7 June: [^"]*Dr Jones: Training[^"]*Dr Smith: Annual leave',
+        body,
+    )
 
 
 def test_the_zone_report_leaves_the_session_alone_so_a_clinic_switch_made_meanwhile_stays(clinic_a, clinic_b):
