@@ -162,6 +162,7 @@ class SessionRow(NamedTuple):
     colour: str
     closed_session: bool
     location_name: str
+    travel_clinic: bool
 
 
 class SlotRow(NamedTuple):
@@ -415,6 +416,7 @@ def build_grid(
                 if session.description
                 else f"{name} · {hm(low)}–{hm(high)} · {where}",
                 "closed": session.closed_session,
+                "travel": session.travel_clinic,
             }
         )
 

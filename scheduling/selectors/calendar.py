@@ -97,6 +97,7 @@ def calendar_grid_rows(
                 "colour",
                 "closed_session",
                 "location__name",
+                "travel_clinic",
             ),
         )
     )

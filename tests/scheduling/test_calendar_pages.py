@@ -353,6 +353,19 @@ def test_month_view_all_day_chips_say_whose_event_it_is(clinic_a, admin_client_a
     )
 
 
+def test_travel_clinic_sessions_are_marked_in_the_calendar_and_the_sessions_of_the_day(clinic_a, admin_client_a):
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Abroad")
+    kind = SlotTypeFactory(clinic=clinic_a)
+    allocate_session(
+        clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), slot_types=[kind], travel_clinic=True
+    )
+    allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), start=dt.time(14), slot_types=[kind])
+    week = admin_client_a.get(f"{CALENDAR}?view=week&date=2027-06-07").content.decode()
+    assert week.count('role="img" aria-label="Travel clinic"') == 1  # the travel clinic, not the other session
+    day = admin_client_a.get(reverse("scheduling:day-sessions"), {"date": "2027-06-07"}).content.decode()
+    assert day.count("</span> Travel clinic</span>") == 1
+
+
 def test_the_zone_report_leaves_the_session_alone_so_a_clinic_switch_made_meanwhile_stays(clinic_a, clinic_b):
     """The browser reports its zone as a page loads; were it kept in the session, that write could
     carry a stale session over a clinic switch made at the same moment."""
