@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -353,11 +353,26 @@ class OverrideForm:
 SELF_PAY = "self"
 
 
+class SecondaryPlanSelect(forms.Select):
+    """The secondary plan: the plan chosen as primary is never offered (hidden and disabled; the booking
+    form's script moves the mark when another primary is chosen: data-not-plan-of)."""
+
+    primary: str = ""
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if value and str(value) == self.primary:
+            option["attrs"].update({"hidden": True, "disabled": True})
+        return option
+
+
 class BookingForm(forms.Form):
     """Book Appointment, beneath the patient card: coverage, department, resources and appointment type."""
 
     coverage = forms.ChoiceField(label="Insurance", widget=forms.RadioSelect)
-    secondary_coverage = forms.ChoiceField(label="Secondary plan", required=False)
+    secondary_coverage = forms.ChoiceField(
+        label="Secondary plan", required=False, widget=SecondaryPlanSelect(attrs={"data-not-plan-of": "coverage"})
+    )
     department = forms.ModelChoiceField(queryset=Department.objects.none(), required=False, empty_label="(none)")
     resources = forms.ModelMultipleChoiceField(
         queryset=Practitioner.objects.none(),
@@ -382,6 +397,8 @@ class BookingForm(forms.Form):
         plans = [(key, f"{c.get_priority_display()}: {c.payer} · {c.plan_name}") for key, c in self.coverages.items()]
         self.fields["coverage"].choices = [*plans, (SELF_PAY, "SELF PAY")]  # type: ignore[attr-defined]
         self.fields["secondary_coverage"].choices = [("", "(none)"), *plans]  # type: ignore[attr-defined]
+        primary = self.data.get("coverage") if self.is_bound else self.initial["coverage"]
+        cast(SecondaryPlanSelect, self.fields["secondary_coverage"].widget).primary = str(primary or "")
         departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["department"].queryset = departments  # type: ignore[attr-defined]
         self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]

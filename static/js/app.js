@@ -5,6 +5,21 @@
 
   document.documentElement.classList.add("js");
 
+  // A plan chosen as primary is never offered as the secondary one (Book Appointment): the select marked
+  // data-not-plan-of="coverage" hides the option of the radio now chosen, and drops it if it was chosen.
+  document.addEventListener("change", function (event) {
+    var radio = event.target;
+    if (!(radio instanceof HTMLInputElement) || radio.type !== "radio" || !radio.form) { return; }
+    radio.form.querySelectorAll('select[data-not-plan-of="' + radio.name + '"]').forEach(function (select) {
+      Array.prototype.forEach.call(select.options, function (option) {
+        var primary = option.value !== "" && option.value === radio.value;
+        option.hidden = primary;
+        option.disabled = primary;
+      });
+      if (select.selectedOptions.length && select.selectedOptions[0].disabled) { select.value = ""; }
+    });
+  });
+
   // A form that fails validation (or a save the server refuses) comes back with 422 and its messages beside
   // the fields: show it. htmx leaves 4xx answers unswapped by default, which kept "Saved" on screen.
   document.addEventListener("htmx:beforeSwap", function (event) {

@@ -69,6 +69,10 @@ def test_reception_books_a_single_slot_with_a_primary_plan(
         clinic=clinic, patient=patient, payer="Acme Health", plan_name="Gold PPO", member_id="ACM-001",
         priority="primary",
     )  # fmt: skip
+    other = Coverage.objects.create(
+        clinic=clinic, patient=patient, payer="Blue Shield", plan_name="Silver", member_id="BS-9",
+        priority="secondary",
+    )  # fmt: skip
     sign_in(page, live_server, reception_a)
     open_day(page, live_server)
     cell = page.locator("a.slot")
@@ -107,6 +111,16 @@ def test_reception_books_a_single_slot_with_a_primary_plan(
     self_pay.check()
     primary.check()
     expect(self_pay).not_to_be_checked()
+    # The secondary list never offers the plan chosen as primary, whichever that is.
+    secondary = dialog.get_by_label("Secondary plan")
+    offered = secondary.locator("option:not([hidden])")
+    expect(offered).to_have_text(["(none)", "Secondary: Blue Shield · Silver"])
+    secondary.select_option(str(other.public_id))
+    insurance.get_by_role("radio", name="Secondary: Blue Shield · Silver").check()
+    expect(offered).to_have_text(["(none)", "Primary: Acme Health · Gold PPO"])
+    expect(secondary).to_have_value("")  # it was the secondary: no longer offered there
+    primary.check()
+    expect(offered).to_have_text(["(none)", "Secondary: Blue Shield · Silver"])
     expect(dialog.get_by_label("Department")).to_be_visible()
     expect(dialog.get_by_label("Appointment type")).to_have_value(str(normal.public_id))
     expect(dialog.locator("details.resources summary")).to_contain_text("Dr Single")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -208,3 +209,29 @@ def test_garbage_ids_in_forms_and_query_strings_are_404_not_500(clinic_a, recept
     assert reception_client_a.get(url, {"patient": "not-a-uuid"}).status_code == 404
     assert reception_client_a.post(url, {"patient": "not-a-uuid", "action": "book"}).status_code == 404
     assert reception_client_a.get(reverse("scheduling:next-available"), {"slot_type": "nope"}).status_code == 200
+
+
+def test_the_secondary_plan_list_never_offers_the_chosen_primary_plan(clinic_a, reception_client_a, slot):
+    patient = PatientFactory(clinic=clinic_a)
+    aetna, cigna = plan(patient), plan(patient, priority="secondary", payer="Cigna")
+    url = reverse("scheduling:book", args=[slot.public_id])
+
+    def secondary_options(html: str) -> dict[str, str]:
+        select = re.search(r'<select name="secondary_coverage".*?</select>', html, re.S).group()
+        return {m[1]: m[0] for m in re.findall(r'(<option value="([^"]*)"[^>]*>)', select)}
+
+    card = secondary_options(reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode())
+    assert "hidden" in card[str(aetna.public_id)] and "disabled" in card[str(aetna.public_id)]  # the primary
+    assert "hidden" not in card[str(cigna.public_id)]
+    # Cigna chosen as the primary instead: now Cigna is the one not offered.
+    data = {
+        "patient": str(patient.public_id),
+        "coverage": str(cigna.public_id),
+        "slot_type": str(slot.slot_type.public_id),
+    }
+    review = secondary_options(reception_client_a.post(url, {**data, "action": "review"}).content.decode())
+    assert "hidden" in review[str(cigna.public_id)] and "hidden" not in review[str(aetna.public_id)]
+    # A secondary equal to the primary is still refused with a clear message, should a request carry one.
+    same = reception_client_a.post(url, {**data, "secondary_coverage": str(cigna.public_id), "action": "book"})
+    assert "Choose a different plan from the primary one." in same.content.decode()
+    assert not Appointment.objects.exists()
