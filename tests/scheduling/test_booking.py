@@ -217,7 +217,9 @@ def test_the_secondary_plan_list_never_offers_the_chosen_primary_plan(clinic_a, 
     url = reverse("scheduling:book", args=[slot.public_id])
 
     def secondary_options(html: str) -> dict[str, str]:
-        select = re.search(r'<select name="secondary_coverage".*?</select>', html, re.S).group()
+        found = re.search(r'<select name="secondary_coverage".*?</select>', html, re.S)
+        assert found is not None, "the card has the secondary plan list"
+        select = found.group()
         return {m[1]: m[0] for m in re.findall(r'(<option value="([^"]*)"[^>]*>)', select)}
 
     card = secondary_options(reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode())
