@@ -173,6 +173,14 @@ def test_a_duration_that_is_not_whole_slots_says_what_the_session_became(admin_c
     assert "not a whole number" not in exact.content.decode()
 
 
+def test_editing_a_template_says_its_changes_do_not_reach_the_rota(admin_client_a, clinic_a, types):
+    template = template_with_slots(clinic_a, [types["normal"]], name="Dr Smith AM")
+    page = admin_client_a.get(reverse("sessions_setup:template-edit", args=[template.public_id])).content.decode()
+    assert "Changes apply to sessions allocated from now on. Sessions already on the rota keep their slots" in page
+    new = admin_client_a.get(reverse("sessions_setup:template-add")).content.decode()
+    assert "already on the rota" not in new
+
+
 def test_a_new_session_starts_with_one_slot_of_the_default_type(admin_client_a, types):
     response = admin_client_a.get(reverse("sessions_setup:template-add"))
     rows = response.context["rows"]
