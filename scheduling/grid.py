@@ -367,6 +367,7 @@ def build_grid(
 
     # Local positions first: the visible range depends on everything there is to show.
     sessions: dict[int, tuple[SessionRow, dt.date, float, float]] = {}
+    closed_sessions = {session.id for session in session_rows if session.closed_session}
     for session in session_rows:
         date, low, high = local_minutes(session.starts_at, session.ends_at, zone)
         sessions[session.id] = (session, date, low, high)
@@ -427,6 +428,7 @@ def build_grid(
             continue
         people = appointments_by_slot.get(slot.id, [])
         capacity, booked, type_name = slot.capacity, slot.booked_count, slot.type_name
+        bookable_closed = slot.session_id in closed_sessions and slot.bookable
         group = capacity > 1
         bookable = slot.bookable
         if not bookable:
@@ -456,6 +458,7 @@ def build_grid(
                 "group": group and bookable,
                 "title": title,
                 "locked": bool(people) and not group and practitioner_id in locked,
+                "closed": bookable_closed,  # the help page's Closed Session icon, in the slot itself
             }
         )
 

@@ -284,6 +284,10 @@ def test_slots_show_type_colour_group_counts_bookings_and_the_closed_icon(clinic
     body = reception_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07").content.decode()
     assert 'class="sess r' in body and "c-navy" in body and 'title="Wellbeing: Mood and anxiety group' in body
     assert 'aria-label="Closed session"' in body
+    # The icon is in each bookable slot of the closed session, where the help page puts it (not the blank).
+    slots = re.findall(r'<a id="slot-[^"]*" class="slot[^"]*".*?</a>', body)
+    assert len(slots) == 3
+    assert [('aria-label="Closed session"' in chip) for chip in slots] == [True, True, False]
     assert "Nia Okoro · P000042" in body  # the clinic uses internal IDs
     assert "c-teal" in body and "booked st-booked" in body
     assert 'aria-label="Group"></span>3/10' in body
