@@ -270,7 +270,9 @@ class Shown:
     include_clinic_wide: bool
 
 
-def shown(*, clinic: Clinic, query: CalendarQuery) -> Shown:
+def shown(*, clinic: Clinic, query: CalendarQuery, zone: ZoneInfo) -> Shown:
+    """Who the calendar shows. A location filter keeps the practitioners with a session at one of those
+    locations in the viewed dates (where a session runs, not where a practitioner is usually based)."""
     practitioners = list(practitioners_list(clinic=clinic).filter(is_active=True).order_by("name", "id"))
     locations = list(Location.objects.for_clinic(clinic).filter(is_active=True).order_by("name", "id"))
     by_public_id = {str(p.public_id): p for p in practitioners}
@@ -278,7 +280,21 @@ def shown(*, clinic: Clinic, query: CalendarQuery) -> Shown:
     filtered = chosen or practitioners
     location_ids = [loc.pk for loc in locations if str(loc.public_id) in query.locations]
     if location_ids:
-        filtered = [p for p in filtered if p.default_location_id is None or p.default_location_id in location_ids]
+        running = set(
+            calendar_sessions(
+                clinic=clinic,
+                scope=CalendarScope(
+                    practitioner_ids=[p.pk for p in filtered],
+                    include_clinic_wide=False,
+                    location_ids=location_ids,
+                    starts_at=local_day(query.first_date, zone)[0],
+                    ends_at=local_day(query.last_date, zone)[1],
+                    first_date=query.first_date,
+                    last_date=query.last_date,
+                ),
+            ).values_list("practitioner_id", flat=True)
+        )
+        filtered = [p for p in filtered if p.pk in running]
     tab = by_public_id.get(query.tab) if query.view != "month" else None
     if tab is not None and tab not in filtered:
         tab = None
@@ -318,7 +334,7 @@ def office_hours_intervals(
 def calendar_page(
     *, clinic: Clinic, membership: Membership, query: CalendarQuery, zone: ZoneInfo, today: dt.date
 ) -> dict[str, Any]:
-    who = shown(clinic=clinic, query=query)
+    who = shown(clinic=clinic, query=query, zone=zone)
     first, last = query.first_date, query.last_date
     scope = CalendarScope(
         practitioner_ids=[p.pk for p in who.columns],

@@ -123,7 +123,7 @@ def calendar(request: ClinicRequest) -> HttpResponse:
 def calendar_filters(request: ClinicRequest) -> HttpResponse:
     """Save the member's practitioner and location filters, then show the calendar with them."""
     current, _ = parse_query(request.POST, {}, today=request.clinic.today())
-    who = selectors.shown(clinic=request.clinic, query=current)
+    who = selectors.shown(clinic=request.clinic, query=current, zone=request.viewer_zone)
     form = CalendarFilterForm(request.POST, practitioners=who.practitioners, locations=who.locations)
     if not form.is_valid():
         messages.error(request, "Those filters were not understood.")

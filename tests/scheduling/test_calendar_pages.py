@@ -249,6 +249,24 @@ def test_filters_by_practitioner_and_location_persist_per_user(clinic_a, admin_a
     assert "Ann South" in admin.get(f"{CALENDAR}?view=day&date=2027-06-07").content.decode()
 
 
+def test_the_location_filter_follows_where_sessions_run_not_the_home_site(clinic_a, admin_client_a):
+    north = LocationFactory(clinic=clinic_a, name="North")
+    south = LocationFactory(clinic=clinic_a, name="South")
+    ann = PractitionerFactory(clinic=clinic_a, name="Dr Ann", default_location=north)
+    bob = PractitionerFactory(clinic=clinic_a, name="Dr Bob", default_location=south)
+    cat = PractitionerFactory(clinic=clinic_a, name="Dr Cat", default_location=south)
+    day = dt.date(2027, 6, 7)
+    allocate_session(clinic_a, practitioner=ann, location=north, day=day, name="Ann North")
+    allocate_session(clinic_a, practitioner=ann, location=south, day=day, start=dt.time(14), name="Ann South")
+    allocate_session(clinic_a, practitioner=bob, location=south, day=day, name="Bob South")
+    allocate_session(clinic_a, practitioner=cat, location=north, day=day, name="Cat North")
+    body = admin_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07&loc={south.public_id}").content.decode()
+    # Ann (based North) runs a session at South that day: her column and that session show.
+    assert "Ann South" in body and "Bob South" in body
+    assert "Ann North" not in body and "Cat North" not in body
+    assert 'title="Dr Cat"' not in body  # based South, but not running anything there that day
+
+
 def test_a_filter_naming_another_clinics_practitioner_shows_nothing_of_theirs(clinic_a, clinic_b, admin_client_a):
     theirs = PractitionerFactory(clinic=clinic_b, name="Dr Theirs")
     allocate_session(clinic_b, practitioner=theirs, day=dt.date(2027, 6, 7), name="Their AM")
