@@ -23,6 +23,7 @@ from sessions_setup.models import ReleaseRule, ReportingCategory, SlotType
 
 if TYPE_CHECKING:
     from clinic.models import Clinic, Location, Practitioner
+    from patients.models import Patient
 
 
 def slot_details(*, clinic: Clinic, slot_public_id: Any) -> Slot | None:
@@ -61,6 +62,7 @@ def next_available(
     location: Location | None = None,
     after: dt.datetime | None = None,
     limit: int = NEXT_AVAILABLE_LIMIT,
+    not_booked: Patient | None = None,
 ) -> list[Slot]:
     """The next free places from `after` (default now), soonest first, honouring each slot type's release
     rule: book-on-the-day slots only on the day, "N days before" slots only from N days before.
@@ -90,6 +92,8 @@ def next_available(
         slots = slots.filter(session__practitioner=practitioner)
     if location is not None:
         slots = slots.filter(session__location=location)
+    if not_booked is not None:
+        slots = slots.exclude(pk__in=slots_booked_by(clinic=clinic, patient=not_booked))
     return list(
         slots.select_related("slot_type", "session", "session__practitioner", "session__location").order_by(
             "starts_at", "id"
@@ -152,21 +156,35 @@ def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointmen
     )
 
 
+def slots_booked_by(*, clinic: Clinic, patient: Patient) -> QuerySet[Appointment, dict[str, Any]]:
+    """The slots a patient holds a live place in (a subquery: a group they are in is not offered again)."""
+    return Appointment.objects.for_clinic(clinic).live().filter(patient=patient).values("slot_id")
+
+
 def slots_on_date(
-    *, clinic: Clinic, practitioner: Practitioner, slot_type: SlotType, day: dt.date, zone: ZoneInfo
+    *,
+    clinic: Clinic,
+    practitioner: Practitioner,
+    slot_type: SlotType,
+    day: dt.date,
+    zone: ZoneInfo,
+    not_booked: Patient | None = None,
 ) -> list[Slot]:
-    """The practitioner's slots of a type with a free place on a local date (one query)."""
+    """The practitioner's slots of a type with a free place on a local date, leaving out those `not_booked`
+    is already in (one query)."""
     starts, ends = local_day(day, zone)
+    slots = Slot.objects.for_clinic(clinic).filter(
+        session__practitioner=practitioner,
+        slot_type=slot_type,
+        bookable=True,
+        booked_count__lt=F("capacity"),
+        starts_at__gte=starts,
+        starts_at__lt=ends,
+    )
+    if not_booked is not None:
+        slots = slots.exclude(pk__in=slots_booked_by(clinic=clinic, patient=not_booked))
     return list(
-        Slot.objects.for_clinic(clinic)
-        .filter(
-            session__practitioner=practitioner,
-            slot_type=slot_type,
-            bookable=True,
-            booked_count__lt=F("capacity"),
-            starts_at__gte=starts,
-            starts_at__lt=ends,
+        slots.select_related("slot_type", "session", "session__practitioner", "session__location").order_by(
+            "starts_at", "id"
         )
-        .select_related("slot_type", "session", "session__practitioner", "session__location")
-        .order_by("starts_at", "id")
     )

@@ -251,6 +251,7 @@ def appointment_reschedule(request: ClinicRequest, appointment: UUID) -> HttpRes
         slot_type=obj.slot_type,
         practitioner=None if any_practitioner else obj.practitioner,
         limit=12,
+        not_booked=obj.patient,
     )
     context = {
         "appointment": obj,

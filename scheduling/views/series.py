@@ -227,6 +227,7 @@ def draft_detail(request: ClinicRequest, draft: UUID) -> HttpResponse:
             slot_type=series.slot_type,
             day=date_form.cleaned_data["date"],
             zone=zone,
+            not_booked=series.patient,
         )
     template = page_or_fragment(request, "scheduling/draft.html", "tip")
     bad = bool(context["error"]) or (date_form.is_bound and not date_form.is_valid())

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import Appointment, AppointmentStatus, Slot
@@ -24,6 +25,7 @@ from tests.factories import (
     SlotTypeFactory,
     allocate_session,
     book,
+    draft_of_new_series,
 )
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +301,33 @@ def test_the_database_refuses_two_overlapping_single_appointments_of_one_practit
                 membership=membership,
                 request=BookingRequest(second, PatientFactory(clinic=clinic_a)),
             )
+
+
+def test_reschedule_and_draft_placement_do_not_offer_a_group_the_patient_is_already_in(clinic_a, reception_client_a):
+    therapist = PractitionerFactory(clinic=clinic_a, name="Dr Group")
+    group = SlotTypeFactory(clinic=clinic_a, name="Skills group", capacity=8)
+    first_day = timezone.localdate() + dt.timedelta(days=1)
+    second_day = first_day + dt.timedelta(days=1)
+    monday, tuesday = (
+        allocate_session(clinic_a, practitioner=therapist, day=day, slot_types=[group]).slots.get()
+        for day in (first_day, second_day)
+    )
+    patient, newcomer = PatientFactory(clinic=clinic_a), PatientFactory(clinic=clinic_a)
+    first = book(monday, patient)
+    book(tuesday, patient)  # already in Tuesday's group too
+    other = book(tuesday, newcomer)
+
+    def offered(appointment):
+        url = reverse("scheduling:appointment-reschedule", args=[appointment.public_id])
+        return reception_client_a.get(url).context["slots"]
+
+    assert tuesday not in offered(first)  # the patient is in it already
+    assert monday in offered(other) and tuesday not in offered(other)
+
+    def draft_slots(who):
+        draft = draft_of_new_series(clinic_a, patient=who, practitioner=therapist, slot_type=group)
+        url = reverse("scheduling:draft", args=[draft.public_id])
+        return reception_client_a.get(url, {"date": second_day.isoformat()}).context["slots"]
+
+    assert draft_slots(patient) == []  # Tuesday's group is the only one that day, and the patient is in it
+    assert draft_slots(PatientFactory(clinic=clinic_a)) == [tuesday]
