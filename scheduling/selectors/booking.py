@@ -17,6 +17,7 @@ from scheduling.hours import (
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
+    OtherEvent,
     Slot,
 )
 from sessions_setup.models import ReleaseRule, ReportingCategory, SlotType
@@ -153,6 +154,25 @@ def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointmen
         .filter(patient=patient)
         .select_related("slot_type", "practitioner", "slot__session__location", "series")
         .order_by("-starts_at", "-id")
+    )
+
+
+def busy_events_during(*, clinic: Clinic, slot: Slot) -> list[OtherEvent]:
+    """The practitioner's busy events at the slot's time (leave, training): timed ones overlapping it,
+    all-day ones on its local date. Booking stays possible; reception is warned (one query)."""
+    practitioner_id = slot.session.practitioner_id
+    if practitioner_id is None:
+        return []
+    day = slot.starts_at.astimezone(ZoneInfo(str(slot.session.time_zone))).date()
+    return list(
+        OtherEvent.objects.for_clinic(clinic)
+        .filter(
+            Q(all_day=False, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at)
+            | Q(all_day=True, first_date__lte=day, last_date__gte=day),
+            practitioner_id=practitioner_id,
+            busy=True,
+        )
+        .order_by("all_day", "starts_at", "title")
     )
 
 

@@ -24,6 +24,7 @@ from scheduling.models import (
     Session,
     Slot,
 )
+from scheduling.selectors.booking import busy_events_during
 from scheduling.signals import announce_calendar_change
 
 if TYPE_CHECKING:
@@ -151,7 +152,13 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
             actor=actor,
             action="appointment.booked",
             target=appointment,
-            detail={"slot": str(slot.public_id), "patient": str(patient.public_id), "blocked": patient.is_blocked},
+            detail={
+                "slot": str(slot.public_id),
+                "patient": str(patient.public_id),
+                "blocked": patient.is_blocked,
+                # Booked over the practitioner's busy time (reception was warned): which events, by id.
+                "busy_events": [str(e.public_id) for e in busy_events_during(clinic=clinic, slot=slot)],
+            },
         )
         announce_calendar_change([practitioner_id], appointments=[appointment.pk])
     return appointment

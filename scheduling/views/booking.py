@@ -77,6 +77,7 @@ def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
         "query": "",
         "results": [],
         "may_create_slot": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
+        "busy_events": selectors.busy_events_during(clinic=request.clinic, slot=slot),
     }
 
 

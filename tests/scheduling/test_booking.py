@@ -13,6 +13,7 @@ from patients.models import Coverage
 from scheduling.models import Appointment, AppointmentStatus
 from tests.factories import (
     DepartmentFactory,
+    OtherEventFactory,
     PatientFactory,
     PractitionerFactory,
     SlotTypeFactory,
@@ -237,3 +238,41 @@ def test_the_secondary_plan_list_never_offers_the_chosen_primary_plan(clinic_a, 
     same = reception_client_a.post(url, {**data, "secondary_coverage": str(cigna.public_id), "action": "book"})
     assert "Choose a different plan from the primary one." in same.content.decode()
     assert not Appointment.objects.exists()
+
+
+def test_booking_over_busy_time_warns_and_records_the_warning(clinic_a, reception_client_a, slot):
+    practitioner = slot.session.practitioner
+    leave = OtherEventFactory(
+        clinic=clinic_a, practitioner=practitioner, title="Annual leave", all_day=True, starts_at=None, ends_at=None,
+        first_date=DAY, last_date=DAY + dt.timedelta(days=4),
+    )  # fmt: skip
+    training = OtherEventFactory(
+        clinic=clinic_a, practitioner=practitioner, title="Training",
+        starts_at=slot.starts_at - dt.timedelta(minutes=5), ends_at=slot.starts_at + dt.timedelta(minutes=5),
+    )  # fmt: skip
+    OtherEventFactory(  # shown as free: no warning
+        clinic=clinic_a, practitioner=practitioner, title="Reading", busy=False, starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+    )  # fmt: skip
+    OtherEventFactory(  # another practitioner's leave: not this slot's business
+        clinic=clinic_a, title="Someone else's leave", all_day=True, starts_at=None, ends_at=None, first_date=DAY,
+        last_date=DAY,
+    )  # fmt: skip
+    patient = PatientFactory(clinic=clinic_a)
+    url = reverse("scheduling:book", args=[slot.public_id])
+    form = reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode()
+    assert "Dr Book is busy then:</strong> Training (" in form and "Annual leave (all day)" in form
+    assert "Booking stays possible." in form and "Reading" not in form and "Someone else" not in form
+    data = {"patient": str(patient.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
+    assert reception_client_a.post(url, {**data, "action": "book"}).status_code == 302  # still possible
+    booked = AuditEvent.objects.get(action="appointment.booked")
+    assert sorted(booked.detail["busy_events"]) == sorted([str(training.public_id), str(leave.public_id)])
+
+
+def test_booking_without_busy_time_records_no_warning(clinic_a, reception_client_a, slot):
+    patient = PatientFactory(clinic=clinic_a)
+    url = reverse("scheduling:book", args=[slot.public_id])
+    assert "is busy then" not in reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode()
+    data = {"patient": str(patient.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
+    reception_client_a.post(url, {**data, "action": "book"})
+    assert AuditEvent.objects.get(action="appointment.booked").detail["busy_events"] == []
