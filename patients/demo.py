@@ -19,6 +19,16 @@ FIRST = [
     "Olivia", "Amelia", "Isla", "Ava", "Noah", "Oliver", "George", "Leo", "Chloé", "José", "Aisha", "Mohammed",
     "Sophie", "Jack", "Freya", "Arthur",
 ]  # fmt: skip
+MALE_FIRST = {"Noah", "Oliver", "George", "Leo", "José", "Mohammed", "Jack", "Arthur"}
+
+
+def demo_sex_and_title(first_name: str, drawn_title: str) -> tuple[str, str]:
+    """A demo patient's sex follows their first name, and a gendered title follows the sex (no "Mrs Jack").
+    The random draws stay as they were, so every demo name is where the README says it is."""
+    sex = "male" if first_name in MALE_FIRST else "female"
+    if drawn_title in {"Mr", "Mrs", "Ms"}:
+        drawn_title = "Mr" if sex == "male" else ("Ms" if drawn_title == "Mr" else drawn_title)
+    return sex, drawn_title
 
 
 def nhs_number(rng: random.Random) -> str:
@@ -44,14 +54,20 @@ def seed_clinic(clinic: Clinic) -> None:
     ids = internal_ids_reserve(clinic=clinic, count=count)
     for i in range(count):
         blocked = i == 7
+        # Drawn in the order they always were (the names must not move); sex and title then agree.
+        drawn_title = rng.choice(["", "Mr", "Mrs", "Ms", "Dr"])
+        first_name = rng.choice(FIRST)
+        born = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randint(0, 30000))
+        rng.choice(["female", "male"])  # the old random sex: drawn still, so what follows is unchanged
+        sex, title = demo_sex_and_title(first_name, drawn_title)
         patient = Patient(
             clinic=clinic,
             internal_id=ids[i],
-            title=rng.choice(["", "Mr", "Mrs", "Ms", "Dr"]),
-            first_name=rng.choice(FIRST),
+            title=title,
+            first_name=first_name,
             last_name=LAST[i % len(LAST)],
-            date_of_birth=dt.date(1940, 1, 1) + dt.timedelta(days=rng.randint(0, 30000)),
-            sex=rng.choice(["female", "male"]),
+            date_of_birth=born,
+            sex=sex,
             national_id_kind="nhs" if uk else "ssn",
             national_id=nhs_number(rng) if uk else ssn(rng),
             mobile_phone=f"077009{rng.randint(0, 99999):05d}" if uk else f"312555{rng.randint(0, 9999):04d}",

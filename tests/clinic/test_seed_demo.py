@@ -113,3 +113,18 @@ def test_the_demo_series_goes_to_a_patient_not_already_booked_in_its_places():
     again = Series.objects.for_clinic(clinic).get()
     assert again.patient not in firsts
     assert sorted(again.appointments.values_list("slot_id", flat=True)) == sorted(places)
+
+
+def test_demo_titles_and_sex_agree_with_the_names_which_stay_where_they_were():
+    call_command("seed_demo", verbosity=0)
+    patients = list(Patient.objects.all().values_list("title", "first_name", "last_name", "sex", "clinic__slug"))
+    assert len(patients) == 80
+    mismatched = [
+        p for p in patients if (p[0] == "Mr" and p[3] != "male") or (p[0] in {"Mrs", "Ms"} and p[3] != "female")
+    ]
+    assert mismatched == []
+    for first in ("Jack", "Oliver", "Mohammed"):
+        assert {sex for _, name, _, sex, _ in patients if name == first} <= {"male"}
+    for first in ("Olivia", "Freya", "Aisha"):
+        assert {sex for _, name, _, sex, _ in patients if name == first} <= {"female"}
+    assert ("Jack", "Brown", "lakeview") in {(p[1], p[2], p[4]) for p in patients}  # the README's demo patient
