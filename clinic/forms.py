@@ -136,13 +136,22 @@ class MemberAddForm(MembershipPermissionsForm):
 
 
 class MemberEditForm(MembershipPermissionsForm):
+    department = forms.ModelChoiceField(
+        queryset=Department.objects.none(),
+        required=False,
+        empty_label="(none)",
+        help_text="Book Appointment lists this department by default for this member.",
+    )
     is_active = forms.BooleanField(required=False, label="Active (uncheck to suspend access to this clinic)")
 
     @classmethod
     def for_membership(cls, membership: Membership, data: Any = None) -> MemberEditForm:
-        initial = {"role": membership.role, "is_active": membership.is_active}
+        initial = {"role": membership.role, "is_active": membership.is_active, "department": membership.department_id}
         initial.update({name: getattr(membership, name) for name in PERMISSION_FIELDS})
-        return cls(data, initial=initial)
+        form = cls(data, initial=initial)
+        departments = cast(forms.ModelChoiceField, form.fields["department"])
+        departments.queryset = Department.objects.for_clinic(membership.clinic_id).filter(is_active=True)
+        return form
 
 
 class SignInForm(AuthenticationForm):

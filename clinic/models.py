@@ -194,6 +194,10 @@ class Membership(TenantModel):
     perm_manage_appointments = models.BooleanField(NamedPermission.MANAGE_APPOINTMENTS.label, default=False)
     perm_access_blocked_patients = models.BooleanField(NamedPermission.ACCESS_BLOCKED_PATIENTS.label, default=False)
     perm_manage_sessions = models.BooleanField(NamedPermission.MANAGE_SESSIONS.label, default=False)
+    # The member's own department: Book Appointment lists it by default (seed 003).
+    department = models.ForeignKey(
+        "clinic.Department", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model
 
-from clinic.models import AuditEvent, Clinic, Membership, Role
+from clinic.models import AuditEvent, Clinic, Department, Membership, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -117,7 +117,14 @@ def member_add(
 
 
 def member_update(
-    *, clinic: Clinic, actor: User, membership: Membership, role: str, permissions: dict[str, bool], is_active: bool
+    *,
+    clinic: Clinic,
+    actor: User,
+    membership: Membership,
+    role: str,
+    permissions: dict[str, bool],
+    is_active: bool,
+    department: Department | None = None,
 ) -> Membership:
     with transaction.atomic():
         # Lock the admins so two admins demoting each other at once cannot both succeed.
@@ -125,6 +132,7 @@ def member_update(
         _ensure_an_admin_remains(membership=membership, new_role=role, active=is_active)
         membership.role = role
         membership.is_active = is_active
+        membership.department = department
         for field, value in permissions.items():
             setattr(membership, field, value)
         membership.save()
@@ -136,6 +144,7 @@ def member_update(
             detail={
                 "role": role,
                 "active": is_active,
+                "department": str(department.public_id) if department else None,
                 "permissions": sorted(k for k, v in permissions.items() if v),
             },
         )

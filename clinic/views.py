@@ -220,6 +220,7 @@ def member_edit(request: ClinicRequest, member: UUID) -> HttpResponse:
                 role=form.cleaned_data["role"],
                 permissions=form.permissions,
                 is_active=form.cleaned_data["is_active"],
+                department=form.cleaned_data["department"],
             )
         except ValidationError as error:
             form.add_error(None, error)

@@ -383,7 +383,15 @@ class BookingForm(forms.Form):
     )
     slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Appointment type", empty_label=None)
 
-    def __init__(self, *args: Any, clinic: Clinic, patient: Patient, slot: Slot, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        clinic: Clinic,
+        patient: Patient,
+        slot: Slot,
+        own_department_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.coverages = {str(c.public_id): c for c in patient.coverages.all()}
         # What a booking starts with: the primary plan (else self pay), the slot's practitioner and type.
@@ -402,9 +410,15 @@ class BookingForm(forms.Form):
         departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["department"].queryset = departments  # type: ignore[attr-defined]
         self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]
-        only_department = list(departments[:2])
-        if len(only_department) == 1 and "department" not in self.initial:
-            self.initial["department"] = only_department[0].public_id  # the one department needs no choosing
+        if "department" not in self.initial:
+            # The member's own department (seed 003: "automatically lists your department"), else the
+            # clinic's only one: no choosing where there is nothing to choose.
+            own = departments.filter(pk=own_department_id).first() if own_department_id else None
+            only = list(departments[:2])
+            if own is not None:
+                self.initial["department"] = own.public_id
+            elif len(only) == 1:
+                self.initial["department"] = only[0].public_id
         practitioners = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["resources"].queryset = practitioners  # type: ignore[attr-defined]
         self.fields["resources"].to_field_name = "public_id"  # type: ignore[attr-defined]

@@ -83,7 +83,13 @@ def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
 
 def booking_form(request: ClinicRequest, slot: Slot, patient: Patient) -> BookingForm:
     """The booking form for a patient and slot, filled from the request or with the slot's defaults."""
-    return BookingForm(request.POST or None, clinic=request.clinic, patient=patient, slot=slot)
+    return BookingForm(
+        request.POST or None,
+        clinic=request.clinic,
+        patient=patient,
+        slot=slot,
+        own_department_id=request.membership.department_id,
+    )
 
 
 def booking_patient(request: ClinicRequest, patient_id: str) -> Patient:

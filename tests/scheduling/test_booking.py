@@ -11,6 +11,7 @@ from django.urls import reverse
 from clinic.models import AuditEvent
 from patients.models import Coverage
 from scheduling.models import Appointment, AppointmentStatus
+from tests.conftest import logged_in_client
 from tests.factories import (
     DepartmentFactory,
     OtherEventFactory,
@@ -276,3 +277,28 @@ def test_booking_without_busy_time_records_no_warning(clinic_a, reception_client
     data = {"patient": str(patient.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
     reception_client_a.post(url, {**data, "action": "book"})
     assert AuditEvent.objects.get(action="appointment.booked").detail["busy_events"] == []
+
+
+def test_book_appointment_lists_the_members_own_department(clinic_a, clinic_b, admin_client_a, reception_a, slot):
+    from clinic.models import Membership
+
+    nursing = DepartmentFactory(clinic=clinic_a, name="Nursing")
+    DepartmentFactory(clinic=clinic_a, name="General practice")
+    theirs = DepartmentFactory(clinic=clinic_b, name="Nursing")
+    url = reverse("clinic:member-edit", args=[reception_a.public_id])
+    form = {"role": "reception", "perm_manage_appointments": "on", "is_active": "on"}
+    refused = admin_client_a.post(url, {**form, "department": theirs.pk})  # another clinic's: not a choice
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert admin_client_a.post(url, {**form, "department": nursing.pk}).status_code == 302
+    assert Membership.objects.get(pk=reception_a.pk).department == nursing
+    patient = PatientFactory(clinic=clinic_a)
+    card = logged_in_client(reception_a).get(
+        reverse("scheduling:book", args=[slot.public_id]), {"patient": str(patient.public_id)}
+    )
+    assert card.context["form"]["department"].value() == nursing.public_id  # two departments: the member's own
+    # Without a department of their own, nothing is chosen for them among several.
+    Membership.objects.filter(pk=reception_a.pk).update(department=None)
+    again = logged_in_client(reception_a).get(
+        reverse("scheduling:book", args=[slot.public_id]), {"patient": str(patient.public_id)}
+    )
+    assert again.context["form"]["department"].value() is None

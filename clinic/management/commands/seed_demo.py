@@ -59,6 +59,7 @@ DEMO = [
                 "last": "Reception",
                 "role": Role.RECEPTION,
                 "perms": {"perm_manage_appointments": True},
+                "department": "General Practice",
             },
             {"key": "clinician", "first": "Sarah", "last": "Smith", "role": Role.CLINICIAN, "perms": {}},
         ],
@@ -103,6 +104,7 @@ DEMO = [
                 "last": "Front-Desk",
                 "role": Role.RECEPTION,
                 "perms": {"perm_manage_appointments": True},
+                "department": "Behavioral Health",
             },
             {"key": "clinician", "first": "Maria", "last": "Lopez", "role": Role.CLINICIAN, "perms": {}},
         ],
@@ -165,8 +167,10 @@ class Command(BaseCommand):
                 },
             )
             locations[location.name] = location
-        for name in demo.departments:
-            Department.objects.for_clinic(clinic).get_or_create(clinic=clinic, name=name)
+        departments = {
+            name: Department.objects.for_clinic(clinic).get_or_create(clinic=clinic, name=name)[0]
+            for name in demo.departments
+        }
 
         logins = []
         users = {}
@@ -174,7 +178,14 @@ class Command(BaseCommand):
             email = f"{spec['key']}@{demo.slug}.example"
             user = self._user(email, spec["first"], spec["last"])
             Membership.objects.for_clinic(clinic).update_or_create(
-                clinic=clinic, user=user, defaults={"role": spec["role"], "is_active": True, **spec["perms"]}
+                clinic=clinic,
+                user=user,
+                defaults={
+                    "role": spec["role"],
+                    "is_active": True,
+                    "department": departments.get(spec.get("department", "")),
+                    **spec["perms"],
+                },
             )
             users[spec["key"]] = user
             logins.append((demo.name, email, Role(spec["role"]).label))
