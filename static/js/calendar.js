@@ -145,8 +145,10 @@
   }
 
   // After a change in the popup the server says "calendar:changed" with what it did ("message"), the day
-  // it happened ("then") and the changed item's id ("focus"): close, say it, refresh, and show the item;
-  // when the refreshed view does not hold it (a reschedule to another week), go to that day.
+  // it happened ("then") and the changed item's id ("focus"): close, say it, refresh, and show the item
+  // once the new grid has settled; when the refreshed view does not hold it (a reschedule to another
+  // week), go to that day and show it there.
+  var pending = null;
   document.body.addEventListener("calendar:changed", function (event) {
     closeDialogs();
     var detail = event.detail || {};
@@ -160,12 +162,17 @@
     }
     var cal = calendarEl();
     if (!cal || !window.htmx) { return; }
-    var here = window.location.pathname + window.location.search;
-    window.htmx.ajax("GET", here, { target: "#calendar", swap: "outerHTML" }).then(function () {
-      if (showChanged(detail.focus) || !detail.focus || !detail.then) { return; }
-      window.htmx.ajax("GET", detail.then, { target: "#calendar", swap: "outerHTML", source: calendarEl() })
-        .then(function () { showChanged(detail.focus); });
-    });
+    pending = detail.focus ? { focus: detail.focus, then: detail.then, moved: false } : null;
+    window.htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#calendar", swap: "outerHTML" });
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var cal = calendarEl();
+    if (!pending || !cal || !(event.target === cal || cal.contains(event.target))) { return; }
+    var wanted = pending;
+    if (showChanged(wanted.focus)) { pending = null; return; }
+    if (wanted.moved || !wanted.then) { pending = null; return; }
+    wanted.moved = true;
+    window.htmx.ajax("GET", wanted.then, { target: "#calendar", swap: "outerHTML", source: cal });
   });
 
   // Arriving from a page of its own (a redirect to the day, #slot-…): show that item the same way.
