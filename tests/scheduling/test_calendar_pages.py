@@ -212,7 +212,10 @@ def test_a_clinician_opens_on_their_own_tab(clinic_a):
     assert f"tab={mine.public_id}" in body
 
 
-def test_filters_by_practitioner_and_location_persist_per_user(clinic_a, admin_a, reception_a):
+@pytest.fixture
+def two_sites(clinic_a):
+    """North and South on 7 June 2027: Dr Ann (based North) runs Ann North and, at 14:00, Ann South; Dr Bob
+    (based South) runs Bob South."""
     north = LocationFactory(clinic=clinic_a, name="North")
     south = LocationFactory(clinic=clinic_a, name="South")
     ann = PractitionerFactory(clinic=clinic_a, name="Dr Ann", default_location=north)
@@ -221,6 +224,11 @@ def test_filters_by_practitioner_and_location_persist_per_user(clinic_a, admin_a
     allocate_session(clinic_a, practitioner=ann, location=north, day=day, name="Ann North")
     allocate_session(clinic_a, practitioner=ann, location=south, day=day, start=dt.time(14), name="Ann South")
     allocate_session(clinic_a, practitioner=bob, location=south, day=day, name="Bob South")
+    return north, south, ann, bob
+
+
+def test_filters_by_practitioner_and_location_persist_per_user(clinic_a, admin_a, reception_a, two_sites):
+    north, _, _, bob = two_sites
     admin = logged_in_client(admin_a)
     response = admin.post(
         reverse("scheduling:calendar-filters"),
@@ -249,17 +257,10 @@ def test_filters_by_practitioner_and_location_persist_per_user(clinic_a, admin_a
     assert "Ann South" in admin.get(f"{CALENDAR}?view=day&date=2027-06-07").content.decode()
 
 
-def test_the_location_filter_follows_where_sessions_run_not_the_home_site(clinic_a, admin_client_a):
-    north = LocationFactory(clinic=clinic_a, name="North")
-    south = LocationFactory(clinic=clinic_a, name="South")
-    ann = PractitionerFactory(clinic=clinic_a, name="Dr Ann", default_location=north)
-    bob = PractitionerFactory(clinic=clinic_a, name="Dr Bob", default_location=south)
+def test_the_location_filter_follows_where_sessions_run_not_the_home_site(clinic_a, admin_client_a, two_sites):
+    north, south, _, _ = two_sites
     cat = PractitionerFactory(clinic=clinic_a, name="Dr Cat", default_location=south)
-    day = dt.date(2027, 6, 7)
-    allocate_session(clinic_a, practitioner=ann, location=north, day=day, name="Ann North")
-    allocate_session(clinic_a, practitioner=ann, location=south, day=day, start=dt.time(14), name="Ann South")
-    allocate_session(clinic_a, practitioner=bob, location=south, day=day, name="Bob South")
-    allocate_session(clinic_a, practitioner=cat, location=north, day=day, name="Cat North")
+    allocate_session(clinic_a, practitioner=cat, location=north, day=dt.date(2027, 6, 7), name="Cat North")
     body = admin_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07&loc={south.public_id}").content.decode()
     # Ann (based North) runs a session at South that day: her column and that session show.
     assert "Ann South" in body and "Bob South" in body
