@@ -486,6 +486,44 @@ class NewSlotForm(forms.Form):
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         choose_by_public_id(self, clinic)
+        # Defaults that follow the choices: the practitioner's usual location, the slot type's length. The
+        # options carry them (data-location, data-length) so the page's script follows a changed choice.
+        practitioners = list(self.fields["practitioner"].queryset.select_related("default_location"))  # type: ignore[attr-defined]
+        types = list(self.fields["slot_type"].queryset)  # type: ignore[attr-defined]
+        self.fields["practitioner"].widget = OptionDataSelect(
+            data={
+                str(p.public_id): {"location": str(p.default_location.public_id)}
+                for p in practitioners
+                if p.default_location
+            }
+        )
+        self.fields["slot_type"].widget = OptionDataSelect(
+            data={str(t.public_id): {"length": str(t.default_length_minutes)} for t in types}
+        )
+        for name in ("practitioner", "slot_type"):
+            self.fields[name].widget.choices = self.fields[name].choices  # type: ignore[attr-defined]
+        chosen = next((p for p in practitioners if str(p.public_id) == str(self.initial.get("practitioner"))), None)
+        if chosen is not None and chosen.default_location is not None and not (link and link.get("location")):
+            self.initial["location"] = chosen.default_location.public_id
+        kind = next((t for t in types if str(t.public_id) == str(self.initial.get("slot_type"))), None)
+        kind = kind or (types[0] if types else None)
+        if kind is not None:
+            self.initial.setdefault("slot_type", kind.public_id)
+            self.initial["length_minutes"] = kind.default_length_minutes
+
+
+class OptionDataSelect(forms.Select):
+    """A select whose options carry data-* values (by option value), for a script to read."""
+
+    def __init__(self, *, data: Mapping[str, Mapping[str, str]]) -> None:
+        super().__init__()
+        self.option_data = data
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        for key, text in self.option_data.get(str(value), {}).items():
+            option["attrs"][f"data-{key}"] = text
+        return option
 
 
 class NextAvailableForm(forms.Form):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.http import HttpResponse
@@ -78,6 +79,14 @@ def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
         "results": [],
         "may_create_slot": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
         "busy_events": selectors.busy_events_during(clinic=request.clinic, slot=slot),
+        # Create New Slot, opened from here: this slot's practitioner, location and type to start from.
+        "new_slot_query": urlencode(
+            {
+                "practitioner": str(slot.session.practitioner.public_id) if slot.session.practitioner else "",
+                "location": str(slot.session.location.public_id),
+                "slot_type": str(slot.slot_type.public_id) if slot.slot_type else "",
+            }
+        ),
     }
 
 
@@ -281,6 +290,8 @@ manage_appointments = permission_required(NamedPermission.MANAGE_APPOINTMENTS)
 def slot_new(request: ClinicRequest) -> HttpResponse:
     """Create New Slot (needs "Schedule Admin: Manage Appointments"): an ad-hoc slot, then book it."""
     form = NewSlotForm(request.POST or None, clinic=request.clinic, link=request.GET)
+    # Opened after a patient was chosen: book them into the new slot next (the booking checks who they are).
+    patient = uuid_or_none(request.POST.get("patient") or request.GET.get("patient"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         slot = services.adhoc_slot_create(
@@ -293,12 +304,22 @@ def slot_new(request: ClinicRequest) -> HttpResponse:
             length_minutes=data["length_minutes"],
             slot_type=data["slot_type"],
         )
+        book_url = reverse("scheduling:book", args=[slot.public_id])
+        if patient is not None:
+            return redirect(f"{book_url}?patient={patient}")  # htmx follows it, with its headers
         if request.htmx:
             fresh = slot_for_member(request, slot.public_id)
             return render(request, "scheduling/book.html#tip", book_context(request, fresh))
-        return redirect("scheduling:book", slot=slot.public_id)
+        return redirect(book_url)
     template = page_or_fragment(request, "scheduling/slot_new.html", "tip")
-    return render(request, template, {"form": form}, status=422 if form.is_bound else 200)
+    return render(request, template, {"form": form, "patient": patient}, status=422 if form.is_bound else 200)
+
+
+def uuid_or_none(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text else None
+    except ValueError:
+        return None
 
 
 @require_GET

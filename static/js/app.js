@@ -20,6 +20,27 @@
     });
   });
 
+  // Create New Slot: a chosen practitioner brings their usual location, a chosen slot type its length
+  // (until the length is typed by hand). The options carry them: data-location, data-length.
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    if (field instanceof HTMLInputElement && field.name === "length_minutes" && field.closest("[data-new-slot]")) {
+      field.dataset.typed = "1";
+    }
+  });
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    var form = select instanceof HTMLSelectElement && select.closest("[data-new-slot]");
+    if (!form) { return; }
+    var option = select.selectedOptions[0];
+    if (select.name === "practitioner" && option && option.dataset.location) {
+      form.querySelector("select[name=location]").value = option.dataset.location;
+    } else if (select.name === "slot_type" && option && option.dataset.length) {
+      var length = form.querySelector("input[name=length_minutes]");
+      if (length && !length.dataset.typed) { length.value = option.dataset.length; }
+    }
+  });
+
   // A form that fails validation (or a save the server refuses) comes back with 422 and its messages beside
   // the fields: show it. htmx leaves 4xx answers unswapped by default, which kept "Saved" on screen.
   document.addEventListener("htmx:beforeSwap", function (event) {

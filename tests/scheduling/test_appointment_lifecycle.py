@@ -165,6 +165,49 @@ def test_create_new_slot_needs_the_manage_appointments_permission(clinic_a, rece
     assert bad.status_code == 422 and "greater than or equal to 5" in bad.content.decode()
 
 
+def test_create_new_slot_starts_from_the_usual_location_and_the_types_length_and_keeps_the_patient(
+    clinic_a, reception_client_a
+):
+    home = LocationFactory(clinic=clinic_a, name="Hillside", time_zone="Europe/London")
+    LocationFactory(clinic=clinic_a, name="Alpha Branch", time_zone="Europe/London")  # first by name
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Usual", default_location=home)
+    long = SlotTypeFactory(clinic=clinic_a, name="Long review", default_length_minutes=40)
+    url = reverse("scheduling:slot-new")
+    form = reception_client_a.get(url, {"practitioner": str(practitioner.public_id), "slot_type": str(long.public_id)})
+    fields = form.context["form"]
+    assert fields["location"].value() == home.public_id  # the practitioner's usual site
+    assert fields["length_minutes"].value() == 40  # the slot type's length, not 10
+    page = form.content.decode()
+    assert f'value="{practitioner.public_id}" selected data-location="{home.public_id}"' in page  # for the script
+    assert f'value="{long.public_id}" selected data-length="40"' in page
+    # Reachable after a patient is chosen: the patient card offers it, and the booking continues with them.
+    slot = allocate_session(clinic_a, practitioner=practitioner, day=DAY, slot_types=[long]).slots.get()
+    patient = PatientFactory(clinic=clinic_a, first_name="Ola", last_name="Nordmann")
+    card = reception_client_a.get(
+        reverse("scheduling:book", args=[slot.public_id]), {"patient": str(patient.public_id)}
+    )
+    assert (
+        f"patient={patient.public_id}" in card.content.decode()
+        and "Create New Slot for Ola Nordmann" in card.content.decode()
+    )
+    data = {
+        "practitioner": str(practitioner.public_id),
+        "location": str(home.public_id),
+        "date": "2027-06-09",
+        "start_time": "12:00",
+        "length_minutes": "40",
+        "slot_type": str(long.public_id),
+        "patient": str(patient.public_id),
+    }
+    made = reception_client_a.post(url, data, follow=True)
+    created = Slot.objects.get(session__practitioner=practitioner, session__allocation=None)
+    assert (
+        made.redirect_chain[-1][0]
+        == reverse("scheduling:book", args=[created.public_id]) + f"?patient={patient.public_id}"
+    )
+    assert made.context["patient"] == patient and made.context["step"] == "form"  # straight on to the booking
+
+
 def test_next_available_honours_release_rules(clinic_a):
     practitioner = PractitionerFactory(clinic=clinic_a)
     any_time = SlotTypeFactory(clinic=clinic_a, name="Any time")
