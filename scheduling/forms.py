@@ -414,10 +414,8 @@ class BookingForm(forms.Form):
             # The member's own department (seed 003: "automatically lists your department"), else the
             # clinic's only one: no choosing where there is nothing to choose.
             own = departments.filter(pk=own_department_id).first() if own_department_id else None
-            only = list(departments[:2])
-            if own is not None:
-                self.initial["department"] = own.public_id
-            elif len(only) == 1:
+            only = [own] if own is not None else list(departments[:2])
+            if len(only) == 1:
                 self.initial["department"] = only[0].public_id
         practitioners = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["resources"].queryset = practitioners  # type: ignore[attr-defined]

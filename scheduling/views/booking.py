@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
@@ -78,7 +79,8 @@ def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
         "query": "",
         "results": [],
         "may_create_slot": request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
-        "busy_events": selectors.busy_events_during(clinic=request.clinic, slot=slot),
+        # Read only by the steps that show it (not by each keystroke's search results), and once.
+        "busy_events": SimpleLazyObject(lambda: selectors.busy_events_during(clinic=request.clinic, slot=slot)),
         # Create New Slot, opened from here: this slot's practitioner, location and type to start from.
         "new_slot_query": urlencode(
             {
