@@ -53,6 +53,12 @@ class Clinic(models.Model):
         default=False,
         help_text="Show each patient's internal ID across the app and allow it as a calendar identifier.",
     )
+    bills_insurance = models.BooleanField(
+        "Bills insurance",
+        default=False,
+        help_text="Keep patients' insurance plans and choose a plan (or SELF PAY) when booking. "
+        "Off for a practice whose patients never pay through insurance.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -78,12 +78,16 @@ def seed_clinic(clinic: Clinic) -> None:
         )
         patient.save()
         if not uk or i % 5 == 0:
-            Coverage.objects.create(
-                clinic=clinic,
-                patient=patient,
-                payer="Blue Cross Blue Shield" if not uk else "Bupa",
-                plan_name="PPO Gold" if not uk else "Comprehensive",
-                member_id=f"M{rng.randint(100000, 999999)}",
-                group_number=f"G{rng.randint(1000, 9999)}",
-                priority="primary",
-            )
+            # Drawn as they always were, so the names that follow do not move; kept where the clinic bills
+            # insurance.
+            member_id, group_number = f"M{rng.randint(100000, 999999)}", f"G{rng.randint(1000, 9999)}"
+            if clinic.bills_insurance:
+                Coverage.objects.create(
+                    clinic=clinic,
+                    patient=patient,
+                    payer="Blue Cross Blue Shield" if not uk else "Bupa",
+                    plan_name="PPO Gold" if not uk else "Comprehensive",
+                    member_id=member_id,
+                    group_number=group_number,
+                    priority="primary",
+                )

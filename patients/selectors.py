@@ -27,8 +27,12 @@ def patients_visible(*, clinic: Clinic, membership: Membership | None, archived:
 
 
 def patient_detail(*, clinic: Clinic, membership: Membership | None) -> QuerySet[Patient]:
-    """Patients (archived too) with their coverage, for the record and the quickview."""
-    return patients_visible(clinic=clinic, membership=membership, archived=True).prefetch_related(
+    """Patients (archived too) with their coverage (where the clinic bills insurance), for the record and
+    the quickview."""
+    patients = patients_visible(clinic=clinic, membership=membership, archived=True)
+    if not clinic.bills_insurance:
+        return patients
+    return patients.prefetch_related(
         Prefetch("coverages", queryset=Coverage.objects.for_clinic(clinic).order_by("priority", "payer"))
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -81,6 +81,8 @@ def patient_archive(request: ClinicRequest, patient: UUID) -> HttpResponse:
 @edits_patients
 @require_http_methods(["GET", "POST"])
 def coverage_edit(request: ClinicRequest, patient: UUID, coverage: UUID | None = None) -> HttpResponse:
+    if not request.clinic.bills_insurance:
+        raise Http404("This practice does not bill insurance.")
     obj = patient_for_member(request, patient)
     instance = coverage_for_member(request, obj, coverage) if coverage else None
     if request.method == "POST" and instance is not None and request.POST.get("action") == "delete":

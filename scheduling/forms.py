@@ -393,20 +393,19 @@ class BookingForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.coverages = {str(c.public_id): c for c in patient.coverages.all()}
         # What a booking starts with: the primary plan (else self pay), the slot's practitioner and type.
         practitioner = slot.session.practitioner
         self.initial = {
-            "coverage": next((key for key, c in self.coverages.items() if c.priority == "primary"), SELF_PAY),
             "resources": [practitioner.public_id] if practitioner else [],
             "slot_type": slot.slot_type.public_id if slot.slot_type else None,
             **self.initial,
         }
-        plans = [(key, f"{c.get_priority_display()}: {c.payer} · {c.plan_name}") for key, c in self.coverages.items()]
-        self.fields["coverage"].choices = [*plans, (SELF_PAY, "SELF PAY")]  # type: ignore[attr-defined]
-        self.fields["secondary_coverage"].choices = [("", "(none)"), *plans]  # type: ignore[attr-defined]
-        primary = self.data.get("coverage") if self.is_bound else self.initial["coverage"]
-        cast(SecondaryPlanSelect, self.fields["secondary_coverage"].widget).primary = str(primary or "")
+        self.coverages = {}
+        if clinic.bills_insurance:
+            self._offer_plans(patient)
+        else:
+            # A practice that does not bill insurance is never asked about plans (or SELF PAY).
+            del self.fields["coverage"], self.fields["secondary_coverage"]
         departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["department"].queryset = departments  # type: ignore[attr-defined]
         self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]
@@ -424,6 +423,17 @@ class BookingForm(forms.Form):
         self.fields["slot_type"].queryset = types  # type: ignore[attr-defined]
         self.fields["slot_type"].to_field_name = "public_id"  # type: ignore[attr-defined]
 
+    def _offer_plans(self, patient: Patient) -> None:
+        self.coverages = {str(c.public_id): c for c in patient.coverages.all()}
+        self.initial.setdefault(
+            "coverage", next((key for key, c in self.coverages.items() if c.priority == "primary"), SELF_PAY)
+        )
+        plans = [(key, f"{c.get_priority_display()}: {c.payer} · {c.plan_name}") for key, c in self.coverages.items()]
+        self.fields["coverage"].choices = [*plans, (SELF_PAY, "SELF PAY")]  # type: ignore[attr-defined]
+        self.fields["secondary_coverage"].choices = [("", "(none)"), *plans]  # type: ignore[attr-defined]
+        primary = self.data.get("coverage") if self.is_bound else self.initial["coverage"]
+        cast(SecondaryPlanSelect, self.fields["secondary_coverage"].widget).primary = str(primary or "")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         primary, secondary = data.get("coverage"), data.get("secondary_coverage")
@@ -435,14 +445,14 @@ class BookingForm(forms.Form):
 
     def booking_request(self, *, slot: Slot, patient: Patient) -> BookingRequest:
         data = self.cleaned_data
-        self_pay = data["coverage"] == SELF_PAY
+        self_pay = data.get("coverage") == SELF_PAY
         return BookingRequest(
             slot=slot,
             patient=patient,
             slot_type=data["slot_type"],
             department=data.get("department"),
             resources=list(data.get("resources") or []),
-            coverage=None if self_pay else self.coverages.get(data["coverage"]),
+            coverage=None if self_pay else self.coverages.get(data.get("coverage") or ""),
             secondary_coverage=self.coverages.get(data.get("secondary_coverage") or ""),
             self_pay=self_pay,
         )

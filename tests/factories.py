@@ -20,6 +20,7 @@ class ClinicFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Clinic {n}")
     slug = factory.Sequence(lambda n: f"clinic-{n}")
     time_zone = "Europe/London"
+    bills_insurance = True  # the tests of insurance need it; a clinic that does not bill says so
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -202,6 +202,19 @@ def test_clinic_settings_turn_internal_ids_on(admin_client_a, clinic_a):
     assert clinic_a.time_zone == "Europe/Dublin"
 
 
+def test_clinic_settings_say_whether_the_clinic_bills_insurance(admin_client_a, clinic_a):
+    page = admin_client_a.get(reverse("clinic:settings")).content.decode()
+    box = re.search(r'<input type="checkbox" name="bills_insurance"[^>]*>', page)
+    assert "Bills insurance" in page and box is not None and " checked" in box.group(0)
+    admin_client_a.post(reverse("clinic:settings"), {"name": clinic_a.name, "time_zone": clinic_a.time_zone})
+    clinic_a.refresh_from_db()
+    assert clinic_a.bills_insurance is False
+    data = {"name": clinic_a.name, "time_zone": clinic_a.time_zone, "bills_insurance": "on"}
+    admin_client_a.post(reverse("clinic:settings"), data)
+    clinic_a.refresh_from_db()
+    assert clinic_a.bills_insurance is True
+
+
 def test_the_audit_log_lists_the_clinics_events_only(admin_client_a, clinic_a, clinic_b, outsider_client):
     admin_client_a.post(reverse("clinic:department-add"), {"name": "Ours"})
     outsider_client.post(reverse("clinic:department-add"), {"name": "Theirs"})

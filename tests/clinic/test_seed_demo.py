@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from clinic.management.commands.seed_demo import DEMO_PASSWORD
 from clinic.models import AuditEvent, Clinic, Department, Location, Membership, Practitioner, Role
-from patients.models import Patient
+from patients.models import Coverage, Patient
 from scheduling.demo import seed_series
 from scheduling.models import Allocation, Appointment, Series, Session, Slot
 from scheduling.services.booking import BookingRequest, appointment_book
@@ -128,3 +128,11 @@ def test_demo_titles_and_sex_agree_with_the_names_which_stay_where_they_were():
     for first in ("Olivia", "Freya", "Aisha"):
         assert {sex for _, name, _, sex, _ in patients if name == first} <= {"female"}
     assert ("Jack", "Brown", "lakeview") in {(p[1], p[2], p[4]) for p in patients}  # the README's demo patient
+
+
+def test_the_demo_us_clinic_bills_insurance_and_the_uk_one_does_not():
+    call_command("seed_demo", verbosity=0)
+    riverside, lakeview = Clinic.objects.get(slug="riverside"), Clinic.objects.get(slug="lakeview")
+    assert (riverside.bills_insurance, lakeview.bills_insurance) == (False, True)
+    assert not Coverage.objects.filter(clinic=riverside).exists()
+    assert Coverage.objects.filter(clinic=lakeview).count() == Patient.objects.filter(clinic=lakeview).count()

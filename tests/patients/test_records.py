@@ -142,6 +142,23 @@ def test_coverage_add_edit_and_remove(reception_client_a, clinic_a):
     assert not Coverage.objects.exists()
 
 
+def test_a_clinic_that_does_not_bill_insurance_keeps_no_plans(reception_client_a, clinic_a):
+    clinic_a.bills_insurance = False
+    clinic_a.save()
+    patient = PatientFactory(clinic=clinic_a)
+    old = Coverage.objects.create(clinic=clinic_a, patient=patient, payer="Aetna", plan_name="Gold", member_id="M1")
+    for name in ("patients:detail", "patients:quickview"):
+        page = reception_client_a.get(reverse(name, args=[patient.public_id])).content.decode()
+        assert patient.last_name in page
+        assert "Insurance" not in page and "insurance plan" not in page and "Aetna" not in page
+    add = reverse("patients:coverage-add", args=[patient.public_id])
+    edit = reverse("patients:coverage-edit", args=[patient.public_id, old.public_id])
+    assert reception_client_a.get(add).status_code == 404
+    assert reception_client_a.post(add, {"priority": "primary", "payer": "X", "plan_name": "Y", "member_id": "1"}).status_code == 404
+    assert reception_client_a.post(edit, {"action": "delete"}).status_code == 404
+    assert list(Coverage.objects.values_list("payer", flat=True)) == ["Aetna"]
+
+
 def test_archive_asks_then_hides_but_never_deletes(reception_client_a, clinic_a):
     patient = PatientFactory(clinic=clinic_a, last_name="Leaving")
     url = reverse("patients:archive", args=[patient.public_id])

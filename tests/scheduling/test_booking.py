@@ -302,3 +302,22 @@ def test_book_appointment_lists_the_members_own_department(clinic_a, clinic_b, a
         reverse("scheduling:book", args=[slot.public_id]), {"patient": str(patient.public_id)}
     )
     assert again.context["form"]["department"].value() is None
+
+
+def test_a_clinic_that_does_not_bill_insurance_books_without_plans_or_self_pay(clinic_a, reception_client_a, slot):
+    clinic_a.bills_insurance = False
+    clinic_a.save()
+    patient = PatientFactory(clinic=clinic_a, first_name="Nadia", last_name="Quist")
+    plan(patient)  # a plan on file from before the practice stopped billing: never offered
+    url = reverse("scheduling:book", args=[slot.public_id])
+    card = reception_client_a.get(url, {"patient": str(patient.public_id)}).content.decode()
+    assert "Nadia Quist" in card and "Appointment type" in card
+    assert "SELF PAY" not in card and "Insurance" not in card and "Aetna" not in card
+    form = {"patient": str(patient.public_id), "slot_type": str(slot.slot_type.public_id)}
+    review = reception_client_a.post(url, {**form, "action": "review"}).content.decode()
+    assert "Review Appointment Details" in review and "Insurance" not in review and "SELF PAY" not in review
+    assert reception_client_a.post(url, {**form, "action": "book"}).status_code == 302
+    appointment = Appointment.objects.get()
+    assert (appointment.coverage, appointment.secondary_coverage, appointment.self_pay) == (None, None, False)
+    page = reception_client_a.get(reverse("scheduling:appointment", args=[appointment.public_id])).content.decode()
+    assert "Nadia Quist" in page and "Insurance" not in page

@@ -23,6 +23,7 @@ class DemoClinic:
     name: str
     time_zone: str
     internal_ids: bool
+    bills_insurance: bool
     locations: list[dict[str, Any]]
     departments: list[str]
     practitioners: list[dict[str, Any]]
@@ -35,6 +36,7 @@ DEMO = [
         name="Riverside Medical Practice",
         time_zone="Europe/London",
         internal_ids=True,
+        bills_insurance=False,
         locations=[
             {"name": "Riverside Surgery", "kind": "main", "address": "1 Quay Street\nBristol", "postcode": "BS1 4DJ"},
             {"name": "Hillside Branch", "kind": "branch", "address": "22 Hill Road\nBristol", "postcode": "BS8 1TH"},
@@ -69,6 +71,7 @@ DEMO = [
         name="Lakeview Behavioral Health",
         time_zone="America/Chicago",
         internal_ids=False,
+        bills_insurance=True,
         locations=[
             {
                 "name": "Lakeview Center",
@@ -152,7 +155,12 @@ class Command(BaseCommand):
     def _seed_clinic(self, demo: DemoClinic) -> list[tuple[str, str, str]]:
         clinic, _ = Clinic.objects.update_or_create(
             slug=demo.slug,
-            defaults={"name": demo.name, "time_zone": demo.time_zone, "internal_ids_enabled": demo.internal_ids},
+            defaults={
+                "name": demo.name,
+                "time_zone": demo.time_zone,
+                "internal_ids_enabled": demo.internal_ids,
+                "bills_insurance": demo.bills_insurance,
+            },
         )
         locations = {}
         for spec in demo.locations:
