@@ -154,7 +154,8 @@ def test_a_clinic_that_does_not_bill_insurance_keeps_no_plans(reception_client_a
     add = reverse("patients:coverage-add", args=[patient.public_id])
     edit = reverse("patients:coverage-edit", args=[patient.public_id, old.public_id])
     assert reception_client_a.get(add).status_code == 404
-    assert reception_client_a.post(add, {"priority": "primary", "payer": "X", "plan_name": "Y", "member_id": "1"}).status_code == 404
+    new_plan = {"priority": "primary", "payer": "X", "plan_name": "Y", "member_id": "1"}
+    assert reception_client_a.post(add, new_plan).status_code == 404
     assert reception_client_a.post(edit, {"action": "delete"}).status_code == 404
     assert list(Coverage.objects.values_list("payer", flat=True)) == ["Aetna"]
 
