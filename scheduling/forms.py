@@ -12,7 +12,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
-from patients.models import Patient
+from patients.models import Coverage, Patient
 from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
 from scheduling.models import WEEKDAY_NAMES, Slot
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
@@ -130,10 +130,6 @@ def event_initial(
     return initial
 
 
-CLIENT_ALL_DAY_MESSAGE = "A client appointment cannot be an all-day event. Untick All day, or choose Other event."
-CLIENT_IN_SLOT_MESSAGE = "Client appointments are booked into a slot: close this and click a free slot on the calendar."
-
-
 class OtherEventForm(forms.Form):
     """An event from an empty time or the all-day row. Times are on the viewer's clock (named on the page)."""
 
@@ -173,7 +169,11 @@ class OtherEventForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("kind") == EventKind.CLIENT:
-            raise forms.ValidationError(CLIENT_ALL_DAY_MESSAGE if data.get("all_day") else CLIENT_IN_SLOT_MESSAGE)
+            # Not an event: the practitioner and time to book at (the view opens booking there). "All day"
+            # is set aside (the form hides it for a client appointment).
+            if data.get("start_time") is None:
+                self.add_error("start_time", "Give the time of the appointment.")
+            return data
         if not data.get("title"):
             self.add_error("title", "Give the event a title.")
         if data.get("all_day"):
@@ -189,6 +189,13 @@ class OtherEventForm(forms.Form):
             if start and end and end <= start:
                 self.add_error("end_time", "The end must be after the start.")
         return data
+
+    def client_time(self) -> tuple[dt.datetime, dt.datetime]:
+        """A client appointment's start and end (the end as given, else the start's minute), as instants."""
+        data = self.cleaned_data
+        end = data.get("end_time")
+        end = end if end is not None and end > data["start_time"] else data["start_time"]
+        return local_interval(data["date"], data["start_time"], end, self.zone)
 
     def event_data(self) -> EventData:
         data = self.cleaned_data
@@ -400,7 +407,7 @@ class BookingForm(forms.Form):
             "slot_type": slot.slot_type.public_id if slot.slot_type else None,
             **self.initial,
         }
-        self.coverages = {}
+        self.coverages: dict[str, Coverage] = {}
         if clinic.bills_insurance:
             self._offer_plans(patient)
         else:
@@ -473,6 +480,9 @@ def choose_by_public_id(form: forms.Form, clinic: Clinic) -> None:
         form.fields[name].to_field_name = "public_id"  # type: ignore[attr-defined]
 
 
+NEW_SLOT_MINUTES = (5, 240)  # the shortest and longest slot Create New Slot makes
+
+
 class NewSlotForm(forms.Form):
     """Create New Slot: an ad-hoc slot for a practitioner at a chosen time, outside the rota."""
 
@@ -480,7 +490,9 @@ class NewSlotForm(forms.Form):
     location = forms.ModelChoiceField(queryset=Location.objects.none(), empty_label=None)
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), label="Start")
-    length_minutes = forms.IntegerField(min_value=5, max_value=240, initial=10, label="Length (minutes)")
+    length_minutes = forms.IntegerField(
+        min_value=NEW_SLOT_MINUTES[0], max_value=NEW_SLOT_MINUTES[1], initial=10, label="Length (minutes)"
+    )
     slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Slot type", empty_label=None)
 
     def __init__(self, *args: Any, clinic: Clinic, link: Mapping[str, str] | None = None, **kwargs: Any) -> None:
@@ -518,6 +530,27 @@ class NewSlotForm(forms.Form):
         if kind is not None:
             self.initial.setdefault("slot_type", kind.public_id)
             self.initial["length_minutes"] = kind.default_length_minutes
+        if link and link.get("length", "").isdecimal():
+            self.initial["length_minutes"] = link["length"]  # the time chosen on the calendar
+
+
+def new_slot_link(
+    *, clinic: Clinic, practitioner: Practitioner, starts: dt.datetime, ends: dt.datetime
+) -> dict[str, str]:
+    """Create New Slot's starting values for a time chosen on the calendar: the practitioner, their usual
+    location (else the form's first), and the date and start on that location's clock (the form's), with
+    the length chosen when it is one the form takes."""
+    location = practitioner.default_location or (
+        Location.objects.for_clinic(clinic).filter(is_active=True).order_by("name").first()
+    )
+    local = starts.astimezone(ZoneInfo(location.time_zone if location else clinic.time_zone))
+    link = {"practitioner": str(practitioner.public_id), "date": local.date().isoformat(), "start": f"{local:%H:%M}"}
+    if location is not None:
+        link["location"] = str(location.public_id)
+    minutes = int((ends - starts).total_seconds() // 60)
+    if NEW_SLOT_MINUTES[0] <= minutes <= NEW_SLOT_MINUTES[1]:
+        link["length"] = str(minutes)
+    return link
 
 
 class OptionDataSelect(forms.Select):

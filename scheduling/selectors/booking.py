@@ -176,6 +176,25 @@ def busy_events_during(*, clinic: Clinic, slot: Slot) -> list[OtherEvent]:
     )
 
 
+def free_slot_during(
+    *, clinic: Clinic, practitioner: Practitioner, starts: dt.datetime, ends: dt.datetime
+) -> Slot | None:
+    """The practitioner's first bookable slot with a free place at [starts, ends) (at the moment `starts`
+    when the two are equal): where a client appointment chosen on the calendar is booked (one query)."""
+    return (
+        Slot.objects.for_clinic(clinic)
+        .filter(
+            session__practitioner=practitioner,
+            bookable=True,
+            booked_count__lt=F("capacity"),
+            starts_at__lt=max(ends, starts + dt.timedelta(microseconds=1)),
+            ends_at__gt=starts,
+        )
+        .order_by("starts_at", "id")
+        .first()
+    )
+
+
 def slots_booked_by(*, clinic: Clinic, patient: Patient) -> QuerySet[Appointment, dict[str, Any]]:
     """The slots a patient holds a live place in (a subquery: a group they are in is not offered again)."""
     return Appointment.objects.for_clinic(clinic).live().filter(patient=patient).values("slot_id")

@@ -314,7 +314,9 @@ def slot_new(request: ClinicRequest) -> HttpResponse:
             return render(request, "scheduling/book.html#tip", book_context(request, fresh))
         return redirect(book_url)
     template = page_or_fragment(request, "scheduling/slot_new.html", "tip")
-    return render(request, template, {"form": form, "patient": patient}, status=422 if form.is_bound else 200)
+    # Opened from the New event form's "Client appointment" where no slot was free: say why it is here.
+    context = {"form": form, "patient": patient, "no_free_slot": request.GET.get("from") == "event"}
+    return render(request, template, context, status=422 if form.is_bound else 200)
 
 
 def uuid_or_none(text: str | None) -> UUID | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
@@ -34,7 +35,15 @@ from scheduling.access import (
     practitioner_for_manager,
     slot_for_member,
 )
-from scheduling.forms import CalendarFilterForm, OtherEventForm, OverrideForm, WeeklyHoursForm, event_initial
+from scheduling.forms import (
+    CalendarFilterForm,
+    EventKind,
+    OtherEventForm,
+    OverrideForm,
+    WeeklyHoursForm,
+    event_initial,
+    new_slot_link,
+)
 from scheduling.grid import ALL_TAB, VIEWS, CalendarQuery, parse_query
 from scheduling.hours import clean_ranges, weekly_from_json
 from scheduling.models import OtherEvent
@@ -194,10 +203,34 @@ def event_new(request: ClinicRequest) -> HttpResponse:
     initial = event_initial(request.GET, today=request.clinic.today(), practitioners=practitioners)
     form = OtherEventForm(request.POST or None, initial=initial, practitioners=practitioners, zone=zone)
     if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["kind"] == EventKind.CLIENT:
+            return client_appointment(request, form)
         data = form.event_data()
         services.other_event_save(clinic=request.clinic, actor=request.user, data=data)
         return event_done(request, form.cleaned_data["date"], f"Added “{data.title}”.")
     return render_event_form(request, form, event=None)
+
+
+NO_SLOT_NO_PERMISSION = (
+    "{name} has no free slot at this time, and creating one needs the "
+    "“Schedule Admin: Manage Appointments” permission. Choose a free slot on the calendar."
+)
+
+
+def client_appointment(request: ClinicRequest, form: OtherEventForm) -> HttpResponse:
+    """The New event form's "Client appointment": booking opens at that practitioner and time, in the free
+    slot there, else in Create New Slot (on the location's clock) for those who may create one."""
+    practitioner = form.cleaned_data["practitioner"]
+    starts, ends = form.client_time()
+    clinic = request.clinic
+    slot = booking_selectors.free_slot_during(clinic=clinic, practitioner=practitioner, starts=starts, ends=ends)
+    if slot is not None:
+        return redirect("scheduling:book", slot=slot.public_id)  # htmx follows it into the popup
+    if not request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS):
+        form.add_error(None, NO_SLOT_NO_PERMISSION.format(name=practitioner.name))
+        return render_event_form(request, form, event=None)
+    link = new_slot_link(clinic=clinic, practitioner=practitioner, starts=starts, ends=ends)
+    return redirect(reverse("scheduling:slot-new") + "?" + urlencode({**link, "from": "event"}))
 
 
 def render_event_form(request: ClinicRequest, form: OtherEventForm, event: OtherEvent | None) -> HttpResponse:
@@ -238,9 +271,11 @@ def event_edit(request: ClinicRequest, event: UUID) -> HttpResponse:
         "show_as": "busy" if obj.busy else "free",
         "notes": obj.notes,
     }
-    form = OtherEventForm(
-        request.POST or None, initial=initial, practitioners=manageable_practitioners(request), zone=zone
-    )
+    posted = None
+    if request.method == "POST":
+        posted = request.POST.copy()
+        posted["kind"] = EventKind.OTHER  # an event stays one (only a new one may open booking instead)
+    form = OtherEventForm(posted, initial=initial, practitioners=manageable_practitioners(request), zone=zone)
     if request.method == "POST" and form.is_valid():
         data = form.event_data()
         services.other_event_save(clinic=request.clinic, actor=request.user, data=data, event=obj)

@@ -370,3 +370,49 @@ def test_clicking_an_empty_time_adds_an_event(page, live_server, admin_a, csp_vi
     assert stored.ends_at == dt.datetime(2027, 1, 11, 10, 30, tzinfo=dt.UTC)
     assert csp_violations == []
     assert js_errors == []
+
+
+def test_a_client_appointment_from_an_empty_time_opens_booking_there(
+    page, live_server, admin_a, csp_violations, js_errors
+):
+    clinic = admin_a.clinic
+    doctor = PractitionerFactory(clinic=clinic, name="Dr Client")
+    routine = SlotTypeFactory(clinic=clinic, name="Routine")
+    # A session from 10:20: the time clicked (10:00–10:30) is empty, and its slot 10:20–10:30 is free.
+    allocate_session(clinic, practitioner=doctor, day=WINTER_DAY, start=dt.time(10, 20), slot_types=[routine])
+    PatientFactory(clinic=clinic, first_name="Nadia", last_name="Quist")
+    sign_in(page, live_server, admin_a)
+    open_calendar(page, live_server, f"?view=day&date={WINTER_DAY.isoformat()}&tab={doctor.public_id}")
+    column = page.locator(".cal-col")
+    box = column.bounding_box()
+    assert box is not None
+    column.click(position={"x": box["width"] / 2, "y": box["height"] * 0.25 + 2})
+    tip = page.locator("dialog#tip")
+    expect(tip.get_by_role("heading", name="New event")).to_be_visible()
+    expect(tip.get_by_label("Title")).to_be_visible()
+    tip.get_by_label("Client appointment").check()
+    # An appointment has no title or "show as": the form says what happens instead.
+    expect(tip.get_by_label("Title")).to_be_hidden()
+    expect(tip.get_by_text("Booking opens at this practitioner and time")).to_be_visible()
+    tip.get_by_role("button", name="Find a slot and book").click()
+    expect(tip.get_by_text("Find the patient")).to_be_visible()
+    expect(tip).to_contain_text("10:20")
+    tip.get_by_role("searchbox").fill("quist")
+    tip.get_by_role("link", name=re.compile("Quist, Nadia")).click()
+    tip.get_by_role("button", name=re.compile("Review")).click()
+    tip.get_by_role("button", name="Book appointment").click()
+    expect(tip).to_be_hidden()
+    expect(page.locator("#calendar-said")).to_contain_text("Booked Nadia Quist on Mon 11 Jan 2027, 10:20")
+    assert OtherEvent.objects.count() == 0
+
+    # Where nothing is free (12:00), booking opens in Create New Slot at that time, in the popup.
+    column.click(position={"x": box["width"] / 2, "y": box["height"] * (5 / 12) + 2})
+    expect(tip.get_by_role("heading", name="New event")).to_be_visible()
+    expect(tip.locator("#id_start_time")).to_have_value("12:00")
+    tip.get_by_label("Client appointment").check()
+    tip.get_by_role("button", name="Find a slot and book").click()
+    expect(tip.get_by_role("heading", name="Create New Slot")).to_be_visible()
+    expect(tip.get_by_text("There is no free slot at that time")).to_be_visible()
+    expect(tip.get_by_label("Start")).to_have_value("12:00")
+    expect(tip.get_by_label("Length (minutes)")).to_have_value("30")
+    assert js_errors == []

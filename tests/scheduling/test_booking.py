@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.test import RequestFactory
 from django.urls import reverse
 
 from clinic.models import AuditEvent
 from patients.models import Coverage
 from scheduling.models import Appointment, AppointmentStatus
+from scheduling.views.booking import who_and_when
 from tests.conftest import logged_in_client
 from tests.factories import (
     DepartmentFactory,
@@ -321,3 +324,23 @@ def test_a_clinic_that_does_not_bill_insurance_books_without_plans_or_self_pay(c
     assert (appointment.coverage, appointment.secondary_coverage, appointment.self_pay) == (None, None, False)
     page = reception_client_a.get(reverse("scheduling:appointment", args=[appointment.public_id])).content.decode()
     assert "Nadia Quist" in page and "Insurance" not in page
+
+
+def test_a_confirmation_names_a_blocked_patient_only_to_members_who_may_see_them(
+    clinic_a, admin_a, reception_a, reception_client_a, slot
+):
+    patient = PatientFactory(
+        clinic=clinic_a, first_name="Vera", last_name="Private", is_blocked=True, blocked_reason="VIP"
+    )
+    appointment = book(slot, patient)
+    moment = dt.datetime(2027, 6, 7, 9, tzinfo=dt.UTC)
+    request = RequestFactory().post("/")
+    request.viewer_zone = ZoneInfo("Europe/London")
+    for membership, named in ((admin_a, "Vera Private"), (reception_a, "Restricted patient")):
+        request.membership = membership
+        assert who_and_when(request, patient, moment) == (named, "Mon 7 Jun 2027, 10:00")
+    # Today every route to such a confirmation stops first: the appointment is not found for this member.
+    cancel = reverse("scheduling:appointment-cancel", args=[appointment.public_id])
+    assert reception_client_a.post(cancel, {"reason": "Unwell"}).status_code == 404
+    appointment.refresh_from_db()
+    assert appointment.status == AppointmentStatus.BOOKED

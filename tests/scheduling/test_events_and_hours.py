@@ -10,12 +10,19 @@ import pytest
 from django.urls import reverse
 
 from clinic.models import AuditEvent, Role
-from scheduling.forms import CLIENT_ALL_DAY_MESSAGE
 from scheduling.grid import TimeRange, off_hours
 from scheduling.hours import hours_intervals
 from scheduling.models import OfficeHours, OtherEvent
 from tests.conftest import logged_in_client
-from tests.factories import MembershipFactory, OtherEventFactory, PractitionerFactory
+from tests.factories import (
+    LocationFactory,
+    MembershipFactory,
+    OtherEventFactory,
+    PatientFactory,
+    PractitionerFactory,
+    allocate_session,
+    book,
+)
 
 pytestmark = pytest.mark.django_db
 CALENDAR = reverse("scheduling:calendar")
@@ -68,17 +75,71 @@ def test_an_all_day_event_sits_in_the_all_day_row_of_each_of_its_days(clinic_a, 
     assert 'class="cal-grid ad1' in body
 
 
-def test_a_client_appointment_can_never_be_all_day(clinic_a, reception_client_a):
-    practitioner = PractitionerFactory(clinic=clinic_a)
+def client_post(practitioner, start="09:12", end="09:42", **fields):
+    data = {"kind": "client", "practitioner": str(practitioner.public_id), "date": "2027-06-07"}
+    return {**data, "start_time": start, "end_time": end, "title": "", "show_as": "busy", **fields}
+
+
+def test_a_client_appointment_opens_booking_in_the_free_slot_at_that_time(clinic_a, reception_client_a):
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Client")
+    session = allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), start=dt.time(9))
+    first, second, third = session.slots.order_by("starts_at")
+    book(first, PatientFactory(clinic=clinic_a))  # 09:00 is taken: the first free place from 09:12 is 09:10
+    url = reverse("scheduling:event-new")
+    response = reception_client_a.post(url, client_post(practitioner, start="09:05"), headers={"HX-Request": "true"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scheduling:book", args=[second.public_id])
+    page = reception_client_a.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
+    assert "Find the patient" in page and "Dr Client" in page
+    # Without JavaScript the same: the form posts, the browser lands on Book Appointment.
+    plain = reception_client_a.post(url, client_post(practitioner, start="09:25", end="09:26"), follow=True)
+    assert plain.redirect_chain[-1][0] == reverse("scheduling:book", args=[third.public_id])
+    assert "Find the patient" in plain.content.decode()
+    assert not OtherEvent.objects.exists()  # a client appointment is never saved as an event
+
+
+def test_a_client_appointment_where_no_slot_is_free_opens_create_new_slot(clinic_a, reception_client_a):
+    home = LocationFactory(clinic=clinic_a, name="Harbour Clinic", time_zone="America/New_York")
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Travel", default_location=home)
+    full = allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), start=dt.time(10)).slots
+    for slot in full.all():
+        book(slot, PatientFactory(clinic=clinic_a))
+    # The viewer is in London; the practitioner's location runs on New York's clock (5 hours behind).
     response = reception_client_a.post(
-        reverse("scheduling:event-new"),
-        event_post(practitioner, kind="client", all_day="on", start_time="", end_time=""),
-        headers={"HX-Request": "true"},
+        reverse("scheduling:event-new"), client_post(practitioner, start="15:05", end="15:35")
     )
-    assert response.status_code == 422
-    assert "A client appointment cannot be an all-day event." in response.content.decode()
-    assert CLIENT_ALL_DAY_MESSAGE.startswith("A client appointment cannot be an all-day event")
+    assert response.status_code == 302
+    link = response["Location"]
+    assert link.startswith(reverse("scheduling:slot-new") + "?")
+    page = reception_client_a.get(link).content.decode()
+    assert "There is no free slot at that time" in page
+    assert re.search(rf'<option value="{practitioner.public_id}"[^>]*selected', page)
+    assert re.search(rf'<option value="{home.public_id}"[^>]*selected', page)
+    assert 'value="2027-06-07"' in page and 'value="10:05"' in page  # 15:05 in London is 10:05 in New York
+    assert re.search(r'name="length_minutes" value="30"', page)
+
+
+def test_a_client_appointment_needs_a_time_and_a_member_who_may_create_the_slot(clinic_a):
+    membership = MembershipFactory(clinic=clinic_a, role=Role.CLINICIAN)
+    practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Own", user=membership.user)
+    client = logged_in_client(membership)
+    url = reverse("scheduling:event-new")
+    # From the all-day row: no time, so nothing to book at.
+    no_time = client.post(
+        url, client_post(practitioner, start="", end="", all_day="on"), headers={"HX-Request": "true"}
+    )
+    assert no_time.status_code == 422 and "Give the time of the appointment." in no_time.content.decode()
+    # No free slot, and creating one needs "Schedule Admin: Manage Appointments".
+    refused = client.post(url, client_post(practitioner), headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    assert "Dr Own has no free slot at this time" in refused.content.decode()
     assert not OtherEvent.objects.exists()
+    # Editing an event never turns it into a client appointment.
+    event = OtherEventFactory(clinic=clinic_a, practitioner=practitioner, title="Admin time")
+    edit = client.post(reverse("scheduling:event-edit", args=[event.public_id]), client_post(practitioner, title="X"))
+    assert edit.status_code == 302
+    event.refresh_from_db()
+    assert event.title == "X" and OtherEvent.objects.count() == 1
 
 
 @pytest.mark.parametrize(
