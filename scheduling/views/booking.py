@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from clinic.access import ClinicRequest, permission_required
-from clinic.htmx import page_or_fragment, popup_done
+from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission
 from patients.access import active_patient_for_member, patient_for_member
 from patients.models import Patient, may_see_blocked
@@ -308,11 +308,8 @@ def slot_new(request: ClinicRequest) -> HttpResponse:
         )
         book_url = reverse("scheduling:book", args=[slot.public_id])
         if patient is not None:
-            return redirect(f"{book_url}?patient={patient}")  # htmx follows it, with its headers
-        if request.htmx:
-            fresh = slot_for_member(request, slot.public_id)
-            return render(request, "scheduling/book.html#tip", book_context(request, fresh))
-        return redirect(book_url)
+            book_url += f"?patient={patient}"
+        return popup_next(request, book_url, popup_page=reverse("scheduling:calendar"))
     template = page_or_fragment(request, "scheduling/slot_new.html", "tip")
     # Opened from the New event form's "Client appointment" where no slot was free: say why it is here.
     context = {"form": form, "patient": patient, "no_free_slot": request.GET.get("from") == "event"}

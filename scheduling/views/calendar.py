@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
 from clinic.access import ClinicRequest
-from clinic.htmx import page_or_fragment, popup_done
+from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission, time_zone_names
 from patients.display import staff_label
 from patients.models import may_see_blocked
@@ -222,15 +222,16 @@ def client_appointment(request: ClinicRequest, form: OtherEventForm) -> HttpResp
     slot there, else in Create New Slot (on the location's clock) for those who may create one."""
     practitioner = form.cleaned_data["practitioner"]
     starts, ends = form.client_time()
-    clinic = request.clinic
+    clinic, calendar = request.clinic, reverse("scheduling:calendar")
     slot = booking_selectors.free_slot_during(clinic=clinic, practitioner=practitioner, starts=starts, ends=ends)
     if slot is not None:
-        return redirect("scheduling:book", slot=slot.public_id)  # htmx follows it into the popup
+        return popup_next(request, reverse("scheduling:book", args=[slot.public_id]), popup_page=calendar)
     if not request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS):
         form.add_error(None, NO_SLOT_NO_PERMISSION.format(name=practitioner.name))
         return render_event_form(request, form, event=None)
     link = new_slot_link(clinic=clinic, practitioner=practitioner, starts=starts, ends=ends)
-    return redirect(reverse("scheduling:slot-new") + "?" + urlencode({**link, "from": "event"}))
+    new_slot = reverse("scheduling:slot-new") + "?" + urlencode({**link, "from": "event"})
+    return popup_next(request, new_slot, popup_page=calendar)
 
 
 def render_event_form(request: ClinicRequest, form: OtherEventForm, event: OtherEvent | None) -> HttpResponse:

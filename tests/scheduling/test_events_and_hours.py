@@ -91,6 +91,11 @@ def test_a_client_appointment_opens_booking_in_the_free_slot_at_that_time(clinic
     assert response["Location"] == reverse("scheduling:book", args=[second.public_id])
     page = reception_client_a.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
     assert "Find the patient" in page and "Dr Client" in page
+    # On the form's own page (not the calendar's popup) the browser goes there, so its address is the step's.
+    on_page = {"HX-Request": "true", "HX-Current-URL": f"http://testserver{url}"}
+    response = reception_client_a.post(url, client_post(practitioner, start="09:05"), headers=on_page)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("scheduling:book", args=[second.public_id])
     # Without JavaScript the same: the form posts, the browser lands on Book Appointment.
     plain = reception_client_a.post(url, client_post(practitioner, start="09:25", end="09:26"), follow=True)
     assert plain.redirect_chain[-1][0] == reverse("scheduling:book", args=[third.public_id])
