@@ -25,7 +25,9 @@ def in_popup(request: HttpRequest, popup_page: str) -> bool:
     """Whether this htmx request comes from the popup of `popup_page` (a path). htmx names the page it runs
     on (HX-Current-URL); a request without it is taken to come from the popup."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and (htmx.current_url is None or urlsplit(htmx.current_url).path == popup_page)
+    if not htmx:
+        return False
+    return htmx.current_url is None or urlsplit(htmx.current_url).path == popup_page
 
 
 def popup_next(request: HttpRequest, url: str, *, popup_page: str) -> HttpResponse:
