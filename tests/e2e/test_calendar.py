@@ -376,6 +376,8 @@ def test_a_client_appointment_from_an_empty_time_opens_booking_there(
     page, live_server, admin_a, csp_violations, js_errors
 ):
     clinic = admin_a.clinic
+    clinic.bills_insurance = False  # and a practice that does not bill insurance is never asked about it
+    clinic.save()
     doctor = PractitionerFactory(clinic=clinic, name="Dr Client")
     routine = SlotTypeFactory(clinic=clinic, name="Routine")
     # A session from 10:20: the time clicked (10:00–10:30) is empty, and its slot 10:20–10:30 is free.
@@ -399,6 +401,9 @@ def test_a_client_appointment_from_an_empty_time_opens_booking_there(
     expect(tip).to_contain_text("10:20")
     tip.get_by_role("searchbox").fill("quist")
     tip.get_by_role("link", name=re.compile("Quist, Nadia")).click()
+    expect(tip.get_by_label("Appointment type")).to_be_visible()
+    expect(tip.get_by_role("group", name="Insurance")).to_have_count(0)
+    expect(tip.get_by_text("SELF PAY")).to_have_count(0)
     tip.get_by_role("button", name=re.compile("Review")).click()
     tip.get_by_role("button", name="Book appointment").click()
     expect(tip).to_be_hidden()
