@@ -6,6 +6,7 @@ clinic inside the query, so another clinic's object is a 404 and never a 403.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -33,6 +35,12 @@ class ClinicRequest(HttpRequest):
     htmx: HtmxDetails
     viewer_zone: ZoneInfo
     viewer_zone_detected: bool
+
+
+def viewer_today(request: ClinicRequest) -> dt.date:
+    """Today on the viewer's clock, the calendar's "today" (at 19:30 in New York it is not yet London's
+    tomorrow)."""
+    return timezone.now().astimezone(request.viewer_zone).date()
 
 
 M = TypeVar("M", bound=Model)

@@ -269,6 +269,58 @@ def local_minutes(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> tuple
     return date, minutes_of(local_start), finish
 
 
+DAY_MINUTES = 24 * 60.0
+
+
+class Piece(NamedTuple):
+    """The part of something timed that falls on one local date, as minutes after that date's midnight."""
+
+    date: dt.date
+    low: float
+    high: float
+    first: bool  # the piece on the date it starts (the others continue it after midnight)
+    start: str  # its start and end on the wall clock ("01:00 BST" where the clock shows 01:00 twice)
+    end: str
+    repeat: int  # 0, or 1/2: it starts in the first/second pass of the hour the clocks repeat
+
+
+def repeated(local: dt.datetime) -> int:
+    """0 for a wall time that happens once; 1 or 2 for the first or second of a time shown twice."""
+    if local.replace(fold=1 - local.fold).utcoffset() == local.utcoffset():
+        return 0
+    return local.fold + 1
+
+
+def clock(local: dt.datetime) -> str:
+    """HH:MM on the wall clock, with the zone's abbreviation where the night clocks go back shows it twice."""
+    return f"{local:%H:%M} {local.tzname()}" if repeated(local) else f"{local:%H:%M}"
+
+
+def local_pieces(
+    start: dt.datetime, end: dt.datetime, zone: ZoneInfo, *, first_date: dt.date, last_date: dt.date
+) -> list[Piece]:
+    """[start, end) on the local dates from `first_date` to `last_date`: one piece per date it touches (an event
+    over midnight shows on both days). On the night the clocks go back a wall-clock end can come before its
+    start (01:50 BST to 01:00 GMT): the piece then keeps its real length from its start."""
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    labels = (clock(local_start), clock(local_end), repeated(local_start))
+    low, start_date, end_date = minutes_of(local_start), local_start.date(), local_end.date()
+    if end_date == start_date:
+        high = minutes_of(local_end)
+        if high <= low and end > start:
+            high = min(DAY_MINUTES, low + (end - start).total_seconds() / 60)
+        return [Piece(start_date, low, high, True, *labels)] if first_date <= start_date <= last_date else []
+    if minutes_of(local_end) == 0:  # ends at midnight: nothing of it on the last date
+        end_date -= dt.timedelta(days=1)
+    pieces = []
+    day = max(start_date, first_date)
+    while day <= min(end_date, last_date):
+        high = minutes_of(local_end) if day == local_end.date() else DAY_MINUTES
+        pieces.append(Piece(day, low if day == start_date else 0.0, high, day == start_date, *labels))
+        day += dt.timedelta(days=1)
+    return pieces
+
+
 def minutes_of(moment: dt.datetime) -> float:
     return moment.hour * 60 + moment.minute + moment.second / 60
 
@@ -334,11 +386,6 @@ class Grid:
         return self.time_range.hours()
 
 
-def hm(minutes: float) -> str:
-    whole = int(minutes)
-    return f"{whole // 60:02d}:{whole % 60:02d}"
-
-
 def build_grid(
     *,
     dates: Sequence[dt.date],
@@ -366,30 +413,29 @@ def build_grid(
     event_prefix, event_suffix = event_url.split(placeholder)
 
     # Local positions first: the visible range depends on everything there is to show.
-    sessions: dict[int, tuple[SessionRow, dt.date, float, float]] = {}
+    first_date, last_date = dates[0], dates[-1]
+
+    def pieces(start: dt.datetime, end: dt.datetime) -> list[Piece]:
+        return local_pieces(start, end, zone, first_date=first_date, last_date=last_date)
+
     closed_sessions = {session.id for session in session_rows if session.closed_session}
-    for session in session_rows:
-        date, low, high = local_minutes(session.starts_at, session.ends_at, zone)
-        sessions[session.id] = (session, date, low, high)
-    slots: list[tuple[SlotRow, int | None, dt.date, float, float]] = []
+    sessions = {session.id: (session, pieces(session.starts_at, session.ends_at)) for session in session_rows}
+    slots: list[tuple[SlotRow, int | None, list[Piece]]] = []
     for slot in slot_rows:
         placed = sessions.get(slot.session_id)
-        if placed is None:
-            continue
-        date, low, high = local_minutes(slot.starts_at, slot.ends_at, zone)
-        slots.append((slot, placed[0].practitioner_id, date, low, high))
-    timed: list[tuple[OtherEvent, dt.date, float, float]] = []
+        if placed is not None:
+            slots.append((slot, placed[0].practitioner_id, pieces(slot.starts_at, slot.ends_at)))
+    timed: list[tuple[OtherEvent, list[Piece]]] = []
     all_day: list[OtherEvent] = []
     for event in events:
         if event.all_day:
             all_day.append(event)
         else:
-            date, low, high = local_minutes(event.starts_at, event.ends_at, zone)  # type: ignore[arg-type]
-            timed.append((event, date, low, high))
+            timed.append((event, pieces(event.starts_at, event.ends_at)))  # type: ignore[arg-type]
     time_range = visible_range(
-        [(low, high) for _, _, low, high in sessions.values()]
-        + [(low, high) for _, _, _, low, high in slots]
-        + [(low, high) for _, _, low, high in timed]
+        [(p.low, p.high) for _, found in sessions.values() for p in found]
+        + [(p.low, p.high) for _, _, found in slots for p in found]
+        + [(p.low, p.high) for _, found in timed for p in found]
     )
 
     columns: dict[tuple[dt.date, int | None], Column] = {}
@@ -403,84 +449,57 @@ def build_grid(
             day_group.columns.append(new_column)
         groups.append(day_group)
 
-    for session, date, low, high in sessions.values():
-        target = columns.get((date, session.practitioner_id))
-        spot = time_range.place(low, high)
-        if target is None or spot is None:
-            continue
-        name, where = session.name, session.location_name
-        target.sessions.append(
-            {
-                "cls": f"sess r{spot.row} h{spot.span} c-{session.colour}",
-                "name": name,
-                "title": f"{name}: {session.description} · {hm(low)}–{hm(high)} · {where}"
-                if session.description
-                else f"{name} · {hm(low)}–{hm(high)} · {where}",
-                "closed": session.closed_session,
-                "travel": session.travel_clinic,
-            }
-        )
+    for session, found in sessions.values():
+        for piece in found:
+            target = columns.get((piece.date, session.practitioner_id))
+            spot = time_range.place(piece.low, piece.high)
+            if target is None or spot is None:
+                continue
+            name, where, when = session.name, session.location_name, f"{piece.start}–{piece.end}"
+            target.sessions.append(
+                {
+                    "cls": f"sess r{spot.row} h{spot.span} c-{session.colour}",
+                    "name": name,
+                    "title": f"{name}: {session.description} · {when} · {where}"
+                    if session.description
+                    else f"{name} · {when} · {where}",
+                    "closed": session.closed_session,
+                    "travel": session.travel_clinic,
+                }
+            )
 
-    for slot, practitioner_id, date, low, high in slots:
-        target = columns.get((date, practitioner_id))
-        spot = time_range.place(low, high)
-        if target is None or spot is None:
-            continue
-        people = appointments_by_slot.get(slot.id, [])
-        capacity, booked, type_name = slot.capacity, slot.booked_count, slot.type_name
-        bookable_closed = slot.session_id in closed_sessions and slot.bookable
-        group = capacity > 1
-        bookable = slot.bookable
-        if not bookable:
-            css, label, title = "slot blank", "", f"{hm(low)}–{hm(high)} · blank slot (not bookable)"
-        else:
-            css = f"slot c-{slot.type_colour}"
-            if group:
-                label = f"{booked}/{capacity}"
-                title = f"{hm(low)}–{hm(high)} · {type_name} · group, {booked} of {capacity} places booked"
-                if booked >= capacity:
-                    css += " full"
-            elif people:
-                label = people[0][0]
-                css += f" booked st-{people[0][1]}"
-                title = f"{hm(low)}–{hm(high)} · {type_name} · {label} ({AppointmentStatus(people[0][1]).label})"
-                if practitioner_id in locked:
-                    title += " · synced to Google (its title there is set here)"
-            else:
-                label, title = str(type_name or ""), f"{hm(low)}–{hm(high)} · {type_name} · free"
-        target.slots.append(
-            {
-                "cls": f"{css} r{spot.row} h{spot.span}",
-                "href": f"{slot_prefix}{slot.public_id}{slot_suffix}",
-                "key": f"slot-{slot.public_id}",  # its element's id: the calendar shows it after a change
-                "time": hm(low),
-                "label": label,
-                "group": group and bookable,
-                "title": title,
-                "locked": bool(people) and not group and practitioner_id in locked,
-                "closed": bookable_closed,  # the help page's Closed Session icon, in the slot itself
-            }
-        )
+    for slot, practitioner_id, found in slots:
+        for piece in found:
+            target = columns.get((piece.date, practitioner_id))
+            spot = time_range.place(piece.low, piece.high)
+            if target is None or spot is None:
+                continue
+            cell = slot_cell(slot, piece, practitioner_id, appointments_by_slot, locked, closed_sessions)
+            cell["cls"] = f"{cell['cls']} r{spot.row} h{spot.span}"
+            cell["href"] = f"{slot_prefix}{slot.public_id}{slot_suffix}"
+            target.slots.append(cell)
 
-    for event, date, low, high in timed:
-        target = columns.get((date, event.practitioner_id))
-        spot = time_range.place(low, high)
-        if target is None or spot is None:
-            continue
-        target.events.append(
-            {
-                "cls": f"ev r{spot.row} h{spot.span}"
-                + ("" if event.busy else " free")
-                + (" google" if event.google_event_id else ""),
-                "row": spot.row,
-                "span": spot.span,
-                "title": event.title,
-                "google": bool(event.google_event_id),
-                "time": f"{hm(low)}–{hm(high)}",
-                "href": f"{event_prefix}{event.public_id}{event_suffix}",
-                "busy": event.busy,
-            }
-        )
+    for event, found in timed:
+        for piece in found:
+            target = columns.get((piece.date, event.practitioner_id))
+            spot = time_range.place(piece.low, piece.high)
+            if target is None or spot is None:
+                continue
+            target.events.append(
+                {
+                    "cls": f"ev r{spot.row} h{spot.span}"
+                    + ("" if event.busy else " free")
+                    + (" google" if event.google_event_id else "")
+                    + ("" if piece.first else " cont"),
+                    "row": spot.row,
+                    "span": spot.span,
+                    "title": event.title,
+                    "google": bool(event.google_event_id),
+                    "time": f"{piece.start}–{piece.end}",
+                    "href": f"{event_prefix}{event.public_id}{event_suffix}",
+                    "busy": event.busy,
+                }
+            )
     for column in columns.values():
         column.lanes = assign_lanes(column.events)
 
@@ -505,6 +524,51 @@ def build_grid(
         all_day_rows=min(most_all_day, 3),
         single_column_groups=len(column_keys) == 1,
     )
+
+
+def slot_cell(
+    slot: SlotRow,
+    piece: Piece,
+    practitioner_id: int | None,
+    appointments_by_slot: Mapping[int, list[tuple[str, str]]],
+    locked: Collection[int],
+    closed_sessions: Collection[int],
+) -> dict[str, object]:
+    """What the grid shows of a slot on one date: its label, colour, state and the tooltip's words."""
+    people = appointments_by_slot.get(slot.id, [])
+    capacity, booked, type_name = slot.capacity, slot.booked_count, slot.type_name
+    group = capacity > 1
+    when = f"{piece.start}–{piece.end}"
+    if not slot.bookable:
+        css, label, title = "slot blank", "", f"{when} · blank slot (not bookable)"
+    else:
+        css = f"slot c-{slot.type_colour}"
+        if group:
+            label = f"{booked}/{capacity}"
+            title = f"{when} · {type_name} · group, {booked} of {capacity} places booked"
+            if booked >= capacity:
+                css += " full"
+        elif people:
+            label = people[0][0]
+            css += f" booked st-{people[0][1]}"
+            title = f"{when} · {type_name} · {label} ({AppointmentStatus(people[0][1]).label})"
+            if practitioner_id in locked:
+                title += " · synced to Google (its title there is set here)"
+        else:
+            label, title = str(type_name or ""), f"{when} · {type_name} · free"
+    if piece.repeat:  # the hour the clocks repeat: its two passes side by side
+        css += f" pass{piece.repeat}"
+    return {
+        "cls": css,
+        # Its element's id, on the date it starts: the calendar shows it after a change.
+        "key": f"slot-{slot.public_id}" if piece.first else "",
+        "time": piece.start,
+        "label": label,
+        "group": group and slot.bookable,
+        "title": title,
+        "locked": bool(people) and not group and practitioner_id in locked,
+        "closed": slot.session_id in closed_sessions and slot.bookable,  # the Closed Session icon, in the slot
+    }
 
 
 def on_date(event: OtherEvent, date: dt.date) -> bool:

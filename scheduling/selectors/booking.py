@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Q, QuerySet
 
+from clinic.models import Location
 from scheduling.hours import (
     local_day,
 )
@@ -23,7 +24,7 @@ from scheduling.models import (
 from sessions_setup.models import ReleaseRule, ReportingCategory, SlotType
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic, Location, Practitioner
+    from clinic.models import Clinic, Practitioner
     from patients.models import Patient
 
 
@@ -68,20 +69,24 @@ def next_available(
     """The next free places from `after` (default now), soonest first, honouring each slot type's release
     rule: book-on-the-day slots only on the day, "N days before" slots only from N days before.
 
-    Two queries: the clinic's slot types (to turn release rules into time limits), then the slots.
+    "The day" is the slot's, on its location's clock (the session keeps that zone): at 23:30 in London a
+    Chicago slot's day is still today there.
+
+    Three queries: the clinic's slot types and its locations' zones (to turn release rules into time limits
+    per zone), then the slots.
     """
-    zone = ZoneInfo(clinic.time_zone)
-    end_of_today = local_day(now.astimezone(zone).date(), zone)[1]
-    released = Q()
-    for kind in (
+    kinds = list(
         SlotType.objects.for_clinic(clinic).filter(bookable=True).only("pk", "release_rule", "release_days_before")
-    ):
-        if kind.release_rule == ReleaseRule.ON_THE_DAY:
-            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today)
-        elif kind.release_rule == ReleaseRule.DAYS_BEFORE:
-            released |= Q(slot_type=kind.pk, starts_at__lt=end_of_today + dt.timedelta(days=kind.release_days_before))
-        else:
+    )
+    released = Q()
+    if any(kind.release_rule != ReleaseRule.ANY_TIME for kind in kinds):
+        zones = release_zones(clinic=clinic)
+    for kind in kinds:
+        if kind.release_rule == ReleaseRule.ANY_TIME:
             released |= Q(slot_type=kind.pk)
+            continue
+        days = 0 if kind.release_rule == ReleaseRule.ON_THE_DAY else kind.release_days_before
+        released |= Q(slot_type=kind.pk) & released_by(now=now, zones=zones, days_ahead=days)
     if not released:
         return []
     slots = Slot.objects.for_clinic(clinic).filter(
@@ -100,6 +105,26 @@ def next_available(
             "starts_at", "id"
         )[:limit]
     )
+
+
+def release_zones(*, clinic: Clinic) -> list[str]:
+    """The zones a clinic's slots run on: its own first, then its locations' (one query)."""
+    own = str(clinic.time_zone)
+    found = set(Location.objects.for_clinic(clinic).values_list("time_zone", flat=True).distinct())
+    return [own, *sorted(found - {own})]
+
+
+def released_by(*, now: dt.datetime, zones: Sequence[str], days_ahead: int) -> Q:
+    """Slots starting before the end of the day `days_ahead` after today, today being the slot's own date on
+    its session's clock (a session in a zone not listed, of a location whose zone changed, uses the clinic's)."""
+    limits = {}
+    for name in zones:
+        zone = ZoneInfo(name)
+        limits[name] = local_day(now.astimezone(zone).date() + dt.timedelta(days=days_ahead), zone)[1]
+    condition = Q(~Q(session__time_zone__in=list(zones)), starts_at__lt=limits[zones[0]])
+    for name, limit in limits.items():
+        condition |= Q(session__time_zone=name, starts_at__lt=limit)
+    return condition
 
 
 class ReportRow(NamedTuple):

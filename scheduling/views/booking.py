@@ -19,7 +19,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
-from clinic.access import ClinicRequest, permission_required
+from clinic.access import ClinicRequest, permission_required, viewer_today
 from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission
 from patients.access import active_patient_for_member, patient_for_member
@@ -278,7 +278,7 @@ def appointment_reschedule(request: ClinicRequest, appointment: UUID) -> HttpRes
         "zone": request.viewer_zone.key,
         "any_practitioner": any_practitioner,
         "drafts": list(open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
-        "today": request.clinic.today(),
+        "today": viewer_today(request),
     }
     template = page_or_fragment(request, "scheduling/reschedule.html", "tip")
     return render(request, template, context, status=422 if error else 200)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from clinic.access import ClinicRequest
+from clinic.access import ClinicRequest, viewer_today
 from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission, time_zone_names
 from patients.display import staff_label
@@ -70,7 +70,7 @@ def calendar_query(request: ClinicRequest) -> tuple[CalendarQuery, list[str]]:
         preference = selectors.calendar_preference(clinic=request.clinic, membership=request.membership)
         if preference is not None:
             lists = {"p": preference.practitioners, "loc": preference.locations}
-    query, problems = parse_query(request.GET, lists, today=request.clinic.today())
+    query, problems = parse_query(request.GET, lists, today=viewer_today(request))
     if "tab" not in request.GET and query.view != "month":
         own = own_practitioner(request)  # a clinician's calendar opens on their own tab
         if own is not None:
@@ -80,7 +80,7 @@ def calendar_query(request: ClinicRequest) -> tuple[CalendarQuery, list[str]]:
 
 def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequence[str] = ()) -> HttpResponse:
     clinic = request.clinic
-    today = clinic.today()
+    today = viewer_today(request)
     context = selectors.calendar_page(
         clinic=clinic, membership=request.membership, query=query, zone=request.viewer_zone, today=today
     )
@@ -131,7 +131,7 @@ def calendar(request: ClinicRequest) -> HttpResponse:
 @require_POST
 def calendar_filters(request: ClinicRequest) -> HttpResponse:
     """Save the member's practitioner and location filters, then show the calendar with them."""
-    current, _ = parse_query(request.POST, {}, today=request.clinic.today())
+    current, _ = parse_query(request.POST, {}, today=viewer_today(request))
     who = selectors.shown(clinic=request.clinic, query=current, zone=request.viewer_zone)
     form = CalendarFilterForm(request.POST, practitioners=who.practitioners, locations=who.locations)
     if not form.is_valid():
@@ -200,7 +200,7 @@ def event_done(request: ClinicRequest, date: dt.date, message: str) -> HttpRespo
 def event_new(request: ClinicRequest) -> HttpResponse:
     zone = request.viewer_zone
     practitioners = manageable_practitioners(request)
-    initial = event_initial(request.GET, today=request.clinic.today(), practitioners=practitioners)
+    initial = event_initial(request.GET, today=viewer_today(request), practitioners=practitioners)
     form = OtherEventForm(request.POST or None, initial=initial, practitioners=practitioners, zone=zone)
     if request.method == "POST" and form.is_valid():
         if form.cleaned_data["kind"] == EventKind.CLIENT:

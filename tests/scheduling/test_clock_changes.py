@@ -1,0 +1,121 @@
+"""Clock-change nights and midnight: every slot and event drawn, the repeated hour told apart, gap times
+refused (never shifted silently), events over midnight on both days, "today" on the viewer's clock, release
+rules on the slot's clock, and previews that name the dates where a time falls in a gap or repeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import (
+    OtherEventFactory,
+    PractitionerFactory,
+    SlotTypeFactory,
+    allocate_session,
+)
+
+pytestmark = pytest.mark.django_db
+CALENDAR = reverse("scheduling:calendar")
+LONDON = ZoneInfo("Europe/London")
+FALL_BACK = dt.date(2027, 10, 31)  # UK clocks go back: 02:00 BST becomes 01:00 GMT
+SPRING_FORWARD = dt.date(2027, 3, 28)  # UK clocks go forward: 01:00 GMT becomes 02:00 BST
+
+
+def in_zone(client, zone):
+    assert client.post(reverse("time-zone"), {"time_zone": zone}).status_code == 204
+    return client
+
+
+def slot_titles(body):
+    return re.findall(r'<a(?: id="[^"]*")? class="slot[^"]*"[^>]*title="([^"]*)"', body)
+
+
+def test_the_night_the_clocks_go_back_draws_every_slot_and_names_the_two_one_oclocks(clinic_a, admin_client_a):
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    ten = SlotTypeFactory(clinic=clinic_a, name="Night", default_length_minutes=10)
+    # 00:30 BST for 12 slots of 10 minutes (two real hours): the wall clock shows 00:30–01:30 twice over.
+    session = allocate_session(
+        clinic_a, practitioner=practitioner, day=FALL_BACK, start=dt.time(0, 30), slot_types=[ten] * 12
+    )
+    assert session.slots.count() == 12
+    in_zone(admin_client_a, "Europe/London")
+    body = admin_client_a.get(f"{CALENDAR}?view=day&date={FALL_BACK}&tab={practitioner.public_id}").content.decode()
+    titles = slot_titles(body)
+    assert len(titles) == 12, titles  # the slot 01:50 BST–01:00 GMT (its wall-clock end before its start) too
+    assert "01:50 BST–01:00 GMT · Night · free" in titles
+    assert "01:00 BST–01:10 BST · Night · free" in titles and "01:00 GMT–01:10 GMT · Night · free" in titles
+    assert "00:30–00:40 · Night · free" in titles  # a time that happens once needs no zone name
+    printed = re.findall(r'class="slot[^"]*"[^>]*><b>([^<]*)</b>', body)
+    assert printed.count("01:00 BST") == 1 and printed.count("01:00 GMT") == 1
+    # The two passes of the repeated hour sit side by side, not on top of each other.
+    passes = re.findall(r'class="slot [^"]*(pass\d)', body)
+    assert (passes.count("pass1"), passes.count("pass2")) == (6, 3)  # 01:00–01:50 BST, then 01:00–01:20 GMT
+
+
+def test_book_on_the_day_slots_are_released_on_the_day_of_the_slots_own_clock(clinic_a):
+    from scheduling.selectors.booking import next_available
+    from tests.factories import LocationFactory
+
+    on_the_day = SlotTypeFactory(clinic=clinic_a, name="On the day", release_rule="on_the_day")
+    chicago = LocationFactory(clinic=clinic_a, name="Chicago", time_zone="America/Chicago")
+    tokyo = LocationFactory(clinic=clinic_a, name="Tokyo", time_zone="Asia/Tokyo")
+    practitioner = PractitionerFactory(clinic=clinic_a)
+
+    def session(location, day, start):
+        allocate_session(
+            clinic_a, practitioner=practitioner, location=location, day=day, start=start, slot_types=[on_the_day]
+        )
+
+    session(chicago, dt.date(2027, 6, 7), dt.time(20))  # 01:00 UTC on the 8th: still the 7th in Chicago
+    session(chicago, dt.date(2027, 6, 8), dt.time(9))  # tomorrow in Chicago
+    session(tokyo, dt.date(2027, 6, 8), dt.time(9))  # 00:00 UTC on the 8th
+
+    def released(now):
+        found = next_available(clinic=clinic_a, now=now, slot_type=on_the_day)
+        return [(s.session.location.name, s.session.date.isoformat()) for s in found]
+
+    today_there = [("Tokyo", "2027-06-08"), ("Chicago", "2027-06-07")]
+    # 23:30 UTC on the 7th: the clinic (London) is on the 8th, but Chicago's 8th is tomorrow there.
+    assert released(dt.datetime(2027, 6, 7, 23, 30, tzinfo=dt.UTC)) == today_there
+    # 16:00 UTC on the 7th: London is on the 7th, Tokyo already on the 8th (09:00 there is today).
+    assert released(dt.datetime(2027, 6, 7, 16, tzinfo=dt.UTC)) == today_there
+
+
+def test_an_event_over_midnight_shows_on_both_days_even_from_the_day_before_the_view(clinic_a, admin_client_a):
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    # Sunday 22:00 to Monday 02:00 in London (winter: London is UTC).
+    OtherEventFactory(
+        clinic=clinic_a,
+        practitioner=practitioner,
+        title="Night cover",
+        starts_at=dt.datetime(2027, 1, 10, 22, tzinfo=dt.UTC),
+        ends_at=dt.datetime(2027, 1, 11, 2, tzinfo=dt.UTC),
+    )
+    in_zone(admin_client_a, "Europe/London")
+    tab = f"&tab={practitioner.public_id}"
+    # The week of Monday 11 January starts after the event did: its Monday part still shows.
+    week = admin_client_a.get(f"{CALENDAR}?view=week&date=2027-01-11{tab}").content.decode()
+    monday = week[week.index('data-date="2027-01-11"') : week.index('data-date="2027-01-12"')]
+    assert "Night cover" in monday and "22:00–02:00" in monday
+    assert re.search(r'class="ev r1 h\d+[^"]* cont', monday)  # it continues from the day before, from 00:00
+    # The Sunday before shows it from 22:00 to midnight.
+    sunday = admin_client_a.get(f"{CALENDAR}?view=day&date=2027-01-10{tab}").content.decode()
+    assert "Night cover" in sunday
+
+
+def test_today_is_the_viewers_date(clinic_a, admin_a):
+    import time_machine
+
+    from tests.conftest import logged_in_client
+
+    # 00:30 on 8 June in London (the clinic's zone) is still 19:30 on 7 June in New York.
+    with time_machine.travel(dt.datetime(2027, 6, 7, 23, 30, tzinfo=dt.UTC), tick=False):
+        client = in_zone(logged_in_client(admin_a), "America/New_York")
+        body = client.get(f"{CALENDAR}?view=day").content.decode()
+        new_event = client.get(reverse("scheduling:event-new")).content.decode()
+    assert "Monday 7 June 2027" in body
+    assert 'value="2027-06-07"' in new_event
