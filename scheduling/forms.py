@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,16 @@ from django.db.models import QuerySet
 
 from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
 from patients.models import Coverage, Patient
-from scheduling.hours import WEEKDAYS, HoursError, TimeRange, clean_ranges, local_interval, parse_time, ranges_to_json
+from scheduling.hours import (
+    WEEKDAYS,
+    HoursError,
+    TimeRange,
+    clean_ranges,
+    gap_refusal,
+    local_interval,
+    parse_time,
+    ranges_to_json,
+)
 from scheduling.models import WEEKDAY_NAMES, Slot
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
 from scheduling.services.booking import BookingRequest
@@ -159,9 +168,19 @@ class OtherEventForm(forms.Form):
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
-    def __init__(self, *args: Any, practitioners: Any, zone: ZoneInfo, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        practitioners: Any,
+        zone: ZoneInfo,
+        instants: tuple[dt.datetime, dt.datetime] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.zone = zone
+        # An edited timed event's start and end: kept where their date and time are not changed, so a time
+        # the clocks show twice (01:30 GMT, the second one) is not moved to the first by saving its title.
+        self.instants = instants
         field = self.fields["practitioner"]
         field.queryset = practitioners  # type: ignore[attr-defined]
         field.to_field_name = "public_id"  # type: ignore[attr-defined]
@@ -173,6 +192,7 @@ class OtherEventForm(forms.Form):
             # is set aside (the form hides it for a client appointment).
             if data.get("start_time") is None:
                 self.add_error("start_time", "Give the time of the appointment.")
+            self._refuse_gap_times(data, ("start_time",))
             return data
         if not data.get("title"):
             self.add_error("title", "Give the event a title.")
@@ -188,7 +208,42 @@ class OtherEventForm(forms.Form):
                 self.add_error("end_time", "Give an end time, or tick All day.")
             if start and end and end <= start:
                 self.add_error("end_time", "The end must be after the start.")
+            self._refuse_gap_times(data, ("start_time", "end_time"))
+            if not self.errors:
+                self.interval = self._interval(data)
+                if self.interval[1] <= self.interval[0]:
+                    self.add_error("end_time", "The end must be after the start.")
         return data
+
+    def _interval(self, data: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+        """The event's instants. An edited event keeps the start or end whose date and time are unchanged, and
+        a changed one is read on the same pass of a repeated hour as the kept one (01:40 after 01:30 GMT is
+        01:40 GMT); a new time in a repeated hour is its first pass."""
+        date, start, end = data["date"], data["start_time"], data["end_time"]
+        starts_at, ends_at = local_interval(date, start, end, self.zone)
+        if self.instants is None:
+            return starts_at, ends_at
+        kept_start, kept_end = self._kept("start_time"), self._kept("end_time")
+        if kept_start and kept_end:
+            return self.instants
+        if kept_start:
+            fold = self.instants[0].astimezone(self.zone).fold
+            return self.instants[0], dt.datetime.combine(date, end, tzinfo=self.zone).replace(fold=fold)
+        if kept_end:
+            fold = self.instants[1].astimezone(self.zone).fold
+            return dt.datetime.combine(date, start, tzinfo=self.zone).replace(fold=fold), self.instants[1]
+        return starts_at, ends_at
+
+    def _refuse_gap_times(self, data: dict[str, Any], names: Sequence[str]) -> None:
+        """A time the clocks jump over that night is refused, never moved silently."""
+        for name in names:
+            if data.get("date") and data.get(name) and name not in self.errors:
+                refusal = gap_refusal(data["date"], data[name], self.zone)
+                if refusal:
+                    self.add_error(name, refusal)
+
+    def _kept(self, name: str) -> bool:
+        return self.instants is not None and not {"date", name, "all_day"} & set(self.changed_data)
 
     def client_time(self) -> tuple[dt.datetime, dt.datetime]:
         """A client appointment's start and end (the end as given, else the start's minute), as instants."""
@@ -208,7 +263,7 @@ class OtherEventForm(forms.Form):
         }
         if data["all_day"]:
             return EventData(**common, first_date=data["date"], last_date=data.get("last_date") or data["date"])
-        starts_at, ends_at = local_interval(data["date"], data["start_time"], data["end_time"], self.zone)
+        starts_at, ends_at = (moment.astimezone(dt.UTC) for moment in self.interval)
         return EventData(**common, starts_at=starts_at, ends_at=ends_at)
 
 
@@ -532,6 +587,15 @@ class NewSlotForm(forms.Form):
             self.initial["length_minutes"] = kind.default_length_minutes
         if link and link.get("length", "").isdecimal():
             self.initial["length_minutes"] = link["length"]  # the time chosen on the calendar
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        location, date, start = data.get("location"), data.get("date"), data.get("start_time")
+        if location and date and start:
+            refusal = gap_refusal(date, start, ZoneInfo(location.time_zone))
+            if refusal:
+                self.add_error("start_time", refusal)
+        return data
 
 
 def new_slot_link(

@@ -74,6 +74,49 @@ def local_interval(date: dt.date, start: dt.time, end: dt.time, zone: ZoneInfo) 
     )
 
 
+def in_gap(date: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime | None:
+    """When `time` does not exist on `date` (the clocks jump over it), the wall time it would silently
+    become (01:30 on the spring-forward night in London becomes 02:30 BST); None when it exists."""
+    naive = dt.datetime.combine(date, time)
+    shifted = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    return shifted if shifted.replace(tzinfo=None) != naive else None
+
+
+def repeats(date: dt.date, time: dt.time, zone: ZoneInfo) -> bool:
+    """Whether the wall clock shows `time` twice on `date` (the night the clocks go back)."""
+    naive = dt.datetime.combine(date, time)
+    return naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset() and (
+        in_gap(date, time, zone) is None
+    )
+
+
+def gap_refusal(date: dt.date, time: dt.time, zone: ZoneInfo) -> str | None:
+    """The message refusing a time the clocks jump over on that date, or None when it exists."""
+    shifted = in_gap(date, time, zone)
+    if shifted is None:
+        return None
+    return (
+        f"There is no {time:%H:%M} on {date:%a %-d %b %Y} in {zone.key}: the clocks go forward that night "
+        f"({time:%H:%M} would be {shifted:%H:%M %Z}). Choose a time outside the jump."
+    )
+
+
+def clock_change_note(date: dt.date, time: dt.time, zone: ZoneInfo, *, minutes: int = 0) -> str:
+    """What a planned start at `time` on `date` meets on the wall clock of `zone`, in words ("" for nothing):
+    a time the clocks jump over, a time they show twice, or a change during the next `minutes`."""
+    day = f"{date:%a %-d %b %Y}"
+    shifted = in_gap(date, time, zone)
+    if shifted is not None:
+        return f"{day}: {time:%H:%M} does not exist (the clocks go forward), so it starts at {shifted:%H:%M %Z}."
+    start = dt.datetime.combine(date, time, tzinfo=zone)
+    if repeats(date, time, zone):
+        return f"{day}: {time:%H:%M} happens twice (the clocks go back); it starts at the first, {start:%H:%M %Z}."
+    end = (start.astimezone(UTC) + dt.timedelta(minutes=minutes)).astimezone(zone)
+    if end.utcoffset() != start.utcoffset():
+        return f"{day}: the clocks change during it; it runs {minutes} minutes and ends at {end:%H:%M %Z}."
+    return ""
+
+
 def local_day(date: dt.date, zone: ZoneInfo) -> Interval:
     """The UTC interval of a whole local date (23 or 25 hours long on DST days)."""
     return (

@@ -260,10 +260,12 @@ def event_edit(request: ClinicRequest, event: UUID) -> HttpResponse:
         return google_event(request, obj)
     zone = request.viewer_zone
     initial: dict[str, Any]
+    instants: tuple[dt.datetime, dt.datetime] | None = None
     if obj.all_day:
         initial = {"all_day": True, "date": obj.first_date, "last_date": obj.last_date}
     else:
         start, end = obj.starts_at.astimezone(zone), obj.ends_at.astimezone(zone)  # type: ignore[union-attr]
+        instants = (start, end)
         initial = {"date": start.date(), "start_time": start.time(), "end_time": end.time()}
     initial |= {
         "kind": "other",
@@ -276,7 +278,8 @@ def event_edit(request: ClinicRequest, event: UUID) -> HttpResponse:
     if request.method == "POST":
         posted = request.POST.copy()
         posted["kind"] = EventKind.OTHER  # an event stays one (only a new one may open booking instead)
-    form = OtherEventForm(posted, initial=initial, practitioners=manageable_practitioners(request), zone=zone)
+    practitioners = manageable_practitioners(request)
+    form = OtherEventForm(posted, initial=initial, practitioners=practitioners, zone=zone, instants=instants)
     if request.method == "POST" and form.is_valid():
         data = form.event_data()
         services.other_event_save(clinic=request.clinic, actor=request.user, data=data, event=obj)

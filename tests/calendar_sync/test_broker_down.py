@@ -71,6 +71,8 @@ def web(google: FakeGoogle, broker_url: str, membership, **extra: str) -> Iterat
 
 
 def book(process: WebProcess, slot, patient) -> Appointment:
+    # The booking page first, as reception opens it: the timed write then loads no template or form anew.
+    assert process(get=reverse("scheduling:book", args=[slot.public_id]))["status"] == 200
     answer = process(
         post=reverse("scheduling:book", args=[slot.public_id]),
         data={
