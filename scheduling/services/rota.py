@@ -25,6 +25,7 @@ from scheduling.models import (
     Session,
     Slot,
 )
+from scheduling.hours import clock_change_note
 from scheduling.selectors.rota import booked_future_slots
 from sessions_setup.models import SessionTemplate, TemplateSlot
 
@@ -131,6 +132,9 @@ class AllocationPlan:
     slot_count: int
     duration_minutes: int
     clashes: list[Clash]
+    # Dates where the start falls in a jump of the clocks, happens twice, or the clocks change during the
+    # session: what will happen, in words ("Sun 28 Mar 2027: 01:30 does not exist …, so it starts at 02:30 BST.")
+    clock_notes: list[str]
 
 
 class AllocationClash(ValidationError):
@@ -164,7 +168,11 @@ def allocation_plan(*, clinic: Clinic, request: AllocationRequest) -> Allocation
         dates=dates, start_time=request.start_time, time_zone=request.location.time_zone, duration_minutes=duration
     )
     clashes = _clashes(clinic=clinic, practitioner=request.practitioner, planned=planned)
-    return AllocationPlan(request, planned, slots, len(slots) * len(planned), duration, clashes)
+    zone = ZoneInfo(request.location.time_zone)
+    notes = [clock_change_note(date, request.start_time, zone, minutes=duration) for date in dates]
+    return AllocationPlan(
+        request, planned, slots, len(slots) * len(planned), duration, clashes, [note for note in notes if note]
+    )
 
 
 def _clashes(*, clinic: Clinic, practitioner: Practitioner | None, planned: Sequence[PlannedSession]) -> list[Clash]:

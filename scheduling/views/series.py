@@ -4,6 +4,7 @@ Appointment or the patient's appointments. Every step is a form post that works 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from patients.models import Patient
 from scheduling.access import draft_for_member, slot_for_member
 from scheduling.forms import BookingForm, DraftDateForm, RecurrenceForm
 from scheduling.models import Slot
+from scheduling.hours import clock_change_note
 from scheduling.recurrence import RecurrenceRule, compact_utc
 from scheduling.selectors import booking as booking_selectors
 from scheduling.selectors import series as selectors
@@ -124,6 +126,13 @@ def series_step(
         "matched": len(cards) - len(unmatched),
         "summary": rule.summary(),
         "skipped_months": rule.skipped_months(),
+        # Dates whose time the clocks jump over or show twice (on the location's clock), and what happens.
+        "clock_notes": [
+            note
+            for moment in rule.local_occurrences()
+            if occurrence_key(moment.replace(tzinfo=zone).astimezone(dt.UTC)) not in removed
+            and (note := clock_change_note(moment.date(), moment.time(), zone))
+        ],
         "booking": form.booking_request(slot=slot, patient=patient),
     }
     if not cards:

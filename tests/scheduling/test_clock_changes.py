@@ -199,3 +199,33 @@ def test_editing_only_the_title_of_an_event_in_the_repeated_hour_keeps_its_insta
     assert OtherEvent.objects.get(title="First pass").starts_at == dt.datetime(2027, 10, 31, 0, 30, tzinfo=dt.UTC)
     day = admin_client_a.get(f"{CALENDAR}?view=day&date={FALL_BACK}&tab={practitioner.public_id}").content.decode()
     assert "01:30 BST–01:45 BST" in day and "01:30 GMT–01:40 GMT" in day
+
+
+def test_the_rota_preview_names_the_dates_where_the_clocks_change_and_what_happens(clinic_a, admin_client_a):
+    from tests.factories import LocationFactory, template_with_slots
+
+    location = LocationFactory(clinic=clinic_a, name="Night clinic", time_zone="Europe/London")
+    template = template_with_slots(clinic_a, [SlotTypeFactory(clinic=clinic_a, default_length_minutes=30)] * 4)
+    practitioner = PractitionerFactory(clinic=clinic_a, default_location=location)
+    data = {
+        "template": template.pk,
+        "practitioner": practitioner.pk,
+        "location": location.pk,
+        "first_date": "2027-03-21",
+        "repeat": "on",
+        "weekdays": ["7"],  # Sundays, through both changes of 2027
+        "every_weeks": "1",
+        "last_date": "2027-11-07",
+        "action": "preview",
+    }
+    page = admin_client_a.post(reverse("scheduling:allocate"), {**data, "start_time": "01:30"}).content.decode()
+    assert "The clocks change on 2 of these dates." in page
+    assert "Sun 28 Mar 2027: 01:30 does not exist (the clocks go forward), so it starts at 02:30 BST." in page
+    assert "Sun 31 Oct 2027: 01:30 happens twice (the clocks go back); it starts at the first, 01:30 BST." in page
+    # A two-hour session from 00:30 runs over the change: it ends earlier (or later) on the wall clock.
+    spans = admin_client_a.post(reverse("scheduling:allocate"), {**data, "start_time": "00:30"}).content.decode()
+    assert "Sun 28 Mar 2027: the clocks change during it; it runs 120 minutes and ends at 03:30 BST." in spans
+    assert "Sun 31 Oct 2027: the clocks change during it; it runs 120 minutes and ends at 01:30 GMT." in spans
+    # A daytime rota meets no change: nothing is said.
+    day = admin_client_a.post(reverse("scheduling:allocate"), {**data, "start_time": "09:00"}).content.decode()
+    assert "The clocks change" not in day

@@ -485,3 +485,22 @@ def test_lists_of_series_and_drafts_cost_the_same_queries_at_two_sizes(clinic_a,
             )
         )
     assert counts[0] == counts[1], counts
+
+
+def test_the_series_preview_names_the_dates_where_its_time_falls_in_a_jump_or_repeats(
+    clinic_a, reception_client_a, group, therapist
+):
+    # A late-night Sunday group at 01:30, weekly from 21 March 2027 (UK clocks go forward on the 28th).
+    allocate_rota(
+        clinic_a, therapist, group, dt.date(2027, 3, 21), dt.date(2027, 3, 21), weekdays=(), start=dt.time(1, 30)
+    )
+    first = Slot.objects.get(session__practitioner=therapist, session__date=dt.date(2027, 3, 21))
+    patient = PatientFactory(clinic=clinic_a)
+    changes = {"r-weekdays": ["7"], "r-count": "3"}
+    preview = post(reception_client_a, first, form(patient, group, "preview", **changes)).content.decode()
+    assert "The clocks change on 1 of these dates (Europe/London):" in preview
+    assert "Sun 28 Mar 2027: 01:30 does not exist (the clocks go forward), so it starts at 02:30 BST." in preview
+    # Removing that occurrence removes its note.
+    spring = dt.datetime(2027, 3, 28, 1, 30, tzinfo=dt.UTC)  # 01:30 read as GMT: the occurrence's instant
+    removed = form(patient, group, "remove:" + spring.strftime("%Y%m%dT%H%M%SZ"), **changes)
+    assert "The clocks change" not in post(reception_client_a, first, removed).content.decode()
