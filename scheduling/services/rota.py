@@ -20,12 +20,12 @@ from django.db import transaction
 from clinic.db import DbValues, bulk_insert
 from clinic.models import Practitioner
 from clinic.services import audit_record
+from scheduling.hours import clock_change_note
 from scheduling.models import (
     Allocation,
     Session,
     Slot,
 )
-from scheduling.hours import clock_change_note
 from scheduling.selectors.rota import booked_future_slots
 from sessions_setup.models import SessionTemplate, TemplateSlot
 

@@ -19,8 +19,8 @@ from clinic.htmx import page_or_fragment
 from patients.models import Patient
 from scheduling.access import draft_for_member, slot_for_member
 from scheduling.forms import BookingForm, DraftDateForm, RecurrenceForm
-from scheduling.models import Slot
 from scheduling.hours import clock_change_note
+from scheduling.models import Slot
 from scheduling.recurrence import RecurrenceRule, compact_utc
 from scheduling.selectors import booking as booking_selectors
 from scheduling.selectors import series as selectors
