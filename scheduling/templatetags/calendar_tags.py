@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import template
 
+from scheduling.grid import clock as wall_clock
 from scheduling.hours import HoursError, ranges_to_json, weekly_from_json
 from scheduling.models import WEEKDAY_NAMES
 
@@ -26,3 +29,14 @@ def weekly_summary(weekly: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
 @register.filter
 def ranges_summary(hours: list[list[str]]) -> str:
     return ", ".join(f"{a}–{b}" for a, b in hours) if hours else ""
+
+
+@register.filter(expects_localtime=True)
+def clock(value: dt.datetime | dt.time | None) -> str:
+    """HH:MM on the page's clock (the viewer's zone, or the one a `timezone` filter chose), with the zone's
+    abbreviation where the clocks show that time twice: "01:00 BST", then "01:00 GMT"."""
+    if isinstance(value, dt.datetime):
+        return wall_clock(value) if value.tzinfo is not None else f"{value:%H:%M}"
+    if isinstance(value, dt.time):
+        return f"{value:%H:%M}"
+    return ""

@@ -53,6 +53,10 @@ def test_the_night_the_clocks_go_back_draws_every_slot_and_names_the_two_one_ocl
     printed = re.findall(r'class="slot[^"]*"[^>]*><b>([^<]*)</b>', body)
     assert printed.count("01:00 BST") == 1 and printed.count("01:00 GMT") == 1
     # The two passes of the repeated hour sit side by side, not on top of each other.
+    # The slot's popup names its pass too.
+    second = session.slots.order_by("starts_at")[9]  # 01:00 UTC: 01:00 GMT
+    tip = admin_client_a.get(reverse("scheduling:slot", args=[second.public_id])).content.decode()
+    assert "01:00 GMT" in tip and "01:10 GMT" in tip and "BST" not in tip
     passes = re.findall(r'class="slot [^"]*(pass\d)', body)
     assert (passes.count("pass1"), passes.count("pass2")) == (6, 3)  # 01:00–01:50 BST, then 01:00–01:20 GMT
 
