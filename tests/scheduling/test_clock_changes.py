@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from scheduling.models import OtherEvent
 from tests.factories import (
+    LocationFactory,
     OtherEventFactory,
     PractitionerFactory,
     SlotTypeFactory,
@@ -63,7 +64,6 @@ def test_the_night_the_clocks_go_back_draws_every_slot_and_names_the_two_one_ocl
 
 def test_book_on_the_day_slots_are_released_on_the_day_of_the_slots_own_clock(clinic_a):
     from scheduling.selectors.booking import next_available
-    from tests.factories import LocationFactory
 
     on_the_day = SlotTypeFactory(clinic=clinic_a, name="On the day", release_rule="on_the_day")
     chicago = LocationFactory(clinic=clinic_a, name="Chicago", time_zone="America/Chicago")
@@ -146,7 +146,7 @@ def test_a_new_event_in_the_spring_forward_gap_is_refused_with_a_message_not_mov
     fields = {"date": str(SPRING_FORWARD), "start_time": "00:30", "end_time": "01:15"}
     late = admin_client_a.post(url, event_form(practitioner, **fields), headers={"HX-Request": "true"})
     assert late.status_code == 422 and "There is no 01:15" in late.content.decode()
-    location = practitioner.default_location or LocationFactoryFor(clinic_a)
+    location = LocationFactory(clinic=clinic_a, time_zone="Europe/London")
     slot = admin_client_a.post(
         reverse("scheduling:slot-new"),
         {
@@ -163,12 +163,6 @@ def test_a_new_event_in_the_spring_forward_gap_is_refused_with_a_message_not_mov
     fields = {"date": str(SPRING_FORWARD), "start_time": "02:00", "end_time": "02:30"}
     assert admin_client_a.post(url, event_form(practitioner, **fields)).status_code == 302
     assert OtherEvent.objects.get().starts_at == dt.datetime(2027, 3, 28, 1, tzinfo=dt.UTC)
-
-
-def LocationFactoryFor(clinic):  # noqa: N802 - reads as the factory it wraps
-    from tests.factories import LocationFactory
-
-    return LocationFactory(clinic=clinic, time_zone="Europe/London")
 
 
 def test_editing_only_the_title_of_an_event_in_the_repeated_hour_keeps_its_instant(clinic_a, admin_client_a):
@@ -206,7 +200,7 @@ def test_editing_only_the_title_of_an_event_in_the_repeated_hour_keeps_its_insta
 
 
 def test_the_rota_preview_names_the_dates_where_the_clocks_change_and_what_happens(clinic_a, admin_client_a):
-    from tests.factories import LocationFactory, template_with_slots
+    from tests.factories import template_with_slots
 
     location = LocationFactory(clinic=clinic_a, name="Night clinic", time_zone="Europe/London")
     template = template_with_slots(clinic_a, [SlotTypeFactory(clinic=clinic_a, default_length_minutes=30)] * 4)
