@@ -53,6 +53,11 @@ class PatientForm(TenantForm):
             # Without the privacy permission a member can neither block nor unblock.
             del self.fields["is_blocked"], self.fields["blocked_reason"]
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # A national identifier's uniqueness is checked by patients.services.patient_save, which words the
+        # refusal for the member: the model's own message would confirm that a blocked patient has it.
+        return super()._get_validation_exclusions() | {"national_id"}
+
     def clean_national_id(self) -> str | None:
         number = identifiers.digits(self.cleaned_data.get("national_id") or "")
         return number or None

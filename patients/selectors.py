@@ -4,6 +4,7 @@ without "Privacy: Access Blocked Patients" blocked patients are not there at all
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,6 +114,23 @@ def patient_search(
             name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
         return list(visible.filter(name).order_by("last_name_key", "first_name_key", "id")[:limit])
     return []
+
+
+def national_id_holders(
+    *, clinic: Clinic, national_ids: Collection[str], exclude_pk: int | None = None
+) -> dict[str, Patient]:
+    """The patients of the clinic who hold these national identifiers, by identifier (one query).
+
+    Every patient counts here, archived and blocked ones too: an identifier is unique in a clinic, so this
+    read is not filtered by what the member may see. Callers word a refusal for the member (see
+    patients.services.national_id_refusal) and never show a hidden holder.
+    """
+    if not national_ids:
+        return {}
+    holders = Patient.objects.for_clinic(clinic).filter(national_id__in=sorted(set(national_ids)))
+    if exclude_pk is not None:
+        holders = holders.exclude(pk=exclude_pk)
+    return {patient.national_id: patient for patient in holders if patient.national_id}
 
 
 def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:
