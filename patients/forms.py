@@ -120,6 +120,9 @@ class ImportForm(forms.Form):
                 raise forms.ValidationError(
                     "The file is not UTF-8 text; save it as “CSV UTF-8” and try again."
                 ) from None
+            if "\x00" in data["csv_text"]:
+                # Not text (a spreadsheet saved as is, or UTF-16): and no field takes a NUL character.
+                raise forms.ValidationError("The file is not CSV text; save it as “CSV UTF-8” and try again.")
         if not data.get("csv_text"):
             raise forms.ValidationError("Choose a CSV file to check.")
         return data
