@@ -7,10 +7,12 @@ from typing import Any
 from django import forms
 
 from clinic.forms import TenantForm
+from clinic.numbers import has_other_digits
 from patients import identifiers
 from patients.models import Coverage, Patient
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+ASCII_DIGITS = "Type the number with the digits 0–9."
 
 
 class PatientForm(TenantForm):
@@ -59,14 +61,22 @@ class PatientForm(TenantForm):
         return super()._get_validation_exclusions() | {"national_id"}
 
     def clean_national_id(self) -> str | None:
-        number = identifiers.digits(self.cleaned_data.get("national_id") or "")
-        return number or None
+        typed = self.cleaned_data.get("national_id") or ""
+        if has_other_digits(typed):
+            raise forms.ValidationError(ASCII_DIGITS)
+        return identifiers.digits(typed) or None
 
     def clean_mobile_phone(self) -> str:
-        return identifiers.phone_normalise(self.cleaned_data.get("mobile_phone", ""))
+        return self._phone("mobile_phone")
 
     def clean_home_phone(self) -> str:
-        return identifiers.phone_normalise(self.cleaned_data.get("home_phone", ""))
+        return self._phone("home_phone")
+
+    def _phone(self, name: str) -> str:
+        typed = self.cleaned_data.get(name, "")
+        if has_other_digits(typed):
+            raise forms.ValidationError(ASCII_DIGITS)
+        return identifiers.phone_normalise(typed)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

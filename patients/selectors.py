@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from clinic.models import Clinic, Membership
 
 SEARCH_LIMIT = 25
-INTERNAL_ID = re.compile(r"^P?0*(\d{1,9})$", re.IGNORECASE)
+INTERNAL_ID = re.compile(r"^P?0*([0-9]{1,9})$", re.IGNORECASE)
+MAX_QUERY = 100  # longer entries match nobody (and are not parsed)
 # Name keys are compared as a range [prefix, prefix + HIGH): an index range scan on every backend.
 HIGH = "\U0010ffff"
 
@@ -67,13 +68,13 @@ class SearchTerms:
 def parse_search(query: str, *, us_dates: bool = False) -> SearchTerms:
     """Work out which values the entry could be: a name, "last, first", an ID, a phone, a date."""
     text = " ".join((query or "").split())
-    if not text:
+    if not text or len(text) > MAX_QUERY:
         return SearchTerms()
     date_of_birth = identifiers.parse_date_of_birth(text, us_order=us_dates)
     if date_of_birth:
         return SearchTerms(date_of_birth=date_of_birth)
     number = identifiers.digits(text)
-    only_number_chars = re.fullmatch(r"[\d\s()+.\-]+", text) is not None
+    only_number_chars = re.fullmatch(r"[0-9\s()+.\-]+", text) is not None
     if only_number_chars and number:
         internal = INTERNAL_ID.match(number)
         return SearchTerms(

@@ -83,3 +83,111 @@ def test_a_csv_file_with_nul_characters_is_refused_with_a_message(reception_clie
     response = reception_client_a.post(reverse("patients:import"), {"file": upload, "action": "check"})
     assert response.status_code == 200
     assert "The file is not CSV text" in response.content.decode()
+
+
+# str.isdigit() takes "²" and int() does not; int() takes Arabic-Indic digits; 5,000 digits is past int()'s limit.
+ODD_NUMBERS = ["²", "١٢٣", "9" * 5000]
+# Every query or form field that carries a number, a date, a page, an index or an identifier somewhere.
+NUMBER_FIELDS = [
+    "q", "page", "date", "start", "length", "all_day", "tab", "p", "loc", "view", "selected", "duration",
+    "extend_count", "bulk_type", "slots", "order", "national_id", "mobile_phone", "home_phone", "date_of_birth",
+    "first_date", "last_date", "interval", "count", "month_day", "nth", "nth_weekday", "weekdays", "every_weeks",
+    "capacity", "default_length_minutes", "length_minutes", "release_days_before", "dates", "h_start", "h_end",
+    "d1_start", "d1_end", "start_time", "end_time", "until", "slot", "patient", "practitioner", "removed", "taken",
+]  # fmt: skip
+
+
+def test_odd_digits_and_huge_numbers_in_any_field_are_never_a_server_error(clinic_a, admin_client_a):
+    admin_client_a.raise_request_exception = True
+    for _route, url in walked_urls(clinic_a):
+        for odd in ODD_NUMBERS:
+            payload = dict.fromkeys(NUMBER_FIELDS, odd)
+            assert admin_client_a.get(url, payload).status_code < 500, (url, odd[:5])
+            assert admin_client_a.post(url, payload).status_code < 500, (url, odd[:5])
+
+
+# The buttons that carry an index or a count in their value: the hours editors, the overrides' dates, the builder.
+ODD_ACTIONS = ["add-{}", "remove-1-{}", "remove-{}-0", "remove-date-{}", "set:{}:1", "clear:{}", "duration", "extend"]
+
+
+def test_buttons_with_odd_numbers_are_a_message_or_nothing(clinic_a, admin_client_a):
+    from tests.factories import PractitionerFactory
+
+    admin_client_a.raise_request_exception = True
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    urls = [
+        reverse("sessions_setup:template-add"),
+        reverse("scheduling:office-hours-default"),
+        reverse("scheduling:office-hours-edit", args=[practitioner.public_id]),
+        reverse("scheduling:availability-edit", args=[practitioner.public_id]),
+    ]
+    for url in urls:
+        for odd in ODD_NUMBERS:
+            for action in ODD_ACTIONS:
+                for part in ("weekly", "override"):
+                    data = {
+                        "action": action.format(odd),
+                        "part": part,
+                        "dates": ["2027-06-07", "2027-06-08"],
+                        "h_start": "09:00",
+                        "h_end": "12:00",
+                        "d1_start": "09:00",
+                        "d1_end": "12:00",
+                        "time_zone": "Europe/London",
+                        "name": "Odd",
+                        "nominal_start": "09:00",
+                        "slots": "",
+                        "selected": [odd, "0"],
+                        "duration": odd,
+                        "extend_count": odd,
+                        "bulk_type": odd,
+                    }
+                    response = admin_client_a.post(url, data)
+                    assert response.status_code < 500, (url, action, odd[:5])
+
+
+def test_the_builder_answers_odd_numbers_with_its_messages(clinic_a, admin_client_a):
+    from tests.factories import SlotTypeFactory
+
+    admin_client_a.raise_request_exception = True
+    kind = SlotTypeFactory(clinic=clinic_a, default_length_minutes=10)
+    url = reverse("sessions_setup:template-add")
+    base = {"name": "Odd", "nominal_start": "09:00", "slots": f"{kind.pk}:10"}
+    for odd in ODD_NUMBERS:
+        for action, field in (("duration", "duration"), ("extend", "extend_count")):
+            response = admin_client_a.post(url, {**base, "action": action, field: odd, "selected": [odd, "0"]})
+            assert response.status_code < 500
+            assert response.context["error"].startswith("Enter a whole number for the")
+            assert response.context["state"] == f"{kind.pk}:10"
+        odd_slots = admin_client_a.post(url, {**base, "action": "extend_pattern", "slots": f"{kind.pk}:{odd}"})
+        assert odd_slots.context["error"] == "The slot list was not understood; reload the page."
+    # A count of ASCII digits that would build a billion slots is refused before any is made.
+    huge = admin_client_a.post(url, {**base, "action": "extend", "extend_count": "999999999"})
+    assert huge.context["error"] == "A session holds at most 288 slots."
+
+
+def test_a_national_id_or_phone_in_other_digits_is_refused_with_a_message(reception_client_a, clinic_a):
+    from patients.models import Patient
+
+    arabic_nhs = "٩٤٣٤٧٦٥٩١٩"  # 9434765919, a valid NHS number, in Arabic-Indic digits
+    data = {"first_name": "Ann", "last_name": "Odd", "date_of_birth": "1980-03-12", "sex": "female"}
+    for field, value in (("national_id", arabic_nhs), ("mobile_phone", "٠٧٧٠٠ ٩٠٠١٢٣"), ("home_phone", "²07700900")):
+        extra = {"national_id_kind": "nhs"} if field == "national_id" else {}
+        response = reception_client_a.post(reverse("patients:add"), {**data, **extra, field: value})
+        assert response.status_code == 200, field
+        assert response.context["form"].errors[field] == ["Type the number with the digits 0–9."]
+    assert not Patient.objects.for_clinic(clinic_a).exists()
+
+
+def test_the_patient_search_takes_no_odd_or_endless_number_for_an_identifier(reception_client_a, clinic_a):
+    from tests.factories import PatientFactory
+
+    # Its phone's search key is the last ten digits, "9999999999": a 5,000-digit entry must not find it.
+    PatientFactory(clinic=clinic_a, last_name="Nines", mobile_phone="+4499999999999")
+    for query in ("٩٩٩٩٩٩٩٩٩٩", "²", "9" * 5000, "P" + "0" * 5000 + "1"):
+        response = reception_client_a.get(reverse("patients:list"), {"q": query})
+        assert response.status_code == 200
+        assert list(response.context["patients"]) == [], query[:5]
+    assert [
+        p.last_name for p in reception_client_a.get(reverse("patients:list"), {"q": "9999999999"}).context["patients"]
+    ] == ["Nines"]
