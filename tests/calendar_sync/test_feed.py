@@ -4,6 +4,7 @@ identifier modes, SEQUENCE and UIDs, 304s, rebuilds after commit, and tenancy.""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import re
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from django.urls import reverse
 from calendar_sync import crypto
 from calendar_sync.feed import subscriptions
 from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK
-from calendar_sync.models import FeedDocument, FeedSubscription
+from calendar_sync.models import FeedChange, FeedDocument, FeedSubscription
 from clinic.models import Role
 from patients.display import IdentifierMode
 from scheduling.models import Appointment
@@ -127,6 +128,61 @@ def test_internal_id_needs_the_clinic_setting(clinic_b, outsider_client, outside
     )
     assert refused.status_code == 422 and "Internal IDs are not enabled" in refused.content.decode()
     assert not FeedSubscription.objects.exists()
+
+
+def turn_internal_ids(client, clinic, on: bool):
+    data = {"name": clinic.name, "time_zone": clinic.time_zone}
+    if on:
+        data["internal_ids_enabled"] = "on"
+    assert client.post(reverse("clinic:settings"), data).status_code == 302
+
+
+def stored_summaries(subscription):
+    document = FeedDocument.objects.get(subscription=subscription)
+    body = gzip.decompress(bytes(document.body)).decode()
+    return document.built_mode, [str(e["SUMMARY"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")]
+
+
+def test_an_internal_id_feed_shows_initials_while_the_clinic_has_internal_ids_off(
+    admin_client_a, clinic_a, therapist, appointment, django_capture_on_commit_callbacks
+):
+    subscription = enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID)
+    assert "P-00042 · Therapy 50" in fetch(admin_client_a, subscription).content.decode()
+    # Turning internal IDs off rebuilds the feed at once (the change recorded with the setting, built after
+    # commit), so a calendar app's next fetch gets the stored feed without the IDs.
+    with django_capture_on_commit_callbacks(execute=True):
+        turn_internal_ids(admin_client_a, clinic_a, on=False)
+    assert stored_summaries(subscription) == ("initials", ["NQ · Therapy 50"])
+    body = fetch(admin_client_a, subscription).content.decode()
+    assert "NQ · Therapy 50" in body and "P-00042" not in body
+    page = admin_client_a.get(reverse("calendar_sync:index"), {"practitioner": therapist.public_id})
+    notice = page.content.decode()
+    assert "Internal IDs are off for this clinic:</strong> your external calendar shows clients by their initials" in (
+        notice
+    )
+    # The practitioner's choice stays (the page saves without changing it) and comes back with the setting.
+    assert page.context["form"]["identifier_mode"].value() == IdentifierMode.INTERNAL_ID
+    assert enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID).identifier_mode == "internal_id"
+    with django_capture_on_commit_callbacks(execute=True):
+        turn_internal_ids(admin_client_a, clinic_a, on=True)
+    assert stored_summaries(subscription) == ("internal_id", ["P-00042 · Therapy 50"])
+    page = admin_client_a.get(reverse("calendar_sync:index"), {"practitioner": therapist.public_id})
+    assert "Internal IDs are off" not in page.content.decode()
+
+
+def test_turning_internal_ids_off_records_the_rebuild_with_the_setting_and_waits_on_no_broker(
+    admin_client_a, clinic_a, therapist, appointment, django_capture_on_commit_callbacks
+):
+    internal = enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID)
+    other = enable(admin_client_a, PractitionerFactory(clinic=clinic_a), mode=IdentifierMode.FIRST_NAME)
+    fetch(admin_client_a, internal), fetch(admin_client_a, other)
+    with django_capture_on_commit_callbacks(execute=False) as nudges:
+        turn_internal_ids(admin_client_a, clinic_a, on=False)
+    assert set(FeedChange.objects.values_list("subscription_id", "key")) == {(internal.pk, "")}
+    assert len(nudges) == 1  # the rebuild's nudge, after commit; the sweep delivers it if the broker is down
+    # Even before any worker builds it, the feed never serves the internal IDs again.
+    body = fetch(admin_client_a, internal).content.decode()
+    assert "NQ · Therapy 50" in body and "P-00042" not in body
 
 
 def test_allowing_sync_gives_a_url_with_copy_regenerate_and_instructions(admin_client_a, therapist):

@@ -399,6 +399,28 @@ def test_one_way_clears_google_events_and_toggling_back_resyncs_with_the_new_mod
     assert OtherEvent.objects.filter(title="Gym").exists()  # pulled again
 
 
+def test_internal_ids_turned_off_reach_google_as_initials_and_come_back_when_on(
+    google, clinic_a, clinician, clinician_client, admin_client_a
+):
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    appointment = future_appointment(clinic_a, practitioner)
+    event_id = "csa" + appointment.public_id.hex
+    kind = appointment.slot_type.name
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 {appointment.patient.internal_id} · {kind}"
+
+    def turn_internal_ids(on: bool):
+        data = {"name": clinic_a.name, "time_zone": clinic_a.time_zone} | ({"internal_ids_enabled": "on"} if on else {})
+        assert admin_client_a.post(reverse("clinic:settings"), data).status_code == 302
+
+    turn_internal_ids(False)
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 NQ · {kind}"
+    assert appointment.patient.internal_id not in str(google_events(google, connection))
+    assert not GooglePending.objects.exists()
+    turn_internal_ids(True)
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 {appointment.patient.internal_id} · {kind}"
+
+
 def test_a_revoked_grant_breaks_the_connection_stops_retrying_and_says_so(
     google, clinic_a, clinician, clinician_client
 ):
