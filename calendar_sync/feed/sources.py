@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q
 
-from calendar_sync.feed.ics import FeedItem
+from calendar_sync.feed.ics import FeedItem, without_controls
 from calendar_sync.keys import ItemKey, split
 from calendar_sync.models import FeedDocument, FeedSubscription
 from patients.display import RESTRICTED_LABEL, mode_in_use, patient_identifier
@@ -125,7 +125,10 @@ def feed_sources(
                 first_name=first, last_name=last, preferred_name=preferred, internal_id=internal_id, mode=mode
             )
         )
-        summary = f"{who} · {kind}" if kind else who
+        # Text enters feeds and Google bodies here, once: without control characters (a vertical tab in a
+        # title made strict calendar apps drop the whole feed). The fingerprint is of what is shown.
+        summary = without_controls(f"{who} · {kind}" if kind else who)
+        place = without_controls(place) if place else place  # (unchanged when clean: so is the fingerprint)
         yield FeedSource(
             key=ItemKey.appointment(pk),
             sort_key=compact_utc(begins),
@@ -141,7 +144,8 @@ def feed_sources(
     events_shown = events.values_list(
         "pk", "public_id", "title", "all_day", "starts_at", "ends_at", "first_date", "last_date", "busy"
     )
-    for pk, public_id, title, all_day, begins, finishes, first_date, last_date, busy in events_shown:
+    for pk, public_id, raw_title, all_day, begins, finishes, first_date, last_date, busy in events_shown:
+        title = without_controls(raw_title)
         end_date = last_date + dt.timedelta(days=1) if all_day else None
         yield FeedSource(
             key=ItemKey.event(pk),

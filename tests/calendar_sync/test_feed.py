@@ -18,12 +18,13 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from icalendar.parser import Contentline
 
 from calendar_sync import crypto
 from calendar_sync.feed import subscriptions
 from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK
 from calendar_sync.models import FeedChange, FeedDocument, FeedSubscription
-from clinic.models import Role
+from clinic.models import Location, Role
 from patients.display import IdentifierMode
 from scheduling.models import Appointment
 from scheduling.services.booking import BookingRequest, appointment_book, appointment_cancel
@@ -241,6 +242,53 @@ def test_the_feed_is_rfc_5545_read_back_by_three_libraries(admin_client_a, clini
     # Lines end with CRLF and none is longer than 75 octets.
     lines = response.content.split(b"\r\n")
     assert lines[-1] == b"" and all(len(line) <= 75 for line in lines)
+
+
+# RFC 5545 3.1: CONTROL = %x00-08 / %x0A-1F / %x7F, and no TEXT value holds one (tab aside); nor, here, C1.
+CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]")
+
+
+def strictly_parsed(body: bytes) -> icalendar.Calendar:
+    """The feed read as a strict parser reads it: UTF-8, CRLF lines, no control character in any content
+    line, every line split into name, parameters and value by icalendar's strict content-line parser."""
+    text = body.decode("utf-8")
+    assert text.endswith("\r\n")
+    unfolded: list[str] = []
+    for line in text[:-2].split("\r\n"):
+        assert "\r" not in line and "\n" not in line, repr(line)
+        if line.startswith((" ", "\t")):
+            unfolded[-1] += line[1:]
+        else:
+            unfolded.append(line)
+    for line in unfolded:
+        assert not CONTROL.search(line), repr(line)
+        Contentline(line, strict=True).parts()
+    return icalendar.Calendar.from_ical(body)
+
+
+def test_control_characters_never_reach_the_feed_and_newlines_stay(
+    admin_client_a, clinic_a, therapist, patient, appointment
+):
+    therapist.name = "Dr\x0b Feed"
+    therapist.save()
+    patient.first_name, patient.last_name = "Na\x1bdia", "Qu\x85ist"
+    patient.save()
+    Location.objects.for_clinic(clinic_a).update(name="Main\x07 Surgery\x7f")
+    OtherEventFactory(
+        clinic=clinic_a,
+        practitioner=therapist,
+        title="Staff\x0bmeeting\x0c\nRoom\t2\x00\x9f",
+        starts_at=dt.datetime(2027, 3, 9, 12, tzinfo=dt.UTC),
+        ends_at=dt.datetime(2027, 3, 9, 13, tzinfo=dt.UTC),
+    )
+    subscription = enable(admin_client_a, therapist, mode=IdentifierMode.FULL_NAME)
+    response = fetch(admin_client_a, subscription)
+    calendar = strictly_parsed(response.content)
+    assert str(calendar["X-WR-CALNAME"]) == f"Dr Feed · {clinic_a.name}"
+    summaries = sorted(str(e["SUMMARY"]) for e in calendar.walk("VEVENT"))
+    assert summaries == ["Nadia Quist · Therapy 50", "Staffmeeting\nRoom\t2"]  # the newline and tab stay
+    assert [str(e["LOCATION"]) for e in calendar.walk("VEVENT") if "LOCATION" in e] == ["Main Surgery"]
+    assert vobject.readOne(response.content.decode()).validate()
 
 
 def test_the_window_and_cancelled_appointments(admin_client_a, clinic_a, therapist, patient, appointment):
