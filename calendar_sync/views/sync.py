@@ -16,13 +16,14 @@ from django.views.decorators.http import require_http_methods
 
 from calendar_sync import selectors, services
 from calendar_sync.access import sync_page_url, sync_practitioner
-from calendar_sync.feed.sources import shown_mode, subscription_of
+from calendar_sync.feed.sources import subscription_of
 from calendar_sync.feed.subscriptions import default_mode, feed_token, subscription_regenerate
 from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
 from calendar_sync.google.client import google_enabled
 from calendar_sync.models import SyncType
 from clinic.access import ClinicRequest
 from clinic.models import Practitioner
+from patients.display import mode_in_use
 
 
 @require_http_methods(["GET", "POST"])
@@ -72,7 +73,9 @@ def sync_index(request: ClinicRequest) -> HttpResponse:
         "confirm_regenerate": action == "regenerate-ask",
         "mode_help": [(mode.value, MODE_HELP[mode]) for mode in MODE_ORDER],
         # The chosen Internal ID falls back to initials while the clinic has internal IDs off: say so.
-        "internal_ids_off": subscription is not None and shown_mode(subscription) != subscription.identifier_mode,
+        "internal_ids_off": subscription is not None
+        and mode_in_use(subscription.identifier_mode, internal_ids_enabled=request.clinic.internal_ids_enabled)
+        != subscription.identifier_mode,
     }
     if two_way:
         context |= _google_context(request, practitioner)
