@@ -277,7 +277,7 @@ def test_control_characters_never_reach_the_feed_and_newlines_stay(
     OtherEventFactory(
         clinic=clinic_a,
         practitioner=therapist,
-        title="Staff\x0bmeeting\x0c\nRoom\t2\x00\x9f",
+        title="Staff\x0bmeeting\x0c\nRoom\t2\x01\x9f",
         starts_at=dt.datetime(2027, 3, 9, 12, tzinfo=dt.UTC),
         ends_at=dt.datetime(2027, 3, 9, 13, tzinfo=dt.UTC),
     )

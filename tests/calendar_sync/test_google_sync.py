@@ -115,7 +115,7 @@ def test_control_characters_never_reach_google(google, clinic_a, clinician, clin
     appointment = future_appointment(clinic_a, practitioner, patient=patient)
     Location.objects.for_clinic(clinic_a).update(name="Main\x07 Surgery")
     event = OtherEventFactory(
-        clinic=clinic_a, practitioner=practitioner, title="Staff\x0bmeeting\x0c\nRoom 2\x00", starts_at=at(2, 13)
+        clinic=clinic_a, practitioner=practitioner, title="Staff\x0bmeeting\x0c\nRoom 2\x01", starts_at=at(2, 13)
     )
     save_settings(clinician_client, practitioner, sync_type="two_way", mode="full_name")
     connection = connect(clinician_client, google, practitioner)
