@@ -50,13 +50,17 @@ class FeedSettingsForm(forms.Form):
         labels = dict(IdentifierMode.choices)
         field = self.fields["identifier_mode"]
         field.choices = [(mode.value, labels[mode]) for mode in MODE_ORDER]  # type: ignore[attr-defined]
-        unavailable = frozenset() if clinic.internal_ids_enabled else frozenset({IdentifierMode.INTERNAL_ID.value})
-        field.widget = ModeSelect(choices=field.choices, disabled=unavailable)  # type: ignore[attr-defined]
         self.clinic = clinic
+        # Internal ID is offered where the clinic uses internal IDs; one chosen before they were turned off
+        # stays (shown by initials meanwhile), so the page still saves without changing it.
+        self.kept_internal_id = self.initial.get("identifier_mode") == IdentifierMode.INTERNAL_ID
+        offered = clinic.internal_ids_enabled or self.kept_internal_id
+        unavailable = frozenset() if offered else frozenset({IdentifierMode.INTERNAL_ID.value})
+        field.widget = ModeSelect(choices=field.choices, disabled=unavailable)  # type: ignore[attr-defined]
 
     def clean_identifier_mode(self) -> str:
         mode: str = self.cleaned_data["identifier_mode"]
-        if mode == IdentifierMode.INTERNAL_ID and not self.clinic.internal_ids_enabled:
+        if mode == IdentifierMode.INTERNAL_ID and not (self.clinic.internal_ids_enabled or self.kept_internal_id):
             raise forms.ValidationError(
                 "Internal IDs are not enabled for this clinic; an admin enables them in Clinic settings."
             )

@@ -1,4 +1,5 @@
-"""Calendar sync observes scheduling (and patients' names): a change queues a feed rebuild after commit."""
+"""Calendar sync observes scheduling (and patients' names, and the clinic's internal IDs setting): a change
+records a feed rebuild (and a Google push) in its transaction, nudged after commit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from calendar_sync.feed.build import feeds_changed
 from calendar_sync.feed.sources import WINDOW_BACK
 from calendar_sync.google.changes import changes_record, practitioners_synced
 from calendar_sync.keys import ItemKey
+from calendar_sync.models import FeedSubscription
+from patients.display import IdentifierMode
 from scheduling.models import Appointment
 
 
@@ -37,6 +40,21 @@ def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -
         keys = [ItemKey.appointment(pk) for pk, _ in shown]
         feeds_changed(practitioners, keys)
         changes_record(practitioners, keys)
+
+
+def on_clinic_settings_changed(sender: Any, clinic: Any, fields: frozenset[str], **kwargs: Any) -> None:
+    """Internal IDs turned off (or on again): feeds that name clients by internal ID fall back to initials (or
+    come back), so they are rebuilt and their Google events sent again."""
+    if "internal_ids_enabled" not in fields:
+        return
+    practitioners = list(
+        FeedSubscription.objects.for_clinic(clinic)
+        .filter(enabled=True, identifier_mode=IdentifierMode.INTERNAL_ID)
+        .values_list("practitioner_id", flat=True)
+    )
+    if practitioners:
+        feeds_changed(practitioners)
+        changes_record(practitioners, None)
 
 
 def google_synced(sender: Any, practitioner_ids: list[int], **kwargs: Any) -> set[int]:

@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 def subscription_save(
     *, clinic: Clinic, actor: User, subscription: FeedSubscription, enabled: bool, identifier_mode: str
 ) -> FeedSubscription:
-    """Allow (or stop) the sync and choose how patients are named; a change queues a rebuild."""
+    """Allow (or stop) the sync and choose how patients are named; a change queues a rebuild.
+
+    Internal ID is chosen only where the clinic has internal IDs on; one chosen before they were turned off may
+    stay (the feed shows initials meanwhile: patients.display.mode_in_use)."""
     if identifier_mode not in IdentifierMode.values:
         raise ValidationError("Choose how clients are named in the external calendar.")
-    if identifier_mode == IdentifierMode.INTERNAL_ID and not clinic.internal_ids_enabled:
+    kept = identifier_mode == subscription.identifier_mode
+    if identifier_mode == IdentifierMode.INTERNAL_ID and not kept and not clinic.internal_ids_enabled:
         raise ValidationError("Internal IDs are not enabled for this clinic; an admin enables them in Clinic settings.")
     changed = (subscription.enabled, subscription.identifier_mode) != (enabled, identifier_mode)
     with transaction.atomic():

@@ -1,4 +1,5 @@
-"""Sets request.clinic and request.membership, and keeps non-members out."""
+"""Refuses NUL in request data, sets request.clinic and request.membership, keeps non-members out, and keeps
+signed-in pages out of caches."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render, resolve_url
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
 from clinic.models import Membership
@@ -50,6 +52,43 @@ def active_membership(request: HttpRequest) -> tuple[Membership | None, list[Mem
     return membership, memberships
 
 
+NUL = "\x00"
+NUL_REFUSED = (
+    "Bad request: the address or a form field contains a NUL character (\\0), which nothing here accepts. "
+    "Go back, remove it and try again.\n"
+)
+
+
+def has_nul(request: HttpRequest) -> bool:
+    """Whether the path, a query or form key or value, or an uploaded file's name holds a NUL character."""
+    if NUL in request.path:
+        return True
+    for data in (request.GET, request.POST):
+        for key, values in data.lists():
+            if NUL in key or any(NUL in value for value in values):
+                return True
+    return any(
+        NUL in key or any(NUL in (upload.name or "") for upload in uploads) for key, uploads in request.FILES.lists()
+    )
+
+
+class RefuseNulMiddleware:
+    """A NUL character in any input is a 400, on every page, before any view reads it.
+
+    PostgreSQL refuses NUL in text (psycopg raises), so a query string or field that carries one into a
+    query would be a 500. Django's forms already refuse NUL in CharFields; this covers the raw reads
+    (request.GET["q"] and the like) of every view at once. Nothing of the request is logged.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if has_nul(request):
+            return HttpResponseBadRequest(NUL_REFUSED, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
 class ClinicMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -64,9 +103,14 @@ class ClinicMiddleware:
         request.viewer_zone_detected = detected  # type: ignore[attr-defined]
         timezone.activate(zone)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         finally:
             timezone.deactivate()
+        if request.user.is_authenticated and not response.has_header("Cache-Control"):
+            # A signed-in page may hold patient data (names, appointments, reports, CSV exports): no browser,
+            # shared or proxy cache keeps it. A view that chose its own caching (the ICS feed) keeps that.
+            patch_cache_control(response, no_store=True)
+        return response
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Model
 
 from clinic.models import AuditEvent, Clinic, Department, Membership, Role
+from clinic.signals import clinic_settings_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -57,6 +58,8 @@ def tenant_object_save(*, clinic: Clinic, actor: User, form: ModelForm) -> Model
 
 
 def clinic_settings_update(*, clinic: Clinic, actor: User, form: ModelForm) -> Clinic:
+    """Save the clinic's settings; observers record their follow-up work (feeds that name clients by internal
+    ID when those are turned off or on) in the same transaction."""
     with transaction.atomic():
         obj = form.save()
         audit_record(
@@ -66,6 +69,8 @@ def clinic_settings_update(*, clinic: Clinic, actor: User, form: ModelForm) -> C
             target=obj,
             detail={"fields": sorted(form.changed_data)},
         )
+        if form.changed_data:
+            clinic_settings_changed.send(sender=Clinic, clinic=obj, fields=frozenset(form.changed_data))
     return obj
 
 

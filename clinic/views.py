@@ -32,6 +32,7 @@ from clinic.forms import (
 from clinic.htmx import page_or_fragment
 from clinic.middleware import ACTIVE_CLINIC_SESSION_KEY, VIEWER_ZONE_COOKIE
 from clinic.models import Department, Location, Practitioner, validate_time_zone
+from clinic.numbers import whole_number
 
 
 @require_GET
@@ -250,7 +251,7 @@ def member_remove(request: ClinicRequest, member: UUID) -> HttpResponse:
 @require_GET
 def audit_log(request: ClinicRequest) -> HttpResponse:
     paginator = Paginator(selectors.audit_events_list(clinic=request.clinic), 50)
-    page = paginator.get_page(request.GET.get("page"))
+    page = paginator.get_page(whole_number(request.GET.get("page")))  # anything else: the first page
     # One view, two shapes: the whole page, or just the table when htmx pages through it.
     template = page_or_fragment(request, "clinic/audit.html", "audit-table")
     return render(request, template, {"page_obj": page})

@@ -17,6 +17,14 @@ class IdentifierMode(models.TextChoices):
 RESTRICTED_LABEL = "Restricted patient"
 
 
+def mode_in_use(mode: str, *, internal_ids_enabled: bool) -> str:
+    """The identifier mode an external calendar gets now: a chosen Internal ID falls back to initials while
+    the clinic has internal IDs off (and comes back when they are on again)."""
+    if mode == IdentifierMode.INTERNAL_ID and not internal_ids_enabled:
+        return IdentifierMode.INITIALS
+    return mode
+
+
 def patient_identifier(
     *, first_name: str, last_name: str, internal_id: str, mode: str, preferred_name: str = ""
 ) -> str:

@@ -7,10 +7,12 @@ from typing import Any
 from django import forms
 
 from clinic.forms import TenantForm
+from clinic.numbers import has_other_digits
 from patients import identifiers
 from patients.models import Coverage, Patient
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+ASCII_DIGITS = "Type the number with the digits 0–9."
 
 
 class PatientForm(TenantForm):
@@ -53,15 +55,28 @@ class PatientForm(TenantForm):
             # Without the privacy permission a member can neither block nor unblock.
             del self.fields["is_blocked"], self.fields["blocked_reason"]
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # A national identifier's uniqueness is checked by patients.services.patient_save, which words the
+        # refusal for the member: the model's own message would confirm that a blocked patient has it.
+        return super()._get_validation_exclusions() | {"national_id"}
+
     def clean_national_id(self) -> str | None:
-        number = identifiers.digits(self.cleaned_data.get("national_id") or "")
-        return number or None
+        typed = self.cleaned_data.get("national_id") or ""
+        if has_other_digits(typed):
+            raise forms.ValidationError(ASCII_DIGITS)
+        return identifiers.digits(typed) or None
 
     def clean_mobile_phone(self) -> str:
-        return identifiers.phone_normalise(self.cleaned_data.get("mobile_phone", ""))
+        return self._phone("mobile_phone")
 
     def clean_home_phone(self) -> str:
-        return identifiers.phone_normalise(self.cleaned_data.get("home_phone", ""))
+        return self._phone("home_phone")
+
+    def _phone(self, name: str) -> str:
+        typed = self.cleaned_data.get(name, "")
+        if has_other_digits(typed):
+            raise forms.ValidationError(ASCII_DIGITS)
+        return identifiers.phone_normalise(typed)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -115,6 +130,9 @@ class ImportForm(forms.Form):
                 raise forms.ValidationError(
                     "The file is not UTF-8 text; save it as “CSV UTF-8” and try again."
                 ) from None
+            if "\x00" in data["csv_text"]:
+                # Not text (a spreadsheet saved as is, or UTF-16): and no field takes a NUL character.
+                raise forms.ValidationError("The file is not CSV text; save it as “CSV UTF-8” and try again.")
         if not data.get("csv_text"):
             raise forms.ValidationError("Choose a CSV file to check.")
         return data

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import unicodedata
 
-NON_DIGITS = re.compile(r"\D+")
+NON_DIGITS = re.compile(r"[^0-9]+")  # ASCII digits only: "²" and "١" are not digits of a number here
 PHONE_KEY_DIGITS = 10
 
 
@@ -23,7 +23,7 @@ def digits(value: str) -> str:
 
 def nhs_number_is_valid(number: str) -> bool:
     """The NHS number's modulus-11 check digit."""
-    if len(number) != 10 or not number.isdigit():
+    if len(number) != 10 or not (number.isascii() and number.isdecimal()):
         return False
     total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
@@ -33,7 +33,7 @@ def nhs_number_is_valid(number: str) -> bool:
 
 def ssn_is_valid(number: str) -> bool:
     """A US SSN's structure: 9 digits, no 000/666/9xx area, no 00 group, no 0000 serial."""
-    if len(number) != 9 or not number.isdigit():
+    if len(number) != 9 or not (number.isascii() and number.isdecimal()):
         return False
     area, group, serial = number[:3], number[3:5], number[5:]
     return area not in {"000", "666"} and not area.startswith("9") and group != "00" and serial != "0000"

@@ -10,9 +10,13 @@ from typing import TYPE_CHECKING
 from patients.forms import PatientForm
 from patients.identifiers import digits
 from patients.models import Patient
+from patients.selectors import national_id_holders
+from patients.services import NATIONAL_ID_UNUSABLE, national_id_refusal
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic
+    from django.contrib.auth.models import User
+
+    from clinic.models import Clinic, Membership
 
 # The patient form's fields, less what an import never sets (privacy flags, free-text notes).
 COLUMNS = [name for name in PatientForm.Meta.fields if name not in {"notes", "is_blocked", "blocked_reason"}]
@@ -32,8 +36,12 @@ class ImportCheck:
         return not self.problem and bool(self.valid)
 
 
-def check_csv(*, clinic: Clinic, text: str) -> ImportCheck:
-    """Validate every row as the patient form would; report bad rows and duplicates by line."""
+def check_csv(*, clinic: Clinic, actor: User | None, membership: Membership | None, text: str) -> ImportCheck:
+    """Validate every row as the patient form would; report bad rows and duplicates by line.
+
+    A row with the national identifier of a patient this member may not see (a blocked one) is a row with an
+    error that names nobody, as on the patient form, and the attempt is audited (patients.services).
+    """
     result = ImportCheck()
     reader = csv.DictReader(io.StringIO(text))
     headers = {h.strip() for h in (reader.fieldnames or []) if h}
@@ -49,19 +57,24 @@ def check_csv(*, clinic: Clinic, text: str) -> ImportCheck:
     if len(rows) > MAX_ROWS:
         result.problem = f"At most {MAX_ROWS:,} rows per file; this one has {len(rows):,}."
         return result
-    national_ids = dict(
-        Patient.objects.for_clinic(clinic).exclude(national_id=None).values_list("national_id", "internal_id")
-    )
+    cleaned = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in rows]
+    in_file = {digits(data.get("national_id", "")) for data in cleaned}
+    holders = national_id_holders(clinic=clinic, national_ids=in_file - {""})
     seen: dict[str, int] = {}
-    for index, row in enumerate(rows):
+    for index, data in enumerate(cleaned):
         line = index + 2  # the header is line 1
-        data = {key.strip(): (value or "").strip() for key, value in row.items() if key}
         data.setdefault("sex", "unknown")
         data["sex"] = (data["sex"] or "unknown").lower()
         data["national_id_kind"] = (data.get("national_id_kind") or "").lower()
         number = digits(data.get("national_id", ""))
-        if number and number in national_ids:
-            result.duplicates.append((line, f"same national identifier as existing patient {national_ids[number]}"))
+        if number and number in holders:
+            refusal = national_id_refusal(
+                clinic=clinic, actor=actor, membership=membership, holder=holders[number], via="import", line=line
+            )
+            if refusal == NATIONAL_ID_UNUSABLE:
+                result.errors.append((line, f"{PatientForm.base_fields['national_id'].label}: {refusal}"))
+            else:
+                result.duplicates.append((line, refusal))
             continue
         if number and number in seen:
             result.duplicates.append((line, f"same national identifier as line {seen[number]}"))

@@ -4,6 +4,7 @@ without "Privacy: Access Blocked Patients" blocked patients are not there at all
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from clinic.models import Clinic, Membership
 
 SEARCH_LIMIT = 25
-INTERNAL_ID = re.compile(r"^P?0*(\d{1,9})$", re.IGNORECASE)
+INTERNAL_ID = re.compile(r"^P?0*([0-9]{1,9})$", re.IGNORECASE)
+MAX_QUERY = 100  # longer entries match nobody (and are not parsed)
 # Name keys are compared as a range [prefix, prefix + HIGH): an index range scan on every backend.
 HIGH = "\U0010ffff"
 
@@ -66,13 +68,13 @@ class SearchTerms:
 def parse_search(query: str, *, us_dates: bool = False) -> SearchTerms:
     """Work out which values the entry could be: a name, "last, first", an ID, a phone, a date."""
     text = " ".join((query or "").split())
-    if not text:
+    if not text or len(text) > MAX_QUERY:
         return SearchTerms()
     date_of_birth = identifiers.parse_date_of_birth(text, us_order=us_dates)
     if date_of_birth:
         return SearchTerms(date_of_birth=date_of_birth)
     number = identifiers.digits(text)
-    only_number_chars = re.fullmatch(r"[\d\s()+.\-]+", text) is not None
+    only_number_chars = re.fullmatch(r"[0-9\s()+.\-]+", text) is not None
     if only_number_chars and number:
         internal = INTERNAL_ID.match(number)
         return SearchTerms(
@@ -113,6 +115,23 @@ def patient_search(
             name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
         return list(visible.filter(name).order_by("last_name_key", "first_name_key", "id")[:limit])
     return []
+
+
+def national_id_holders(
+    *, clinic: Clinic, national_ids: Collection[str], exclude_pk: int | None = None
+) -> dict[str, Patient]:
+    """The patients of the clinic who hold these national identifiers, by identifier (one query).
+
+    Every patient counts here, archived and blocked ones too: an identifier is unique in a clinic, so this
+    read is not filtered by what the member may see. Callers word a refusal for the member (see
+    patients.services.national_id_refusal) and never show a hidden holder.
+    """
+    if not national_ids:
+        return {}
+    holders = Patient.objects.for_clinic(clinic).filter(national_id__in=sorted(set(national_ids)))
+    if exclude_pk is not None:
+        holders = holders.exclude(pk=exclude_pk)
+    return {patient.national_id: patient for patient in holders if patient.national_id}
 
 
 def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:

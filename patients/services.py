@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
 from clinic.services import audit_record
-from patients.models import Coverage, InternalIdCounter, Patient, format_internal_id
+from patients import selectors
+from patients.display import staff_label
+from patients.models import Coverage, InternalIdCounter, Patient, format_internal_id, may_see_blocked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.forms import ModelForm
 
-    from clinic.models import Clinic
+    from clinic.models import Clinic, Membership
+
+# What a member who may not see blocked patients is told when a blocked patient holds the national ID they
+# typed: it names nobody and does not say that anybody holds it (a mistyped number gets the same advice).
+NATIONAL_ID_UNUSABLE = "This national ID cannot be used: check it, or ask a member who can see restricted records."
 
 
 def internal_ids_reserve(*, clinic: Clinic, count: int) -> list[str]:
@@ -26,10 +33,51 @@ def internal_ids_reserve(*, clinic: Clinic, count: int) -> list[str]:
     return [format_internal_id(counter.last_number + i) for i in range(1, count + 1)]
 
 
-def patient_save(*, clinic: Clinic, actor: User, form: ModelForm) -> Patient:
-    """Create or update a patient from a validated form; a new one gets the next internal ID."""
+def national_id_refusal(
+    *, clinic: Clinic, actor: User | None, membership: Membership | None, holder: Patient, via: str, line: int = 0
+) -> str:
+    """Why a national identifier that `holder` has cannot be registered again, worded for this member.
+
+    A member who may see the holder is told who it is. A member who may not (a blocked patient, without
+    "Privacy: Access Blocked Patients") learns nothing about them (NATIONAL_ID_UNUSABLE), and the attempt is
+    audited: the holder is the target; the identifier itself is never recorded.
+    """
+    if not holder.is_blocked or may_see_blocked(membership):
+        label = staff_label(
+            first_name=holder.first_name,
+            last_name=holder.last_name,
+            preferred_name=holder.preferred_name,
+            internal_id=holder.internal_id,
+            is_blocked=holder.is_blocked,
+            may_see_blocked=True,
+            internal_ids_enabled=clinic.internal_ids_enabled,
+        )
+        marks = [word for word, on in (("blocked", holder.is_blocked), ("archived", holder.is_archived)) if on]
+        more = f" ({', '.join(marks)})" if marks else ""
+        return f"Another patient of this clinic has this national identifier: {label}{more}."
+    detail: dict[str, object] = {"via": via} | ({"line": line} if line else {})
+    audit_record(clinic=clinic, actor=actor, action="patient.national_id_refused", target=holder, detail=detail)
+    return NATIONAL_ID_UNUSABLE
+
+
+def patient_save(*, clinic: Clinic, actor: User, membership: Membership, form: ModelForm) -> Patient:
+    """Create or update a patient from a validated form; a new one gets the next internal ID.
+
+    A national identifier another patient of the clinic has is refused (ValidationError on the field), worded
+    for the member by national_id_refusal; the refusal's audit row is written before, and apart from, the save.
+    """
     patient = form.instance
     created = patient._state.adding
+    number = form.cleaned_data.get("national_id")
+    if number:
+        holders = selectors.national_id_holders(
+            clinic=clinic, national_ids=[number], exclude_pk=None if created else patient.pk
+        )
+        if number in holders:
+            refusal = national_id_refusal(
+                clinic=clinic, actor=actor, membership=membership, holder=holders[number], via="form"
+            )
+            raise ValidationError({"national_id": refusal})
     with transaction.atomic():
         if created:
             patient.clinic = clinic

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -46,9 +47,15 @@ def patient_edit(request: ClinicRequest, patient: UUID | None = None) -> HttpRes
     can_block = may_see_blocked(request.membership)  # who may see blocked records may also block one
     form = PatientForm(request.POST or None, instance=instance, clinic=request.clinic, can_block=can_block)
     if request.method == "POST" and form.is_valid():
-        saved = services.patient_save(clinic=request.clinic, actor=request.user, form=form)
-        messages.success(request, f"Saved {saved.display_name} ({saved.internal_id}).")
-        return redirect("patients:detail", patient=saved.public_id)
+        try:
+            saved = services.patient_save(
+                clinic=request.clinic, actor=request.user, membership=request.membership, form=form
+            )
+        except ValidationError as refusal:
+            form.add_error(None, refusal)
+        else:
+            messages.success(request, f"Saved {saved.display_name} ({saved.internal_id}).")
+            return redirect("patients:detail", patient=saved.public_id)
     return render(request, "patients/form.html", {"form": form, "patient": instance})
 
 
@@ -105,7 +112,7 @@ def patient_import(request: ClinicRequest) -> HttpResponse:
     check = None
     if request.method == "POST" and form.is_valid():
         text = form.cleaned_data["csv_text"]
-        check = importer.check_csv(clinic=request.clinic, text=text)
+        check = importer.check_csv(clinic=request.clinic, actor=request.user, membership=request.membership, text=text)
         if request.POST.get("action") == "import" and check.can_import:
             if check.errors and not form.cleaned_data.get("skip_bad_rows"):
                 refusal = "Some rows have errors: fix the file, or choose to skip them."

@@ -12,6 +12,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
+from clinic.numbers import whole_number
 from patients.models import Coverage, Patient
 from scheduling.hours import (
     WEEKDAYS,
@@ -353,15 +354,16 @@ class WeeklyHoursForm:
 def apply_action(pairs: dict[Any, list[list[str]]], action: str) -> None:
     """Add or remove a range row as an editor's button asked ("add-<key>", "remove-<key>-<index>")."""
     parts = action.split("-")
-    try:
-        if parts[0] == "add" and len(parts) == 2:
-            key = type(next(iter(pairs)))(parts[1])
-            pairs[key].append(next_range(pairs[key]))
-        elif parts[0] == "remove" and len(parts) == 3:
-            key = type(next(iter(pairs)))(parts[1])
-            del pairs[key][int(parts[2])]
-    except (KeyError, IndexError, ValueError, StopIteration):
-        pass  # a stale or hand-made button value: nothing to do
+    # The key as the editor wrote it (a weekday number, or "h"); anything else is a stale or hand-made value.
+    key = next((k for k in pairs if len(parts) > 1 and str(k) == parts[1]), None)
+    if key is None:
+        return
+    if parts[0] == "add" and len(parts) == 2:
+        pairs[key].append(next_range(pairs[key]))
+    elif parts[0] == "remove" and len(parts) == 3:
+        index = whole_number(parts[2])
+        if index is not None and index < len(pairs[key]):
+            del pairs[key][index]
 
 
 class OverrideForm:
@@ -379,9 +381,9 @@ class OverrideForm:
             if action == "add-date":
                 self.date_values.append("")
             elif action.startswith("remove-date-"):
-                index = action.removeprefix("remove-date-")
-                if index.isdigit() and int(index) < len(self.date_values):
-                    del self.date_values[int(index)]
+                index = whole_number(action.removeprefix("remove-date-"))
+                if index is not None and index < len(self.date_values):
+                    del self.date_values[index]
             else:
                 apply_action(self.pairs, action)
         self.errors: dict[str, str] = {}
@@ -585,8 +587,9 @@ class NewSlotForm(forms.Form):
         if kind is not None:
             self.initial.setdefault("slot_type", kind.public_id)
             self.initial["length_minutes"] = kind.default_length_minutes
-        if link and link.get("length", "").isdecimal():
-            self.initial["length_minutes"] = link["length"]  # the time chosen on the calendar
+        length = whole_number(link.get("length"), max_digits=4) if link else None
+        if length is not None:
+            self.initial["length_minutes"] = length  # the time chosen on the calendar
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from clinic.numbers import whole_number
 from sessions_setup.models import MAX_SESSION_MINUTES, MAX_SLOT_MINUTES, MAX_SLOTS_PER_TEMPLATE
 
 
@@ -33,19 +34,17 @@ def encode(slots: Iterable[BuilderSlot]) -> str:
 
 
 def decode(raw: str) -> Slots:
+    parts = [part for part in (raw or "").split(",") if part]
+    if len(parts) > MAX_SLOTS_PER_TEMPLATE:
+        raise BuilderError(f"A session holds at most {MAX_SLOTS_PER_TEMPLATE} slots.")
     slots = []
-    for part in filter(None, (raw or "").split(",")):
+    for part in parts:
         type_part, _, length_part = part.partition(":")
-        try:
-            type_id = None if type_part == "-" else int(type_part)
-            length = int(length_part)
-        except ValueError:
-            raise BuilderError("The slot list was not understood; reload the page.") from None
-        if not 1 <= length <= MAX_SLOT_MINUTES or (type_id is not None and type_id < 1):
+        type_id = None if type_part == "-" else whole_number(type_part)
+        length = whole_number(length_part)
+        if (type_part != "-" and not type_id) or length is None or not 1 <= length <= MAX_SLOT_MINUTES:
             raise BuilderError("The slot list was not understood; reload the page.")
         slots.append(BuilderSlot(type_id, length))
-    if len(slots) > MAX_SLOTS_PER_TEMPLATE:
-        raise BuilderError(f"A session holds at most {MAX_SLOTS_PER_TEMPLATE} slots.")
     return tuple(slots)
 
 
@@ -74,6 +73,8 @@ def extend(slots: Sequence[BuilderSlot], pattern: Sequence[BuilderSlot], count: 
     if count >= 0:
         if not pattern:
             raise BuilderError("Choose a slot type for the first slot before extending the session.")
+        if len(slots) + count > MAX_SLOTS_PER_TEMPLATE:  # refused before a slot is made: counts come from requests
+            raise BuilderError(f"A session holds at most {MAX_SLOTS_PER_TEMPLATE} slots.")
         added = tuple(pattern[i % len(pattern)] for i in range(count))
         return _check_limits((*slots, *added))
     keep = max(1, len(slots) + count)
@@ -147,10 +148,10 @@ def apply(
     """
 
     def number(raw: str, what: str) -> int:
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise BuilderError(f"Enter a whole number for {what}.") from None
+        found = whole_number(raw, signed=True)
+        if found is None:
+            raise BuilderError(f"Enter a whole number for {what}.")
+        return found
 
     def known_type(raw: str) -> int:
         type_id = number(raw, "the slot type")

@@ -18,6 +18,7 @@ from clinic import services as clinic_services
 from clinic.access import ClinicRequest, permission_required
 from clinic.htmx import page_or_fragment
 from clinic.models import NamedPermission
+from clinic.numbers import whole_number
 from sessions_setup import builder, selectors, services
 from sessions_setup.access import slot_type_for_manager, template_for_manager
 from sessions_setup.builder import BuilderError, BuilderSlot
@@ -127,7 +128,8 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
     else:
         form = SessionTemplateForm(request.POST, **form_kwargs)
         action = request.POST.get("action", "")
-        selected = [int(i) for i in request.POST.getlist("selected") if i.isdigit()]
+        chosen = (whole_number(i) for i in request.POST.getlist("selected"))
+        selected = [i for i in chosen if i is not None]
         try:
             slots = builder.decode(request.POST.get("slots", ""))
         except BuilderError as exc:
@@ -180,9 +182,10 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
 
 def _rounded_note(action: str, asked: str, minutes: int) -> str:
     """When a Duration is not a whole number of slots, say what the session became (183 → 180)."""
-    if action != "duration" or not asked.strip().isdigit() or int(asked) == minutes:
+    wanted = whole_number(asked) if action == "duration" else None
+    if wanted is None or wanted == minutes:
         return ""
-    return f"{int(asked)} minutes is not a whole number of these slots: the session is {minutes} minutes."
+    return f"{wanted} minutes is not a whole number of these slots: the session is {minutes} minutes."
 
 
 def _builder_rows(

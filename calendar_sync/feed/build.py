@@ -18,7 +18,7 @@ from django.db.models import F, QuerySet
 
 from calendar_sync import tasks
 from calendar_sync.feed import ics
-from calendar_sync.feed.sources import feed_sources
+from calendar_sync.feed.sources import feed_sources, shown_mode
 from calendar_sync.keys import EVERYTHING, ItemKey
 from calendar_sync.models import FeedChange, FeedDocument, FeedEvent, FeedSubscription
 from clinic.db import DbValues, bulk_insert
@@ -73,13 +73,13 @@ def subscriptions_waiting() -> list[int]:
 
 
 def is_stale(subscription: FeedSubscription, document: FeedDocument | None, now: dt.datetime) -> bool:
-    """A feed is rebuilt when missing, older than the last change or the mode, or built on an earlier day
-    (its window has moved)."""
+    """A feed is rebuilt when missing, older than the last change or the mode in use (the clinic's internal IDs
+    setting applied), or built on an earlier day (its window has moved)."""
     return (
         document is None
         or document.built_at is None
         or document.built_changes < subscription.changes
-        or document.built_mode != subscription.identifier_mode
+        or document.built_mode != shown_mode(subscription)
         or document.built_at.date() < now.date()
     )
 
@@ -108,13 +108,14 @@ def feed_build(*, subscription: FeedSubscription, now: dt.datetime, force: bool 
         if not force and not is_stale(current, document, now):
             return document  # another builder got there first
         # The count first, then the items: a change counted here has its items recorded already.
+        mode = shown_mode(current)
         changes = FeedChange.objects.for_clinic(clinic_id)
         pending = list(changes.filter(subscription=current).values_list("pk", "key"))
         texts = {key for _, key in pending}
         targeted = (
             not force
             and document.built_at is not None
-            and document.built_mode == current.identifier_mode
+            and document.built_mode == mode
             and document.built_at.date() >= now.date()
             and bool(texts)
             and EVERYTHING not in texts
@@ -129,7 +130,7 @@ def feed_build(*, subscription: FeedSubscription, now: dt.datetime, force: bool 
         sources = feed_sources(
             clinic=current.clinic,
             practitioner=current.practitioner,
-            mode=current.identifier_mode,
+            mode=mode,
             now=now,
             keys={ItemKey.parse(text) for text in texts} if targeted else None,
         )
@@ -171,7 +172,7 @@ def feed_build(*, subscription: FeedSubscription, now: dt.datetime, force: bool 
         fields: dict[str, Any] = {
             "built_at": now,
             "built_changes": current.changes,
-            "built_mode": current.identifier_mode,
+            "built_mode": mode,
         }
         if etag != document.etag:
             fields |= {"body": gzip.compress(body, compresslevel=1, mtime=0), "etag": etag, "modified_at": now}

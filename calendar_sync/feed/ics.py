@@ -17,6 +17,16 @@ CRLF = "\r\n"
 PRODID = "-//Clinic Scheduler//Practitioner feed//EN"
 REFRESH = "PT15M"  # how often a calendar app is asked to fetch the feed again
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": ""})
+# RFC 5545 3.3.11: TEXT holds no CONTROL character (%x00-08 / %x0A-1F / %x7F) but tab; line breaks are written
+# escaped ("\n"). C1 controls (U+0080-U+009F) go too: strict parsers drop a whole feed for one, and Google
+# has no use for them. Carriage return and newline stay here (escape_text writes them).
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)])
+
+
+def without_controls(value: str) -> str:
+    """Text with its control characters removed (tab, newline and carriage return kept): every text that
+    reaches a feed or Google passes here (feed.sources builds the items both send)."""
+    return value.translate(_CONTROLS)
 
 
 def escape_text(value: str) -> str:
@@ -87,7 +97,7 @@ def calendar(name: str, vevents: Iterable[str]) -> bytes:
             f"PRODID:{PRODID}",
             "CALSCALE:GREGORIAN",
             "METHOD:PUBLISH",
-            fold(f"X-WR-CALNAME:{escape_text(name)}"),
+            fold(f"X-WR-CALNAME:{escape_text(without_controls(name))}"),
             f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}",
             f"X-PUBLISHED-TTL:{REFRESH}",
         ]

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q
 
-from calendar_sync.feed.ics import FeedItem
+from calendar_sync.feed.ics import FeedItem, without_controls
 from calendar_sync.keys import ItemKey, split
 from calendar_sync.models import FeedDocument, FeedSubscription
-from patients.display import RESTRICTED_LABEL, patient_identifier
+from patients.display import RESTRICTED_LABEL, mode_in_use, patient_identifier
 from scheduling.models import Appointment, OtherEvent
 from scheduling.recurrence import compact_utc
 
@@ -49,6 +49,11 @@ def feed_body(*, clinic: Clinic, document: FeedDocument) -> bytes:
     return bytes(FeedDocument.objects.for_clinic(clinic).filter(pk=document.pk).values_list("body", flat=True).get())
 
 
+def shown_mode(subscription: FeedSubscription) -> str:
+    """The identifier mode the subscription's feed and Google events use now (its clinic's setting applied)."""
+    return mode_in_use(subscription.identifier_mode, internal_ids_enabled=subscription.clinic.internal_ids_enabled)
+
+
 def subscription_of(*, clinic: Clinic, practitioner: Practitioner) -> FeedSubscription | None:
     return FeedSubscription.objects.for_clinic(clinic).filter(practitioner=practitioner).first()
 
@@ -78,9 +83,11 @@ def feed_sources(
     """The practitioner's live appointments and other events in the window (two queries); with `keys`,
     only those of them that still belong in the feed.
 
-    A patient is named only as `mode` allows; a blocked patient only as "Restricted patient". Cancelled
+    A patient is named only as `mode` allows (Internal ID falls back to initials while the clinic has internal
+    IDs off: patients.display.mode_in_use); a blocked patient only as "Restricted patient". Cancelled
     appointments are left out, so calendar apps drop them.
     """
+    mode = mode_in_use(mode, internal_ids_enabled=clinic.internal_ids_enabled)
     starts, ends = feed_window(now)
     appointments = (
         Appointment.objects.for_clinic(clinic)
@@ -118,7 +125,10 @@ def feed_sources(
                 first_name=first, last_name=last, preferred_name=preferred, internal_id=internal_id, mode=mode
             )
         )
-        summary = f"{who} · {kind}" if kind else who
+        # Text enters feeds and Google bodies here, once: without control characters (a vertical tab in a
+        # title made strict calendar apps drop the whole feed). The fingerprint is of what is shown.
+        summary = without_controls(f"{who} · {kind}" if kind else who)
+        place = without_controls(place) if place else place  # (unchanged when clean: so is the fingerprint)
         yield FeedSource(
             key=ItemKey.appointment(pk),
             sort_key=compact_utc(begins),
@@ -134,7 +144,8 @@ def feed_sources(
     events_shown = events.values_list(
         "pk", "public_id", "title", "all_day", "starts_at", "ends_at", "first_date", "last_date", "busy"
     )
-    for pk, public_id, title, all_day, begins, finishes, first_date, last_date, busy in events_shown:
+    for pk, public_id, raw_title, all_day, begins, finishes, first_date, last_date, busy in events_shown:
+        title = without_controls(raw_title)
         end_date = last_date + dt.timedelta(days=1) if all_day else None
         yield FeedSource(
             key=ItemKey.event(pk),

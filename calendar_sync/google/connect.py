@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from calendar_sync.crypto import SecretUnreadable, seal, unseal
+from calendar_sync.feed.ics import without_controls
 from calendar_sync.feed.subscriptions import subscription_get_or_create
 from calendar_sync.google.changes import changes_record, queue_pull, queue_push_on_commit
 from calendar_sync.google.channels import channels_drop
@@ -124,7 +125,7 @@ def default_calendar_choose(
             made = session.run(
                 session.service.calendars().insert(
                     body={
-                        "summary": f"{clinic.name} · Clinic Scheduler",
+                        "summary": without_controls(f"{clinic.name} · Clinic Scheduler"),
                         "description": "Appointments and events from Clinic Scheduler (two-way sync).",
                         "timeZone": clinic.time_zone,
                     }

@@ -23,6 +23,7 @@ from calendar_sync.google.client import google_enabled
 from calendar_sync.models import SyncType
 from clinic.access import ClinicRequest
 from clinic.models import Practitioner
+from patients.display import mode_in_use
 
 
 @require_http_methods(["GET", "POST"])
@@ -71,6 +72,10 @@ def sync_index(request: ClinicRequest) -> HttpResponse:
         else "",
         "confirm_regenerate": action == "regenerate-ask",
         "mode_help": [(mode.value, MODE_HELP[mode]) for mode in MODE_ORDER],
+        # The chosen Internal ID falls back to initials while the clinic has internal IDs off: say so.
+        "internal_ids_off": subscription is not None
+        and mode_in_use(subscription.identifier_mode, internal_ids_enabled=request.clinic.internal_ids_enabled)
+        != subscription.identifier_mode,
     }
     if two_way:
         context |= _google_context(request, practitioner)

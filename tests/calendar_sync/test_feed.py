@@ -4,6 +4,7 @@ identifier modes, SEQUENCE and UIDs, 304s, rebuilds after commit, and tenancy.""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import re
 from zoneinfo import ZoneInfo
@@ -17,12 +18,13 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from icalendar.parser import Contentline
 
 from calendar_sync import crypto
 from calendar_sync.feed import subscriptions
 from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK
-from calendar_sync.models import FeedDocument, FeedSubscription
-from clinic.models import Role
+from calendar_sync.models import FeedChange, FeedDocument, FeedSubscription
+from clinic.models import Location, Role
 from patients.display import IdentifierMode
 from scheduling.models import Appointment
 from scheduling.services.booking import BookingRequest, appointment_book, appointment_cancel
@@ -129,6 +131,61 @@ def test_internal_id_needs_the_clinic_setting(clinic_b, outsider_client, outside
     assert not FeedSubscription.objects.exists()
 
 
+def turn_internal_ids(client, clinic, on: bool):
+    data = {"name": clinic.name, "time_zone": clinic.time_zone}
+    if on:
+        data["internal_ids_enabled"] = "on"
+    assert client.post(reverse("clinic:settings"), data).status_code == 302
+
+
+def stored_summaries(subscription):
+    document = FeedDocument.objects.get(subscription=subscription)
+    body = gzip.decompress(bytes(document.body)).decode()
+    return document.built_mode, [str(e["SUMMARY"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")]
+
+
+def test_an_internal_id_feed_shows_initials_while_the_clinic_has_internal_ids_off(
+    admin_client_a, clinic_a, therapist, appointment, django_capture_on_commit_callbacks
+):
+    subscription = enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID)
+    assert "P-00042 · Therapy 50" in fetch(admin_client_a, subscription).content.decode()
+    # Turning internal IDs off rebuilds the feed at once (the change recorded with the setting, built after
+    # commit), so a calendar app's next fetch gets the stored feed without the IDs.
+    with django_capture_on_commit_callbacks(execute=True):
+        turn_internal_ids(admin_client_a, clinic_a, on=False)
+    assert stored_summaries(subscription) == ("initials", ["NQ · Therapy 50"])
+    body = fetch(admin_client_a, subscription).content.decode()
+    assert "NQ · Therapy 50" in body and "P-00042" not in body
+    page = admin_client_a.get(reverse("calendar_sync:index"), {"practitioner": therapist.public_id})
+    notice = page.content.decode()
+    assert "Internal IDs are off for this clinic:</strong> your external calendar shows clients by their initials" in (
+        notice
+    )
+    # The practitioner's choice stays (the page saves without changing it) and comes back with the setting.
+    assert page.context["form"]["identifier_mode"].value() == IdentifierMode.INTERNAL_ID
+    assert enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID).identifier_mode == "internal_id"
+    with django_capture_on_commit_callbacks(execute=True):
+        turn_internal_ids(admin_client_a, clinic_a, on=True)
+    assert stored_summaries(subscription) == ("internal_id", ["P-00042 · Therapy 50"])
+    page = admin_client_a.get(reverse("calendar_sync:index"), {"practitioner": therapist.public_id})
+    assert "Internal IDs are off" not in page.content.decode()
+
+
+def test_turning_internal_ids_off_records_the_rebuild_with_the_setting_and_waits_on_no_broker(
+    admin_client_a, clinic_a, therapist, appointment, django_capture_on_commit_callbacks
+):
+    internal = enable(admin_client_a, therapist, mode=IdentifierMode.INTERNAL_ID)
+    other = enable(admin_client_a, PractitionerFactory(clinic=clinic_a), mode=IdentifierMode.FIRST_NAME)
+    fetch(admin_client_a, internal), fetch(admin_client_a, other)
+    with django_capture_on_commit_callbacks(execute=False) as nudges:
+        turn_internal_ids(admin_client_a, clinic_a, on=False)
+    assert set(FeedChange.objects.values_list("subscription_id", "key")) == {(internal.pk, "")}
+    assert len(nudges) == 1  # the rebuild's nudge, after commit; the sweep delivers it if the broker is down
+    # Even before any worker builds it, the feed never serves the internal IDs again.
+    body = fetch(admin_client_a, internal).content.decode()
+    assert "NQ · Therapy 50" in body and "P-00042" not in body
+
+
 def test_allowing_sync_gives_a_url_with_copy_regenerate_and_instructions(admin_client_a, therapist):
     subscription = enable(admin_client_a, therapist)
     page = admin_client_a.get(reverse("calendar_sync:index"), {"practitioner": therapist.public_id}).content.decode()
@@ -185,6 +242,53 @@ def test_the_feed_is_rfc_5545_read_back_by_three_libraries(admin_client_a, clini
     # Lines end with CRLF and none is longer than 75 octets.
     lines = response.content.split(b"\r\n")
     assert lines[-1] == b"" and all(len(line) <= 75 for line in lines)
+
+
+# RFC 5545 3.1: CONTROL = %x00-08 / %x0A-1F / %x7F, and no TEXT value holds one (tab aside); nor, here, C1.
+CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]")
+
+
+def strictly_parsed(body: bytes) -> icalendar.Calendar:
+    """The feed read as a strict parser reads it: UTF-8, CRLF lines, no control character in any content
+    line, every line split into name, parameters and value by icalendar's strict content-line parser."""
+    text = body.decode("utf-8")
+    assert text.endswith("\r\n")
+    unfolded: list[str] = []
+    for line in text[:-2].split("\r\n"):
+        assert "\r" not in line and "\n" not in line, repr(line)
+        if line.startswith((" ", "\t")):
+            unfolded[-1] += line[1:]
+        else:
+            unfolded.append(line)
+    for line in unfolded:
+        assert not CONTROL.search(line), repr(line)
+        Contentline(line, strict=True).parts()
+    return icalendar.Calendar.from_ical(body)
+
+
+def test_control_characters_never_reach_the_feed_and_newlines_stay(
+    admin_client_a, clinic_a, therapist, patient, appointment
+):
+    therapist.name = "Dr\x0b Feed"
+    therapist.save()
+    patient.first_name, patient.last_name = "Na\x1bdia", "Qu\x85ist"
+    patient.save()
+    Location.objects.for_clinic(clinic_a).update(name="Main\x07 Surgery\x7f")
+    OtherEventFactory(
+        clinic=clinic_a,
+        practitioner=therapist,
+        title="Staff\x0bmeeting\x0c\nRoom\t2\x01\x9f",
+        starts_at=dt.datetime(2027, 3, 9, 12, tzinfo=dt.UTC),
+        ends_at=dt.datetime(2027, 3, 9, 13, tzinfo=dt.UTC),
+    )
+    subscription = enable(admin_client_a, therapist, mode=IdentifierMode.FULL_NAME)
+    response = fetch(admin_client_a, subscription)
+    calendar = strictly_parsed(response.content)
+    assert str(calendar["X-WR-CALNAME"]) == f"Dr Feed · {clinic_a.name}"
+    summaries = sorted(str(e["SUMMARY"]) for e in calendar.walk("VEVENT"))
+    assert summaries == ["Nadia Quist · Therapy 50", "Staffmeeting\nRoom\t2"]  # the newline and tab stay
+    assert [str(e["LOCATION"]) for e in calendar.walk("VEVENT") if "LOCATION" in e] == ["Main Surgery"]
+    assert vobject.readOne(response.content.decode()).validate()
 
 
 def test_the_window_and_cancelled_appointments(admin_client_a, clinic_a, therapist, patient, appointment):

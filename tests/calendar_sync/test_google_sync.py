@@ -5,6 +5,7 @@ switching, revoked access, faults, notifications and tenancy."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -24,13 +25,14 @@ from calendar_sync.models import (
     GoogleState,
     SyncType,
 )
+from clinic.models import Location
 from scheduling.models import Appointment, AppointmentStatus, Availability, OtherEvent
 from scheduling.selectors.calendar import free_times
 from scheduling.services.booking import appointment_cancel
 from scheduling.signals import announce_calendar_change
 from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, google_events
 from tests.conftest import logged_in_client
-from tests.factories import MembershipFactory, OtherEventFactory, PractitionerFactory
+from tests.factories import MembershipFactory, OtherEventFactory, PatientFactory, PractitionerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,6 +94,38 @@ def test_connecting_makes_a_clinic_calendar_and_sends_the_calendar_there(google,
     assert other["summary"] == "Team meeting" and other.get("transparency", "opaque") == "opaque"
     page = clinician_client.get(reverse("calendar_sync:index")).content.decode()
     assert EMAIL in page and "Secondary Google calendars" in page
+
+
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")  # all but tab, newline, return
+
+
+def strings_in(value) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in strings_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_control_characters_never_reach_google(google, clinic_a, clinician, clinician_client):
+    _, practitioner = clinician
+    clinic_a.name = "Clinic\x0b A"
+    clinic_a.save()
+    patient = PatientFactory(clinic=clinic_a, first_name="Na\x1bdia", last_name="Qu\x85ist")
+    appointment = future_appointment(clinic_a, practitioner, patient=patient)
+    Location.objects.for_clinic(clinic_a).update(name="Main\x07 Surgery")
+    event = OtherEventFactory(
+        clinic=clinic_a, practitioner=practitioner, title="Staff\x0bmeeting\x0c\nRoom 2\x01", starts_at=at(2, 13)
+    )
+    save_settings(clinician_client, practitioner, sync_type="two_way", mode="full_name")
+    connection = connect(clinician_client, google, practitioner)
+    pushed = ours(google, connection)
+    assert pushed["csa" + appointment.public_id.hex]["summary"] == f"🔒 Nadia Quist · {appointment.slot_type.name}"
+    assert pushed["csa" + appointment.public_id.hex]["location"] == "Main Surgery"
+    assert pushed["cse" + event.public_id.hex]["summary"] == "Staffmeeting\nRoom 2"
+    assert google.calendar(connection.default_calendar_id)["summary"] == "Clinic A · Clinic Scheduler"
+    for text in strings_in(list(pushed.values())):
+        assert not CONTROL.search(text), repr(text)
 
 
 def test_the_default_calendar_can_be_an_existing_one_with_a_warning_for_the_primary(
@@ -397,6 +431,28 @@ def test_one_way_clears_google_events_and_toggling_back_resyncs_with_the_new_mod
     assert save_settings(clinician_client, practitioner, sync_type="two_way", mode="first_name").status_code == 302
     assert ours(google, connection)["csa" + appointment.public_id.hex]["summary"].startswith("🔒 Nadia")
     assert OtherEvent.objects.filter(title="Gym").exists()  # pulled again
+
+
+def test_internal_ids_turned_off_reach_google_as_initials_and_come_back_when_on(
+    google, clinic_a, clinician, clinician_client, admin_client_a
+):
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    appointment = future_appointment(clinic_a, practitioner)
+    event_id = "csa" + appointment.public_id.hex
+    kind = appointment.slot_type.name
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 {appointment.patient.internal_id} · {kind}"
+
+    def turn_internal_ids(on: bool):
+        data = {"name": clinic_a.name, "time_zone": clinic_a.time_zone} | ({"internal_ids_enabled": "on"} if on else {})
+        assert admin_client_a.post(reverse("clinic:settings"), data).status_code == 302
+
+    turn_internal_ids(False)
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 NQ · {kind}"
+    assert appointment.patient.internal_id not in str(google_events(google, connection))
+    assert not GooglePending.objects.exists()
+    turn_internal_ids(True)
+    assert ours(google, connection)[event_id]["summary"] == f"🔒 {appointment.patient.internal_id} · {kind}"
 
 
 def test_a_revoked_grant_breaks_the_connection_stops_retrying_and_says_so(

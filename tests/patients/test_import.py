@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from clinic.models import AuditEvent
 from patients.models import Patient
 from tests.factories import PatientFactory
 
@@ -58,6 +61,55 @@ def test_duplicates_are_reported_and_never_created_twice(reception_client_a, cli
     reception_client_a.post(reverse("patients:import"), {"csv_text": text, "action": "import"})
     assert Patient.objects.for_clinic(clinic_a).filter(national_id="9434765919").count() == 1
     assert Patient.objects.for_clinic(clinic_a).count() == 2
+
+
+def blocked_holder(clinic):
+    return PatientFactory(
+        clinic=clinic,
+        first_name="Hester",
+        last_name="Hidden",
+        national_id_kind="nhs",
+        national_id="9434765919",
+        is_blocked=True,
+        blocked_reason="A member of staff",
+    )
+
+
+def test_an_import_row_with_a_blocked_patients_national_id_names_nobody_and_is_audited(
+    reception_client_a, reception_a, clinic_a, caplog
+):
+    blocked = blocked_holder(clinic_a)
+    caplog.set_level(logging.DEBUG)
+    report = upload(reception_client_a, HEADER + GOOD)
+    check = report.context["check"]
+    assert check.duplicates == []
+    assert dict(check.errors) == {
+        2: "National identifier: This national ID cannot be used: check it, or ask a member who can see "
+        "restricted records."
+    }
+    page = report.content.decode()
+    for told in ("Hidden", "Hester", blocked.internal_id, "existing patient", "blocked"):
+        assert told not in page, told
+    assert "0 duplicates" in page
+    event = AuditEvent.objects.get(clinic=clinic_a, action="patient.national_id_refused")
+    assert (event.actor, event.object_id) == (reception_a.user, str(blocked.public_id))
+    assert event.detail == {"via": "import", "line": 2}
+    assert "9434765919" not in caplog.text and "943 476 5919" not in caplog.text
+    skipped = reception_client_a.post(
+        reverse("patients:import"), {"csv_text": HEADER + GOOD, "action": "import", "skip_bad_rows": "on"}
+    )
+    assert skipped.status_code == 302
+    assert Patient.objects.for_clinic(clinic_a).filter(national_id="9434765919").get() == blocked
+
+
+def test_an_import_by_a_member_who_may_see_blocked_patients_names_the_duplicate(admin_client_a, clinic_a):
+    blocked = blocked_holder(clinic_a)
+    check = upload(admin_client_a, HEADER + GOOD).context["check"]
+    assert dict(check.duplicates) == {
+        2: f"Another patient of this clinic has this national identifier: Hester Hidden · {blocked.internal_id} "
+        "(blocked)."
+    }
+    assert check.errors == []
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 from django.urls import reverse
 
@@ -63,7 +66,66 @@ def test_a_national_id_is_unique_in_a_clinic_but_not_across_clinics(reception_cl
     PatientFactory(clinic=clinic_b, national_id_kind="nhs", national_id=NHS)
     assert reception_client_a.post(reverse("patients:add"), patient_data()).status_code == 302
     again = reception_client_a.post(reverse("patients:add"), patient_data(last_name="Other"))
-    assert "Another patient of this clinic has this national identifier." in again.content.decode()
+    told = "Another patient of this clinic has this national identifier: John Smith · P000001."
+    assert told in again.content.decode()
+
+
+UNUSABLE = "This national ID cannot be used: check it, or ask a member who can see restricted records."
+
+
+def blocked_holder(clinic):
+    return PatientFactory(
+        clinic=clinic,
+        first_name="Hester",
+        last_name="Hidden",
+        national_id_kind="nhs",
+        national_id=NHS,
+        is_blocked=True,
+        blocked_reason="A member of staff",
+    )
+
+
+def test_a_blocked_patients_national_id_is_refused_naming_nobody_and_audited(
+    reception_client_a, reception_a, clinic_a, caplog
+):
+    blocked = blocked_holder(clinic_a)
+    caplog.set_level(logging.DEBUG)
+    response = reception_client_a.post(reverse("patients:add"), patient_data(last_name="Other"))
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"national_id": [UNUSABLE]}
+    page = response.content.decode()
+    assert UNUSABLE in page
+    for told in ("Another patient", "Hidden", "Hester", blocked.internal_id, "blocked"):
+        assert told not in page, told
+    assert Patient.objects.for_clinic(clinic_a).count() == 1  # refused all the same: national IDs stay unique
+    event = AuditEvent.objects.get(clinic=clinic_a, action="patient.national_id_refused")
+    assert (event.actor, event.object_id, event.detail) == (reception_a.user, str(blocked.public_id), {"via": "form"})
+    for number in (NHS, "943 476 5919", "5919"):
+        assert number not in caplog.text
+        assert number not in json.dumps(list(AuditEvent.objects.values_list("detail", flat=True)))
+
+
+def test_editing_a_patient_to_a_blocked_patients_national_id_is_refused_the_same_way(reception_client_a, clinic_a):
+    blocked_holder(clinic_a)
+    patient = PatientFactory(clinic=clinic_a, last_name="Smith", first_name="John")
+    url = reverse("patients:edit", args=[patient.public_id])
+    response = reception_client_a.post(url, patient_data())
+    assert response.context["form"].errors == {"national_id": [UNUSABLE]}
+    patient.refresh_from_db()
+    assert patient.national_id is None
+    assert AuditEvent.objects.filter(clinic=clinic_a, action="patient.national_id_refused").count() == 1
+
+
+def test_a_member_who_may_see_blocked_patients_is_told_which_patient_has_the_national_id(admin_client_a, clinic_a):
+    blocked = blocked_holder(clinic_a)
+    response = admin_client_a.post(reverse("patients:add"), patient_data(last_name="Other"))
+    assert response.context["form"].errors == {
+        "national_id": [
+            "Another patient of this clinic has this national identifier: "
+            f"Hester Hidden · {blocked.internal_id} (blocked)."
+        ]
+    }
+    assert not AuditEvent.objects.filter(action="patient.national_id_refused").exists()
 
 
 def test_the_national_id_is_masked_in_lists_and_full_on_the_record(reception_client_a, clinic_a):
