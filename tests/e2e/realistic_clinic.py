@@ -151,7 +151,7 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         [*slot_types, None, group_type],
         name="Dr Smith AM",
         colour="navy",
-        description="Routine and same-day appointments",
+        description="Routine and same-day",  # at most 30 characters
     )
     allocation = allocation_create(
         clinic=clinic,
