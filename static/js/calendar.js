@@ -20,16 +20,79 @@
     return t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName));
   }
 
-  function openTip(url) {
+  // A modal dialog keeps the focus while it is open and gives it back when it closes. showModal() makes the
+  // page behind inert, but Tab from the last control (or Shift+Tab from the first) would still leave it for
+  // the browser's own toolbar: it wraps around instead (over the controls there now: htmx swaps steps in).
+  // On closing, the browser focuses what had the focus before; when that is gone (a slot the grid's
+  // refresh replaced) or hidden (a menu item, its menu closed), the element now bearing its id, or the
+  // menu's button, gets it.
+  var openers = new WeakMap();
+
+  function openModal(dialog, opener) {
+    var from = opener || document.activeElement;
+    if (from && from !== document.body && !dialog.contains(from)) { openers.set(dialog, from); }
+    if (!dialog.open) { dialog.showModal(); }
+  }
+
+  function shown(el) { return el.isConnected && el.getClientRects().length > 0; }
+
+  function tabStops(dialog) {
+    var candidates = dialog.querySelectorAll(
+      "a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex='-1'])"
+    );
+    return Array.prototype.filter.call(candidates, function (el) {
+      if (el.disabled || el.tabIndex < 0 || el.type === "hidden" || !shown(el)) { return false; }
+      if (el.type === "radio" && !el.checked && el.name) {
+        // One stop per radio group: the chosen radio, else the group's first.
+        var group = (el.form || dialog).querySelectorAll("input[type=radio][name='" + CSS.escape(el.name) + "']");
+        var chosen = Array.prototype.some.call(group, function (r) { return r.checked; });
+        return !chosen && group[0] === el;
+      }
+      return true;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab" || event.altKey || event.ctrlKey || event.metaKey) { return; }
+    var dialog = document.querySelector("dialog[open]");
+    if (!dialog) { return; }
+    var stops = tabStops(dialog);
+    var active = document.activeElement;
+    if (!stops.length) { event.preventDefault(); return; }
+    var first = stops[0];
+    var last = stops[stops.length - 1];
+    if (!dialog.contains(active) || (event.shiftKey && active === first) || (!event.shiftKey && active === last)) {
+      event.preventDefault();
+      (event.shiftKey ? last : first).focus();
+    }
+  });
+
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!(dialog instanceof HTMLDialogElement)) { return; }
+    var opener = openers.get(dialog);
+    openers.delete(dialog);
+    var active = document.activeElement;
+    if (!opener || (active && active !== document.body && shown(active))) { return; }
+    var target = opener.isConnected ? opener : (opener.id && document.getElementById(opener.id));
+    if (target && !shown(target)) {
+      var menu = target.closest("details");
+      target = menu && menu.querySelector("summary");
+    }
+    if (target && shown(target)) { target.focus(); }
+  }, true);
+
+  function openTip(url, opener) {
     var dialog = document.getElementById("tip");
     var body = document.getElementById("tip-body");
     if (!dialog || !body || !window.htmx) { window.location.assign(url); return; }
+    opener = opener || document.activeElement;
     // Open once htmx has settled the new content (its links and forms are wired up by then),
     // not when the request resolves: a quick Enter would otherwise follow a plain link.
     body.addEventListener("htmx:afterSettle", function opened(event) {
       if (event.target !== body && !body.contains(event.target)) { return; }
       body.removeEventListener("htmx:afterSettle", opened);
-      if (!dialog.open) { dialog.showModal(); }
+      openModal(dialog, opener);
       var first = body.querySelector("input:not([type=hidden]):not([type=radio]), select, textarea, a, button");
       if (first) { first.focus(); }
     });
@@ -74,7 +137,7 @@
     if (event.key === "?") {
       event.preventDefault();
       var help = document.getElementById("shortcuts");
-      if (help && !help.open) { help.showModal(); }
+      if (help && !help.open) { openModal(help); }
     } else if (event.key === "e") {
       event.preventDefault();
       var link = cal.querySelector("a[href*='/events/new/']");
@@ -90,8 +153,10 @@
     if (!(target instanceof Element)) { return; }
     if (target.closest("[data-shortcuts]")) {
       var help = document.getElementById("shortcuts");
-      target.closest("details") && target.closest("details").removeAttribute("open");
-      if (help) { help.showModal(); }
+      var menu = target.closest("details");
+      if (menu) { menu.removeAttribute("open"); }
+      // The item is hidden with its menu: the menu's button gets the focus back.
+      if (help) { openModal(help, menu ? menu.querySelector("summary") : target.closest("button")); }
       return;
     }
     if (target.closest("[data-close]")) { closeDialogs(); return; }
@@ -100,7 +165,7 @@
       event.preventDefault();
       var menu = tipLink.closest("details");
       if (menu) { menu.removeAttribute("open"); }
-      openTip(tipLink.getAttribute("href"));
+      openTip(tipLink.getAttribute("href"), menu ? menu.querySelector("summary") : tipLink);
       return;
     }
     var cal = calendarEl();

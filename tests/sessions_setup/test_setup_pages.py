@@ -94,6 +94,32 @@ def test_palette_css_matches_the_palette():
         assert f".c-{colour.key} {{ background-color: {colour.hex}; color: {colour.ink}; }}" in css
 
 
+def contrast(one: str, two: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(one), luminance(two)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_contrast_formula():
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+def test_every_palette_colour_is_readable_with_its_ink():
+    """Slot and session names are small text on these colours (the grid, the rota, the session lists):
+    WCAG AA asks 4.5:1."""
+    from sessions_setup.palette import PALETTE
+
+    too_faint = {c.key: round(contrast(c.hex, c.ink), 2) for c in PALETTE if contrast(c.hex, c.ink) < 4.5}
+    assert too_faint == {}
+
+
 # --- The session list: Save, Reset, Sort ----------------------------------------------
 
 
