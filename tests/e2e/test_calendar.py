@@ -410,7 +410,11 @@ def test_a_client_appointment_from_an_empty_time_opens_booking_there(
     expect(page.locator("#calendar-said")).to_contain_text("Booked Nadia Quist on Mon 11 Jan 2027, 10:20")
     assert OtherEvent.objects.count() == 0
 
-    # Where nothing is free (12:00), booking opens in Create New Slot at that time, in the popup.
+    # Where nothing is free (12:00), booking opens in Create New Slot at that time, in the popup: once the
+    # refreshed grid (with the booking in it) has settled, so the click lands on the new one.
+    expect(column.locator("a.slot", has_text="Nadia Quist")).to_be_visible()
+    box = column.bounding_box()
+    assert box is not None
     column.click(position={"x": box["width"] / 2, "y": box["height"] * (5 / 12) + 2})
     expect(tip.get_by_role("heading", name="New event")).to_be_visible()
     expect(tip.locator("#id_start_time")).to_have_value("12:00")
