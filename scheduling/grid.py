@@ -293,17 +293,39 @@ def repeated(local: dt.datetime) -> int:
 
 def clock(local: dt.datetime) -> str:
     """HH:MM on the wall clock, with the zone's abbreviation where the night clocks go back shows it twice."""
-    return f"{local:%H:%M} {local.tzname()}" if repeated(local) else f"{local:%H:%M}"
+    return f"{hhmm(local)} {local.tzname()}" if repeated(local) else hhmm(local)
+
+
+def steady_offset(zone: ZoneInfo, first_date: dt.date, last_date: dt.date) -> bool:
+    """Whether the zone keeps one UTC offset from the start of `first_date` to the end of `last_date` (no
+    clock change in a view): the grid then names no repeated time and skips the check for each thing."""
+    days = (last_date - first_date).days + 2
+    moments = (dt.datetime.combine(first_date + dt.timedelta(days=n), dt.time(), tzinfo=zone) for n in range(days))
+    return len({moment.utcoffset() for moment in moments}) == 1
+
+
+def hhmm(local: dt.datetime) -> str:
+    return f"{local.hour:02d}:{local.minute:02d}"
 
 
 def local_pieces(
-    start: dt.datetime, end: dt.datetime, zone: ZoneInfo, *, first_date: dt.date, last_date: dt.date
+    start: dt.datetime,
+    end: dt.datetime,
+    zone: ZoneInfo,
+    *,
+    first_date: dt.date,
+    last_date: dt.date,
+    steady: bool = False,
 ) -> list[Piece]:
     """[start, end) on the local dates from `first_date` to `last_date`: one piece per date it touches (an event
     over midnight shows on both days). On the night the clocks go back a wall-clock end can come before its
-    start (01:50 BST to 01:00 GMT): the piece then keeps its real length from its start."""
+    start (01:50 BST to 01:00 GMT): the piece then keeps its real length from its start. `steady`: the zone
+    does not change its offset over these dates (see steady_offset), so no time is shown twice."""
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    labels = (clock(local_start), clock(local_end), repeated(local_start))
+    if steady:
+        labels = (hhmm(local_start), hhmm(local_end), 0)
+    else:
+        labels = (clock(local_start), clock(local_end), repeated(local_start))
     low, start_date, end_date = minutes_of(local_start), local_start.date(), local_end.date()
     if end_date == start_date:
         high = minutes_of(local_end)
@@ -414,9 +436,10 @@ def build_grid(
 
     # Local positions first: the visible range depends on everything there is to show.
     first_date, last_date = dates[0], dates[-1]
+    steady = steady_offset(zone, first_date, last_date)
 
     def pieces(start: dt.datetime, end: dt.datetime) -> list[Piece]:
-        return local_pieces(start, end, zone, first_date=first_date, last_date=last_date)
+        return local_pieces(start, end, zone, first_date=first_date, last_date=last_date, steady=steady)
 
     closed_sessions = {session.id for session in session_rows if session.closed_session}
     sessions = {session.id: (session, pieces(session.starts_at, session.ends_at)) for session in session_rows}
