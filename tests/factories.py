@@ -214,3 +214,17 @@ def allocate_rota(clinic, practitioner, slot_type, first, last, weekdays=(1, 3, 
     location = practitioner.default_location
     request = AllocationRequest(template, practitioner, location, start or dt.time(18), first, last, tuple(weekdays), 1)
     return allocation_create(clinic=clinic, actor=None, request=request)
+
+
+def blocked_national_id_holder(clinic):
+    """A blocked patient holding the NHS number 9434765919: the duplicate the patient form and the import must
+    refuse without naming to a member who may not see blocked patients."""
+    return PatientFactory(
+        clinic=clinic,
+        first_name="Hester",
+        last_name="Hidden",
+        national_id_kind="nhs",
+        national_id="9434765919",
+        is_blocked=True,
+        blocked_reason="A member of staff",
+    )

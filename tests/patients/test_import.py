@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from clinic.models import AuditEvent
 from patients.models import Patient
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, blocked_national_id_holder
 
 pytestmark = pytest.mark.django_db
 
@@ -63,22 +63,10 @@ def test_duplicates_are_reported_and_never_created_twice(reception_client_a, cli
     assert Patient.objects.for_clinic(clinic_a).count() == 2
 
 
-def blocked_holder(clinic):
-    return PatientFactory(
-        clinic=clinic,
-        first_name="Hester",
-        last_name="Hidden",
-        national_id_kind="nhs",
-        national_id="9434765919",
-        is_blocked=True,
-        blocked_reason="A member of staff",
-    )
-
-
 def test_an_import_row_with_a_blocked_patients_national_id_names_nobody_and_is_audited(
     reception_client_a, reception_a, clinic_a, caplog
 ):
-    blocked = blocked_holder(clinic_a)
+    blocked = blocked_national_id_holder(clinic_a)
     caplog.set_level(logging.DEBUG)
     report = upload(reception_client_a, HEADER + GOOD)
     check = report.context["check"]
@@ -103,7 +91,7 @@ def test_an_import_row_with_a_blocked_patients_national_id_names_nobody_and_is_a
 
 
 def test_an_import_by_a_member_who_may_see_blocked_patients_names_the_duplicate(admin_client_a, clinic_a):
-    blocked = blocked_holder(clinic_a)
+    blocked = blocked_national_id_holder(clinic_a)
     check = upload(admin_client_a, HEADER + GOOD).context["check"]
     assert dict(check.duplicates) == {
         2: f"Another patient of this clinic has this national identifier: Hester Hidden · {blocked.internal_id} "

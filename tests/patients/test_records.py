@@ -11,7 +11,7 @@ from django.urls import reverse
 from clinic.models import AuditEvent
 from patients.models import Coverage, Patient
 from tests.conftest import logged_in_client
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, blocked_national_id_holder
 
 pytestmark = pytest.mark.django_db
 NHS = "9434765919"
@@ -73,22 +73,10 @@ def test_a_national_id_is_unique_in_a_clinic_but_not_across_clinics(reception_cl
 UNUSABLE = "This national ID cannot be used: check it, or ask a member who can see restricted records."
 
 
-def blocked_holder(clinic):
-    return PatientFactory(
-        clinic=clinic,
-        first_name="Hester",
-        last_name="Hidden",
-        national_id_kind="nhs",
-        national_id=NHS,
-        is_blocked=True,
-        blocked_reason="A member of staff",
-    )
-
-
 def test_a_blocked_patients_national_id_is_refused_naming_nobody_and_audited(
     reception_client_a, reception_a, clinic_a, caplog
 ):
-    blocked = blocked_holder(clinic_a)
+    blocked = blocked_national_id_holder(clinic_a)
     caplog.set_level(logging.DEBUG)
     response = reception_client_a.post(reverse("patients:add"), patient_data(last_name="Other"))
     assert response.status_code == 200
@@ -106,7 +94,7 @@ def test_a_blocked_patients_national_id_is_refused_naming_nobody_and_audited(
 
 
 def test_editing_a_patient_to_a_blocked_patients_national_id_is_refused_the_same_way(reception_client_a, clinic_a):
-    blocked_holder(clinic_a)
+    blocked_national_id_holder(clinic_a)
     patient = PatientFactory(clinic=clinic_a, last_name="Smith", first_name="John")
     url = reverse("patients:edit", args=[patient.public_id])
     response = reception_client_a.post(url, patient_data())
@@ -117,7 +105,7 @@ def test_editing_a_patient_to_a_blocked_patients_national_id_is_refused_the_same
 
 
 def test_a_member_who_may_see_blocked_patients_is_told_which_patient_has_the_national_id(admin_client_a, clinic_a):
-    blocked = blocked_holder(clinic_a)
+    blocked = blocked_national_id_holder(clinic_a)
     response = admin_client_a.post(reverse("patients:add"), patient_data(last_name="Other"))
     assert response.context["form"].errors == {
         "national_id": [
