@@ -43,10 +43,8 @@ def popup_done(request: HttpRequest, message: str, *, then: str, popup_page: str
     "calendar:changed" event with the message, `then` and `focus` (the popup closes, the page refreshes
     itself and shows the changed item). Elsewhere: the message is kept for the next page and the browser
     goes to `then`, with `focus` as its fragment (a client redirect under htmx)."""
-    htmx = getattr(request, "htmx", None)
     if in_popup(request, popup_page):
         detail = {"message": message, "then": then, "focus": focus}
         return trigger_client_event(HttpResponse(status=204), "calendar:changed", detail)
     messages.success(request, message)
-    url = f"{then}#{focus}" if focus else then
-    return HttpResponseClientRedirect(url) if htmx else redirect(url)
+    return popup_next(request, f"{then}#{focus}" if focus else then, popup_page=popup_page)
