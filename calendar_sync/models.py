@@ -105,6 +105,12 @@ class GoogleConnection(TenantModel):
     pushed_at = models.DateTimeField(null=True, blank=True)
     pulled_at = models.DateTimeField(null=True, blank=True)
     backoff_until = models.DateTimeField(null=True, blank=True, help_text="Google asked us to wait (quota).")
+    scopes = models.TextField(blank=True, help_text="The OAuth scopes Google granted, space-separated.")
+    focus_time_busy = models.BooleanField(
+        "Focus time blocks booking",
+        default=False,
+        help_text="Google focus-time blocks marked busy keep patients from booking then.",
+    )
     connected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -122,6 +128,12 @@ class GoogleCalendar(TenantModel):
     writable = models.BooleanField(default=True, help_text="The account may add events to it.")
     selected = models.BooleanField(default=False, help_text="Pulled as a secondary calendar.")
     sync_token = models.TextField(blank=True)
+    window_start = models.DateTimeField(
+        null=True, blank=True, help_text="The start of the window the last full listing covered."
+    )
+    push_refused = models.BooleanField(
+        default=False, help_text="Google sends no change notifications for it (events.watch refused): polled."
+    )
 
     class Meta:
         ordering = ["-primary", "summary", "id"]
@@ -149,6 +161,7 @@ class GoogleEvent(TenantModel):
     key = models.CharField(max_length=24)
     event_id = models.CharField(max_length=64)
     fingerprint = models.CharField(max_length=32, blank=True)
+    etag = models.CharField(max_length=64, blank=True, help_text="Google's ETag of the event as last written or read.")
     deleted_in_google = models.BooleanField(default=False)
 
     class Meta:
@@ -159,6 +172,25 @@ class GoogleEvent(TenantModel):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+class GoogleRefusal(TenantModel):
+    """A write Google refused for good (a 4xx that is not retried): shown on the Sync page with what to do,
+    never recorded as synced, tried again when the practitioner presses Sync now. One per item ("" when
+    Google refused the connection's calendar as a whole)."""
+
+    connection = models.ForeignKey(GoogleConnection, on_delete=models.CASCADE, related_name="refusals")
+    key = models.CharField(max_length=24, blank=True)
+    verb = models.CharField(max_length=10)
+    status = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "key"], name="googlerefusal_one_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.key}: {self.status} {self.reason}"
 
 
 class GoogleChannel(TenantModel):
