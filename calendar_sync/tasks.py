@@ -41,7 +41,7 @@ def build_feed(subscription_id: int) -> str:
 
 
 def _run(task: Any, work: Callable[..., object], *args: Any) -> str:
-    from calendar_sync.google.client import AccessRevoked, GoogleTrouble
+    from calendar_sync.google.client import AccessRevoked, ClientRefused, GoogleTrouble
 
     attempt = task.request.retries
     while True:
@@ -49,6 +49,8 @@ def _run(task: Any, work: Callable[..., object], *args: Any) -> str:
             return repr(work(*args, attempt=attempt))
         except AccessRevoked:
             return "broken"
+        except ClientRefused:
+            return "client refused"  # the deployment's settings are wrong: nothing is tried until they change
         except GoogleTrouble as trouble:
             if trouble.quota:
                 return "backing off"  # the pending items stay; beat picks them up when the wait is over

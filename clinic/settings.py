@@ -150,6 +150,10 @@ GOOGLE_REVOKE_URI = os.environ.get("GOOGLE_REVOKE_URI", "https://oauth2.googleap
 # channels, and Google changes arrive with the periodic pull (every GOOGLE_PULL_MINUTES) alone.
 GOOGLE_WEBHOOK_ORIGIN = os.environ.get("GOOGLE_WEBHOOK_ORIGIN", "")
 GOOGLE_PULL_MINUTES = int(os.environ.get("GOOGLE_PULL_MINUTES", "15"))
+# Google's token response may name more scopes than were asked for (the scopes granted before come with the new
+# grant: include_granted_scopes). oauthlib raises on that unless told to relax; we check the scopes we need ourselves
+# (calendar_sync.views.google.google_callback).
+os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 SYNC_TOKEN_KEYS = env_list("SYNC_TOKEN_KEYS", [])
 if PRODUCTION and GOOGLE_CLIENT_ID and not SYNC_TOKEN_KEYS:
     raise ImproperlyConfigured("SYNC_TOKEN_KEYS must be set when Google sync is configured in production.")

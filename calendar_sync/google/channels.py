@@ -17,13 +17,21 @@ from django.utils import timezone
 from googleapiclient.errors import HttpError
 
 from calendar_sync.crypto import token_hash
-from calendar_sync.google.client import AccessRevoked, GoogleTrouble
+from calendar_sync.google.client import (
+    AccessRevoked,
+    ClientRefused,
+    GoogleTrouble,
+    client_refused,
+    client_refused_record,
+    error_reason,
+)
 from calendar_sync.google.connection import Session, connection_mark_broken
 from calendar_sync.models import GoogleCalendar, GoogleChannel, GoogleConnection, GoogleState, SyncType
 
 log = logging.getLogger(__name__)
 
 CHANNEL_TTL = dt.timedelta(days=7)
+PUSH_NOT_SUPPORTED = "pushNotSupportedForRequestedResource"
 CHANNEL_RENEW_BEFORE = dt.timedelta(days=1)
 
 
@@ -49,7 +57,7 @@ def _synced_calendars_all_clinics() -> QuerySet[GoogleCalendar]:
 def channels_renew(now: dt.datetime | None = None) -> int:
     """Watch every synced calendar that has no channel, or one expiring within a day; stop the old one."""
     address = webhook_address()
-    if not address:
+    if not address or client_refused():
         return 0
     now = now or timezone.now()
     made = 0
@@ -57,6 +65,8 @@ def channels_renew(now: dt.datetime | None = None) -> int:
         connection = calendar.connection
         if not (calendar.selected or calendar.calendar_id == connection.default_calendar_id):
             continue
+        if calendar.push_refused:
+            continue  # Google sends no notifications for it: beat's periodic pull reads it
         channels = GoogleChannel.objects.for_clinic(calendar.clinic_id)
         current = list(channels.filter(calendar=calendar))
         if any(c.expires_at > now + CHANNEL_RENEW_BEFORE for c in current):
@@ -96,7 +106,17 @@ def channels_renew(now: dt.datetime | None = None) -> int:
             _stop_channels(session, current)
         except AccessRevoked:
             connection_mark_broken(connection)
-        except (GoogleTrouble, HttpError) as error:
+        except ClientRefused as refused:
+            client_refused_record(str(refused))
+            return made
+        except HttpError as error:
+            if error_reason(error) == PUSH_NOT_SUPPORTED:
+                # For good: Google generates such calendars (holidays, birthdays) and never notifies about them.
+                GoogleCalendar.objects.for_clinic(calendar.clinic_id).filter(pk=calendar.pk).update(push_refused=True)
+                log.info("google calendar %s refuses push notifications: polled instead", calendar.pk)
+            else:
+                log.warning("google watch failed for calendar %s: %s", calendar.pk, error.status_code)
+        except GoogleTrouble as error:
             log.warning("google watch failed for calendar %s: %s", calendar.pk, type(error).__name__)
         finally:
             session.close()

@@ -3,15 +3,18 @@
 The client is built from the client library's bundled discovery document with its roots at
 settings.GOOGLE_API_ROOT (Google's by default; the tests' fake otherwise), so that batch requests, which
 googleapiclient addresses from the document's rootUrl, go to the same place. A failure is either
-GoogleTrouble (try again after `delay`) or AccessRevoked (the grant is gone: stop until connected again).
+GoogleTrouble (try again after `delay`), AccessRevoked (the grant is gone: stop until connected again) or
+ClientRefused (Google refuses this deployment's OAuth client: its settings are wrong, nobody must reconnect).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import random
-from functools import cache
+from functools import cache as memoized
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,28 @@ import google_auth_httplib2
 import googleapiclient
 import httplib2
 from django.conf import settings
+from django.core.cache import cache
 from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
-CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+log = logging.getLogger(__name__)
+
+# The narrowest scopes that do the job (https://developers.google.com/workspace/calendar/api/auth): the calendar we
+# make for the clinic, the list of the account's calendars to choose from, and the events of an existing calendar
+# chosen as the default one or synced as a secondary one. Not "calendar" (see, edit, share and delete all calendars).
+SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
+SCOPE_CALENDAR_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
+SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+SCOPES = (SCOPE_APP_CREATED, SCOPE_CALENDAR_LIST, SCOPE_EVENTS)
+# What a person unticked at Google's granular consent screen, in the words of the Sync page.
+SCOPE_WORDS = {
+    SCOPE_APP_CREATED: "the calendar Clinic Scheduler makes for the clinic",
+    SCOPE_CALENDAR_LIST: "the list of your calendars",
+    SCOPE_EVENTS: "your calendar events",
+}
+CLIENT_REFUSED_SECONDS = 600  # a refused OAuth client is tried again after this long (or once the settings change)
 DISCOVERY = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "calendar.v3.json"
 BATCH_SIZE = 50  # calls per batch request
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
@@ -32,7 +51,7 @@ QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 QUOTA_BACKOFF = dt.timedelta(hours=3)
 
 
-@cache
+@memoized
 def _bundled_document() -> str:
     return DISCOVERY.read_text()
 
@@ -67,7 +86,9 @@ def credentials(*, access_token: str, refresh_token: str, expiry: Any = None) ->
         token_uri=settings.GOOGLE_TOKEN_URI,
         client_id=settings.GOOGLE_CLIENT_ID,
         client_secret=settings.GOOGLE_CLIENT_SECRET,
-        scopes=[CALENDAR_SCOPE],
+        # No scopes of its own: a refresh that names scopes must name granted ones (invalid_scope otherwise), and
+        # one that names none gets what the grant holds, whatever an earlier version of this app asked for.
+        scopes=None,
         expiry=expiry,
     )
 
@@ -103,6 +124,28 @@ class AccessRevoked(Exception):
     """The grant is gone (invalid_grant): the connection is broken until the practitioner connects again."""
 
 
+class ClientRefused(Exception):
+    """Google refuses this deployment's OAuth client (invalid_client, unauthorized_client): the client id or secret
+    in the settings is wrong. A configuration error for the administrators; every connection waits, unbroken."""
+
+
+def _client_key() -> str:
+    # Named by the client's settings: once they change (fixed), the mark no longer applies.
+    client = f"{settings.GOOGLE_CLIENT_ID}\0{settings.GOOGLE_CLIENT_SECRET}".encode()
+    return "google:client-refused:" + hashlib.sha256(client).hexdigest()[:32]
+
+
+def client_refused() -> str:
+    """Why Google refused the OAuth client as now configured ("" when it has not)."""
+    return str(cache.get(_client_key(), "")) if google_enabled() else ""
+
+
+def client_refused_record(reason: str) -> None:
+    """Google refused the client: leave Google alone until the settings change (or for CLIENT_REFUSED_SECONDS)."""
+    cache.set(_client_key(), reason or "invalid_client", CLIENT_REFUSED_SECONDS)
+    log.error("google refuses the OAuth client (%s): check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET", reason)
+
+
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 900.0) -> float:
     """Exponential backoff with full jitter: up to base·2^attempt seconds, at most `cap`."""
     return random.uniform(base, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not a secret
@@ -129,8 +172,11 @@ def trouble_of(status: int, reason: str, attempt: int) -> GoogleTrouble:
 
 
 def refresh_trouble(error: RefreshError, attempt: int) -> Exception:
-    """A failed token refresh: a revoked grant, or the token endpoint failing for now."""
+    """A failed token refresh: a refused client, a revoked grant, or the token endpoint failing for now."""
     text = str(error)
-    if "invalid_grant" in text or "unauthorized_client" in text or "invalid_client" in text:
-        return AccessRevoked(text)
+    for reason in ("invalid_client", "unauthorized_client"):
+        if reason in text:
+            return ClientRefused(reason)
+    if "invalid_grant" in text:
+        return AccessRevoked("invalid_grant")
     return GoogleTrouble("The Google token endpoint failed", delay=backoff(attempt))

@@ -28,6 +28,7 @@ from calendar_sync.models import (
     GoogleConnection,
     GoogleEvent,
     GooglePending,
+    GoogleRefusal,
     GoogleState,
     SyncType,
 )
@@ -65,6 +66,7 @@ def connection_save(*, clinic: Clinic, actor: User, practitioner: Practitioner, 
         connection.refresh_token = seal(creds.refresh_token)
         connection.access_token = seal(creds.token) if creds.token else ""
         connection.access_expires_at = creds.expiry.replace(tzinfo=dt.UTC) if creds.expiry else None
+        connection.scopes = " ".join(sorted(set(creds.granted_scopes or creds.scopes or [])))
         connection.state = GoogleState.CONNECTED
         connection.problem = ""
         connection.backoff_until = None
@@ -202,8 +204,10 @@ def _forget(connection: GoogleConnection) -> None:
 
 
 def sync_now(connection: GoogleConnection) -> None:
-    """Sync now: push everything that differs, and pull every synced calendar."""
+    """Sync now: push everything that differs (refused writes included), and pull every synced calendar
+    (those Google refused to list included)."""
     with transaction.atomic():
+        GoogleRefusal.objects.for_clinic(connection.clinic_id).filter(connection=connection, verb="list").delete()
         changes_record([connection.practitioner_id], None)
         queue_pull(connection, None)
 

@@ -11,8 +11,10 @@ from typing import Any
 from calendar_sync.feed.sources import FeedSource, fingerprint
 
 # Each of ours goes to Google under an event id chosen by us ("csa"/"cse" and the object's UUID: base32hex),
-# so a retried insert meets its own event (409) and becomes an update; nothing is ever inserted twice.
-OUR_EVENT_ID = re.compile(r"^cs[ae][0-9a-f]{32}$")
+# so a retried insert meets its own event (409) and becomes an update; nothing is ever inserted twice. When Google
+# refuses that id for good (the event deleted in its web UI, or purged from its bin: the id stays taken), the event
+# comes back under a new one: the same id with "v" and a number (v is base32hex, never hex).
+OUR_EVENT_ID = re.compile(r"^cs[ae][0-9a-f]{32}(?:v[0-9]{1,6})?$")
 LOCK = "🔒 "  # client events carry a lock: their title is set here, not in Google
 CLIENT_EVENT_NOTE = (
     "Booked in Clinic Scheduler. This is a client event: its title is set by the clinic, and a title "
@@ -24,6 +26,12 @@ def our_event_id(source: FeedSource) -> str:
     """Google's id for one of ours: "csa"/"cse" and the object's UUID (base32hex: 0-9, a-v)."""
     kind, public = source.item.uid.split("@", 1)[0].split("-", 1)
     return ("csa" if kind == "appointment" else "cse") + uuid.UUID(public).hex
+
+
+def next_event_id(event_id: str) -> str:
+    """The id an event of ours comes back under when Google refuses its current one."""
+    base, _, number = event_id.partition("v")
+    return f"{base}v{int(number or 0) + 1}"
 
 
 def _when(moment: dt.datetime | None, day: dt.date | None) -> dict[str, str]:
@@ -46,11 +54,19 @@ def event_body(source: FeedSource) -> dict[str, Any]:
         "transparency": "transparent" if item.transparent else "opaque",
         "extendedProperties": {"private": {"clinicScheduler": item.uid.split("@", 1)[0]}},
     }
-    if item.location:
-        body["location"] = item.location
+    if item.location or client:
+        body["location"] = item.location  # a client event's place is ours: one added in Google is cleared
     if client:
         body["description"] = CLIENT_EVENT_NOTE
+        # Guests added in Google would see the client's title (and be invited to it): a client event has none.
+        body["attendees"] = []
     return body
+
+
+def patch_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ours for events.patch: what Google adds (reminders, colour, an other event's guests and
+    notes) is left as it is, where an update would wipe it."""
+    return {name: value for name, value in body.items() if name != "id"}
 
 
 def shown_fingerprint(event: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ is cancelled (and goes back to Google at its next push), other events follow Goo
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,14 @@ from googleapiclient.errors import HttpError
 from calendar_sync.feed.build import feeds_changed
 from calendar_sync.feed.sources import WINDOW_BACK
 from calendar_sync.google.changes import pull_flag, queue_push_on_commit
-from calendar_sync.google.client import AccessRevoked, GoogleTrouble
+from calendar_sync.google.client import (
+    AccessRevoked,
+    ClientRefused,
+    GoogleTrouble,
+    client_refused,
+    client_refused_record,
+    error_reason,
+)
 from calendar_sync.google.connection import (
     Session,
     back_off,
@@ -35,10 +43,12 @@ from calendar_sync.google.connection import (
 )
 from calendar_sync.google.events import OUR_EVENT_ID, instant, shown_fingerprint
 from calendar_sync.keys import ItemKey
-from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleEvent, GooglePending
+from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleEvent, GooglePending, GoogleRefusal
 from scheduling.models import Appointment, AppointmentStatus, OtherEvent
 from scheduling.services.booking import BookingError, appointment_cancel
 from scheduling.services.calendar import other_event_delete
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2500  # events per page of events.list (Google's maximum)
 
@@ -62,7 +72,7 @@ def pull(
         return PullReport()
     connection, subscription = loaded
     cache.delete(pull_flag(connection.public_id, calendar_pk))
-    if not sync_active(connection, subscription) or backing_off(connection):
+    if not sync_active(connection, subscription) or backing_off(connection) or client_refused():
         return PullReport()
     now = now or timezone.now()
     calendars = (
@@ -72,6 +82,9 @@ def pull(
     )
     if calendar_pk is not None:
         calendars = calendars.filter(pk=calendar_pk)
+    # A calendar Google refused to list waits for the practitioner (Sync now), instead of failing every pull.
+    refused = GoogleRefusal.objects.for_clinic(connection.clinic_id).filter(connection=connection, verb="list")
+    calendars = calendars.exclude(pk__in=[int(key[1:]) for key in refused.values_list("key", flat=True)])
     report = PullReport()
     with held(f"google:pull:{connection.public_id}"):
         try:
@@ -83,6 +96,9 @@ def pull(
                 session.close()
         except AccessRevoked:
             connection_mark_broken(connection)
+            raise
+        except ClientRefused as refusal:
+            client_refused_record(str(refusal))
             raise
         except GoogleTrouble as trouble:
             if trouble.quota:
@@ -131,6 +147,9 @@ def _pull_calendar(
         elif error.status_code == 404:
             _calendar_gone(connection, calendar)
             return
+        elif 400 <= error.status_code < 500:  # not a rate limit (those are GoogleTrouble): refused for good
+            _listing_refused(connection, calendar, error)
+            return
         else:
             raise
     report.full = report.full or full
@@ -142,6 +161,27 @@ def _pull_calendar(
     if ours:
         _apply_ours(connection, ours)
     GoogleCalendar.objects.for_clinic(connection.clinic_id).filter(pk=calendar.pk).update(sync_token=next_token)
+
+
+def listing_key(calendar: GoogleCalendar) -> str:
+    """The GoogleRefusal key of a calendar Google refused to list."""
+    return f"c{calendar.pk}"
+
+
+def _listing_refused(connection: GoogleConnection, calendar: GoogleCalendar, error: HttpError) -> None:
+    reason = error_reason(error)
+    log.warning(
+        "google pull refused: connection %s, listing calendar %s (%s %s); not retried until Sync now",
+        connection.pk,
+        calendar.pk,
+        error.status_code,
+        reason,
+    )
+    GoogleRefusal.objects.for_clinic(connection.clinic_id).update_or_create(
+        connection=connection,
+        key=listing_key(calendar),
+        defaults={"clinic_id": connection.clinic_id, "verb": "list", "status": error.status_code, "reason": reason},
+    )
 
 
 def _calendar_gone(connection: GoogleConnection, calendar: GoogleCalendar) -> None:
@@ -290,7 +330,7 @@ def _apply_ours(connection: GoogleConnection, items: list[dict[str, Any]]) -> No
     Google's title, times and busy/free."""
     pushed = GoogleEvent.objects.for_clinic(connection.clinic_id).filter(connection=connection)
     rows = {row.event_id: row for row in pushed.filter(event_id__in=[i["id"] for i in items])}
-    repush: list[ItemKey] = []
+    repush: list[GoogleEvent] = []
     actor = connection.practitioner.user
     for item in items:
         row = rows.get(item["id"])
@@ -301,16 +341,17 @@ def _apply_ours(connection: GoogleConnection, items: list[dict[str, Any]]) -> No
             if row.deleted_in_google:
                 continue
             _deleted_in_google(connection, row, key, actor)
+        elif key.is_appointment and (shown_fingerprint(item) != row.fingerprint or item.get("attendees")):
+            # A client event is ours (its title, times, and no guests: they would see the client's title).
+            row.fingerprint, row.etag = "", str(item.get("etag", ""))
+            repush.append(row)
         elif shown_fingerprint(item) != row.fingerprint:
-            if key.is_appointment:
-                repush.append(key)
-            else:
-                _other_event_from_google(connection, row, key, item)
+            other_event_from_google(connection, key, item)
     if repush:
         with transaction.atomic():
-            pushed.filter(key__in=[k.text for k in repush]).update(fingerprint="")
+            pushed.bulk_update(repush, ["fingerprint", "etag"])
             GooglePending.objects.for_clinic(connection.clinic_id).bulk_create(
-                [GooglePending(clinic_id=connection.clinic_id, connection=connection, key=k.text) for k in repush]
+                [GooglePending(clinic_id=connection.clinic_id, connection=connection, key=r.key) for r in repush]
             )
             queue_push_on_commit(connection.clinic_id, connection.pk)
 
@@ -340,9 +381,8 @@ def _deleted_in_google(connection: GoogleConnection, row: GoogleEvent, key: Item
                 other_event_delete(clinic=clinic, actor=actor, event=event)
 
 
-def _other_event_from_google(
-    connection: GoogleConnection, row: GoogleEvent, key: ItemKey, item: dict[str, Any]
-) -> None:
+def other_event_from_google(connection: GoogleConnection, key: ItemKey, item: dict[str, Any]) -> None:
+    """One of our other events as edited in Google: Google's title, times and busy/free are taken here."""
     fields = external_fields(item)
     if fields is None:
         return
@@ -363,7 +403,7 @@ def _other_event_from_google(
         )
         if changed:
             # What Google shows is now what we would send: no push back.
-            GoogleEvent.objects.for_clinic(connection.clinic_id).filter(pk=row.pk).update(
-                fingerprint=shown_fingerprint(item)
+            GoogleEvent.objects.for_clinic(connection.clinic_id).filter(connection=connection, key=key.text).update(
+                fingerprint=shown_fingerprint(item), etag=str(item.get("etag", ""))
             )
             feeds_changed([connection.practitioner_id], [key])

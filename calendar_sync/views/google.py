@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from google_auth_oauthlib.flow import Flow
 from googleapiclient.errors import HttpError
-from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error, UnauthorizedClientError
 
 from calendar_sync.access import (
     calendar_or_404,
@@ -28,7 +28,16 @@ from calendar_sync.access import (
 )
 from calendar_sync.google.changes import queue_pull
 from calendar_sync.google.channels import channel_for_notification
-from calendar_sync.google.client import CALENDAR_SCOPE, AccessRevoked, GoogleTrouble, client_config, google_enabled
+from calendar_sync.google.client import (
+    SCOPE_WORDS,
+    SCOPES,
+    AccessRevoked,
+    ClientRefused,
+    GoogleTrouble,
+    client_config,
+    client_refused_record,
+    google_enabled,
+)
 from calendar_sync.google.connect import (
     calendars_refresh,
     connection_save,
@@ -46,12 +55,16 @@ from clinic.models import Practitioner
 log = logging.getLogger(__name__)
 OAUTH_SESSION_KEY = "google_oauth"
 UNREACHABLE = "Google could not be reached just now. Try again in a minute."
+MISCONFIGURED = (
+    "Google sync is not set up correctly: Google refused this site's sign-in details. Ask your administrator "
+    "to check the Google settings; nothing needs doing on your side."
+)
 
 
 def _flow(request: ClinicRequest, **kwargs: Any) -> Flow:
     redirect_uri = request.build_absolute_uri(reverse("calendar_sync:google-callback"))
     return Flow.from_client_config(
-        client_config(redirect_uri), scopes=[CALENDAR_SCOPE], redirect_uri=redirect_uri, **kwargs
+        client_config(redirect_uri), scopes=list(SCOPES), redirect_uri=redirect_uri, **kwargs
     )
 
 
@@ -88,9 +101,21 @@ def google_callback(request: ClinicRequest) -> HttpResponse:
     flow = _flow(request, state=started["state"], code_verifier=started["verifier"])
     try:
         flow.fetch_token(code=request.GET["code"])
+        missing = [SCOPE_WORDS[scope] for scope in SCOPES if scope not in (flow.credentials.granted_scopes or [])]
+        if missing:
+            messages.error(
+                request,
+                f"Google did not grant access to {' and '.join(missing)}, so two-way sync is not connected. "
+                "Connect again and tick every box Google shows.",
+            )
+            return redirect(here)
         connection = connection_save(
             clinic=request.clinic, actor=request.user, practitioner=practitioner, creds=flow.credentials
         )
+    except (InvalidClientError, UnauthorizedClientError, ClientRefused) as error:
+        client_refused_record(getattr(error, "error", "") or str(error))
+        messages.error(request, MISCONFIGURED)
+        return redirect(here)
     except (OAuth2Error, ValueError) as error:
         log.warning("google connect refused: %s", type(error).__name__)
         messages.error(request, "Google did not accept the sign-in. Connect again.")
@@ -128,6 +153,9 @@ def google_default(request: ClinicRequest) -> HttpResponse:
         except AccessRevoked:
             connection_mark_broken(connection)
             return redirect(here)
+        except ClientRefused as refused:
+            client_refused_record(str(refused))
+            error = MISCONFIGURED
         except (GoogleTrouble, HttpError, OSError):
             error = UNREACHABLE
         else:
@@ -138,9 +166,12 @@ def google_default(request: ClinicRequest) -> HttpResponse:
     except AccessRevoked:
         connection_mark_broken(connection)
         return redirect(here)
-    except (GoogleTrouble, HttpError, OSError):
+    except (ClientRefused, GoogleTrouble, HttpError, OSError) as trouble:
+        if isinstance(trouble, ClientRefused):
+            client_refused_record(str(trouble))
         known = calendars_of(clinic=request.clinic, connection=connection)
-        calendars, error = [c for c in known if c.writable], error or UNREACHABLE
+        calendars = [c for c in known if c.writable]
+        error = error or (MISCONFIGURED if isinstance(trouble, ClientRefused) else UNREACHABLE)
     context = {"practitioner": practitioner, "connection": connection, "calendars": calendars, "error": error}
     return render(request, "calendar_sync/google_default.html", context, status=422 if error else 200)
 

@@ -19,7 +19,7 @@ from calendar_sync.access import sync_page_url, sync_practitioner
 from calendar_sync.feed.sources import subscription_of
 from calendar_sync.feed.subscriptions import default_mode, feed_token, subscription_regenerate
 from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
-from calendar_sync.google.client import google_enabled
+from calendar_sync.google.client import client_refused, google_enabled
 from calendar_sync.models import SyncType
 from clinic.access import ClinicRequest
 from clinic.models import Practitioner
@@ -98,6 +98,12 @@ def _google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[
         "default_calendar": link.default_calendar,
         "secondary_calendars": link.secondary_calendars,
         "broken": link.broken,
+        "write_refusals": link.write_refusals,
+        "default_calendar_refused": link.default_calendar_refused,
+        "listing_refused": link.listing_refused,
+        "client_refused": client_refused(),
+        "is_admin": request.membership.is_admin,
+        "pull_minutes": settings.GOOGLE_PULL_MINUTES,
         "confirm_disconnect": request.GET.get("disconnect") == "ask",
         "now": timezone.now(),
     }

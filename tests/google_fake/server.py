@@ -200,6 +200,9 @@ class _Event:
     creator: str
     recurring_event_id: str | None = None
     original_start: When | None = None
+    # Deleted by the user in Google Calendar's web UI (in its bin): the API refuses writes to it (403), and its id
+    # stays taken (409 on insert). See FakeGoogle.user_delete_event.
+    trashed: bool = False
 
     @property
     def recurrence(self) -> list[str] | None:
@@ -222,6 +225,9 @@ class _Calendar:
     deleted: bool = False
     sync_generation: int = 0
     events: dict[str, _Event] = field(default_factory=dict)
+    acl: dict[str, str] = field(default_factory=dict)  # other accounts → "reader" or "writer"
+    purged: set[str] = field(default_factory=set)  # ids of events purged from the bin: still taken
+    push_supported: bool = True
 
 
 @dataclass
@@ -378,6 +384,7 @@ class FakeGoogle:
         self._notifications: list[NotificationRecord] = []
         self._browser_user: str | None = None
         self._deny_consents = 0
+        self._unticked: set[str] = set()
         self.internal_errors: list[str] = []
 
         self._routes = _discovery_routes()
@@ -597,6 +604,11 @@ class FakeGoogle:
         with self._lock:
             self._browser_user = email
 
+    def untick_next_consent(self, *scopes: str) -> None:
+        """At the next consent the user unticks these scopes (Google's granular consent): they are not granted."""
+        with self._lock:
+            self._unticked = set(scopes)
+
     def deny_next_consent(self) -> None:
         """The next visit to /o/oauth2/auth redirects back with ``error=access_denied``."""
         with self._lock:
@@ -803,6 +815,17 @@ class FakeGoogle:
                 return page(400, "No account is signed in: call fake.set_browser_user(email) or pass login_hint.")
             self.add_account(email)
             prompt = (_one(query, "prompt") or "").split()
+            # Granular consent: the user may untick some of the scopes asked for
+            # (https://developers.google.com/identity/protocols/oauth2/resources/granular-permissions).
+            scopes = [scope for scope in scopes if scope not in self._unticked]
+            self._unticked = set()
+            if _one(query, "include_granted_scopes") == "true":
+                # Incremental authorization: the new grant also carries every scope this account granted the
+                # client before, so the token response may name more scopes than were asked for
+                # (https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth).
+                for grant in self._grants:
+                    if grant.email == email and grant.client_id == client_id and not grant.revoked:
+                        scopes += [scope for scope in grant.scopes if scope not in scopes]
             code = "4/0fake-" + secrets.token_urlsafe(24)
             self._codes[code] = _AuthCode(
                 code=code,
@@ -995,8 +1018,21 @@ class FakeGoogle:
         if calendar_id == "primary":
             calendar_id = account
         calendar = self._calendars.get(calendar_id)
-        if calendar is None or calendar.deleted or calendar.owner != account:
+        if calendar is None or calendar.deleted or self._role(calendar, account) is None:
             raise errors.not_found()
+        return calendar
+
+    @staticmethod
+    def _role(calendar: _Calendar, account: str) -> str | None:
+        return "owner" if calendar.owner == account else calendar.acl.get(account)
+
+    def _writable(self, calendar: _Calendar, account: str) -> _Calendar:
+        """Event writes need writer access: a reader meets 403 requiredAccessLevel, the error Google documents for
+        "the user doesn't have write access to the calendar"
+        (https://developers.google.com/workspace/calendar/api/guides/errors#403_forbidden_for_non-organizer and
+        the requiredAccessLevel entry of the same page)."""
+        if self._role(calendar, account) not in ("owner", "writer"):
+            raise GoogleApiError(403, "requiredAccessLevel", "You need to have writer access to this calendar.")
         return calendar
 
     def _commit_calendar(self, calendar: _Calendar) -> None:
@@ -1017,8 +1053,7 @@ class FakeGoogle:
         rendered["conferenceProperties"] = {"allowedConferenceSolutionTypes": ["hangoutsMeet"]}
         return rendered
 
-    @staticmethod
-    def _render_list_entry(calendar: _Calendar) -> dict[str, Any]:
+    def _render_list_entry(self, calendar: _Calendar, account: str | None = None) -> dict[str, Any]:
         if calendar.deleted:
             return {"kind": "calendar#calendarListEntry", "etag": calendar.etag, "id": calendar.id, "deleted": True}
         entry: dict[str, Any] = {"kind": "calendar#calendarListEntry", "etag": calendar.etag, "id": calendar.id}
@@ -1032,12 +1067,12 @@ class FakeGoogle:
                 "backgroundColor": "#9fe1e7" if calendar.primary else "#5484ed",
                 "foregroundColor": "#000000",
                 "selected": True,
-                "accessRole": "owner",
+                "accessRole": self._role(calendar, account) if account else "owner",
                 "defaultReminders": [{"method": "popup", "minutes": 10}] if calendar.primary else [],
                 "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
             }
         )
-        if calendar.primary:
+        if calendar.primary and (account is None or calendar.owner == account):
             entry["primary"] = True
         return entry
 
@@ -1061,17 +1096,19 @@ class FakeGoogle:
         if page_token:
             return self._next_page(account, f"calendarList:{account}", page_token, query)
         page_size = _int(query, "maxResults", CALENDAR_LIST_PAGE_SIZE, CALENDAR_LIST_MAX_PAGE_SIZE)
-        own = [calendar for calendar in self._calendars.values() if calendar.owner == account]
+        own = [calendar for calendar in self._calendars.values() if self._role(calendar, account) is not None]
         own.sort(key=lambda calendar: (not calendar.primary,))
         sync_token = _one(query, "syncToken")
         if sync_token:
             state = self._calendar_list_tokens.get(sync_token)
             if state is None or state[0] != account:
                 raise errors.full_sync_required()
-            items = [self._render_list_entry(calendar) for calendar in own if calendar.seq > state[1]]
+            items = [self._render_list_entry(calendar, account) for calendar in own if calendar.seq > state[1]]
         else:
             show_deleted = _flag(query, "showDeleted")
-            items = [self._render_list_entry(calendar) for calendar in own if show_deleted or not calendar.deleted]
+            items = [
+                self._render_list_entry(calendar, account) for calendar in own if show_deleted or not calendar.deleted
+            ]
         new_token = "fake-cl-" + secrets.token_urlsafe(16)
         self._calendar_list_tokens[new_token] = (account, self._last_seq)
 
@@ -1081,7 +1118,7 @@ class FakeGoogle:
         return self._paginate(account, f"calendarList:{account}", items, page_size, new_token, envelope)
 
     def _calendar_list_get(self, account, params, query, body, headers):
-        return _json_resp(200, self._render_list_entry(self._calendar(account, params["calendarId"])))
+        return _json_resp(200, self._render_list_entry(self._calendar(account, params["calendarId"]), account))
 
     def _calendars_insert(self, account, params, query, body, headers):
         if not body.get("summary"):
@@ -1199,7 +1236,9 @@ class FakeGoogle:
         if event_id is not None:
             if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
                 raise errors.invalid("Invalid resource id value.")
-            if event_id in calendar.events:
+            if event_id in calendar.events or event_id in calendar.purged:
+                # Google keeps an id taken after its event is deleted, and after the bin is emptied too
+                # (googleapis/google-api-python-client#846, googleapis/google-api-ruby-client#1811).
                 raise errors.duplicate()
         else:
             event_id = self._new_event_id(calendar)
@@ -1426,29 +1465,38 @@ class FakeGoogle:
         rendered = self._render_event(calendar, event, _one(query, "timeZone"), tombstone=False)
         return _json_resp(200, rendered, self._event_headers(event))
 
+    @staticmethod
+    def _refuse_trashed(event: _Event) -> None:
+        """An event the user deleted in the web UI cannot be written through the API: Google answers 403 to an
+        update of it (and 409 to an insert of its id), as reported in googleapis/google-api-ruby-client#1811."""
+        if event.trashed and event.status == "cancelled":
+            raise GoogleApiError(403, "forbidden", "Forbidden")
+
     def _events_insert(self, account, params, query, body, headers):
-        calendar = self._calendar(account, params["calendarId"])
+        calendar = self._writable(self._calendar(account, params["calendarId"]), account)
         event = self._insert_event(calendar, body, creator=account)
         return _json_resp(200, self._render_event(calendar, event, None, tombstone=False), self._event_headers(event))
 
     def _events_patch(self, account, params, query, body, headers):
-        calendar = self._calendar(account, params["calendarId"])
+        calendar = self._writable(self._calendar(account, params["calendarId"]), account)
         event = self._find_event(calendar, params["eventId"])
+        self._refuse_trashed(event)
         self._check_if_match(headers, event)
         event = self._patch_event(calendar, event, body)
         rendered = self._render_event(calendar, event, _one(query, "timeZone"), tombstone=False)
         return _json_resp(200, rendered, self._event_headers(event))
 
     def _events_update(self, account, params, query, body, headers):
-        calendar = self._calendar(account, params["calendarId"])
+        calendar = self._writable(self._calendar(account, params["calendarId"]), account)
         event = self._find_event(calendar, params["eventId"])
+        self._refuse_trashed(event)
         self._check_if_match(headers, event)
         event = self._replace_event(calendar, event, body)
         rendered = self._render_event(calendar, event, _one(query, "timeZone"), tombstone=False)
         return _json_resp(200, rendered, self._event_headers(event))
 
     def _events_delete(self, account, params, query, body, headers):
-        calendar = self._calendar(account, params["calendarId"])
+        calendar = self._writable(self._calendar(account, params["calendarId"]), account)
         event = self._find_event(calendar, params["eventId"])
         self._check_if_match(headers, event)
         self._delete_event(calendar, event)
@@ -1735,6 +1783,13 @@ class FakeGoogle:
 
     def _events_watch(self, account, params, query, body, headers):
         calendar = self._calendar(account, params["calendarId"])
+        if not calendar.push_supported:
+            # Calendars Google generates rather than stores (a country's holidays, birthdays from Contacts) refuse
+            # a watch with this 400 every time; sync clients fall back to polling them (reported and handled so in
+            # toeverything/AFFiNE#14788, "skip watch for external cal").
+            raise GoogleApiError(
+                400, "pushNotSupportedForRequestedResource", "Push notifications are not supported by this resource."
+            )
         quoted = urllib.parse.quote(calendar.id, safe="@")
         uri = f"{self.url}/calendar/v3/calendars/{quoted}/events?alt=json"
         return self._watch(account, f"events:{calendar.id}", uri, body)
@@ -1910,10 +1965,56 @@ class FakeGoogle:
             return self._render_event(calendar, event, None, tombstone=False)
 
     def user_delete_event(self, calendar_id: str, event_id: str) -> None:
-        """Delete an event (a series with all its occurrences; an instance id cancels that occurrence)."""
+        """Delete an event in the web UI (a series with all its occurrences; an instance id cancels that
+        occurrence). It goes to the bin: the API then refuses to update it (403) or insert its id (409)."""
         with self._lock:
             calendar = self._calendars[calendar_id]
-            self._delete_event(calendar, self._find_event(calendar, event_id))
+            event = self._find_event(calendar, event_id)
+            self._delete_event(calendar, event)
+            calendar.events[event.id].trashed = True
+
+    def user_purge_event(self, calendar_id: str, event_id: str) -> None:
+        """Empty the bin of one deleted event: it is gone (404 to get and update) but its id stays taken (409)."""
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            event = calendar.events.get(event_id)
+            if event is None or event.status != "cancelled":
+                raise ValueError("only a deleted event can be purged")
+            del calendar.events[event_id]
+            calendar.purged.add(event_id)
+
+    def user_share_calendar(self, calendar_id: str, email: str, role: str | None) -> None:
+        """The owner shares a calendar with another account as "reader" or "writer" (None: stops sharing)."""
+        if role not in (None, "reader", "writer"):
+            raise ValueError("role is reader, writer or None")
+        self.add_account(email)
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            if role is None:
+                calendar.acl.pop(email, None)
+            else:
+                calendar.acl[email] = role
+            self._commit_calendar(calendar)
+            self._notify(f"calendarList:{email}")
+
+    def user_subscribe_calendar(self, email: str, summary: str, *, push: bool = False) -> str:
+        """A calendar the account only reads (a public holiday calendar, say), which may refuse events.watch."""
+        self.add_account(email)
+        with self._lock:
+            owner = "holidays@group.v.calendar.google.com"
+            calendar = _Calendar(
+                id=f"en.uk#{secrets.token_hex(4)}#holiday@group.v.calendar.google.com",
+                owner=owner,
+                summary=summary,
+                time_zone=self._accounts[email],
+                primary=False,
+                acl={email: "reader"},
+                push_supported=push,
+            )
+            self._calendars[calendar.id] = calendar
+            self._commit_calendar(calendar)
+            self._notify(f"calendarList:{email}")
+            return calendar.id
 
     def user_set_title(self, calendar_id: str, event_id: str, title: str) -> dict[str, Any]:
         return self.user_update_event(calendar_id, event_id, {"summary": title})
