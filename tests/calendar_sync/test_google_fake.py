@@ -815,3 +815,80 @@ def test_deleting_a_watched_calendar_sends_not_exists_and_ends_the_channel(fake,
     notes = receiver.wait_for(2)
     assert notes[1].resource_state == "not_exists"
     assert not [channel for channel in fake.channels() if channel["active"]]
+
+
+# Google as Google is (issue 18) ---------------------------------------------------------------------------------
+
+
+def test_an_event_deleted_in_the_web_ui_refuses_writes_and_its_purged_id_stays_taken(fake, service):
+    body = {"id": "ours00000000001", **timed("Visit", "2030-03-04T09:00:00+01:00")}
+    service.events().insert(calendarId="primary", body=body).execute()
+    fake.user_delete_event(EMAIL, body["id"])
+    with pytest.raises(HttpError) as update:
+        service.events().update(calendarId="primary", eventId=body["id"], body=body).execute()
+    assert (update.value.status_code, error_reason(update.value)) == (403, "forbidden")
+    with pytest.raises(HttpError) as patch:
+        service.events().patch(calendarId="primary", eventId=body["id"], body={"summary": "x"}).execute()
+    assert patch.value.status_code == 403
+    with pytest.raises(HttpError) as insert:
+        service.events().insert(calendarId="primary", body=body).execute()
+    assert insert.value.status_code == 409
+    fake.user_purge_event(EMAIL, body["id"])
+    with pytest.raises(HttpError) as gone:
+        service.events().update(calendarId="primary", eventId=body["id"], body=body).execute()
+    assert gone.value.status_code == 404
+    with pytest.raises(HttpError) as taken:
+        service.events().insert(calendarId="primary", body=body).execute()
+    assert taken.value.status_code == 409
+    # Deleted through the API (not the web UI), an event can still be written back, as before.
+    other = {"id": "ours00000000002", **timed("Other", "2030-03-05T09:00:00+01:00")}
+    service.events().insert(calendarId="primary", body=other).execute()
+    service.events().delete(calendarId="primary", eventId=other["id"]).execute()
+    restored = service.events().update(calendarId="primary", eventId=other["id"], body=other).execute()
+    assert restored["status"] == "confirmed"
+
+
+def test_a_shared_calendar_needs_writer_access_for_event_writes(fake, service):
+    owner = "manager@example.com"
+    fake.add_account(owner)
+    shared = fake.user_create_calendar(owner, "Rota")
+    assert shared not in {c["id"] for c in service.calendarList().list().execute()["items"]}
+    fake.user_share_calendar(shared, EMAIL, "writer")
+    entry = next(c for c in service.calendarList().list().execute()["items"] if c["id"] == shared)
+    assert entry["accessRole"] == "writer" and "primary" not in entry
+    made = service.events().insert(calendarId=shared, body=timed("Shift", "2030-03-04T09:00:00+01:00")).execute()
+    fake.user_share_calendar(shared, EMAIL, "reader")
+    with pytest.raises(HttpError) as refused:
+        service.events().patch(calendarId=shared, eventId=made["id"], body={"summary": "x"}).execute()
+    assert (refused.value.status_code, error_reason(refused.value)) == (403, "requiredAccessLevel")
+    assert service.events().get(calendarId=shared, eventId=made["id"]).execute()["summary"] == "Shift"  # still readable
+
+
+def test_a_generated_calendar_refuses_watch(fake, service):
+    holidays = fake.user_subscribe_calendar(EMAIL, "Holidays")
+    body = {"id": "chan-1", "type": "web_hook", "address": "https://example.com/hook"}
+    with pytest.raises(HttpError) as refused:
+        service.events().watch(calendarId=holidays, body=body).execute()
+    assert (refused.value.status_code, error_reason(refused.value)) == (400, "pushNotSupportedForRequestedResource")
+    entry = next(c for c in service.calendarList().list().execute()["items"] if c["id"] == holidays)
+    assert entry["accessRole"] == "reader"
+
+
+def test_consent_may_grant_more_scopes_than_asked_or_fewer(fake, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    redirect_uri = "http://127.0.0.1:9/google/callback"
+    fake.add_account(EMAIL)
+    fake.issue_tokens(EMAIL, [CALENDAR_SCOPE])  # granted before
+
+    def granted(scopes: list[str], **extra) -> list[str]:
+        flow = Flow.from_client_config(fake.client_config(), scopes=scopes, redirect_uri=redirect_uri)
+        url, _ = flow.authorization_url(access_type="offline", login_hint=EMAIL, **extra)
+        location = requests.get(url, allow_redirects=False, timeout=5).headers["Location"]
+        monkeypatch.setenv("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+        flow.fetch_token(authorization_response=location)
+        return sorted(flow.credentials.granted_scopes)
+
+    assert granted([EVENTS_READONLY]) == [EVENTS_READONLY]
+    assert granted([EVENTS_READONLY], include_granted_scopes="true") == sorted([EVENTS_READONLY, CALENDAR_SCOPE])
+    fake.untick_next_consent(EVENTS_READONLY)
+    assert EVENTS_READONLY not in granted([EVENTS_READONLY, CALENDAR_SCOPE])

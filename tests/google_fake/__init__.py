@@ -16,7 +16,13 @@ What it serves:
 - Calendar: calendarList.list/get/watch, calendars.insert/get/patch/update/delete,
   events.list/get/insert/patch/update/delete/instances/watch, channels.stop, and the batch endpoint.
   Unimplemented methods of the discovery document answer 501.
-- Per-method OAuth scopes taken from the discovery document (403 insufficientPermissions).
+- Per-method OAuth scopes taken from the discovery document (403 insufficientPermissions). Granular consent
+  (``untick_next_consent``) and ``include_granted_scopes`` (a grant carrying the scopes granted before).
+- Events deleted in the web UI (``user_delete_event``) refuse writes (403 forbidden) and keep their id taken
+  (409); ``user_purge_event`` empties the bin: 404 to the id, still 409 to an insert of it.
+- Calendars shared with other accounts (``user_share_calendar``: reader or writer); event writes need writer
+  access (403 requiredAccessLevel). Generated calendars (``user_subscribe_calendar``) refuse events.watch
+  (400 pushNotSupportedForRequestedResource).
 
 Where it knowingly differs from Google:
 
@@ -29,7 +35,8 @@ Where it knowingly differs from Google:
   singleEvents=true a changed series comes back as its instances, a deleted series as one cancelled item with
   the series' id.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
-- No attendees' calendars, invitations, ACLs, free/busy, colors, settings, conferencing, attachments,
+- The ``calendar.app.created`` scope reaches every calendar of the account, not only those the app made.
+- No attendees' calendars, invitations, ACL methods (sharing is set with ``user_share_calendar``), free/busy, colors, settings, conferencing, attachments,
   events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
 """
 
