@@ -36,7 +36,8 @@ Where it knowingly differs from Google:
   the series' id.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
 - The ``calendar.app.created`` scope reaches every calendar of the account, not only those the app made.
-- No attendees' calendars, invitations, ACL methods (sharing is set with ``user_share_calendar``), free/busy, colors, settings, conferencing, attachments,
+- No attendees' calendars, invitations, ACL methods (sharing is set with ``user_share_calendar``),
+  free/busy, colors, settings, conferencing, attachments,
   events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
 """
 
