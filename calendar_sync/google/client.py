@@ -30,19 +30,30 @@ from googleapiclient.errors import HttpError
 
 log = logging.getLogger(__name__)
 
-# The narrowest scopes that do the job (https://developers.google.com/workspace/calendar/api/auth): the calendar we
-# make for the clinic, the list of the account's calendars to choose from, and the events of an existing calendar
-# chosen as the default one or synced as a secondary one. Not "calendar" (see, edit, share and delete all calendars).
+# The narrowest scopes that do the job (https://developers.google.com/workspace/calendar/api/auth), asked for when
+# needed (incremental authorization): connecting asks for the calendar we make for the clinic and the list of the
+# account's calendars; choosing an existing calendar as the default one adds its events (to write them), syncing a
+# secondary calendar adds reading events. Never "calendar" (see, edit, share and delete all calendars).
 SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
 SCOPE_CALENDAR_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
 SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
-SCOPES = (SCOPE_APP_CREATED, SCOPE_CALENDAR_LIST, SCOPE_EVENTS)
+SCOPE_EVENTS_READ = "https://www.googleapis.com/auth/calendar.events.readonly"
+SCOPE_ALL = "https://www.googleapis.com/auth/calendar"  # what connections made before issue 18 were granted
+CONNECT_SCOPES = (SCOPE_APP_CREATED, SCOPE_CALENDAR_LIST)
 # What a person unticked at Google's granular consent screen, in the words of the Sync page.
 SCOPE_WORDS = {
     SCOPE_APP_CREATED: "the calendar Clinic Scheduler makes for the clinic",
     SCOPE_CALENDAR_LIST: "the list of your calendars",
-    SCOPE_EVENTS: "your calendar events",
+    SCOPE_EVENTS: "the events of your calendars",
+    SCOPE_EVENTS_READ: "reading the events of your calendars",
 }
+
+
+def scope_covered(scope: str, granted: set[str]) -> bool:
+    """Whether the granted scopes include `scope` (or one wider)."""
+    return scope in granted or SCOPE_ALL in granted or (scope == SCOPE_EVENTS_READ and SCOPE_EVENTS in granted)
+
+
 CLIENT_REFUSED_SECONDS = 600  # a refused OAuth client is tried again after this long (or once the settings change)
 DISCOVERY = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "calendar.v3.json"
 BATCH_SIZE = 50  # calls per batch request

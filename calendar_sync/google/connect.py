@@ -18,7 +18,7 @@ from calendar_sync.feed.ics import without_controls
 from calendar_sync.feed.subscriptions import subscription_get_or_create
 from calendar_sync.google.changes import changes_record, queue_pull, queue_push_on_commit
 from calendar_sync.google.channels import channels_drop
-from calendar_sync.google.client import REQUEST_TIMEOUT
+from calendar_sync.google.client import REQUEST_TIMEOUT, scope_covered
 from calendar_sync.google.connection import Session
 from calendar_sync.keys import EVERYTHING
 from calendar_sync.models import (
@@ -45,8 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def connection_save(*, clinic: Clinic, actor: User, practitioner: Practitioner, creds: Credentials) -> GoogleConnection:
-    """Keep the grant of a completed OAuth flow (sealed) and list the account's calendars."""
+def connection_save(
+    *, clinic: Clinic, actor: User, practitioner: Practitioner, creds: Credentials, resync: bool = True
+) -> GoogleConnection:
+    """Keep the grant of a completed OAuth flow (sealed, with the scopes granted) and list the account's calendars.
+    `resync` False: more access for a step under way (a default or secondary calendar), not a new connection."""
     if not creds.refresh_token:
         raise ValueError("Google gave no refresh token")
     listed = _calendar_list(Session(GoogleConnection(clinic=clinic, practitioner=practitioner), creds))
@@ -73,9 +76,16 @@ def connection_save(*, clinic: Clinic, actor: User, practitioner: Practitioner, 
         connection.save()
         _calendars_store(connection, listed)
         audit_record(clinic=clinic, actor=actor, action="google.connected", target=connection, detail={})
-    if connection.default_calendar_id:
+    if connection.default_calendar_id and resync:
         resync_all(connection)
     return connection
+
+
+def scopes_missing(connection: GoogleConnection, needed: list[str]) -> list[str]:
+    """The scopes a step needs that the connection was not granted. A connection made before the scopes were
+    kept (an empty list) was granted the whole calendar."""
+    granted = set(connection.scopes.split())
+    return [scope for scope in needed if granted and not scope_covered(scope, granted)]
 
 
 def _calendar_list(session: Session) -> list[dict[str, Any]]:

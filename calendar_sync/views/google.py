@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -29,25 +31,29 @@ from calendar_sync.access import (
 from calendar_sync.google.changes import queue_pull
 from calendar_sync.google.channels import channel_for_notification
 from calendar_sync.google.client import (
+    CONNECT_SCOPES,
+    SCOPE_EVENTS,
+    SCOPE_EVENTS_READ,
     SCOPE_WORDS,
-    SCOPES,
     AccessRevoked,
     ClientRefused,
     GoogleTrouble,
     client_config,
     client_refused_record,
     google_enabled,
+    scope_covered,
 )
 from calendar_sync.google.connect import (
     calendars_refresh,
     connection_save,
     default_calendar_choose,
     disconnect,
+    scopes_missing,
     secondary_set,
     sync_now,
 )
-from calendar_sync.google.connection import connection_mark_broken
-from calendar_sync.models import GoogleState
+from calendar_sync.google.connection import REVOKED, connection_mark_broken
+from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleState
 from calendar_sync.selectors import calendars_of, connection_of
 from clinic.access import ClinicRequest, public, scoped_get_or_404
 from clinic.models import Practitioner
@@ -61,32 +67,54 @@ MISCONFIGURED = (
 )
 
 
-def _flow(request: ClinicRequest, **kwargs: Any) -> Flow:
+def _flow(request: ClinicRequest, scopes: list[str], **kwargs: Any) -> Flow:
     redirect_uri = request.build_absolute_uri(reverse("calendar_sync:google-callback"))
-    return Flow.from_client_config(
-        client_config(redirect_uri), scopes=list(SCOPES), redirect_uri=redirect_uri, **kwargs
-    )
+    return Flow.from_client_config(client_config(redirect_uri), scopes=scopes, redirect_uri=redirect_uri, **kwargs)
 
 
-@require_POST
-def google_connect(request: ClinicRequest) -> HttpResponse:
-    """Connect with Google: off to Google's consent screen (offline access, so a refresh token comes)."""
-    if not google_enabled():
-        raise Http404("Google sync is not configured.")
-    practitioner = own_practitioner(request)
-    flow = _flow(request)
-    url, state = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true")
+def _to_google(
+    request: ClinicRequest,
+    practitioner: Practitioner,
+    scopes: list[str],
+    *,
+    then: dict[str, str] | None = None,
+    login_hint: str = "",
+) -> HttpResponse:
+    """Off to Google's consent screen for these scopes, with those granted before (include_granted_scopes) and
+    offline access, so a refresh token comes; `then` is what to do once Google sends the browser back."""
+    flow = _flow(request, scopes)
+    extra = {"login_hint": login_hint} if login_hint else {}
+    url, state = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true", **extra)
     request.session[OAUTH_SESSION_KEY] = {
         "state": state,
         "verifier": flow.code_verifier,
         "practitioner": str(practitioner.public_id),
+        "scopes": scopes,
+        "then": then or {},
     }
     return redirect(url)
 
 
+def with_google_forms(response: HttpResponse) -> HttpResponse:
+    """A page whose forms may end at Google's consent screen: its CSP form-action must allow that origin, or the
+    browser stops the redirect."""
+    auth = urlsplit(settings.GOOGLE_AUTH_URI)
+    response._csp_update = {"form-action": [f"{auth.scheme}://{auth.netloc}"]}  # type: ignore[attr-defined]
+    return response
+
+
+@require_POST
+def google_connect(request: ClinicRequest) -> HttpResponse:
+    """Connect with Google: the calendar made for the clinic and the list of the account's calendars."""
+    if not google_enabled():
+        raise Http404("Google sync is not configured.")
+    return _to_google(request, own_practitioner(request), list(CONNECT_SCOPES))
+
+
 @require_GET
 def google_callback(request: ClinicRequest) -> HttpResponse:
-    """Google sends the browser back here with a code (or an error); the code becomes tokens."""
+    """Google sends the browser back here with a code (or an error); the code becomes tokens, then the step that
+    needed more access (a default or secondary calendar) is taken."""
     started = request.session.pop(OAUTH_SESSION_KEY, None)
     if not started or request.GET.get("state") != started.get("state"):
         messages.error(request, "That Google sign-in was not started here, or has expired. Connect again.")
@@ -95,22 +123,30 @@ def google_callback(request: ClinicRequest) -> HttpResponse:
     here = sync_page_url(practitioner)
     if practitioner.user_id != request.user.pk:
         raise PermissionDenied("Only the practitioner can connect their own Google account.")
+    then: dict[str, str] = started.get("then") or {}
+    not_done = "so that calendar is not synced" if then else "so two-way sync is not connected"
     if request.GET.get("error") or not request.GET.get("code"):
-        messages.error(request, "Google access was not granted, so two-way sync is not connected.")
+        messages.error(request, f"Google access was not granted, {not_done}.")
         return redirect(here)
-    flow = _flow(request, state=started["state"], code_verifier=started["verifier"])
+    scopes = list(started.get("scopes") or CONNECT_SCOPES)
+    flow = _flow(request, scopes, state=started["state"], code_verifier=started["verifier"])
     try:
         flow.fetch_token(code=request.GET["code"])
-        missing = [SCOPE_WORDS[scope] for scope in SCOPES if scope not in (flow.credentials.granted_scopes or [])]
+        granted = set(flow.credentials.granted_scopes or [])
+        missing = [SCOPE_WORDS.get(scope, scope) for scope in scopes if not scope_covered(scope, granted)]
         if missing:
             messages.error(
                 request,
-                f"Google did not grant access to {' and '.join(missing)}, so two-way sync is not connected. "
-                "Connect again and tick every box Google shows.",
+                f"Google did not grant access to {' and '.join(missing)}, {not_done}. "
+                "Try again and tick every box Google shows.",
             )
             return redirect(here)
         connection = connection_save(
-            clinic=request.clinic, actor=request.user, practitioner=practitioner, creds=flow.credentials
+            clinic=request.clinic,
+            actor=request.user,
+            practitioner=practitioner,
+            creds=flow.credentials,
+            resync=not then,
         )
     except (InvalidClientError, UnauthorizedClientError, ClientRefused) as error:
         client_refused_record(getattr(error, "error", "") or str(error))
@@ -123,10 +159,45 @@ def google_callback(request: ClinicRequest) -> HttpResponse:
     except (GoogleTrouble, HttpError, OSError):
         messages.error(request, UNREACHABLE)
         return redirect(here)
+    if "default" in then:
+        return _default_chosen(request, practitioner, connection, then["default"])
+    if "secondary" in then:
+        return _secondary_chosen(request, calendar_or_404(request, practitioner, then["secondary"]), selected=True)
     messages.success(request, f"Connected to Google as {connection.email}.")
     if connection.default_calendar_id:
         return redirect(here)
     return redirect(reverse("calendar_sync:google-default") + f"?practitioner={practitioner.public_id}")
+
+
+def _default_choice(request: ClinicRequest, connection: GoogleConnection, calendar_id: str | None) -> str:
+    """Choose the default calendar; what went wrong, in words ("" when it is done)."""
+    try:  # no transaction around it: it talks to Google, then writes in one transaction of its own
+        default_calendar_choose(
+            clinic=request.clinic, actor=request.user, connection=connection, calendar_id=calendar_id
+        )
+    except ValueError as problem:
+        return str(problem)
+    except AccessRevoked:
+        connection_mark_broken(connection)
+        return REVOKED
+    except ClientRefused as refused:
+        client_refused_record(str(refused))
+        return MISCONFIGURED
+    except (GoogleTrouble, HttpError, OSError):
+        return UNREACHABLE
+    return ""
+
+
+def _default_chosen(
+    request: ClinicRequest, practitioner: Practitioner, connection: GoogleConnection, calendar_id: str
+) -> HttpResponse:
+    """Back from Google with access to the events of an existing calendar: it becomes the default one."""
+    error = _default_choice(request, connection, calendar_id)
+    if error:
+        messages.error(request, error)
+        return redirect(reverse("calendar_sync:google-default") + f"?practitioner={practitioner.public_id}")
+    messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
+    return redirect(sync_page_url(practitioner))
 
 
 @require_http_methods(["GET", "POST"])
@@ -141,24 +212,15 @@ def google_default(request: ClinicRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         choice = request.POST.get("calendar", "")
-        try:  # no transaction around it: it talks to Google, then writes in one transaction of its own
-            default_calendar_choose(
-                clinic=request.clinic,
-                actor=request.user,
-                connection=connection,
-                calendar_id=None if choice == "new" else choice,
+        if choice != "new" and scopes_missing(connection, [SCOPE_EVENTS]):
+            # An existing calendar takes our events: Google is asked for that (and only that) now.
+            return _to_google(
+                request, practitioner, [SCOPE_EVENTS], then={"default": choice}, login_hint=connection.email
             )
-        except ValueError as problem:
-            error = str(problem)
-        except AccessRevoked:
-            connection_mark_broken(connection)
+        error = _default_choice(request, connection, None if choice == "new" else choice)
+        if error == REVOKED:
             return redirect(here)
-        except ClientRefused as refused:
-            client_refused_record(str(refused))
-            error = MISCONFIGURED
-        except (GoogleTrouble, HttpError, OSError):
-            error = UNREACHABLE
-        else:
+        if not error:
             messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
             return redirect(here)
     try:
@@ -173,7 +235,8 @@ def google_default(request: ClinicRequest) -> HttpResponse:
         calendars = [c for c in known if c.writable]
         error = error or (MISCONFIGURED if isinstance(trouble, ClientRefused) else UNREACHABLE)
     context = {"practitioner": practitioner, "connection": connection, "calendars": calendars, "error": error}
-    return render(request, "calendar_sync/google_default.html", context, status=422 if error else 200)
+    page = render(request, "calendar_sync/google_default.html", context, status=422 if error else 200)
+    return with_google_forms(page)
 
 
 @require_POST
@@ -182,6 +245,19 @@ def google_calendar(request: ClinicRequest) -> HttpResponse:
     practitioner = own_practitioner(request)
     found = calendar_or_404(request, practitioner, request.POST.get("calendar", ""))
     selected = request.POST.get("selected") == "1"
+    if selected and scopes_missing(found.connection, [SCOPE_EVENTS_READ]):
+        # Reading another calendar's events: Google is asked for that (and only that) now.
+        return _to_google(
+            request,
+            practitioner,
+            [SCOPE_EVENTS_READ],
+            then={"secondary": str(found.public_id)},
+            login_hint=found.connection.email,
+        )
+    return _secondary_chosen(request, found, selected=selected)
+
+
+def _secondary_chosen(request: ClinicRequest, found: GoogleCalendar, *, selected: bool) -> HttpResponse:
     try:
         secondary_set(clinic=request.clinic, actor=request.user, calendar=found, selected=selected)
     except ValueError as problem:
@@ -193,7 +269,7 @@ def google_calendar(request: ClinicRequest) -> HttpResponse:
             if selected
             else f"“{found.summary}” is no longer synced. Events already pulled from it stay on your calendar.",
         )
-    return redirect(sync_page_url(practitioner))
+    return redirect(sync_page_url(found.connection.practitioner))
 
 
 @require_POST

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -21,6 +20,7 @@ from calendar_sync.feed.subscriptions import default_mode, feed_token, subscript
 from calendar_sync.forms import MODE_HELP, MODE_ORDER, FeedSettingsForm
 from calendar_sync.google.client import client_refused, google_enabled
 from calendar_sync.models import SyncType
+from calendar_sync.views.google import with_google_forms
 from clinic.access import ClinicRequest
 from clinic.models import Practitioner
 from patients.display import mode_in_use
@@ -81,12 +81,8 @@ def sync_index(request: ClinicRequest) -> HttpResponse:
         context |= _google_context(request, practitioner)
     status = 422 if action == "save" else 200
     response = render(request, "calendar_sync/index.html", context, status=status)
-    if two_way:
-        # "Connect with Google" posts here and is redirected to Google's sign-in: the page's CSP
-        # form-action must allow that origin, or the browser stops the redirect.
-        auth = urlsplit(settings.GOOGLE_AUTH_URI)
-        response._csp_update = {"form-action": [f"{auth.scheme}://{auth.netloc}"]}  # type: ignore[attr-defined]
-    return response
+    # "Connect with Google" (and syncing a secondary calendar) may end at Google's consent screen.
+    return with_google_forms(response) if two_way else response
 
 
 def _google_context(request: ClinicRequest, practitioner: Practitioner) -> dict[str, Any]:

@@ -69,18 +69,42 @@ def visit_google(fake: FakeGoogle, url: str) -> str:
     return response["location"]
 
 
+def through_google(client: Client, fake: FakeGoogle, response):
+    """Where a step ends: when it went to Google's consent screen (to connect, or for more access), the browser
+    consents and comes back to our callback; that answer is returned. Other answers are returned as they are."""
+    if response.status_code != 302 or not response["Location"].startswith(fake.auth_uri):
+        return response
+    back = urlsplit(visit_google(fake, response["Location"]))
+    return client.get(f"{back.path}?{back.query}")
+
+
 def connect(client: Client, fake: FakeGoogle, practitioner, *, email: str = EMAIL, default: str = "new"):
-    """Sync Calendar → Connect with Google → consent → back → choose the Default Calendar."""
+    """Sync Calendar → Connect with Google → consent → back → choose the Default Calendar (an existing one asks
+    Google for its events first)."""
     fake.set_browser_user(email)
     response = client.post(reverse("calendar_sync:google-connect"), {"practitioner": str(practitioner.public_id)})
     assert response.status_code == 302
-    back = urlsplit(visit_google(fake, response["Location"]))
-    response = client.get(f"{back.path}?{back.query}")
+    response = through_google(client, fake, response)
     assert response.status_code == 302, response.content
     assert response["Location"].startswith(reverse("calendar_sync:google-default")), response["Location"]
     response = client.post(response["Location"], {"calendar": default, "practitioner": str(practitioner.public_id)})
+    response = through_google(client, fake, response)
     assert response.status_code == 302, response.content.decode()[:2000]
+    assert not response["Location"].startswith(reverse("calendar_sync:google-default")), response["Location"]
     return GoogleConnection.objects.get(practitioner=practitioner)
+
+
+def sync_secondary(client: Client, fake: FakeGoogle, practitioner, calendar, selected: bool = True):
+    """Turn a secondary calendar on (the first one asks Google for reading events) or off."""
+    response = client.post(
+        reverse("calendar_sync:google-calendar"),
+        {
+            "calendar": str(calendar.public_id),
+            "selected": "1" if selected else "0",
+            "practitioner": str(practitioner.public_id),
+        },
+    )
+    return through_google(client, fake, response)
 
 
 def future_appointment(clinic, practitioner, *, days: int = 3, patient=None) -> Appointment:

@@ -892,3 +892,17 @@ def test_consent_may_grant_more_scopes_than_asked_or_fewer(fake, monkeypatch):
     assert granted([EVENTS_READONLY], include_granted_scopes="true") == sorted([EVENTS_READONLY, CALENDAR_SCOPE])
     fake.untick_next_consent(EVENTS_READONLY)
     assert EVENTS_READONLY not in granted([EVENTS_READONLY, CALENDAR_SCOPE])
+
+
+def test_the_app_created_scope_reaches_only_the_calendars_the_app_made(fake):
+    app_created = "https://www.googleapis.com/auth/calendar.app.created"
+    service = calendar_service(fake, credentials_for(fake, EMAIL, [app_created]))
+    made = service.calendars().insert(body={"summary": "Clinic"}).execute()
+    service.events().insert(calendarId=made["id"], body=timed("Visit", "2030-03-04T09:00:00+01:00")).execute()
+    with pytest.raises(HttpError) as refused:
+        service.events().list(calendarId="primary").execute()
+    assert (refused.value.status_code, error_reason(refused.value)) == (403, "insufficientPermissions")
+    other = fake.user_create_calendar(EMAIL, "Made in Google")
+    with pytest.raises(HttpError):
+        service.events().list(calendarId=other).execute()
+    assert len(service.events().list(calendarId=made["id"]).execute()["items"]) == 1

@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 
 from calendar_sync import tasks
-from calendar_sync.google.client import SCOPES
-from calendar_sync.models import GoogleConnection, GooglePending, GoogleState
-from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, visit_google
+from calendar_sync.google.client import CONNECT_SCOPES, SCOPE_EVENTS_READ
+from calendar_sync.models import GoogleCalendar, GoogleConnection, GooglePending, GoogleState
+from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, sync_secondary, visit_google
 from tests.conftest import logged_in_client
-from tests.google_fake.server import CALENDAR_SCOPE, DEFAULT_CLIENT_SECRET, EVENTS_SCOPE
+from tests.google_fake.server import CALENDAR_SCOPE, DEFAULT_CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,10 +37,11 @@ def test_connecting_asks_for_the_narrowest_scopes_and_keeps_what_was_granted(goo
         reverse("calendar_sync:google-connect"), {"practitioner": str(practitioner.public_id)}
     )
     asked = set(parse_qs(urlsplit(response["Location"]).query)["scope"][0].split())
-    assert asked == {APP_CREATED, CALENDAR_LIST_READ, EVENTS_SCOPE} == set(SCOPES)
-    assert CALENDAR_SCOPE not in asked  # not "see, edit, share and delete all your calendars"
+    # The calendar made for the clinic and the list of calendars: not every event of every calendar, and not
+    # "see, edit, share and delete all your calendars".
+    assert asked == {APP_CREATED, CALENDAR_LIST_READ} == set(CONNECT_SCOPES)
     connection = connect(clinician_client, google, practitioner)
-    assert set(connection.scopes.split()) == set(SCOPES)
+    assert set(connection.scopes.split()) == set(CONNECT_SCOPES)
     # A refreshed token asks for no scope of its own: it has what was granted.
     google.expire_access_tokens(EMAIL)
     google.clear_requests()
@@ -56,16 +57,43 @@ def test_a_grant_with_more_scopes_than_asked_for_connects(google, clinician, cli
     page = consent(clinician_client, google, practitioner)
     assert "Connected to Google as" in page
     connection = GoogleConnection.objects.get()
-    assert CALENDAR_SCOPE in connection.scopes.split() and set(SCOPES) <= set(connection.scopes.split())
+    assert CALENDAR_SCOPE in connection.scopes.split() and set(CONNECT_SCOPES) <= set(connection.scopes.split())
 
 
 def test_scopes_unticked_at_consent_connect_nothing_and_say_which_box(google, clinician, clinician_client):
     _, practitioner = clinician
-    google.untick_next_consent(EVENTS_SCOPE)
+    google.untick_next_consent(CALENDAR_LIST_READ)
     page = consent(clinician_client, google, practitioner)
-    assert "Google did not grant access to your calendar events" in page
+    assert "Google did not grant access to the list of your calendars, so two-way sync is not connected" in page
     assert "tick every box" in page
     assert not GoogleConnection.objects.exists()
+
+
+def test_a_secondary_calendar_asks_google_for_reading_events_once(google, clinician, clinician_client):
+    _, practitioner = clinician
+    google.set_browser_user(EMAIL)
+    personal = google.user_create_calendar(EMAIL, "Personal")
+    family = google.user_create_calendar(EMAIL, "Family")
+    connection = connect(clinician_client, google, practitioner)
+    rows = {c.calendar_id: c for c in GoogleCalendar.objects.filter(connection=connection)}
+    # Unticked at Google's screen: not synced, and the page says why.
+    google.untick_next_consent(SCOPE_EVENTS_READ)
+    page = sync_secondary(clinician_client, google, practitioner, rows[personal])
+    assert not GoogleCalendar.objects.get(pk=rows[personal].pk).selected
+    followed = clinician_client.get(page["Location"]).content.decode()
+    assert "Google did not grant access to reading the events of your calendars, so that calendar is not synced" in (
+        followed
+    )
+    # Granted: synced, and the next secondary calendar needs no second trip to Google.
+    page = sync_secondary(clinician_client, google, practitioner, rows[personal])
+    assert GoogleCalendar.objects.get(pk=rows[personal].pk).selected
+    assert SCOPE_EVENTS_READ in GoogleConnection.objects.get().scopes.split()
+    response = clinician_client.post(
+        reverse("calendar_sync:google-calendar"),
+        {"calendar": str(rows[family].public_id), "selected": "1", "practitioner": str(practitioner.public_id)},
+    )
+    assert response["Location"].startswith(reverse("calendar_sync:index"))
+    assert GoogleCalendar.objects.get(pk=rows[family].pk).selected
 
 
 def test_a_refused_oauth_client_is_a_configuration_error_and_connections_recover_when_it_is_fixed(

@@ -18,7 +18,7 @@ from calendar_sync.google.events import OUR_EVENT_ID
 from calendar_sync.models import GoogleCalendar, GoogleChannel, GoogleEvent, GooglePending, GoogleRefusal
 from scheduling.models import Appointment, AppointmentStatus, OtherEvent
 from scheduling.signals import announce_calendar_change
-from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment
+from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, sync_secondary
 from tests.factories import OtherEventFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -187,10 +187,7 @@ def test_a_refused_listing_of_a_secondary_calendar_shows_and_stops_until_sync_no
     google.user_share_calendar(theirs, EMAIL, "reader")
     connection = connect(clinician_client, google, practitioner)
     row = GoogleCalendar.objects.get(calendar_id=theirs)
-    clinician_client.post(
-        reverse("calendar_sync:google-calendar"),
-        {"calendar": str(row.public_id), "selected": "1", "practitioner": str(practitioner.public_id)},
-    )
+    sync_secondary(clinician_client, google, practitioner, row)
     in_path = theirs.split("@")[0]  # how the calendar's id shows in a request's path
     google.fail_next(1, status=403, reason="forbidden", path_contains=in_path)
     pull(connection)  # a 403 that is not a rate limit: not retried, shown
@@ -297,10 +294,7 @@ def test_a_calendar_that_refuses_push_is_polled_and_the_sync_page_says_so(
     connection = connect(clinician_client, google, practitioner)
     row = GoogleCalendar.objects.get(calendar_id=holidays)
     assert not row.writable
-    clinician_client.post(
-        reverse("calendar_sync:google-calendar"),
-        {"calendar": str(row.public_id), "selected": "1", "practitioner": str(practitioner.public_id)},
-    )
+    sync_secondary(clinician_client, google, practitioner, row)
     settings.GOOGLE_WEBHOOK_ORIGIN = "http://127.0.0.1:9"
     google.clear_requests()
     assert tasks.google_renew_channels.delay().get() == 1  # the default calendar; the holidays refuse

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.urls import reverse
@@ -30,7 +31,14 @@ from scheduling.models import Appointment, AppointmentStatus, Availability, Othe
 from scheduling.selectors.calendar import free_times
 from scheduling.services.booking import appointment_cancel
 from scheduling.signals import announce_calendar_change
-from tests.calendar_sync.google_helpers import EMAIL, connect, future_appointment, google_events
+from tests.calendar_sync.google_helpers import (
+    EMAIL,
+    connect,
+    future_appointment,
+    google_events,
+    sync_secondary,
+    through_google,
+)
 from tests.conftest import logged_in_client
 from tests.factories import MembershipFactory, OtherEventFactory, PatientFactory, PractitionerFactory
 
@@ -143,9 +151,16 @@ def test_the_default_calendar_can_be_an_existing_one_with_a_warning_for_the_prim
     chooser = clinician_client.get(back.split("testserver", 1)[-1], follow=True).content.decode()
     assert "A new Google calendar for" in chooser and "Recommended" in chooser
     assert "Work" in chooser and "Not recommended." in chooser  # the primary calendar's warning
-    clinician_client.post(reverse("calendar_sync:google-default"), {"calendar": work})
+    # An existing calendar takes our events: Google is asked for its events then, and for nothing more.
+    response = clinician_client.post(reverse("calendar_sync:google-default"), {"calendar": work})
+    asked = parse_qs(urlsplit(response["Location"]).query)
+    assert asked["scope"] == ["https://www.googleapis.com/auth/calendar.events"]
+    assert asked["include_granted_scopes"] == ["true"] and asked["login_hint"] == [EMAIL]
+    page = through_google(clinician_client, google, response)
+    assert page["Location"] == reverse("calendar_sync:index") + f"?practitioner={practitioner.public_id}"
     connection = GoogleConnection.objects.get(practitioner=practitioner)
     assert connection.default_calendar_id == work and not connection.default_calendar_created
+    assert "https://www.googleapis.com/auth/calendar.events" in connection.scopes.split()
 
 
 def test_a_refused_consent_connects_nothing(google, clinician, clinician_client):
@@ -358,10 +373,7 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
             "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
         },
     )
-    clinician_client.post(
-        reverse("calendar_sync:google-calendar"),
-        {"calendar": str(secondary.public_id), "selected": "1", "practitioner": str(practitioner.public_id)},
-    )
+    sync_secondary(clinician_client, google, practitioner, secondary, selected=True)
     yoga = OtherEvent.objects.filter(google_recurring_id=weekly["id"]).order_by("starts_at")
     assert yoga.count() == 4 and {e.google_calendar_id for e in yoga} == {personal}
     # "This event": the fork is still the secondary calendar's.
@@ -384,10 +396,7 @@ def test_secondary_calendars_recurring_forks_stay_tied_and_removal_keeps_events(
     assert (forked.title, forked.google_calendar_id) == ("Yoga (late)", personal)
     assert OtherEvent.objects.filter(title="Yoga (new time)", google_calendar_id=personal).count() == 2
     # Turning it off keeps what was pulled, tied to it, and never sends it to another calendar.
-    clinician_client.post(
-        reverse("calendar_sync:google-calendar"),
-        {"calendar": str(secondary.public_id), "selected": "0", "practitioner": str(practitioner.public_id)},
-    )
+    sync_secondary(clinician_client, google, practitioner, secondary, selected=False)
     assert OtherEvent.objects.filter(google_calendar_id=personal).count() == 6  # 4 of the series (one forked), 2 new
     google_connect.resync_all(connection)
     assert not any(e["summary"].startswith("Yoga") for e in google_events(google, connection))

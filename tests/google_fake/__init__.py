@@ -35,7 +35,8 @@ Where it knowingly differs from Google:
   singleEvents=true a changed series comes back as its instances, a deleted series as one cancelled item with
   the series' id.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
-- The ``calendar.app.created`` scope reaches every calendar of the account, not only those the app made.
+- A token whose only matching scope is ``calendar.app.created`` reaches only the calendars its client made
+  (403 insufficientPermissions elsewhere: the wording of that refusal is the fake's own).
 - No attendees' calendars, invitations, ACL methods (sharing is set with ``user_share_calendar``),
   free/busy, colors, settings, conferencing, attachments,
   events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.

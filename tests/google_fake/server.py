@@ -59,6 +59,7 @@ DEFAULT_CLIENT_SECRET = "fake-client-secret"
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 CALENDAR_SCOPE = SCOPE_PREFIX + "calendar"
 EVENTS_SCOPE = SCOPE_PREFIX + "calendar.events"
+APP_CREATED_SCOPE = SCOPE_PREFIX + "calendar.app.created"
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
@@ -228,6 +229,7 @@ class _Calendar:
     acl: dict[str, str] = field(default_factory=dict)  # other accounts → "reader" or "writer"
     purged: set[str] = field(default_factory=set)  # ids of events purged from the bin: still taken
     push_supported: bool = True
+    created_by: str | None = None  # the OAuth client that made it through the API (calendar.app.created)
 
 
 @dataclass
@@ -385,6 +387,7 @@ class FakeGoogle:
         self._browser_user: str | None = None
         self._deny_consents = 0
         self._unticked: set[str] = set()
+        self._caller_client = ""
         self.internal_errors: list[str] = []
 
         self._routes = _discovery_routes()
@@ -975,8 +978,20 @@ class FakeGoogle:
                 record.operation = operation
                 token = self._access_token(headers)
                 record.account = token.grant.email
-                if not scopes & set(token.scopes):
+                granted = scopes & set(token.scopes)
+                if not granted:
                     raise errors.insufficient_scopes()
+                if granted == {APP_CREATED_SCOPE} and "calendarId" in params:
+                    # calendar.app.created reaches only the calendars this app made ("Make secondary Google
+                    # calendars, and see, create, change, and delete events on them",
+                    # https://developers.google.com/workspace/calendar/api/auth). The fake answers 403
+                    # insufficientPermissions for any other calendar.
+                    made = self._calendars.get(
+                        token.grant.email if params["calendarId"] == "primary" else params["calendarId"]
+                    )
+                    if made is None or made.created_by != token.grant.client_id:
+                        raise errors.insufficient_scopes()
+                self._caller_client = token.grant.client_id
                 payload: dict[str, Any] = {}
                 if body.strip():
                     try:
@@ -1129,6 +1144,7 @@ class FakeGoogle:
             summary=body["summary"],
             time_zone=self._accounts.get(account, self.default_time_zone),
             primary=False,
+            created_by=self._caller_client,
         )
         self._apply_calendar_body(calendar, body, replace=False)
         self._calendars[calendar.id] = calendar
