@@ -119,3 +119,50 @@ def test_connect_two_way_sync_choose_the_default_calendar_then_disconnect(
     assert not GoogleConnection.objects.filter(practitioner=practitioner).exists()
     assert csp_violations == []
     assert js_errors == []
+
+
+def test_a_secondary_calendar_asks_google_then_the_page_says_what_google_refused_and_sync_now_retries(
+    page, live_server, csp_violations, js_errors, google, clinic_a, clinician
+):
+    """Issue 18 in the browser: syncing a secondary calendar goes to Google's consent for reading events and back
+    (the page's CSP lets the form go there); a calendar without push notifications says it is polled; a change
+    Google refused shows with what to do, passes axe, and Sync now sends it."""
+    from calendar_sync.models import GoogleRefusal
+    from scheduling.signals import announce_calendar_change
+    from tests.e2e.test_accessibility import accessibility_problems
+
+    membership, practitioner = clinician
+    google.set_browser_user(EMAIL)
+    google.user_subscribe_calendar(EMAIL, "Holidays in the United Kingdom")
+    choose_two_way(page, live_server, membership, practitioner)
+    two_way_card(page).get_by_role("button", name="Connect with Google").click()
+    page.get_by_role("button", name="Use this calendar").click()
+    expect(page.get_by_text("Two-way sync is on.")).to_be_visible()
+
+    card = two_way_card(page)
+    card.get_by_role("switch", name="Sync Holidays in the United Kingdom").click()
+    expect(page.get_by_text("“Holidays in the United Kingdom” is synced")).to_be_visible()
+    asked = [r for r in google.requests if r.path.startswith("/o/oauth2/")]
+    assert asked[-1].query["scope"] == ["https://www.googleapis.com/auth/calendar.events.readonly"]
+    from calendar_sync.models import GoogleCalendar
+
+    GoogleCalendar.objects.filter(summary="Holidays in the United Kingdom").update(push_refused=True)
+
+    starts = (timezone.now() + dt.timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    google.fail_next(1, status=400, reason="invalid", path_contains="/events")
+    event = OtherEventFactory(clinic=clinic_a, practitioner=practitioner, title="Audit", starts_at=starts)
+    announce_calendar_change([practitioner.pk], events=[event.pk])
+    assert GoogleRefusal.objects.filter(key=f"e{event.pk}").exists()
+    page.reload()
+    card = two_way_card(page)
+    expect(card.get_by_text("Google refused 1 change to your calendar")).to_be_visible()
+    expect(card.get_by_text("Google sends no change notifications for this calendar")).to_be_visible()
+    screenshot(page, "google-sync-refused.png")
+    assert accessibility_problems(page, "the Sync page with a refusal") == []
+    card.get_by_role("button", name="Sync now").click()
+    expect(page.get_by_text("Sync started.")).to_be_visible()
+    expect(two_way_card(page).get_by_text("Google refused")).to_have_count(0)
+    connection = GoogleConnection.objects.get(practitioner=practitioner)
+    assert "Audit" in {e["summary"] for e in google.events(connection.default_calendar_id)}
+    assert csp_violations == []
+    assert js_errors == []
