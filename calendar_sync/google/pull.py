@@ -333,9 +333,12 @@ def _outside(fields: ExternalFields, window_start: dt.datetime, window_end: dt.d
 
 def _outside_window(window_start: dt.datetime, window_end: dt.datetime) -> Q:
     """Rows wholly outside the window (as ``_outside`` reads a Google event)."""
-    return Q(all_day=False, ends_at__lte=window_start) | Q(all_day=False, starts_at__gte=window_end) | Q(
-        all_day=True, last_date__lt=window_start.date()
-    ) | Q(all_day=True, first_date__gt=window_end.date())
+    return (
+        Q(all_day=False, ends_at__lte=window_start)
+        | Q(all_day=False, starts_at__gte=window_end)
+        | Q(all_day=True, last_date__lt=window_start.date())
+        | Q(all_day=True, first_date__gt=window_end.date())
+    )
 
 
 def _reconcile_series(
@@ -371,9 +374,7 @@ def _reconcile_series(
     for series in sorted(stored):
         live = _instances(session, calendar.calendar_id, series, now, attempt, report)
         with transaction.atomic():
-            report.deleted += (
-                here.filter(google_recurring_id=series).exclude(google_event_id__in=live).delete()[0]
-            )
+            report.deleted += here.filter(google_recurring_id=series).exclude(google_event_id__in=live).delete()[0]
 
 
 def _instances(

@@ -339,9 +339,7 @@ def test_the_fake_sends_instance_tombstones_of_a_deleted_series_within_a_horizon
     assert latest <= timezone.now() + TOMBSTONE_HORIZON
 
 
-def test_a_deleted_infinite_series_leaves_no_busy_instance_in_the_window(
-    google, clinic_a, clinician, clinician_client
-):
+def test_a_deleted_infinite_series_leaves_no_busy_instance_in_the_window(google, clinic_a, clinician, clinician_client):
     _, practitioner = clinician
     connection = connect(clinician_client, google, practitioner)
     calendar = connection.default_calendar_id

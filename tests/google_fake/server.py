@@ -1461,7 +1461,11 @@ class FakeGoogle:
             return {}
         now = self.now()
         whens = occurrence_whens(
-            master.start, master.recurrence, calendar.time_zone, now - TOMBSTONE_HORIZON, now + TOMBSTONE_HORIZON,
+            master.start,
+            master.recurrence,
+            calendar.time_zone,
+            now - TOMBSTONE_HORIZON,
+            now + TOMBSTONE_HORIZON,
             MAX_INSTANCES,
         )
         return {when.stamp(): when for when in whens}
