@@ -207,7 +207,7 @@ def is_busy(item: dict[str, Any], *, focus_time_busy: bool) -> bool:
     return kind in BUSY_TYPES or (kind == "focusTime" and focus_time_busy)
 
 
-def external_fields(item: dict[str, Any], *, focus_time_busy: bool = False) -> ExternalFields | None:
+def external_fields(item: dict[str, Any], *, focus_time_busy: bool) -> ExternalFields | None:
     """An OtherEvent's fields for a Google event (None when its times cannot be read). Events that are not
     busy time are kept as free events: shown on the calendar, never blocking booking."""
     start, end = item.get("start", {}), item.get("end", {})

@@ -145,7 +145,7 @@ def test_only_out_of_office_among_googles_special_event_types_blocks_booking(
             "workingLocationProperties": {"type": "homeOffice", "homeOffice": {}},
         },
     )
-    google.user_create_event(
+    birthday = google.user_create_event(
         EMAIL,
         {
             "summary": "Sam's birthday",
@@ -160,6 +160,8 @@ def test_only_out_of_office_among_googles_special_event_types_blocks_booking(
     )
     google.user_gmail_event(EMAIL, {"summary": "Flight to Oslo", "start": when(at(2, 13)), "end": when(at(2, 14))})
     google.user_create_event(EMAIL, {"summary": "Dentist", "start": when(at(2, 15)), "end": when(at(2, 16))})
+    this_year = f"{birthday['id']}_{day(2)['date'].replace('-', '')}"
+    assert google.user_update_event(EMAIL, this_year, {"summary": "Sam's birthday"})["eventType"] == "birthday"
     pull(connection)
     available_all_week(clinic_a, practitioner)
     # Out of office and the plain event block; focus time (not wanted), working location, birthday and the

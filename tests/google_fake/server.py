@@ -1213,7 +1213,14 @@ class FakeGoogle:
             occurrence_whens(start, recurrence, calendar.time_zone, None, horizon, 2)
 
     @staticmethod
-    def _event_type(calendar: _Calendar, body: Mapping[str, Any], *, previous: str | None, gmail: bool = False) -> str:
+    def _event_type(
+        calendar: _Calendar,
+        body: Mapping[str, Any],
+        *,
+        previous: str | None,
+        gmail: bool = False,
+        exception: bool = False,
+    ) -> str:
         """The event's type, checked against the documented rules of its kind (see EVENT_TYPES)."""
         kind = body.get("eventType")
         if previous is not None:
@@ -1237,7 +1244,7 @@ class FakeGoogle:
             if body.get("transparency") != "transparent" or body.get("visibility") != "private":
                 raise errors.bad_request("A birthday must be transparent and private.")
             recurrence = body.get("recurrence") or []
-            if not any("FREQ=YEARLY" in line for line in recurrence):
+            if not exception and not any("FREQ=YEARLY" in line for line in recurrence):
                 raise errors.bad_request("A birthday must recur yearly.")
         if kind in {"workingLocation", "birthday"} and "date" in start:
             one_day = dt.date.fromisoformat(start["date"]) + dt.timedelta(days=1)
@@ -1435,7 +1442,9 @@ class FakeGoogle:
         self, calendar: _Calendar, event: _Event, merged: Mapping[str, Any], *, previous_status: str
     ) -> None:
         exception = event.recurring_event_id is not None
-        kind = self._event_type(calendar, merged, previous=event.fields.get("eventType", "default"))
+        kind = self._event_type(
+            calendar, merged, previous=event.fields.get("eventType", "default"), exception=exception
+        )
         fields, start, end, status, sequence = self._event_parts(merged, exception=exception)
         self._validate_recurrence(calendar, start, fields.get("recurrence"))
         fields["eventType"] = kind
