@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 #   then 4 pages listing ours and Google's 10,000.
 # - series_*: the full pull of a calendar with 20 infinite weekly series (no end): the rows stored stay bounded by
 #   the window (60 days back, 548 ahead: about 87 an hour-long series), one page. Without timeMax a listing
-#   expands each series two years ahead (the fake; Google further), and the rows would follow.
+#   expands each series two years ahead (the fake), and the rows would follow.
 #
 # Each run is checked in the reset after it (what Google holds, what is here, the reports and the requests the
 # fake saw), so a wrong sync fails the benchmark instead of being timed. Medians measured on a shared machine with 2
