@@ -11,6 +11,7 @@ urlpatterns = [
     path("google/default/", google.google_default, name="google-default"),
     path("google/calendars/", google.google_calendar, name="google-calendar"),
     path("google/sync-now/", google.google_sync_now, name="google-sync-now"),
+    path("google/focus-time/", google.google_focus_time, name="google-focus-time"),
     path("google/disconnect/", google.google_disconnect, name="google-disconnect"),
     path("google/notifications/", google.google_webhook, name="google-webhook"),
 ]

@@ -22,7 +22,7 @@ from benchmarks.cases.common import CALENDAR_TIME_ZONE, register, sub_case
 from benchmarks.cases.ics import ICS_APPOINTMENTS, ICS_EVENTS, ICS_MODE, ICS_MOVE, ICS_NOW, IcsState, analyze, ics_setup
 from benchmarks.harness import Case, Result, checked, sized
 from calendar_sync.crypto import seal
-from calendar_sync.feed.sources import feed_sources, feed_window
+from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK, feed_sources, feed_window
 from calendar_sync.google import client as google_client
 from calendar_sync.google import events as google_events
 from calendar_sync.google import pull as google_pull
@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 #   ≤ 0.5 s.
 # - first_sync_*: the one first sync both ways that put that calendar in sync (timed once): 100 batch requests,
 #   then 4 pages listing ours and Google's 10,000.
+# - series_*: the full pull of a calendar with 20 infinite weekly series (no end): the rows stored stay bounded by
+#   the window (60 days back, 548 ahead: about 87 an hour-long series), one page. Without timeMax a listing
+#   expands each series two years ahead (the fake), and the rows would follow.
 #
 # Each run is checked in the reset after it (what Google holds, what is here, the reports and the requests the
 # fake saw), so a wrong sync fails the benchmark instead of being timed. Medians measured on a shared machine with 2
@@ -69,6 +72,8 @@ GOOGLE_EMAIL = "dr.bench@example.com"
 GOOGLE_SEED = 20_270_504
 GOOGLE_RUNS = 5  # the full push and the full pull: a few seconds each
 GOOGLE_INCREMENTAL_RUNS = 3  # times the case's runs: the incremental sync is fast
+GOOGLE_SERIES = 20  # infinite weekly series in the series sub-case, at both sizes (under 2,000 rows)
+GOOGLE_SERIES_LENGTH = dt.timedelta(minutes=45)
 
 
 @dataclass(frozen=True)
@@ -507,6 +512,93 @@ def google_incremental_run(state: GoogleIncrementalState) -> None:
     state.push_report = google_push.push(state.sync.connection, now=ICS_NOW)
 
 
+@dataclass
+class GoogleSeriesState:
+    """A calendar made in Google with GOOGLE_SERIES infinite weekly series, started before the window (some
+    long before), pulled in full as the default calendar before each check."""
+
+    sync: GoogleSyncState
+    row: int  # its GoogleCalendar
+    calendar: str
+    expected: dict[str, int]  # Google's id of each series → its instances in the window
+    report: PullReport | None = None
+
+
+def google_series_instances(begins: dt.datetime) -> int:
+    """How many weekly occurrences (wall-clock, in the clinic's zone) from ``begins`` overlap ICS_NOW's window."""
+    window_start, window_end = ICS_NOW - WINDOW_BACK, ICS_NOW + WINDOW_AHEAD
+    count, week = 0, 0
+    while (start := begins + dt.timedelta(weeks=week)) < window_end:
+        count += start + GOOGLE_SERIES_LENGTH > window_start
+        week += 1
+    return count
+
+
+@functools.cache
+def google_series_setup() -> GoogleSeriesState:
+    sync = google_setup()
+    fake, feed = sync.fake, sync.feed
+    calendar = fake.user_create_calendar(GOOGLE_EMAIL, "Rota (weekly)")
+    zone = ZoneInfo(CALENDAR_TIME_ZONE)
+    expected: dict[str, int] = {}
+    for number in range(GOOGLE_SERIES):
+        day = (ICS_NOW - dt.timedelta(days=400 - 17 * number)).date()
+        begins = dt.datetime.combine(day, dt.time(8 + number % 9, 15 * (number % 4)), tzinfo=zone)
+        body = {
+            "summary": f"Weekly round {number + 1}",
+            "start": {"dateTime": begins.isoformat(), "timeZone": CALENDAR_TIME_ZONE},
+            "end": {"dateTime": (begins + GOOGLE_SERIES_LENGTH).isoformat(), "timeZone": CALENDAR_TIME_ZONE},
+            "recurrence": ["RRULE:FREQ=WEEKLY"],
+        }
+        expected[str(fake.user_create_event(calendar, body)["id"])] = google_series_instances(begins)
+    row = GoogleCalendar.objects.create(clinic=feed.clinic, connection_id=sync.connection, calendar_id=calendar)
+    return GoogleSeriesState(sync=sync, row=row.pk, calendar=calendar, expected=expected)
+
+
+def google_series_check(state: GoogleSeriesState) -> None:
+    """The full pull just made: each series' instances in the window here, and none outside it, in one page."""
+    sync = state.sync
+    rows = OtherEvent.objects.filter(practitioner=sync.feed.practitioner, google_calendar_id=state.calendar)
+    stored = dict(
+        rows.values("google_recurring_id").annotate(n=models.Count("id")).values_list("google_recurring_id", "n")
+    )
+    problems = []
+    if stored != state.expected:
+        problems.append(
+            f"{sum(stored.values())} rows stored, expected the {sum(state.expected.values())} in the window"
+        )
+    outside = rows.filter(
+        models.Q(ends_at__lte=ICS_NOW - WINDOW_BACK) | models.Q(starts_at__gte=ICS_NOW + WINDOW_AHEAD)
+    )
+    if outside.exists():
+        problems.append(f"{outside.count()} rows outside the window")
+    total = sum(state.expected.values())
+    pages = -(-total // google_pull.PAGE_SIZE)
+    if state.report != PullReport(listed=total, created=total, full=True, requests=pages):
+        problems.append(f"pull: {state.report}")
+    google_fail("series", problems + sync.fake.internal_errors)
+    sync.observed |= {
+        "series_rows": sum(stored.values()),
+        "series_requests": state.report.requests if state.report else 0,
+    }
+
+
+def google_series_reset(state: GoogleSeriesState) -> None:
+    """Check the pull just made (if any); then none of the calendar's rows here, and it listed in full next."""
+    if state.report is not None:
+        google_series_check(state)
+        state.report = None
+    sync = state.sync
+    OtherEvent.objects.filter(practitioner=sync.feed.practitioner, google_calendar_id=state.calendar).delete()
+    GoogleCalendar.objects.filter(pk=state.row).update(sync_token="", window_start=None)
+    google_connection_set(sync, state.calendar)
+    analyze(OtherEvent)
+
+
+def google_series_run(state: GoogleSeriesState) -> None:
+    state.report = google_pull.pull(state.sync.connection, now=ICS_NOW)
+
+
 def google_sync_figures(result: Result) -> Result:
     """The full pull and the incremental sync, timed the same way (each with its own reset and checks); the
     request counts seen, events per second, and the one first sync both ways."""
@@ -521,6 +613,8 @@ def google_sync_figures(result: Result) -> Result:
         reset=google_incremental_reset,
         runs=GOOGLE_INCREMENTAL_RUNS * int(result["runs"]),
     )
+    series_state = google_series_setup()
+    series = sub_case("series", series_state, google_series_run, result, reset=google_series_reset)
     seen = sync.observed
     return {
         "events": ICS_EVENTS,
@@ -540,6 +634,11 @@ def google_sync_figures(result: Result) -> Result:
             (GOOGLE_EDITS + GOOGLE_MOVES) / float(incremental["incremental_median_s"]), 1
         ),
         **incremental_state.first_sync,
+        **series,
+        "series_count": GOOGLE_SERIES,
+        "series_rows": seen["series_rows"],
+        "series_rows_expected": sum(series_state.expected.values()),
+        "series_requests": seen["series_requests"],
         "checked_pushes": seen["checked_pushes"],
         "checked_pulls": seen["checked_pulls"],
         "checked_incrementals": seen["checked_incrementals"],

@@ -1,6 +1,6 @@
 """The practitioner's side of two-way sync: connecting (the grant of the OAuth flow kept sealed), the
 account's calendars, the default calendar our events go to, the secondary calendars pulled, the sync type,
-Sync now and disconnecting."""
+whether focus time blocks booking, Sync now and disconnecting."""
 
 from __future__ import annotations
 
@@ -190,6 +190,20 @@ def secondary_set(*, clinic: Clinic, actor: User, calendar: GoogleCalendar, sele
         else:
             channels_drop(connection, GoogleChannel.objects.for_clinic(clinic).filter(calendar=calendar))
     return calendar
+
+
+def focus_time_set(*, clinic: Clinic, actor: User, connection: GoogleConnection, busy: bool) -> GoogleConnection:
+    """Whether Google focus time marked busy blocks booking. Every calendar is read again in full, so the
+    events already pulled follow the new rule."""
+    if connection.focus_time_busy == busy:
+        return connection
+    with transaction.atomic():
+        connection.focus_time_busy = busy
+        connection.save(update_fields=["focus_time_busy", "updated_at"])
+        GoogleCalendar.objects.for_clinic(clinic).filter(connection=connection).update(sync_token="")
+        audit_record(clinic=clinic, actor=actor, action="google.focus_time", target=connection, detail={"busy": busy})
+        queue_pull(connection, None)
+    return connection
 
 
 def resync_all(connection: GoogleConnection) -> None:

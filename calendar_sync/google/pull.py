@@ -1,16 +1,23 @@
 """Pull: bring Google's changes here.
 
 Each pulled calendar is listed with its sync token (a 410 means a full listing, applied over the local rows
-without deleting them first). Events that are not ours become external OtherEvents tied to the calendar
-they came from; busy ones block online booking. Ours that changed in Google obey the help page: a client
-event's title is ours (overwritten), a deleted client event is ignored when its notes are completed or it
-is cancelled (and goes back to Google at its next push), other events follow Google.
+without deleting them first). A full listing covers the product's window only (WINDOW_BACK to WINDOW_AHEAD
+around now), and is made again once the window has moved WINDOW_STEP: an incremental listing never brings the
+unchanged instances of a series that enter the window. Rows wholly outside the window are removed. A series
+deleted or cut in Google comes as instance tombstones near the change only, so each series an incremental
+listing cancelled instances of (or changed as a whole) is checked against events.instances over the window.
+
+Events that are not ours become external OtherEvents tied to the calendar they came from; only real busy time
+blocks online booking (see ``is_busy``). Ours that changed in Google obey the help page: a client event's title
+is ours (overwritten), a deleted client event is ignored when its notes are completed or it is cancelled (and
+goes back to Google at its next push), other events follow Google.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +29,7 @@ from django.utils import timezone
 from googleapiclient.errors import HttpError
 
 from calendar_sync.feed.build import feeds_changed
-from calendar_sync.feed.sources import WINDOW_BACK
+from calendar_sync.feed.sources import WINDOW_AHEAD, WINDOW_BACK
 from calendar_sync.google.changes import pull_flag, queue_push_on_commit
 from calendar_sync.google.client import (
     AccessRevoked,
@@ -51,6 +58,11 @@ from scheduling.services.calendar import other_event_delete
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2500  # events per page of events.list (Google's maximum)
+WINDOW_STEP = dt.timedelta(days=7)  # list in full again once the window's start has moved this far
+# Event types that are busy time when opaque (https://developers.google.com/calendar/api/guides/event-types):
+# out of office is; focus time only when the practitioner wants it; working location, birthday and fromGmail
+# (an event Gmail made from a mail) never are.
+BUSY_TYPES = frozenset({"default", "outOfOffice"})
 
 
 @dataclass
@@ -110,6 +122,10 @@ def pull(
     return report
 
 
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _list(
     session: Session, calendar_id: str, sync_token: str, now: dt.datetime, attempt: int, report: PullReport
 ) -> tuple[list[dict[str, Any]], str]:
@@ -117,7 +133,7 @@ def _list(
     if sync_token:
         query["syncToken"] = sync_token
     else:
-        query["timeMin"] = (now - WINDOW_BACK).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query["timeMin"], query["timeMax"] = _stamp(now - WINDOW_BACK), _stamp(now + WINDOW_AHEAD)
     items: list[dict[str, Any]] = []
     page: str | None = None
     while True:
@@ -137,9 +153,13 @@ def _pull_calendar(
     attempt: int,
     report: PullReport,
 ) -> None:
-    full = not calendar.sync_token
+    window_start = now - WINDOW_BACK
+    token = calendar.sync_token
+    if token and (calendar.window_start is None or window_start - calendar.window_start >= WINDOW_STEP):
+        token = ""  # the window moved: list it in full, over the rows here (as after a 410)
+    full = not token
     try:
-        items, next_token = _list(session, calendar.calendar_id, calendar.sync_token, now, attempt, report)
+        items, next_token = _list(session, calendar.calendar_id, token, now, attempt, report)
     except HttpError as error:
         if error.status_code == 410:  # the sync token expired: list everything again, over what is here
             full = True
@@ -158,9 +178,14 @@ def _pull_calendar(
     ours = [i for i in items if is_default and OUR_EVENT_ID.match(str(i.get("id", "")))]
     theirs = [i for i in items if not (is_default and OUR_EVENT_ID.match(str(i.get("id", ""))))]
     _apply_external(connection, calendar, theirs, full, now, report)
+    if not full:
+        _reconcile_series(session, connection, calendar, theirs, now, attempt, report)
     if ours:
         _apply_ours(connection, ours)
-    GoogleCalendar.objects.for_clinic(connection.clinic_id).filter(pk=calendar.pk).update(sync_token=next_token)
+    marks: dict[str, Any] = {"sync_token": next_token}
+    if full:
+        marks["window_start"] = window_start
+    GoogleCalendar.objects.for_clinic(connection.clinic_id).filter(pk=calendar.pk).update(**marks)
 
 
 def listing_key(calendar: GoogleCalendar) -> str:
@@ -210,11 +235,24 @@ class ExternalFields:
     recurring: str
 
 
-def external_fields(item: dict[str, Any]) -> ExternalFields | None:
-    """An OtherEvent's fields for a Google event (None when its times cannot be read)."""
+def is_busy(item: dict[str, Any], *, focus_time_busy: bool) -> bool:
+    """Whether a Google event is busy time: opaque, not declined by the calendar's own attendee (the entry
+    Google marks ``self``), and of a type that is busy (BUSY_TYPES; focus time when ``focus_time_busy``)."""
+    if item.get("transparency", "opaque") == "transparent":
+        return False
+    attendees = item.get("attendees") or []
+    if any(isinstance(a, dict) and a.get("self") and a.get("responseStatus") == "declined" for a in attendees):
+        return False
+    kind = item.get("eventType") or "default"
+    return kind in BUSY_TYPES or (kind == "focusTime" and focus_time_busy)
+
+
+def external_fields(item: dict[str, Any], *, focus_time_busy: bool) -> ExternalFields | None:
+    """An OtherEvent's fields for a Google event (None when its times cannot be read). Events that are not
+    busy time are kept as free events: shown on the calendar, never blocking booking."""
     start, end = item.get("start", {}), item.get("end", {})
     title = str(item.get("summary") or "(No title)")[:120]
-    busy = item.get("transparency", "opaque") != "transparent"
+    busy = is_busy(item, focus_time_busy=focus_time_busy)
     recurring = str(item.get("recurringEventId", ""))
     try:
         if "date" in start:
@@ -250,7 +288,9 @@ def _apply_external(
     report: PullReport,
 ) -> None:
     """Google's events (not ours) as external OtherEvents of this calendar: one transaction, bulk writes.
-    A full listing is applied over what is here, then what it no longer holds is removed."""
+    A full listing is applied over what is here, then what it no longer holds is removed. Nothing wholly
+    outside the window is kept."""
+    window_start, window_end = now - WINDOW_BACK, now + WINDOW_AHEAD
     external = OtherEvent.objects.for_clinic(connection.clinic_id)
     here = external.filter(practitioner_id=connection.practitioner_id, google_calendar_id=calendar.calendar_id).exclude(
         google_event_id=""
@@ -274,9 +314,9 @@ def _apply_external(
             if not item.get("recurringEventId"):
                 removed_series.add(event_id)  # a deleted series comes as one item with the series' id
             continue
-        fields = external_fields(item)
-        if fields is None:
-            continue
+        fields = external_fields(item, focus_time_busy=connection.focus_time_busy)
+        if fields is None or _outside(fields, window_start, window_end):
+            continue  # an incremental listing expands a changed series past the window: not kept
         seen.add(event_id)
         values = (
             fields.title,
@@ -304,7 +344,6 @@ def _apply_external(
             event = OtherEvent(pk=old[0], **dict(zip(EXTERNAL_COLUMNS, values, strict=True)))
             updates.append(event)
     if full:
-        window_start = now - WINDOW_BACK
         for event_id, row in existing.items():
             if event_id in seen or row[0] is None:
                 continue
@@ -315,12 +354,95 @@ def _apply_external(
         if removed_ids or removed_series:
             gone = here.filter(Q(google_event_id__in=removed_ids) | Q(google_recurring_id__in=removed_series))
             report.deleted += gone.delete()[0]
+        report.deleted += here.filter(_outside_window(window_start, window_end)).delete()[0]
         if creates:
             report.created += len(external.bulk_create(creates, batch_size=1000))
         if updates:
             for event in updates:
                 event.updated_at = now
             report.updated += external.bulk_update(updates, [*EXTERNAL_COLUMNS, "updated_at"], batch_size=1000)
+
+
+def _outside(fields: ExternalFields, window_start: dt.datetime, window_end: dt.datetime) -> bool:
+    if fields.all_day:
+        assert fields.first_date is not None and fields.last_date is not None
+        return fields.last_date < window_start.date() or fields.first_date > window_end.date()
+    assert fields.starts_at is not None and fields.ends_at is not None
+    return fields.ends_at <= window_start or fields.starts_at >= window_end
+
+
+def _outside_window(window_start: dt.datetime, window_end: dt.datetime) -> Q:
+    """Rows wholly outside the window (as ``_outside`` reads a Google event)."""
+    return (
+        Q(all_day=False, ends_at__lte=window_start)
+        | Q(all_day=False, starts_at__gte=window_end)
+        | Q(all_day=True, last_date__lt=window_start.date())
+        | Q(all_day=True, first_date__gt=window_end.date())
+    )
+
+
+def _reconcile_series(
+    session: Session,
+    connection: GoogleConnection,
+    calendar: GoogleCalendar,
+    items: list[dict[str, Any]],
+    now: dt.datetime,
+    attempt: int,
+    report: PullReport,
+) -> None:
+    """Google sends a deleted or cut ("this and following") series as tombstones of its instances, and only
+    of those near the change: the rows of every series an incremental listing cancelled instances of, or
+    brought more than one instance of (the series itself changed), are checked against events.instances over
+    the window (one listing a series), and those Google no longer has are removed."""
+    counts: Counter[str] = Counter()
+    cancelled: set[str] = set()
+    for item in items:
+        series = str(item.get("recurringEventId") or "")
+        if series:
+            counts[series] += 1
+            if item.get("status") == "cancelled":
+                cancelled.add(series)
+    suspects = cancelled | {series for series, n in counts.items() if n > 1}
+    if not suspects:
+        return
+    here = (
+        OtherEvent.objects.for_clinic(connection.clinic_id)
+        .filter(practitioner_id=connection.practitioner_id, google_calendar_id=calendar.calendar_id)
+        .exclude(google_event_id="")
+    )
+    stored = set(here.filter(google_recurring_id__in=suspects).values_list("google_recurring_id", flat=True))
+    for series in sorted(stored):
+        live = _instances(session, calendar.calendar_id, series, now, attempt, report)
+        with transaction.atomic():
+            report.deleted += here.filter(google_recurring_id=series).exclude(google_event_id__in=live).delete()[0]
+
+
+def _instances(
+    session: Session, calendar_id: str, series: str, now: dt.datetime, attempt: int, report: PullReport
+) -> set[str]:
+    """The ids of a series' live instances in the window (none when the series is gone)."""
+    live: set[str] = set()
+    page: str | None = None
+    while True:
+        report.requests += 1
+        request = session.service.events().instances(
+            calendarId=calendar_id,
+            eventId=series,
+            timeMin=_stamp(now - WINDOW_BACK),
+            timeMax=_stamp(now + WINDOW_AHEAD),
+            maxResults=PAGE_SIZE,
+            pageToken=page,
+        )
+        try:
+            answer = session.run(request, attempt)
+        except HttpError as error:
+            if error.status_code in (404, 410):  # the series itself was deleted (and purged)
+                return set()
+            raise
+        live |= {str(i.get("id", "")) for i in answer.get("items", []) if i.get("status") != "cancelled"}
+        page = answer.get("nextPageToken")
+        if not page:
+            return live
 
 
 def _apply_ours(connection: GoogleConnection, items: list[dict[str, Any]]) -> None:
@@ -383,7 +505,7 @@ def _deleted_in_google(connection: GoogleConnection, row: GoogleEvent, key: Item
 
 def other_event_from_google(connection: GoogleConnection, key: ItemKey, item: dict[str, Any]) -> None:
     """One of our other events as edited in Google: Google's title, times and busy/free are taken here."""
-    fields = external_fields(item)
+    fields = external_fields(item, focus_time_busy=connection.focus_time_busy)
     if fields is None:
         return
     with transaction.atomic():

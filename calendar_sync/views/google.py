@@ -48,6 +48,7 @@ from calendar_sync.google.connect import (
     connection_save,
     default_calendar_choose,
     disconnect,
+    focus_time_set,
     scopes_missing,
     secondary_set,
     sync_now,
@@ -277,6 +278,23 @@ def google_sync_now(request: ClinicRequest) -> HttpResponse:
     practitioner = shown_practitioner(request)
     sync_now(connected_or_404(request, practitioner))
     messages.success(request, "Sync started. Refresh the calendar in a moment to see Google's changes.")
+    return redirect(sync_page_url(practitioner))
+
+
+@require_POST
+def google_focus_time(request: ClinicRequest) -> HttpResponse:
+    """Focus time blocks booking, or not (also for staff who manage the calendar, as Sync now)."""
+    practitioner = shown_practitioner(request)
+    busy = request.POST.get("busy") == "1"
+    focus_time_set(
+        clinic=request.clinic, actor=request.user, connection=connected_or_404(request, practitioner), busy=busy
+    )
+    messages.success(
+        request,
+        "Focus time marked busy in Google now blocks online booking."
+        if busy
+        else "Focus time in Google no longer blocks online booking.",
+    )
     return redirect(sync_page_url(practitioner))
 
 

@@ -57,6 +57,7 @@ SKIPPED_FOR_EVERYONE = {
     "calendar_sync:google-default": "302 (not connected to Google)",
     "calendar_sync:google-calendar": POST_ONLY,
     "calendar_sync:google-sync-now": POST_ONLY,
+    "calendar_sync:google-focus-time": POST_ONLY,
     "calendar_sync:google-disconnect": POST_ONLY,
     "calendar_sync:google-webhook": POST_ONLY,
 }

@@ -32,14 +32,25 @@ Where it knowingly differs from Google:
   1000. The wording of the 400 for too many parts, and of the 400 for parameters combined with syncToken,
   is the fake's own.
 - Incremental sync returns every changed event of the calendar, whatever window the full sync had. With
-  singleEvents=true a changed series comes back as its instances, a deleted series as one cancelled item with
-  the series' id.
+  singleEvents=true a changed series comes back as its instances (up to two years ahead), and a deleted or
+  truncated ("this and following": an UNTIL put in its RRULE, ``user_this_and_following``) series as the
+  cancelled tombstones of the instances it lost (id, recurringEventId, originalStartTime), never as one item with
+  the series' id, and only for those within ``TOMBSTONE_HORIZON`` (six months) either side of the change. Google
+  documents no horizon; a report saw "only six months worth" of cancelled instances after deleting a series
+  (googleapis/google-api-ruby-client#860). Instances of unchanged series entering a window never come.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
 - A token whose only matching scope is ``calendar.app.created`` reaches only the calendars its client made
   (403 insufficientPermissions elsewhere: the wording of that refusal is the fake's own).
-- No attendees' calendars, invitations, ACL methods (sharing is set with ``user_share_calendar``),
-  free/busy, colors, settings, conferencing, attachments,
-  events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
+- Event types (default, outOfOffice, focusTime, workingLocation, birthday, fromGmail) keep the documented rules of
+  the Calendar guides: the status types only on primary calendars, a working location transparent and public, a
+  birthday one all-day day recurring yearly, transparent and private, fromGmail only made by Gmail
+  (``user_gmail_event``), a type never changed. Their other properties are stored as given, unchecked; the
+  restrictions on updating fromGmail events are not enforced.
+- Attendees are stored as given; ``self`` is computed (the entry whose email is the calendar's id). An invitation
+  (``user_invited``, answered by ``user_respond``) shows the organizer's address; nothing reaches attendees'
+  calendars and no invitation mail is sent.
+- No ACL methods (sharing is set with ``user_share_calendar``), free/busy, colors, settings, conferencing,
+  attachments, events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
 """
 
 from .client import calendar_service, credentials_for, discovery_document, make_credentials

@@ -72,6 +72,11 @@ CALENDAR_LIST_MAX_PAGE_SIZE = 250
 DEFAULT_CHANNEL_TTL = 7 * 24 * 3600
 MAX_CHANNEL_TTL = 30 * 24 * 3600
 EXPANSION_HORIZON = dt.timedelta(days=730)
+# With singleEvents=true a deleted or truncated series reaches an incremental sync as cancelled instances, and
+# only for a while either side of the change: a report saw "only six months worth of events with the status
+# 'cancelled'" after deleting a series (googleapis/google-api-ruby-client#860, 2020). Google documents no
+# figure; the fake takes six months each way from the moment of the change.
+TOMBSTONE_HORIZON = dt.timedelta(days=183)
 MAX_INSTANCES = 2500
 CODE_TTL = 600
 OAUTH_PATHS = ("/token", "/o/oauth2/", "/revoke", "/oauth2/")
@@ -95,6 +100,16 @@ SERVER_FIELDS = {
     "status",
     "sequence",
 }
+# Event types, https://developers.google.com/calendar/api/guides/event-types and
+# https://developers.google.com/calendar/api/guides/calendar-status: focus time, out of office and working location
+# "are only available on primary calendars"; a working location is public and transparent, all day for exactly
+# one day or timed (guides/working-hours-and-location); a birthday is an all-day event of one day recurring
+# yearly, private and transparent. Events from Gmail are made by Gmail, never inserted through the API, and their
+# organizer is the mail's recipient (Workspace updates blog, 2024-05-30, "The Calendar API now distinguishes
+# events created from Gmail").
+EVENT_TYPES = {"default", "outOfOffice", "focusTime", "workingLocation", "birthday", "fromGmail"}
+PRIMARY_ONLY_TYPES = {"outOfOffice", "focusTime", "workingLocation"}
+RESPONSES = {"needsAction", "declined", "tentative", "accepted"}
 ENUMS = {
     "transparency": {"opaque", "transparent"},
     "visibility": {"default", "public", "private", "confidential"},
@@ -204,6 +219,7 @@ class _Event:
     # Deleted by the user in Google Calendar's web UI (in its bin): the API refuses writes to it (403), and its id
     # stays taken (409 on insert). See FakeGoogle.user_delete_event.
     trashed: bool = False
+    organizer: str | None = None  # an invitation's organizer; None: the calendar itself
 
     @property
     def recurrence(self) -> list[str] | None:
@@ -230,6 +246,8 @@ class _Calendar:
     purged: set[str] = field(default_factory=set)  # ids of events purged from the bin: still taken
     push_supported: bool = True
     created_by: str | None = None  # the OAuth client that made it through the API (calendar.app.created)
+    # Cancelled instances of deleted or truncated series, sent to incremental syncs with singleEvents=true.
+    tombstones: dict[str, _Event] = field(default_factory=dict)
 
 
 @dataclass
@@ -1247,7 +1265,59 @@ class FakeGoogle:
             horizon = start.instant(calendar.time_zone) + dt.timedelta(days=800)
             occurrence_whens(start, recurrence, calendar.time_zone, None, horizon, 2)
 
-    def _insert_event(self, calendar: _Calendar, body: Mapping[str, Any], creator: str) -> _Event:
+    @staticmethod
+    def _event_type(
+        calendar: _Calendar,
+        body: Mapping[str, Any],
+        *,
+        previous: str | None,
+        gmail: bool = False,
+        exception: bool = False,
+    ) -> str:
+        """The event's type, checked against the documented rules of its kind (see EVENT_TYPES)."""
+        kind = body.get("eventType")
+        if previous is not None:
+            if kind is not None and kind != previous:
+                raise errors.bad_request("The event type of an existing event cannot be changed.")
+            kind = previous
+        kind = kind or "default"
+        if kind not in EVENT_TYPES:
+            raise errors.invalid("Invalid value for: eventType")
+        if kind == "fromGmail" and previous is None and not gmail:
+            raise errors.bad_request("Events from Gmail cannot be created through the API.")
+        if kind in PRIMARY_ONLY_TYPES and not calendar.primary:
+            raise errors.bad_request(f"A {kind} event can only be created on a primary calendar.")
+        start, end = body.get("start") or {}, body.get("end") or {}
+        if kind == "workingLocation":
+            if body.get("transparency") != "transparent" or body.get("visibility") != "public":
+                raise errors.bad_request("A working location must be transparent and public.")
+            if not isinstance(body.get("workingLocationProperties"), dict):
+                raise errors.required("Missing workingLocationProperties.")
+        if kind == "birthday":
+            if body.get("transparency") != "transparent" or body.get("visibility") != "private":
+                raise errors.bad_request("A birthday must be transparent and private.")
+            recurrence = body.get("recurrence") or []
+            if not exception and not any("FREQ=YEARLY" in line for line in recurrence):
+                raise errors.bad_request("A birthday must recur yearly.")
+        if kind in {"workingLocation", "birthday"} and "date" in start:
+            one_day = dt.date.fromisoformat(start["date"]) + dt.timedelta(days=1)
+            if end.get("date") != one_day.isoformat():
+                raise errors.bad_request(f"An all-day {kind} event spans exactly one day.")
+        for attendee in body.get("attendees") or []:
+            status = attendee.get("responseStatus") if isinstance(attendee, dict) else None
+            if status is not None and status not in RESPONSES:
+                raise errors.invalid("Invalid value for: attendees.responseStatus")
+        return kind
+
+    def _insert_event(
+        self,
+        calendar: _Calendar,
+        body: Mapping[str, Any],
+        creator: str,
+        *,
+        organizer: str | None = None,
+        gmail: bool = False,
+    ) -> _Event:
         event_id = body.get("id")
         if event_id is not None:
             if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
@@ -1258,8 +1328,10 @@ class FakeGoogle:
                 raise errors.duplicate()
         else:
             event_id = self._new_event_id(calendar)
+        kind = self._event_type(calendar, body, previous=None, gmail=gmail)
         fields, start, end, status, sequence = self._event_parts(body, exception=False)
         self._validate_recurrence(calendar, start, fields.get("recurrence"))
+        fields["eventType"] = kind
         ical_uid = body.get("iCalUID") or f"{event_id}@google.com"
         now = self.now()
         event = _Event(
@@ -1276,6 +1348,7 @@ class FakeGoogle:
             seq=0,
             ical_uid=ical_uid,
             creator=creator,
+            organizer=organizer,
         )
         self._commit_event(calendar, event)
         return event
@@ -1301,6 +1374,7 @@ class FakeGoogle:
             creator=master.creator,
             recurring_event_id=master.id,
             original_start=original,
+            organizer=master.organizer,
         )
 
     def _synthesize_instance(self, calendar: _Calendar, event_id: str) -> _Event | None:
@@ -1369,9 +1443,21 @@ class FakeGoogle:
                 rendered[name] = fields.pop(name)
         rendered["creator"] = {"email": event.creator, "self": event.creator == calendar.owner}
         organizer: dict[str, Any] = {"email": calendar.id, "self": True}
-        if not calendar.primary:
+        if event.organizer is not None:
+            organizer = {"email": event.organizer}
+        elif not calendar.primary:
             organizer["displayName"] = calendar.summary
         rendered["organizer"] = organizer
+        if isinstance(fields.get("attendees"), list):
+            # "self": whether the entry is the calendar this copy of the event is on; Google computes it.
+            attendees = []
+            for attendee in fields.pop("attendees"):
+                entry = {k: v for k, v in attendee.items() if k != "self"} if isinstance(attendee, dict) else {}
+                entry.setdefault("responseStatus", "needsAction")
+                if str(entry.get("email", "")).lower() == calendar.id.lower():
+                    entry["self"] = True
+                attendees.append(entry)
+            rendered["attendees"] = attendees
         rendered["start"] = event.start.render(out_tz)
         rendered["end"] = event.end.render(out_tz)
         if "recurrence" in fields:
@@ -1411,8 +1497,13 @@ class FakeGoogle:
         self, calendar: _Calendar, event: _Event, merged: Mapping[str, Any], *, previous_status: str
     ) -> None:
         exception = event.recurring_event_id is not None
+        kind = self._event_type(
+            calendar, merged, previous=event.fields.get("eventType", "default"), exception=exception
+        )
         fields, start, end, status, sequence = self._event_parts(merged, exception=exception)
         self._validate_recurrence(calendar, start, fields.get("recurrence"))
+        fields["eventType"] = kind
+        before = self._tombstone_whens(calendar, event)
         moved = start != event.start or end != event.end or fields.get("recurrence") != event.fields.get("recurrence")
         event.fields, event.start, event.end, event.status = fields, start, end, status
         if sequence is not None and sequence >= event.sequence:
@@ -1420,8 +1511,40 @@ class FakeGoogle:
         elif moved or status != previous_status:
             event.sequence += 1
         self._commit_event(calendar, event)
+        if before:
+            after = self._tombstone_whens(calendar, event)
+            for stamp in after:
+                calendar.tombstones.pop(f"{event.id}_{stamp}", None)
+            self._bury(calendar, event, [when for stamp, when in before.items() if stamp not in after])
         if status == "cancelled" and previous_status != "cancelled":
             self._cancel_exceptions(calendar, event)
+
+    def _tombstone_whens(self, calendar: _Calendar, master: _Event) -> dict[str, When]:
+        """A live series' occurrences within TOMBSTONE_HORIZON of now, by their id's stamp."""
+        if master.recurrence is None or master.status == "cancelled":
+            return {}
+        now = self.now()
+        whens = occurrence_whens(
+            master.start,
+            master.recurrence,
+            calendar.time_zone,
+            now - TOMBSTONE_HORIZON,
+            now + TOMBSTONE_HORIZON,
+            MAX_INSTANCES,
+        )
+        return {when.stamp(): when for when in whens}
+
+    def _bury(self, calendar: _Calendar, master: _Event, whens: Iterable[When]) -> None:
+        """Occurrences a series no longer has (deleted, or cut off by an UNTIL) become instance tombstones."""
+        for when in whens:
+            instance = self._instance_of(master, when)
+            if instance.id in calendar.events:
+                continue  # an exception is cancelled, and sent, as an event of its own
+            instance.status = "cancelled"
+            instance.updated = self._tick()
+            instance.etag = self._etag()
+            instance.seq = self._next_seq()
+            calendar.tombstones[instance.id] = instance
 
     def _cancel_exceptions(self, calendar: _Calendar, master: _Event) -> None:
         for other in list(calendar.events.values()):
@@ -1462,9 +1585,11 @@ class FakeGoogle:
         if event.status == "cancelled":
             raise errors.deleted()
         event = self._store_exception(calendar, event)
+        buried = self._tombstone_whens(calendar, event)
         event.status = "cancelled"
         self._commit_event(calendar, event)
         if event.recurrence is not None:
+            self._bury(calendar, event, buried.values())
             self._cancel_exceptions(calendar, event)
 
     # --- events: handlers -----------------------------------------------------------------------------------
@@ -1638,10 +1763,15 @@ class FakeGoogle:
         changed = sorted((e for e in calendar.events.values() if e.seq > since), key=lambda e: e.seq)
         if not single:
             return changed
+        # Series come as their instances: a changed one expanded, a deleted or cut one as the tombstones of the
+        # instances it lost (within TOMBSTONE_HORIZON), never as one item with the series' id.
+        changed += [e for e in calendar.tombstones.values() if e.seq > since]
+        changed.sort(key=lambda e: e.seq)
         expanded: list[_Event] = []
         for event in changed:
-            if event.recurrence is not None and event.status != "cancelled":
-                expanded.extend(self._instances(calendar, event, None, None))
+            if event.recurrence is not None:
+                if event.status != "cancelled":
+                    expanded.extend(self._instances(calendar, event, None, None))
             else:
                 expanded.append(event)
         return expanded
@@ -2031,6 +2161,71 @@ class FakeGoogle:
             self._commit_calendar(calendar)
             self._notify(f"calendarList:{email}")
             return calendar.id
+
+    def user_invited(
+        self, calendar_id: str, body: Mapping[str, Any], *, organizer: str, response: str = "needsAction"
+    ) -> dict[str, Any]:
+        """An invitation from ``organizer`` on this calendar: its owner an attendee who answered ``response``."""
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            attendees = [
+                {"email": organizer, "organizer": True, "responseStatus": "accepted"},
+                {"email": calendar.id, "responseStatus": response},
+            ]
+            event = self._insert_event(calendar, {**body, "attendees": attendees}, organizer, organizer=organizer)
+            return self._render_event(calendar, event, None, tombstone=False)
+
+    def user_respond(self, calendar_id: str, event_id: str, response: str) -> dict[str, Any]:
+        """The calendar's owner answers an invitation (accepted, declined, tentative)."""
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            event = self._find_event(calendar, event_id)
+            attendees = [
+                {**a, "responseStatus": response} if a.get("email", "").lower() == calendar.id.lower() else a
+                for a in event.fields.get("attendees", [])
+            ]
+            return self.user_update_event(calendar_id, event_id, {"attendees": attendees})
+
+    def user_gmail_event(self, calendar_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An event Gmail made from a mail (a flight, a booking): eventType fromGmail, the recipient organizer."""
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            event = self._insert_event(calendar, {**body, "eventType": "fromGmail"}, calendar.owner, gmail=True)
+            return self._render_event(calendar, event, None, tombstone=False)
+
+    def user_this_and_following(
+        self, calendar_id: str, series_id: str, from_start: Mapping[str, Any], changes: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Google's "this and following events" edit: the series ends before ``from_start`` (an UNTIL in its
+        RRULE) and, with ``changes``, a new series starts there. Returns the new series."""
+        with self._lock:
+            calendar = self._calendars[calendar_id]
+            master = calendar.events[series_id]
+            assert master.recurrence is not None
+            cut = parse_when(dict(from_start), "start", recurring=True)
+            if cut.all_day:
+                assert cut.date is not None
+                until = (cut.date - dt.timedelta(days=1)).strftime("%Y%m%d")
+            else:
+                until = (cut.instant(calendar.time_zone) - dt.timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
+            rules = [
+                re.sub(r";(UNTIL|COUNT)=[^;]*", "", line) + f";UNTIL={until}" if line.startswith("RRULE:") else line
+                for line in master.recurrence
+            ]
+            following = self._render_event(calendar, master, None, tombstone=False)
+            self._patch_event(calendar, master, {"recurrence": rules})
+        if changes is None:
+            return None
+        length = master.end.instant(calendar.time_zone) - master.start.instant(calendar.time_zone)
+        start = dict(changes.get("start") or from_start)
+        if "dateTime" in start:
+            begins = parse_rfc3339(start["dateTime"])
+            end = {**start, "dateTime": (begins + length).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        else:
+            end = {"date": (dt.date.fromisoformat(start["date"]) + length).isoformat()}
+        body = {k: v for k, v in following.items() if k not in SERVER_FIELDS and k != "attendees"}
+        body.update({"start": start, "end": end, **changes})
+        return self.user_create_event(calendar_id, body)
 
     def user_set_title(self, calendar_id: str, event_id: str, title: str) -> dict[str, Any]:
         return self.user_update_event(calendar_id, event_id, {"summary": title})
