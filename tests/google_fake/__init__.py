@@ -17,6 +17,11 @@ What it serves:
   events.list/get/insert/patch/update/delete/instances/watch, channels.stop, and the batch endpoint.
   Unimplemented methods of the discovery document answer 501.
 - Per-method OAuth scopes taken from the discovery document (403 insufficientPermissions).
+- The per-minute quotas over a sliding window (``rate_limit_user``, ``rate_limit_project``, ``rate_window``;
+  Google's 600 and 10,000 a minute by default): every authenticated Calendar call counts, each part of a batch as
+  one call (the batch's own HTTP request does not); over the user's limit a call is answered 403
+  ``rateLimitExceeded``, over the project's (the OAuth client's, across users) 429 ``rateLimitExceeded``, both in
+  the ``usageLimits`` domain (``rate_refusals`` lists them). Tests scale the window and limits down.
 
 Where it knowingly differs from Google:
 
@@ -28,6 +33,9 @@ Where it knowingly differs from Google:
 - Incremental sync returns every changed event of the calendar, whatever window the full sync had. With
   singleEvents=true a changed series comes back as its instances, a deleted series as one cancelled item with
   the series' id.
+- Quotas: a refused call is not counted against the window (Google does not say whether it is); no daily
+  billing threshold, no "operational limits" (many writes to one calendar in quick succession), no Calendar
+  usage limits (``quotaExceeded``, read-only mode after very many events), and no Retry-After header.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
 - No attendees' calendars, invitations, ACLs, free/busy, colors, settings, conferencing, attachments,
   events.import/move/quickAdd, calendarList insert/patch/delete, calendars.clear.
@@ -42,6 +50,7 @@ from .server import (
     EVENTS_SCOPE,
     FakeGoogle,
     NotificationRecord,
+    RateRefusal,
     RequestRecord,
 )
 
@@ -53,6 +62,7 @@ __all__ = [
     "FakeGoogle",
     "NotificationReceiver",
     "NotificationRecord",
+    "RateRefusal",
     "ReceivedNotification",
     "RequestRecord",
     "calendar_service",
