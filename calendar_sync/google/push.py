@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from calendar_sync.feed.sources import feed_sources
 from calendar_sync.google.client import (
-    BATCH_SIZE,
     AccessRevoked,
     GoogleTrouble,
     backoff,
@@ -35,6 +34,7 @@ from calendar_sync.google.connection import (
     sync_active,
 )
 from calendar_sync.google.events import event_body, shown_fingerprint
+from calendar_sync.google.pacing import PUSH
 from calendar_sync.keys import EVERYTHING, ItemKey, split
 from calendar_sync.models import FeedSubscription, GoogleConnection, GoogleEvent, GooglePending
 from scheduling.models import Appointment, OtherEvent
@@ -95,7 +95,7 @@ def _push(
         failed: dict[ItemKey, GoogleTrouble] = {}
         done: list[Call] = []
         if calls:
-            session = Session(connection)
+            session = Session(connection, kind=PUSH)
             try:
                 done = _send(session, connection, calls, failed, attempt, report)
             finally:
@@ -193,17 +193,17 @@ def _send(
                 requests.append((call.key.text, request))
             else:
                 requests.append((call.key.text, events.delete(calendarId=calendar, eventId=call.event_id)))
-        report.requests += -(-len(requests) // BATCH_SIZE)
+        answers: dict[str, tuple[Any, Any]] = {}
+        stopped: GoogleTrouble | None = None  # paced, or a failure: the calls answered so far still count
         try:
-            answers = session.batch(requests, attempt)
+            session.batch(requests, attempt, into=answers)
         except GoogleTrouble as trouble:
-            for call in todo:
-                failed[call.key] = trouble
-            return done
+            stopped = trouble
+        report.requests = session.requests
         again: list[Call] = []
         for call in todo:
             if call.key.text not in answers:
-                failed[call.key] = GoogleTrouble("no answer in the batch", delay=backoff(attempt))
+                failed[call.key] = stopped or GoogleTrouble("no answer in the batch", delay=backoff(attempt))
                 continue
             _response, error = answers[call.key.text]
             if error is None:
@@ -222,6 +222,10 @@ def _send(
                 log.error("google push: %s of an event refused (%s %s)", call.verb, status, reason)
                 done.append(call)  # a permanent refusal is not retried forever
         todo = again
+        if stopped is not None:
+            for call in todo:
+                failed[call.key] = stopped
+            break
     return done
 
 

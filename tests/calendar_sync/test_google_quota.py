@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from typing import cast
 
 import pytest
 from django.db import connection as db_connection
@@ -22,7 +23,7 @@ from calendar_sync.google.connect import resync_all
 from calendar_sync.google.events import OUR_EVENT_ID
 from calendar_sync.keys import EVERYTHING
 from calendar_sync.models import GoogleConnection, GooglePending
-from clinic.models import Role
+from clinic.models import Membership, Role
 from scheduling.models import OtherEvent
 from tests.calendar_sync.google_helpers import connect, google_events, quota_scaled
 from tests.conftest import logged_in_client
@@ -58,7 +59,7 @@ def landed(fake, connection, title: str = "Block") -> int:
 
 
 def another_clinician(clinic, name: str):
-    membership = MembershipFactory(clinic=clinic, role=Role.CLINICIAN)
+    membership = cast(Membership, MembershipFactory(clinic=clinic, role=Role.CLINICIAN))
     practitioner = PractitionerFactory(clinic=clinic, name=name, user=membership.user)
     return practitioner, logged_in_client(membership)
 
@@ -184,7 +185,7 @@ def test_a_pull_started_while_a_large_push_runs_finishes_first(google, scaled, c
     while google.count_requests(path_contains="/events", batched=True) < 50 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert finished == [] and errors == []  # the push is under way
-    tasks.google_pull.apply(args=[connection.pk]).result
+    assert tasks.google_pull.apply(args=[connection.pk]).result.startswith("PullReport(")
     finished.append("pull")
     pushing.join(timeout=60)
     assert errors == []
