@@ -81,8 +81,11 @@ def _again_after(task: Any, args: tuple[Any, ...], delay: float) -> None:
     if queued is not None and queued != task.request.id:
         return  # that run continues the work
     task_id = str(uuid4())
-    cache.set(key, task_id, timeout=int(delay) + 120)
-    task.apply_async(args=args, countdown=delay, task_id=task_id)
+    # Kept a little past the countdown: a queued run that was lost (or late) is succeeded soon after.
+    cache.set(key, task_id, timeout=int(delay) + 10)
+    # On the queue it came from, as task.retry does.
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    task.apply_async(args=args, countdown=delay, task_id=task_id, **({"queue": queue} if queue else {}))
 
 
 @shared_task(bind=True, acks_late=True)

@@ -37,7 +37,7 @@ PULL: Kind = "pull"
 LOCK_SECONDS = 5  # a ledger's lock expires by itself if its holder dies
 LOCK_POLL = 0.002
 STALE_SECONDS = 2 * REQUEST_TIMEOUT  # a reservation never settled counts this long past its reservation
-MIN_DELAY = 1.0  # the shortest countdown a paced task is re-queued with
+MIN_DELAY = 0.1  # the shortest countdown a paced task is re-queued with (no tight loop)
 
 
 class Paced(GoogleTrouble):

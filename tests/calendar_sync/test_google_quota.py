@@ -207,3 +207,41 @@ def test_beat_spreads_the_pulls_over_the_interval(google, settings, clinic_a, cl
     assert len(set(countdowns)) == len(countdowns)  # each connection at its own moment
     assert all(0 <= countdown < interval for countdown in countdowns)
     assert max(countdowns) - min(countdowns) > interval / 4  # spread, not bunched
+
+
+def test_in_process_a_wait_longer_than_the_bound_stops_the_push_and_keeps_the_rest_pending(
+    google, scaled, settings, clinic_a, clinician, clinician_client
+):
+    settings.GOOGLE_PACE_EAGER_WAIT_SECONDS = 0.05  # a request never sleeps a window away
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    blocks(clinic_a, practitioner, EVENTS)
+    GooglePending.objects.create(clinic=clinic_a, connection=connection, key=EVERYTHING)
+    google.clear_requests()
+    rounds = []
+    while GooglePending.objects.filter(connection=connection).exists():
+        assert len(rounds) < 10
+        rounds.append(tasks.google_push.apply(args=[connection.pk]).result)
+        time.sleep(WINDOW)  # the next trigger comes later (a change, Sync now, the sweep)
+    assert len(rounds) >= 3  # a batch of 50 a window at most
+    assert set(rounds[:-1]) == {"paced"} and rounds[-1].startswith("PushReport(sent=")
+    assert google.rate_refusals == []
+    assert landed(google, connection) == EVENTS
+    inserts = [r for r in google.requests if r.operation == "calendar.events.insert"]
+    assert len(inserts) == EVENTS  # what was sent before a stop is remembered, never sent again
+
+
+def test_a_push_stops_at_the_end_of_its_slice_and_the_rest_stays_pending(
+    google, scaled, settings, clinic_a, clinician, clinician_client
+):
+    settings.GOOGLE_PUSH_SLICE_SECONDS = 0.0  # over after the first batch request
+    _, practitioner = clinician
+    connection = connect(clinician_client, google, practitioner)
+    blocks(clinic_a, practitioner, 80)
+    GooglePending.objects.create(clinic=clinic_a, connection=connection, key=EVERYTHING)
+    assert tasks.google_push.apply(args=[connection.pk]).result == "paced"
+    assert landed(google, connection) == 0  # a slice of nothing: nothing sent, all still pending
+    assert GooglePending.objects.filter(connection=connection).count() == 80
+    settings.GOOGLE_PUSH_SLICE_SECONDS = 60.0
+    assert tasks.google_push.apply(args=[connection.pk]).result.startswith("PushReport(sent=80")
+    assert landed(google, connection) == 80 and google.rate_refusals == []
