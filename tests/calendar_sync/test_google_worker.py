@@ -160,11 +160,13 @@ def test_the_worker_paces_a_large_push_requeuing_it_without_counting_retries(
         "GOOGLE_PULL_HEADROOM": "10",
         "GOOGLE_PACE_WAIT_SECONDS": "0.05",
     }
-    with celery_worker(worker_database_url(), **worker_settings(google), **scaled) as (queue, env, output):
+    with celery_worker(worker_database_url(), **worker_settings(google), **scaled) as (queue, env, _):
         web(
             env,
             queue,
-            f"from calendar_sync.tasks import google_push\ngoogle_push.apply_async(args=[{link.pk}], queue={queue!r})\nprint('queued')\n",
+            "from calendar_sync.tasks import google_push\n"
+            f"google_push.apply_async(args=[{link.pk}], queue={queue!r})\n"
+            "print('queued')\n",
         )
         eventually(
             lambda: GoogleEvent.objects.filter(connection=link).count() == 500 and not GooglePending.objects.exists(),
