@@ -86,16 +86,11 @@ def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
 
 
 def queue_pull(connection: GoogleConnection, calendar_pk: int | None, *, countdown: float = 0.0) -> None:
-    """Nudge a pull after commit (a burst of notifications for one calendar makes one), after `countdown`
-    seconds (a worker only). A lost one is made good by beat's periodic pull of every connection."""
-    nudge(
-        tasks.google_pull,
-        connection.pk,
-        calendar_pk,
-        once_per=pull_flag(connection.public_id, calendar_pk),
-        once_seconds=60 + int(countdown),
-        countdown=countdown,
-    )
+    """Nudge a pull after commit (a burst of notifications for one calendar makes one). A lost one is made
+    good by beat's periodic pull of every connection, which gives each a `countdown` (a worker only) and does
+    not take the burst's flag: a notification while it waits still pulls at once."""
+    once_per = None if countdown else pull_flag(connection.public_id, calendar_pk)
+    nudge(tasks.google_pull, connection.pk, calendar_pk, once_per=once_per, countdown=countdown)
 
 
 GOLDEN = (5**0.5 - 1) / 2  # successive multiples of it mod 1 spread evenly (and never repeat)
