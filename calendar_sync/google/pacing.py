@@ -60,15 +60,20 @@ def _digest(text: str) -> str:
 
 
 def ledgers(email: str) -> tuple[Ledger, Ledger]:
-    """The user's and the project's ledgers (hashes: no address in the cache's keys)."""
+    """The user's and the project's ledgers (hashes: no address in the cache's keys). Both are named by the API
+    too (Google's, always, in production), so each of the tests' fake Googles has quotas of its own."""
     user_limit, project_limit = settings.GOOGLE_RATE_LIMIT_USER, settings.GOOGLE_RATE_LIMIT_PROJECT
     headroom = settings.GOOGLE_PULL_HEADROOM
+    api = settings.GOOGLE_API_ROOT
     return (
-        Ledger(f"google:quota:user:{_digest(email)}", user_limit, headroom),
+        Ledger(f"google:quota:user:{_digest(api + ' ' + email)}", user_limit, headroom),
         # The project keeps the same share of its limit free for pulls.
-        Ledger(f"google:quota:project:{_digest(settings.GOOGLE_CLIENT_ID)}", project_limit,
-               headroom * project_limit // max(user_limit, 1)),
-    )  # fmt: skip
+        Ledger(
+            f"google:quota:project:{_digest(api + ' ' + settings.GOOGLE_CLIENT_ID)}",
+            project_limit,
+            headroom * project_limit // max(user_limit, 1),
+        ),
+    )
 
 
 def chunk_size(email: str, kind: Kind, most: int) -> int:
