@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 #   the fake refused nothing, and the extras compute the time to converge against Google (push_converge_minutes:
 #   the median with each window waited for lasting a real minute; 9 windows at 550 calls, about 9.1 minutes, where
 #   the bare limit would give 8.3) and push_calls_per_minute. Unpaced, the push took 3.2 to 3.7 s; paced, about
-#   15 s (9 windows of 1.2 s and our own work, which does not overlap the waits).
+#   12 to 15 s (9 windows of 1.2 s and our own work, which does not overlap the waits).
 # - pull_*: the first full pull of a calendar made in Google with 5,000 events (3,000 timed busy, 1,000 timed free,
 #   1,000 all-day) into external OtherEvents: 2 pages of 2,500. Target ≤ 3 s.
 # - incremental_*: a default calendar in sync both ways (ours and Google's 5,000) after 50 changes, 25 events edited
