@@ -42,6 +42,7 @@ def build_feed(subscription_id: int) -> str:
 
 def _run(task: Any, work: Callable[..., object], *args: Any) -> str:
     from calendar_sync.google.client import AccessRevoked, ClientRefused, GoogleTrouble
+    from calendar_sync.google.pacing import Paced
 
     attempt = task.request.retries
     while True:
@@ -51,6 +52,13 @@ def _run(task: Any, work: Callable[..., object], *args: Any) -> str:
             return "broken"
         except ClientRefused:
             return "client refused"  # the deployment's settings are wrong: nothing is tried until they change
+        except Paced as paced:
+            # Google's quota, not a failure: what was not sent stays pending. A worker queues the task again
+            # after the wait, as a new task (no retry counted against MAX_RETRIES); in-process, the next
+            # trigger (a change, Sync now, the sweep) continues it.
+            if not task.request.is_eager:
+                _again_after(task, args, paced.delay)
+            return "paced"
         except GoogleTrouble as trouble:
             if trouble.quota:
                 return "backing off"  # the pending items stay; beat picks them up when the wait is over
@@ -61,6 +69,25 @@ def _run(task: Any, work: Callable[..., object], *args: Any) -> str:
             if trouble.delay > EAGER_WAIT_LIMIT:
                 return "backing off"
             attempt += 1  # in-process (the embedded default): try again at once
+
+
+def _again_after(task: Any, args: tuple[Any, ...], delay: float) -> None:
+    """Queue the task again after `delay`, unless another paced run of it is already queued: the cache names the
+    one queued run (its task id), so the sweep's nudges while it waits do not start a second chain."""
+    from uuid import uuid4
+
+    from django.core.cache import cache
+
+    key = f"google:paced:{task.name}:{':'.join(map(str, args))}"
+    queued = cache.get(key)
+    if queued is not None and queued != task.request.id:
+        return  # that run continues the work
+    task_id = str(uuid4())
+    # Kept a little past the countdown: a queued run that was lost (or late) is succeeded soon after.
+    cache.set(key, task_id, timeout=int(delay) + 10)
+    # On the queue it came from, as task.retry does.
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    task.apply_async(args=args, countdown=delay, task_id=task_id, **({"queue": queue} if queue else {}))
 
 
 @shared_task(bind=True, acks_late=True)
@@ -80,15 +107,17 @@ def google_pull(self: Any, connection_id: int, calendar_pk: int | None = None) -
 
 
 @shared_task(acks_late=True)
-def google_pull_all() -> int:
-    """Beat: pull every active connection (Google's changes whose notification was lost, or that had none)."""
-    from calendar_sync.google.changes import connections_to_pull, queue_pull
+def google_pull_all() -> list[float]:
+    """Beat: pull every active connection (Google's changes whose notification was lost, or that had none),
+    spread over the interval (Google: "randomize traffic patterns"); returns the countdowns given."""
+    from calendar_sync.google.changes import connections_to_pull, pull_countdown, queue_pull
 
-    pulled = 0
+    countdowns = []
     for connection in connections_to_pull():
-        queue_pull(connection, None)
-        pulled += 1
-    return pulled
+        countdown = pull_countdown(connection.pk)
+        queue_pull(connection, None, countdown=countdown)
+        countdowns.append(countdown)
+    return countdowns
 
 
 @shared_task(acks_late=True)

@@ -44,14 +44,16 @@ def nudge(
     once_per: str | None = None,
     once_seconds: int = 60,
     on_lost: Callable[[], object] | None = None,
+    countdown: float = 0.0,
 ) -> None:
-    """Queue task(*args) once the current transaction commits (at once outside one; never on rollback).
+    """Queue task(*args) once the current transaction commits (at once outside one; never on rollback), to run
+    after `countdown` seconds (in a worker; in-process it runs at once).
 
     once_per names a burst: while that cache key lives (once_seconds, or until the task deletes it), further
     nudges with the same name are dropped; the task that runs sees what they would have. on_lost runs when
     the nudge could not be queued (to undo a "queued" mark, so the next change nudges again).
     """
-    transaction.on_commit(partial(_publish, task, args, once_per, once_seconds, on_lost))
+    transaction.on_commit(partial(_publish, task, args, once_per, once_seconds, on_lost, countdown))
 
 
 def _broker_paused() -> bool:
@@ -64,6 +66,7 @@ def _publish(
     once_per: str | None,
     once_seconds: int,
     on_lost: Callable[[], object] | None,
+    countdown: float = 0.0,
 ) -> None:
     if task.app.conf.task_always_eager:
         if once_per is None or cache.add(once_per, 1, once_seconds):
@@ -78,7 +81,8 @@ def _publish(
             return
         with _connections().acquire(block=True, timeout=settings.NUDGE_PUBLISH_TIMEOUT) as connection:
             producer = task.app.amqp.Producer(connection, auto_declare=False)  # as apply_async(connection=) makes
-            task.apply_async(args, producer=producer, ignore_result=True, retry=False)
+            options: dict[str, Any] = {"countdown": countdown} if countdown else {}
+            task.apply_async(args, producer=producer, ignore_result=True, retry=False, **options)
     except Exception as error:  # noqa: BLE001 - any refusal of the broker or cache; the rows wait for the sweep
         _pause()
         if once_per is not None:

@@ -154,6 +154,22 @@ GOOGLE_PULL_MINUTES = int(os.environ.get("GOOGLE_PULL_MINUTES", "15"))
 # grant: include_granted_scopes). oauthlib raises on that unless told to relax; we check the scopes we need ourselves
 # (calendar_sync.views.google.google_callback).
 os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+# Google's per-minute quotas of the Calendar API (https://developers.google.com/workspace/calendar/api/guides/quota):
+# calls per user (a batch of 50 counts as 50) and per project (the OAuth client, across all connections), over a
+# sliding window. The pacer (calendar_sync/google/pacing.py) keeps every worker under them; the tests' fake Google
+# enforces the same values, and tests and the benchmark scale the window down.
+GOOGLE_RATE_LIMIT_USER = int(os.environ.get("GOOGLE_RATE_LIMIT_USER", "600"))
+GOOGLE_RATE_LIMIT_PROJECT = int(os.environ.get("GOOGLE_RATE_LIMIT_PROJECT", "10000"))
+GOOGLE_RATE_WINDOW_SECONDS = float(os.environ.get("GOOGLE_RATE_WINDOW_SECONDS", "60"))
+# Calls per user and window a push leaves to pulls (per project: the same share of its limit), so a pull waits
+# at most briefly while a large push runs.
+GOOGLE_PULL_HEADROOM = int(os.environ.get("GOOGLE_PULL_HEADROOM", "50"))
+# The longest a worker sleeps for quota before it stops and re-queues the rest with that countdown; in-process
+# (eager) tasks sleep at most GOOGLE_PACE_EAGER_WAIT_SECONDS (a request never waits long). A push stops after
+# GOOGLE_PUSH_SLICE_SECONDS (well inside the connection's lock) and continues in a new task.
+GOOGLE_PACE_WAIT_SECONDS = float(os.environ.get("GOOGLE_PACE_WAIT_SECONDS", "20"))
+GOOGLE_PACE_EAGER_WAIT_SECONDS = float(os.environ.get("GOOGLE_PACE_EAGER_WAIT_SECONDS", "1"))
+GOOGLE_PUSH_SLICE_SECONDS = float(os.environ.get("GOOGLE_PUSH_SLICE_SECONDS", "240"))
 SYNC_TOKEN_KEYS = env_list("SYNC_TOKEN_KEYS", [])
 if PRODUCTION and GOOGLE_CLIENT_ID and not SYNC_TOKEN_KEYS:
     raise ImproperlyConfigured("SYNC_TOKEN_KEYS must be set when Google sync is configured in production.")

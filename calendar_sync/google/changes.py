@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable, Iterator
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -84,10 +85,23 @@ def pull_flag(public_id: Any, calendar_pk: int | None) -> str:
     return f"google:pull-queued:{public_id}:{calendar_pk}"
 
 
-def queue_pull(connection: GoogleConnection, calendar_pk: int | None) -> None:
+def queue_pull(connection: GoogleConnection, calendar_pk: int | None, *, countdown: float = 0.0) -> None:
     """Nudge a pull after commit (a burst of notifications for one calendar makes one). A lost one is made
-    good by beat's periodic pull of every connection."""
-    nudge(tasks.google_pull, connection.pk, calendar_pk, once_per=pull_flag(connection.public_id, calendar_pk))
+    good by beat's periodic pull of every connection, which gives each a `countdown` (a worker only) and does
+    not take the burst's flag: a notification while it waits still pulls at once."""
+    once_per = None if countdown else pull_flag(connection.public_id, calendar_pk)
+    nudge(tasks.google_pull, connection.pk, calendar_pk, once_per=once_per, countdown=countdown)
+
+
+GOLDEN = (5**0.5 - 1) / 2  # successive multiples of it mod 1 spread evenly (and never repeat)
+
+
+def pull_countdown(connection_pk: int) -> float:
+    """When, within beat's pull interval, a connection is pulled: its own moment, the same every interval, so
+    the project's calls are spread evenly instead of all at the top of the interval (Google's "Manage quotas":
+    randomize traffic patterns, https://developers.google.com/workspace/calendar/api/guides/quota)."""
+    interval = settings.GOOGLE_PULL_MINUTES * 60.0
+    return round(interval * ((connection_pk * GOLDEN) % 1.0), 3)
 
 
 def connections_to_pull() -> Iterator[GoogleConnection]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httplib2
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from google.auth.exceptions import RefreshError, TransportError
@@ -28,6 +30,7 @@ from calendar_sync.google.client import (
     retryable,
     trouble_of,
 )
+from calendar_sync.google.pacing import MIN_DELAY, PUSH, Kind, Paced, chunk_size, reserve, settle
 from calendar_sync.models import FeedSubscription, GoogleChannel, GoogleConnection, GoogleState, SyncType
 
 if TYPE_CHECKING:
@@ -68,17 +71,39 @@ def _keep_tokens(connection: GoogleConnection, creds: Credentials) -> None:
 
 @dataclass
 class Session:
-    """A connection with its API client; translates transport and auth failures."""
+    """A connection with its API client; translates transport and auth failures. A push or a pull paces its calls
+    under Google's quotas (pacing.py): a push within the window less the pull headroom and within its time slice,
+    a pull within the whole window. The few calls a person waits on in a request (connecting, choosing the
+    calendar) are not paced: a request never waits on the cache or for quota."""
 
     connection: GoogleConnection
     creds: Credentials | None = None  # the connection's own, unless given (a grant not stored yet)
+    kind: Kind | None = None
     service: Any = field(init=False)
+    requests: int = field(init=False, default=0)  # HTTP requests sent
+    deadline: float | None = field(init=False, default=None)  # time.monotonic() when a push's slice is over
 
     def __post_init__(self) -> None:
         self.creds = self.creds or _credentials(self.connection)
         self.service = calendar_service(self.creds)
+        if self.kind == PUSH:
+            self.deadline = time.monotonic() + settings.GOOGLE_PUSH_SLICE_SECONDS
 
-    def run(self, request: Any, attempt: int = 0) -> Any:
+    def run(self, request: Any, attempt: int = 0, *, calls: int = 1) -> Any:
+        """Execute a request of `calls` API calls (a batch's parts), once the quota allows them."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Paced("this push's slice is over; the rest continues in a new task", delay=MIN_DELAY)
+        if self.kind is None:
+            self.requests += 1
+            return self._execute(request, attempt)
+        reservation = reserve(self.connection.email, calls, self.kind, deadline=self.deadline)
+        try:
+            self.requests += 1
+            return self._execute(request, attempt)
+        finally:
+            settle(reservation)
+
+    def _execute(self, request: Any, attempt: int) -> Any:
         try:
             return request.execute()
         except RefreshError as error:
@@ -92,18 +117,26 @@ class Session:
                 f"Google could not be reached ({type(error).__name__})", delay=backoff(attempt)
             ) from error
 
-    def batch(self, calls: list[tuple[str, Any]], attempt: int = 0) -> dict[str, tuple[Any, HttpError | None]]:
-        """Run calls in batch requests of BATCH_SIZE; each answer (or its error) by the call's name."""
-        answers: dict[str, tuple[Any, HttpError | None]] = {}
+    def batch(
+        self,
+        calls: list[tuple[str, Any]],
+        attempt: int = 0,
+        into: dict[str, tuple[Any, HttpError | None]] | None = None,
+    ) -> dict[str, tuple[Any, HttpError | None]]:
+        """Run calls in batch requests of BATCH_SIZE (fewer if the quota's window is smaller); each answer (or its
+        error) by the call's name, in `into` when given, so the answers so far survive a GoogleTrouble."""
+        answers: dict[str, tuple[Any, HttpError | None]] = {} if into is None else into
 
         def keep(request_id: str, response: Any, error: HttpError | None) -> None:
             answers[request_id] = (response, error)
 
-        for start in range(0, len(calls), BATCH_SIZE):
+        size = BATCH_SIZE if self.kind is None else chunk_size(self.connection.email, self.kind, BATCH_SIZE)
+        for start in range(0, len(calls), size):
             batch = self.service.new_batch_http_request(callback=keep)
-            for name, request in calls[start : start + BATCH_SIZE]:
+            chunk = calls[start : start + size]
+            for name, request in chunk:
                 batch.add(request, request_id=name)
-            self.run(batch, attempt)
+            self.run(batch, attempt, calls=len(chunk))
         return answers
 
     def close(self) -> None:

@@ -49,6 +49,7 @@ from calendar_sync.google.connection import (
     sync_active,
 )
 from calendar_sync.google.events import OUR_EVENT_ID, instant, shown_fingerprint
+from calendar_sync.google.pacing import PULL
 from calendar_sync.keys import ItemKey
 from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleEvent, GooglePending, GoogleRefusal
 from scheduling.models import Appointment, AppointmentStatus, OtherEvent
@@ -100,7 +101,7 @@ def pull(
     report = PullReport()
     with held(f"google:pull:{connection.public_id}"):
         try:
-            session = Session(connection)
+            session = Session(connection, kind=PULL)
             try:
                 for calendar in calendars:
                     _pull_calendar(session, connection, calendar, now, attempt, report)

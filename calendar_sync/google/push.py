@@ -22,7 +22,6 @@ from googleapiclient.errors import HttpError
 
 from calendar_sync.feed.sources import feed_sources
 from calendar_sync.google.client import (
-    BATCH_SIZE,
     AccessRevoked,
     ClientRefused,
     GoogleTrouble,
@@ -43,6 +42,7 @@ from calendar_sync.google.connection import (
     sync_active,
 )
 from calendar_sync.google.events import event_body, next_event_id, patch_body, shown_fingerprint
+from calendar_sync.google.pacing import PUSH
 from calendar_sync.google.pull import other_event_from_google
 from calendar_sync.keys import EVERYTHING, ItemKey, split
 from calendar_sync.models import FeedSubscription, GoogleConnection, GoogleEvent, GooglePending, GoogleRefusal
@@ -133,7 +133,7 @@ def _push(
         report = PushReport(unchanged=unchanged)
         outcome = Outcome()
         if calls:
-            session = Session(connection)
+            session = Session(connection, kind=PUSH)
             try:
                 _send(session, connection, calls, outcome, attempt, report)
             finally:
@@ -243,27 +243,34 @@ def _send(
     attempt: int,
     report: PushReport,
 ) -> None:
-    """Run the calls in batches until each is settled: done, refused for good, or failed for now."""
+    """Run the calls in batches until each is settled: done, refused for good, or failed for now. A stop part-way
+    (paced under Google's quota, the push's slice over, a failure) keeps the answers received so far."""
     events = session.service.events()
     calendar = connection.default_calendar_id
     todo = calls
+    stopped: GoogleTrouble | None = None
     for _round in range(MAX_ROUNDS):
         if not todo:
-            return
+            break
         requests = [(call.key.text, _request(events, calendar, call)) for call in todo]
-        report.requests += -(-len(requests) // BATCH_SIZE)
+        answers: dict[str, tuple[Any, HttpError | None]] = {}
         try:
-            answers = session.batch(requests, attempt)
+            session.batch(requests, attempt, into=answers)
         except GoogleTrouble as trouble:
-            for call in todo:
-                outcome.failed[call.key] = trouble
-            return
-        todo, stale = _answered(connection, todo, answers, outcome, attempt)
-        if stale:
+            stopped = trouble
+        report.requests = session.requests
+        todo, stale = _answered(connection, todo, answers, outcome, attempt, stopped)
+        if stale and stopped is None:
             todo += _read_again(session, connection, stale, outcome, attempt, report)
+            report.requests = session.requests
+        elif stale:
+            todo += stale
+        if stopped is not None:
+            break
     for call in todo:
-        log.warning("google push: %s not settled (%s); tried again later", call.key.text, ", ".join(call.met))
-        outcome.failed[call.key] = GoogleTrouble("not settled", delay=backoff(attempt))
+        if stopped is None:
+            log.warning("google push: %s not settled (%s); tried again later", call.key.text, ", ".join(call.met))
+        outcome.failed[call.key] = stopped or GoogleTrouble("not settled", delay=backoff(attempt))
 
 
 def _answered(
@@ -272,13 +279,15 @@ def _answered(
     answers: dict[str, tuple[Any, HttpError | None]],
     outcome: Outcome,
     attempt: int,
+    stopped: GoogleTrouble | None = None,
 ) -> tuple[list[Call], list[Call]]:
-    """Google's answers to one round: the calls to send again, and the patches that met a newer edit (412)."""
+    """Google's answers to one round: the calls to send again, and the patches that met a newer edit (412).
+    A call without an answer failed for now (the stop's trouble, when the round was stopped)."""
     again: list[Call] = []
     stale: list[Call] = []
     for call in todo:
         if call.key.text not in answers:
-            outcome.failed[call.key] = GoogleTrouble("no answer in the batch", delay=backoff(attempt))
+            outcome.failed[call.key] = stopped or GoogleTrouble("no answer in the batch", delay=backoff(attempt))
             continue
         response, error = answers[call.key.text]
         if error is None:
@@ -328,13 +337,14 @@ def _read_again(
     show changed there (a reminder, a colour)."""
     events = session.service.events()
     calendar = connection.default_calendar_id
-    report.requests += -(-len(stale) // BATCH_SIZE)
+    answers: dict[str, tuple[Any, HttpError | None]] = {}
     try:
-        answers = session.batch([(c.key.text, events.get(calendarId=calendar, eventId=c.event_id)) for c in stale])
+        session.batch([(c.key.text, events.get(calendarId=calendar, eventId=c.event_id)) for c in stale], into=answers)
     except GoogleTrouble as trouble:
         for call in stale:
-            outcome.failed[call.key] = trouble
-        return []
+            if call.key.text not in answers:
+                outcome.failed[call.key] = trouble
+        stale = [call for call in stale if call.key.text in answers]
     again: list[Call] = []
     for call in stale:
         response, error = answers.get(call.key.text, (None, None))

@@ -35,9 +35,14 @@ EMAIL = "dr.two.way@example.com"
 
 @pytest.fixture
 def google(settings, monkeypatch) -> Iterator[FakeGoogle]:
-    """A fake Google of the test's own; our settings point at it. oauthlib is allowed plain http to it."""
+    """A fake Google of the test's own; our settings point at it. oauthlib is allowed plain http to it. Its quotas
+    are the settings' (Google's); a test that scales them down changes both (see quota_scaled)."""
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    with FakeGoogle() as fake:
+    with FakeGoogle(
+        rate_limit_user=settings.GOOGLE_RATE_LIMIT_USER,
+        rate_limit_project=settings.GOOGLE_RATE_LIMIT_PROJECT,
+        rate_window=settings.GOOGLE_RATE_WINDOW_SECONDS,
+    ) as fake:
         settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET = DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
         settings.GOOGLE_AUTH_URI, settings.GOOGLE_TOKEN_URI = fake.auth_uri, fake.token_uri
         settings.GOOGLE_REVOKE_URI = fake.revoke_uri
@@ -119,6 +124,14 @@ def future_appointment(clinic, practitioner, *, days: int = 3, patient=None) -> 
 
 def google_events(fake: FakeGoogle, connection: GoogleConnection) -> list[dict]:
     return fake.events(connection.default_calendar_id)
+
+
+def quota_scaled(settings, fake: FakeGoogle, *, user: int, project: int, window: float, headroom: int) -> None:
+    """Google's quotas scaled down, the same for our pacer (settings) and for the fake that enforces them."""
+    settings.GOOGLE_RATE_LIMIT_USER = fake.rate_limit_user = user
+    settings.GOOGLE_RATE_LIMIT_PROJECT = fake.rate_limit_project = project
+    settings.GOOGLE_RATE_WINDOW_SECONDS = fake.rate_window = window
+    settings.GOOGLE_PULL_HEADROOM = headroom
 
 
 def worker_settings(fake: FakeGoogle) -> dict[str, str]:

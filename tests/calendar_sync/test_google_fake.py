@@ -906,3 +906,65 @@ def test_the_app_created_scope_reaches_only_the_calendars_the_app_made(fake):
     with pytest.raises(HttpError):
         service.events().list(calendarId=other).execute()
     assert len(service.events().list(calendarId=made["id"]).execute()["items"]) == 1
+
+
+# --- Quotas (per user and per project, per sliding window) ---------------------------------------------------------
+
+
+def quota_reason(error: HttpError) -> tuple[int, str, str]:
+    import json
+
+    detail = json.loads(error.content)["error"]["errors"][0]
+    return error.status_code, detail["domain"], detail["reason"]
+
+
+def test_the_per_user_limit_answers_403_rate_limit_exceeded_and_the_window_slides():
+    with FakeGoogle(rate_limit_user=3, rate_limit_project=100, rate_window=0.3) as fake:
+        service = calendar_service(fake, credentials_for(fake, EMAIL))
+        for _ in range(3):
+            service.calendarList().list().execute()
+        with pytest.raises(HttpError) as refused:
+            service.calendarList().list().execute()
+        assert quota_reason(refused.value) == (403, "usageLimits", "rateLimitExceeded")
+        assert [(r.limit, r.account) for r in fake.rate_refusals] == [("user", EMAIL)]
+        assert fake.rate_used(account=EMAIL) == 3  # the refused call is not counted
+        # Another user of the same project has a window of their own.
+        other = calendar_service(fake, credentials_for(fake, "nurse@example.com"))
+        other.calendarList().list().execute()
+        time.sleep(0.35)  # the window slides past the three calls
+        service.calendarList().list().execute()
+        assert fake.rate_used(account=EMAIL) == 1
+    assert not fake.internal_errors
+
+
+def test_each_part_of_a_batch_counts_and_the_parts_over_the_limit_are_refused():
+    with FakeGoogle(rate_limit_user=5, rate_limit_project=100, rate_window=60.0) as fake:
+        service = calendar_service(fake, credentials_for(fake, EMAIL))
+        results = {}
+        batch = service.new_batch_http_request(callback=lambda rid, response, exc: results.__setitem__(rid, exc))
+        for n in range(8):
+            batch.add(service.events().insert(calendarId="primary", body=timed(f"q{n}", "2030-03-04T09:00:00Z")))
+        batch.execute()  # the batch's own HTTP request is not a call
+        assert [results[str(n)] is None for n in range(1, 9)] == [True] * 5 + [False] * 3
+        assert {quota_reason(results[str(n)]) for n in range(6, 9)} == {(403, "usageLimits", "rateLimitExceeded")}
+        assert len(fake.events(EMAIL)) == 5
+        assert fake.rate_used(account=EMAIL) == 5
+        assert len(fake.rate_refusals) == 3
+
+
+def test_the_per_project_limit_answers_429_across_users_in_batches_too():
+    with FakeGoogle(rate_limit_user=10, rate_limit_project=12, rate_window=60.0) as fake:
+        first = calendar_service(fake, credentials_for(fake, EMAIL))
+        second = calendar_service(fake, credentials_for(fake, "nurse@example.com"))
+        for _ in range(8):
+            first.calendarList().list().execute()
+        results = {}
+        batch = second.new_batch_http_request(callback=lambda rid, response, exc: results.__setitem__(rid, exc))
+        for n in range(6):
+            batch.add(second.events().insert(calendarId="primary", body=timed(f"p{n}", "2030-03-04T09:00:00Z")))
+        batch.execute()
+        # The second user is far under their own limit; the project's 12 are spent after 4 of theirs.
+        assert [results[str(n)] is None for n in range(1, 7)] == [True] * 4 + [False] * 2
+        assert quota_reason(results["5"]) == (429, "usageLimits", "rateLimitExceeded")
+        assert [r.limit for r in fake.rate_refusals] == ["project", "project"]
+        assert fake.rate_used() == 12

@@ -128,3 +128,52 @@ def test_the_worker_pushes_pulls_and_retries_a_refusing_google_without_duplicate
     assert GoogleEvent.objects.filter(connection=link).count() == 2
     assert OtherEvent.objects.filter(practitioner=practitioner).count() == 1  # only the Dentist
     assert not GooglePending.objects.exists()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_paces_a_large_push_requeuing_it_without_counting_retries(
+    google, settings, clinic_a, clinician, clinician_client
+):
+    """500 events at 50 a window (0.5 s for Google's minute) and a worker that sleeps at most 0.05 s for quota:
+    the push stops nine times and is queued again after each wait, more often than MAX_RETRIES allows retries,
+    and every event lands with Google refusing nothing."""
+    from calendar_sync.keys import EVERYTHING
+    from calendar_sync.tasks import MAX_RETRIES
+    from tests.calendar_sync.google_helpers import quota_scaled
+    from tests.factories import OtherEventFactory
+
+    redis_or_skip()
+    _, practitioner = clinician
+    link = connect(clinician_client, google, practitioner)
+    quota_scaled(settings, google, user=60, project=1_000, window=0.5, headroom=10)
+    for k in range(500):
+        OtherEventFactory(
+            clinic=clinic_a, practitioner=practitioner, title=f"Block {k}", starts_at=at(1 + k // 8, 8 + k % 8)
+        )
+    GooglePending.objects.create(clinic=clinic_a, connection=link, key=EVERYTHING)
+    google.clear_requests()
+    scaled = {
+        "GOOGLE_RATE_LIMIT_USER": "60",
+        "GOOGLE_RATE_LIMIT_PROJECT": "1000",
+        "GOOGLE_RATE_WINDOW_SECONDS": "0.5",
+        "GOOGLE_PULL_HEADROOM": "10",
+        "GOOGLE_PACE_WAIT_SECONDS": "0.05",
+    }
+    with celery_worker(worker_database_url(), **worker_settings(google), **scaled) as (queue, env, _):
+        web(
+            env,
+            queue,
+            "from calendar_sync.tasks import google_push\n"
+            f"google_push.apply_async(args=[{link.pk}], queue={queue!r})\n"
+            "print('queued')\n",
+        )
+        eventually(
+            lambda: GoogleEvent.objects.filter(connection=link).count() == 500 and not GooglePending.objects.exists(),
+            "push the 500 events in paced slices",
+            timeout=60,
+        )
+    batches = [r for r in google.requests if not r.batched and r.path.startswith("/batch")]
+    assert len(batches) == 10 > MAX_RETRIES + 1  # one batch a window: more stops than retries would allow
+    assert google.rate_refusals == []
+    assert len([e for e in google_events(google, link) if e["summary"].startswith("Block")]) == 500

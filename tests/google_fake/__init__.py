@@ -23,6 +23,11 @@ What it serves:
 - Calendars shared with other accounts (``user_share_calendar``: reader or writer); event writes need writer
   access (403 requiredAccessLevel). Generated calendars (``user_subscribe_calendar``) refuse events.watch
   (400 pushNotSupportedForRequestedResource).
+- The per-minute quotas over a sliding window (``rate_limit_user``, ``rate_limit_project``, ``rate_window``;
+  Google's 600 and 10,000 a minute by default): every authenticated Calendar call counts, each part of a batch as
+  one call (the batch's own HTTP request does not); over the user's limit a call is answered 403
+  ``rateLimitExceeded``, over the project's (the OAuth client's, across users) 429 ``rateLimitExceeded``, both in
+  the ``usageLimits`` domain (``rate_refusals`` lists them). Tests scale the window and limits down.
 
 Where it knowingly differs from Google:
 
@@ -38,6 +43,9 @@ Where it knowingly differs from Google:
   the series' id, and only for those within ``TOMBSTONE_HORIZON`` (six months) either side of the change. Google
   documents no horizon; a report saw "only six months worth" of cancelled instances after deleting a series
   (googleapis/google-api-ruby-client#860). Instances of unchanged series entering a window never come.
+- Quotas: a refused call is not counted against the window (Google does not say whether it is); no daily
+  billing threshold, no "operational limits" (many writes to one calendar in quick succession), no Calendar
+  usage limits (``quotaExceeded``, read-only mode after very many events), and no Retry-After header.
 - Recurring events expand up to two years ahead when no timeMax is given (at most 2500 instances each).
 - A token whose only matching scope is ``calendar.app.created`` reaches only the calendars its client made
   (403 insufficientPermissions elsewhere: the wording of that refusal is the fake's own).
@@ -62,6 +70,7 @@ from .server import (
     EVENTS_SCOPE,
     FakeGoogle,
     NotificationRecord,
+    RateRefusal,
     RequestRecord,
 )
 
@@ -73,6 +82,7 @@ __all__ = [
     "FakeGoogle",
     "NotificationReceiver",
     "NotificationRecord",
+    "RateRefusal",
     "ReceivedNotification",
     "RequestRecord",
     "calendar_service",

@@ -7,6 +7,7 @@ models, and where it knowingly differs from Google, is listed in this package's 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import copy
 import datetime as dt
@@ -79,6 +80,12 @@ EXPANSION_HORIZON = dt.timedelta(days=730)
 TOMBSTONE_HORIZON = dt.timedelta(days=183)
 MAX_INSTANCES = 2500
 CODE_TTL = 600
+# The Calendar API's per-minute quotas, per user and per project, over a sliding window ("Usage limits",
+# https://developers.google.com/workspace/calendar/api/guides/quota: 600 requests per minute per user per
+# project, 10,000 per minute per project).
+RATE_LIMIT_USER = 600
+RATE_LIMIT_PROJECT = 10_000
+RATE_WINDOW_SECONDS = 60.0
 OAUTH_PATHS = ("/token", "/o/oauth2/", "/revoke", "/oauth2/")
 
 # Event fields the server sets; a client's values for them are ignored (iCalUID only counts on insert).
@@ -132,6 +139,15 @@ class RequestRecord:
     operation: str | None = None  # the discovery method id, e.g. "calendar.events.insert"
     account: str | None = None
     batch_size: int | None = None  # on the HTTP request that carried a batch
+
+
+@dataclass(frozen=True)
+class RateRefusal:
+    """A call refused for quota: ``limit`` is "user" (403) or "project" (429)."""
+
+    limit: str
+    account: str
+    operation: str | None
 
 
 @dataclass
@@ -375,6 +391,9 @@ class FakeGoogle:
         batch_limit: int = 50,
         redirect_uris: Iterable[str] = (),
         default_time_zone: str = "UTC",
+        rate_limit_user: int = RATE_LIMIT_USER,
+        rate_limit_project: int = RATE_LIMIT_PROJECT,
+        rate_window: float = RATE_WINDOW_SECONDS,
     ) -> None:
         self.clients: dict[str, str] = {client_id: client_secret}
         self.client_id = client_id
@@ -383,6 +402,9 @@ class FakeGoogle:
         self.batch_limit = batch_limit
         self.redirect_uris = set(redirect_uris)
         self.default_time_zone = default_time_zone
+        self.rate_limit_user = rate_limit_user
+        self.rate_limit_project = rate_limit_project
+        self.rate_window = rate_window
 
         self._lock = threading.RLock()
         self._last_seq = 0
@@ -400,6 +422,8 @@ class FakeGoogle:
         self._channels: dict[str, _Channel] = {}
         self._resource_ids: dict[str, str] = {}
         self._faults: list[_Fault] = []
+        self._rate_calls: dict[str, collections.deque[float]] = {}  # "user:<email>" / "project:<client id>"
+        self._rate_refusals: list[RateRefusal] = []
         self._requests: list[RequestRecord] = []
         self._notifications: list[NotificationRecord] = []
         self._browser_user: str | None = None
@@ -594,6 +618,55 @@ class FakeGoogle:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    # --- quotas ---------------------------------------------------------------------------------------------------
+
+    @property
+    def rate_refusals(self) -> list[RateRefusal]:
+        """The calls refused for the per-minute quotas (403 per user, 429 per project), oldest first."""
+        with self._lock:
+            return list(self._rate_refusals)
+
+    def rate_used(self, *, account: str | None = None, client_id: str | None = None) -> int:
+        """Calls counted in the window ending now: one account's, or one project's (the fake's own client)."""
+        key = f"user:{account}" if account is not None else f"project:{client_id or self.client_id}"
+        with self._lock:
+            calls = self._rate_calls.get(key)
+            if calls is None:
+                return 0
+            self._slide(calls, self._now_ts())
+            return len(calls)
+
+    def _slide(self, calls: collections.deque[float], now: float) -> None:
+        while calls and calls[0] <= now - self.rate_window:
+            calls.popleft()
+
+    def _count_call(self, grant: _Grant, operation: str | None) -> None:
+        """Count an authenticated call against its user's and its project's sliding windows, or refuse it.
+
+        Google: "Quotas are calculated per minute using a sliding window"; over either quota "you are rate limited
+        and receive a 403 usageLimits status code or a 429 usageLimits status code" ("Usage limits",
+        https://developers.google.com/workspace/calendar/api/guides/quota). The Calendar error guide gives the
+        per-user case as 403 rateLimitExceeded ("the user has reached Google Calendar API's maximum request rate
+        per calendar or per authenticated user") and 429 rateLimitExceeded for too many requests
+        (https://developers.google.com/workspace/calendar/api/guides/errors). Each part of a batch is counted
+        here, as a call of its own: "A set of n requests batched together counts toward your usage limit as n
+        requests, not as one request" (https://developers.google.com/workspace/calendar/api/guides/batch).
+        A refused call is not counted (Google does not say; this is the fake's choice, and the kinder one).
+        """
+        now = self._now_ts()
+        user = self._rate_calls.setdefault(f"user:{grant.email}", collections.deque())
+        project = self._rate_calls.setdefault(f"project:{grant.client_id}", collections.deque())
+        self._slide(user, now)
+        self._slide(project, now)
+        if len(user) >= self.rate_limit_user:
+            self._rate_refusals.append(RateRefusal("user", grant.email, operation))
+            raise GoogleApiError(403, "rateLimitExceeded")
+        if len(project) >= self.rate_limit_project:
+            self._rate_refusals.append(RateRefusal("project", grant.email, operation))
+            raise GoogleApiError(429, "rateLimitExceeded")
+        user.append(now)
+        project.append(now)
 
     def _take_fault(self, kind: str, path: str) -> _Fault | None:
         with self._lock:
@@ -996,6 +1069,7 @@ class FakeGoogle:
                 record.operation = operation
                 token = self._access_token(headers)
                 record.account = token.grant.email
+                self._count_call(token.grant, operation)
                 granted = scopes & set(token.scopes)
                 if not granted:
                     raise errors.insufficient_scopes()
