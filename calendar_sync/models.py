@@ -142,6 +142,11 @@ class GoogleCalendar(TenantModel):
     def __str__(self) -> str:
         return self.summary or self.calendar_id
 
+    @property
+    def refusal_key(self) -> str:
+        """The GoogleRefusal key of this calendar when Google refused to list it."""
+        return f"c{self.pk}"
+
 
 class GooglePending(TenantModel):
     """A change waiting to be pushed: "a<pk>" (appointment), "e<pk>" (other event) or "" (everything)."""

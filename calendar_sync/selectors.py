@@ -46,7 +46,7 @@ class GoogleLink:
     @property
     def listing_refused(self) -> list[tuple[GoogleCalendar, GoogleRefusal]]:
         """The calendars Google refused to list, with the refusal."""
-        calendars = {f"c{c.pk}": c for c in [*self.secondary_calendars, self.default_calendar] if c is not None}
+        calendars = {c.refusal_key: c for c in [*self.secondary_calendars, self.default_calendar] if c is not None}
         return [(calendars[r.key], r) for r in self.refusals if r.verb == "list" and r.key in calendars]
 
 

@@ -93,15 +93,15 @@ class Session:
         """Execute a request of `calls` API calls (a batch's parts), once the quota allows them."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Paced("this push's slice is over; the rest continues in a new task", delay=MIN_DELAY)
-        if self.kind is None:
-            self.requests += 1
-            return self._execute(request, attempt)
-        reservation = reserve(self.connection.email, calls, self.kind, deadline=self.deadline)
+        reservation = (
+            None if self.kind is None else reserve(self.connection.email, calls, self.kind, deadline=self.deadline)
+        )
         try:
             self.requests += 1
             return self._execute(request, attempt)
         finally:
-            settle(reservation)
+            if reservation is not None:
+                settle(reservation)
 
     def _execute(self, request: Any, attempt: int) -> Any:
         try:

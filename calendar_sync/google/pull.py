@@ -96,14 +96,19 @@ def pull(
     if calendar_pk is not None:
         calendars = calendars.filter(pk=calendar_pk)
     # A calendar Google refused to list waits for the practitioner (Sync now), instead of failing every pull.
-    refused = GoogleRefusal.objects.for_clinic(connection.clinic_id).filter(connection=connection, verb="list")
-    calendars = calendars.exclude(pk__in=[int(key[1:]) for key in refused.values_list("key", flat=True)])
+    refused = set(
+        GoogleRefusal.objects.for_clinic(connection.clinic_id)
+        .filter(connection=connection, verb="list")
+        .values_list("key", flat=True)
+    )
     report = PullReport()
     with held(f"google:pull:{connection.public_id}"):
         try:
             session = Session(connection, kind=PULL)
             try:
                 for calendar in calendars:
+                    if calendar.refusal_key in refused:
+                        continue
                     _pull_calendar(session, connection, calendar, now, attempt, report)
             finally:
                 session.close()
@@ -189,11 +194,6 @@ def _pull_calendar(
     GoogleCalendar.objects.for_clinic(connection.clinic_id).filter(pk=calendar.pk).update(**marks)
 
 
-def listing_key(calendar: GoogleCalendar) -> str:
-    """The GoogleRefusal key of a calendar Google refused to list."""
-    return f"c{calendar.pk}"
-
-
 def _listing_refused(connection: GoogleConnection, calendar: GoogleCalendar, error: HttpError) -> None:
     reason = error_reason(error)
     log.warning(
@@ -205,7 +205,7 @@ def _listing_refused(connection: GoogleConnection, calendar: GoogleCalendar, err
     )
     GoogleRefusal.objects.for_clinic(connection.clinic_id).update_or_create(
         connection=connection,
-        key=listing_key(calendar),
+        key=calendar.refusal_key,
         defaults={"clinic_id": connection.clinic_id, "verb": "list", "status": error.status_code, "reason": reason},
     )
 

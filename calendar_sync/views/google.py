@@ -62,6 +62,7 @@ from clinic.models import Practitioner
 log = logging.getLogger(__name__)
 OAUTH_SESSION_KEY = "google_oauth"
 UNREACHABLE = "Google could not be reached just now. Try again in a minute."
+SYNC_ON = "Two-way sync is on. Your calendar is being sent to Google."
 MISCONFIGURED = (
     "Google sync is not set up correctly: Google refused this site's sign-in details. Ask your administrator "
     "to check the Google settings; nothing needs doing on your side."
@@ -194,10 +195,12 @@ def _default_chosen(
 ) -> HttpResponse:
     """Back from Google with access to the events of an existing calendar: it becomes the default one."""
     error = _default_choice(request, connection, calendar_id)
+    if error == REVOKED:  # the Sync page says so
+        return redirect(sync_page_url(practitioner))
     if error:
         messages.error(request, error)
         return redirect(reverse("calendar_sync:google-default") + f"?practitioner={practitioner.public_id}")
-    messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
+    messages.success(request, SYNC_ON)
     return redirect(sync_page_url(practitioner))
 
 
@@ -222,7 +225,7 @@ def google_default(request: ClinicRequest) -> HttpResponse:
         if error == REVOKED:
             return redirect(here)
         if not error:
-            messages.success(request, "Two-way sync is on. Your calendar is being sent to Google.")
+            messages.success(request, SYNC_ON)
             return redirect(here)
     try:
         calendars = [c for c in calendars_refresh(connection) if c.writable]
