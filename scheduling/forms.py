@@ -24,7 +24,7 @@ from scheduling.hours import (
     parse_time,
     ranges_to_json,
 )
-from scheduling.models import WEEKDAY_NAMES, Slot
+from scheduling.models import WEEKDAY_NAMES, CancelCategory, Slot
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
 from scheduling.services.booking import BookingRequest
 from scheduling.services.calendar import EventData
@@ -523,7 +523,20 @@ class BookingForm(forms.Form):
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(max_length=200, label="Reason for cancelling", strip=True)
+    category = forms.TypedChoiceField(
+        label="Why",
+        choices=CancelCategory.chosen_by_reception(),
+        initial=CancelCategory.PATIENT,
+        required=False,
+        empty_value=CancelCategory.OTHER,
+        help_text="The patient is told this (a cancellation by the clinician or the clinic asks them to rebook).",
+    )
+    reason = forms.CharField(
+        max_length=200,
+        label="Reason for cancelling",
+        strip=True,
+        help_text="Kept with the appointment for the clinic; never sent to the patient.",
+    )
 
 
 def choose_by_public_id(form: forms.Form, clinic: Clinic) -> None:

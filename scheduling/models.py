@@ -218,6 +218,26 @@ class AppointmentStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class CancelCategory(models.TextChoices):
+    """Why an appointment was cancelled, in words the patient may read (the free-text reason stays inside)."""
+
+    PATIENT = "patient", "At the patient's request"
+    CLINICIAN = "clinician", "The clinician is unavailable"
+    CLINIC = "clinic", "The clinic is closed"
+    OTHER = "other", "Other"
+    RESCHEDULED = "rescheduled", "Moved to another time"
+
+    @classmethod
+    def chosen_by_reception(cls) -> list[tuple[str, str]]:
+        """The categories reception chooses from (a reschedule sets its own)."""
+        return [(value, label) for value, label in cls.choices if value != cls.RESCHEDULED]
+
+    @classmethod
+    def session_cancelled(cls) -> frozenset[str]:
+        """Categories where the clinic called the session off: the patient is asked to rebook."""
+        return frozenset({cls.CLINICIAN, cls.CLINIC})
+
+
 class AppointmentQuerySet(TenantQuerySet):
     def live(self) -> Self:
         """Appointments that hold their place: every status but cancelled."""
@@ -258,6 +278,7 @@ class Appointment(TenantModel):
     )
     series = models.ForeignKey(Series, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments")
     cancel_reason = models.CharField(max_length=200, blank=True)
+    cancel_category = models.CharField(max_length=12, choices=CancelCategory.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -270,6 +291,8 @@ class Appointment(TenantModel):
         indexes = [
             models.Index(fields=["practitioner", "starts_at"], name="appointment_practitioner_idx"),
             models.Index(fields=["clinic", "starts_at"], name="appointment_clinic_start_idx"),
+            # Reminders: booked appointments starting within a moment of now + an offset, across clinics.
+            models.Index(fields=["starts_at"], condition=Q(status="booked"), name="appointment_booked_start_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="appointment_ends_after_start"),

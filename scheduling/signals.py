@@ -1,4 +1,4 @@
-"""What scheduling tells its observers (calendar sync, later notifications) about a change, inside the
+"""What scheduling tells its observers (calendar sync, notifications) about a change, inside the
 change's transaction.
 
 Scheduling never imports calendar_sync: its services announce which practitioners' calendars changed,
@@ -47,3 +47,30 @@ def practitioners_synced_to_google(practitioner_ids: list[int]) -> set[int]:
     for _receiver, answer in google_synced_query.send(sender=None, practitioner_ids=practitioner_ids):
         synced.update(int(pk) for pk in (answer or ()))
     return synced
+
+
+# Sent inside the change's transaction when a patient should hear of it (notifications observes it), with:
+#   clinic_id; news, one of PatientNews; appointments, the primary keys concerned in time order (a series'
+#   booked occurrences, or the appointments one cancellation took); previous, the appointment a move left (its
+#   primary key, for MOVED); category, the CancelCategory of a cancellation.
+# A reschedule is one MOVED, never a cancellation plus a booking; a series is one SERIES.
+patient_news = Signal()
+
+
+class PatientNews:
+    BOOKED = "booked"
+    SERIES = "series"
+    MOVED = "moved"
+    CANCELLED = "cancelled"
+
+
+def tell_patient(
+    clinic_id: int, news: str, appointments: Iterable[int], *, previous: int | None = None, category: str = ""
+) -> None:
+    """Send patient_news now, in the caller's transaction (its receivers only write rows)."""
+    pks = tuple(appointments)
+    if pks:
+        with transaction.atomic(savepoint=False):
+            patient_news.send(
+                sender=None, clinic_id=clinic_id, news=news, appointments=pks, previous=previous, category=category
+            )

@@ -52,7 +52,7 @@ from calendar_sync.google.events import OUR_EVENT_ID, instant, shown_fingerprint
 from calendar_sync.google.pacing import PULL
 from calendar_sync.keys import ItemKey
 from calendar_sync.models import GoogleCalendar, GoogleConnection, GoogleEvent, GooglePending, GoogleRefusal
-from scheduling.models import Appointment, AppointmentStatus, OtherEvent
+from scheduling.models import Appointment, AppointmentStatus, CancelCategory, OtherEvent
 from scheduling.services.booking import BookingError, appointment_cancel
 from scheduling.services.calendar import other_event_delete
 
@@ -494,7 +494,11 @@ def _deleted_in_google(connection: GoogleConnection, row: GoogleEvent, key: Item
                 return  # ignored: it goes back to Google at its next push
             try:
                 appointment_cancel(
-                    clinic=clinic, actor=actor, appointment=appointment, reason="Deleted in Google Calendar"
+                    clinic=clinic,
+                    actor=actor,
+                    appointment=appointment,
+                    reason="Deleted in Google Calendar",
+                    category=CancelCategory.CLINICIAN,
                 )
             except BookingError:
                 return

@@ -20,12 +20,13 @@ from patients.models import may_see_blocked
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
+    CancelCategory,
     Series,
     Session,
     Slot,
 )
 from scheduling.selectors.booking import busy_events_during
-from scheduling.signals import announce_calendar_change
+from scheduling.signals import PatientNews, announce_calendar_change, tell_patient
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -77,8 +78,11 @@ def may_book(membership: Membership, patient: Patient) -> None:
         raise BookingError("This patient's record is archived; restore it before booking.")
 
 
-def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest) -> Appointment:
-    """Book a patient into a slot, taking one place, all or nothing.
+def appointment_book(
+    *, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest, tell: bool = True
+) -> Appointment:
+    """Book a patient into a slot, taking one place, all or nothing. The patient is told (a confirmation)
+    unless `tell` is off: a series or a move tells them once, in its own words.
 
     Concurrent bookings of one slot queue on its row lock, so the capacity check is exact; the
     database's booked_count <= capacity constraint is the last guard. A single (capacity 1) slot
@@ -161,14 +165,27 @@ def appointment_book(*, clinic: Clinic, actor: User, membership: Membership, req
             },
         )
         announce_calendar_change([practitioner_id], appointments=[appointment.pk])
+        if tell:
+            tell_patient(clinic.pk, PatientNews.BOOKED, [appointment.pk])
     return appointment
 
 
-def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment, reason: str) -> Appointment:
-    """Cancel an appointment (a reason is required) and free its place."""
+def appointment_cancel(
+    *,
+    clinic: Clinic,
+    actor: User,
+    appointment: Appointment,
+    reason: str,
+    category: str = CancelCategory.OTHER,
+    tell: bool = True,
+) -> Appointment:
+    """Cancel an appointment (a reason is required) and free its place. The patient is told the category (never
+    the reason, which may be clinical) unless `tell` is off: a series or a move tells them once."""
     reason = reason.strip()
     if not reason:
         raise BookingError("Give a reason for the cancellation.")
+    if category not in CancelCategory.values:
+        raise BookingError("Choose why the appointment is cancelled.")
     with transaction.atomic():
         locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
         if locked.status == AppointmentStatus.CANCELLED:
@@ -178,10 +195,15 @@ def appointment_cancel(*, clinic: Clinic, actor: User, appointment: Appointment,
         )
         locked.status = AppointmentStatus.CANCELLED
         locked.cancel_reason = reason
+        locked.cancel_category = category
         locked.cancelled_at = timezone.now()
-        locked.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
-        audit_record(clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={})
+        locked.save(update_fields=["status", "cancel_reason", "cancel_category", "cancelled_at", "updated_at"])
+        audit_record(
+            clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={"category": category}
+        )
         announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
+        if tell:
+            tell_patient(clinic.pk, PatientNews.CANCELLED, [locked.pk], category=category)
     return locked
 
 
@@ -254,13 +276,23 @@ def appointment_reschedule(
         old = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
         if old.status != S.BOOKED:
             raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
-        appointment_cancel(clinic=clinic, actor=actor, appointment=old, reason="Rescheduled")
+        appointment_cancel(
+            clinic=clinic,
+            actor=actor,
+            appointment=old,
+            reason="Rescheduled",
+            category=CancelCategory.RESCHEDULED,
+            tell=False,
+        )
         new = appointment_book(
             clinic=clinic,
             actor=actor,
             membership=membership,
             request=booking_like(old, slot=slot, slot_type=slot.slot_type or old.slot_type, rescheduled_from=old),
+            tell=False,
         )
+        # One "moved" message, never a cancellation plus a confirmation.
+        tell_patient(clinic.pk, PatientNews.MOVED, [new.pk], previous=old.pk)
         audit_record(
             clinic=clinic,
             actor=actor,

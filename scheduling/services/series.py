@@ -16,6 +16,7 @@ from clinic.services import audit_record
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
+    CancelCategory,
     DraftOccurrence,
     Series,
     Slot,
@@ -29,6 +30,7 @@ from scheduling.services.booking import (
     booking_like,
     may_book,
 )
+from scheduling.signals import PatientNews, tell_patient
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -110,14 +112,18 @@ def series_book(*, clinic: Clinic, actor: User, membership: Membership, request:
         resources = [r for r in booking.resources if r.pk != request.practitioner.pk]
         if resources:
             series.resources.set(resources)
+        booked: list[int] = []
         for occurrence in to_book:
             assert occurrence.slot is not None
             try:
-                appointment_book(
-                    clinic=clinic,
-                    actor=actor,
-                    membership=membership,
-                    request=replace(booking, slot=occurrence.slot, slot_type=slot_type, series=series),
+                booked.append(
+                    appointment_book(
+                        clinic=clinic,
+                        actor=actor,
+                        membership=membership,
+                        request=replace(booking, slot=occurrence.slot, slot_type=slot_type, series=series),
+                        tell=False,
+                    ).pk
                 )
             except BookingError as error:
                 when = occurrence.starts_at.astimezone(zone)
@@ -136,6 +142,8 @@ def series_book(*, clinic: Clinic, actor: User, membership: Membership, request:
             target=series,
             detail={"patient": str(booking.patient.public_id), "booked": len(to_book), "drafts": len(drafts)},
         )
+        # One confirmation listing every booked date.
+        tell_patient(clinic.pk, PatientNews.SERIES, booked)
     return series
 
 
@@ -198,14 +206,21 @@ class SeriesCancelled:
 
 
 def series_cancel(
-    *, clinic: Clinic, actor: User, appointment: Appointment, scope: str, reason: str, now: dt.datetime
+    *,
+    clinic: Clinic,
+    actor: User,
+    appointment: Appointment,
+    scope: str,
+    reason: str,
+    now: dt.datetime,
+    category: str = CancelCategory.OTHER,
 ) -> SeriesCancelled:
     """Cancel an occurrence, it and the following ones, or the whole series (from now on): one transaction.
 
     Only appointments still "booked" are cancelled; those under way or done keep their history.
     """
     if scope == CancelScope.THIS or appointment.series_id is None:
-        appointment_cancel(clinic=clinic, actor=actor, appointment=appointment, reason=reason)
+        appointment_cancel(clinic=clinic, actor=actor, appointment=appointment, reason=reason, category=category)
         return SeriesCancelled(appointments=1, drafts=0, kept=0)
     if scope not in (CancelScope.FOLLOWING, CancelScope.ALL):
         raise BookingError("Choose which appointments of the series to cancel.")
@@ -220,11 +235,14 @@ def series_cancel(
             .filter(series=series, starts_at__gte=since)
             .order_by("starts_at", "id")
         )
-        cancelled = kept = 0
+        cancelled: list[int] = []
+        kept = 0
         for member in members:
             if member.status == AppointmentStatus.BOOKED:
-                appointment_cancel(clinic=clinic, actor=actor, appointment=member, reason=reason)
-                cancelled += 1
+                appointment_cancel(
+                    clinic=clinic, actor=actor, appointment=member, reason=reason, category=category, tell=False
+                )
+                cancelled.append(member.pk)
             else:
                 kept += 1
         drafts = DraftOccurrence.objects.for_clinic(clinic).open().filter(series=series, starts_at__gte=since)
@@ -238,9 +256,11 @@ def series_cancel(
             actor=actor,
             action="series.cancelled",
             target=series,
-            detail={"scope": scope, "appointments": cancelled, "drafts": given_up},
+            detail={"scope": scope, "appointments": len(cancelled), "drafts": given_up},
         )
-    return SeriesCancelled(appointments=cancelled, drafts=given_up, kept=kept)
+        # One message listing every cancelled date.
+        tell_patient(clinic.pk, PatientNews.CANCELLED, cancelled, category=category)
+    return SeriesCancelled(appointments=len(cancelled), drafts=given_up, kept=kept)
 
 
 def series_plan_from_review(

@@ -171,6 +171,7 @@ def appointment_cancel(request: ClinicRequest, appointment: UUID) -> HttpRespons
                 appointment=obj,
                 scope=form.cleaned_data.get("scope", CancelScope.THIS),
                 reason=form.cleaned_data["reason"],
+                category=form.cleaned_data["category"],
                 now=timezone.now(),
             )
         except services.BookingError as refusal:
