@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "patients",
     "scheduling",
     "calendar_sync",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -214,6 +215,7 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-waiting": {"task": "calendar_sync.tasks.deliver_waiting", "schedule": SWEEP_SECONDS},
     "google-pull": {"task": "calendar_sync.tasks.google_pull_all", "schedule": GOOGLE_PULL_MINUTES * 60.0},
     "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
+    "notifications-tick": {"task": "notifications.tasks.tick", "schedule": SWEEP_SECONDS},
 }
 
 # --- Authentication -------------------------------------------------------------------
@@ -264,6 +266,26 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Clinic Scheduler <no-reply@localhost>")
+
+# --- Messages to patients (notifications/) -------------------------------------------------
+# Links in messages (unsubscribe, Twilio's status callbacks) are absolute: this is the site's public address.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# "console" prints texts (make run); "twilio" sends them through Twilio's REST API.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_API_BASE = os.environ.get("TWILIO_API_BASE", "")  # another host for https://api.twilio.com (tests)
+SMS_DEFAULT_COUNTRY_CODE = os.environ.get("SMS_DEFAULT_COUNTRY_CODE", "44")  # for numbers written without one
+SMS_TIMEOUT_SECONDS = float(os.environ.get("SMS_TIMEOUT_SECONDS", "10"))
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+MESSAGE_MAX_ATTEMPTS = int(os.environ.get("MESSAGE_MAX_ATTEMPTS", "8"))
+MESSAGE_RETRY_SECONDS = float(os.environ.get("MESSAGE_RETRY_SECONDS", "60"))  # doubled after each try, to 1 hour
+SENDING_STALE_SECONDS = float(os.environ.get("SENDING_STALE_SECONDS", "300"))  # then "delivery unknown"
+REMINDER_LOOKBACK_HOURS = int(os.environ.get("REMINDER_LOOKBACK_HOURS", "6"))
+MESSAGES_PER_TICK = int(os.environ.get("MESSAGES_PER_TICK", "50000"))
+MESSAGE_BATCH = int(os.environ.get("MESSAGE_BATCH", "100"))
 
 # --- Internationalisation and time ----------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -333,6 +355,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "axes": {"level": "WARNING"},
+        # Twilio's client logs each request's form (the number and the text) at INFO: never into our logs.
+        "twilio": {"level": "WARNING"},
         # The development server logs each request line itself; its handler gets the same filter.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },

@@ -59,4 +59,5 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("setup/", include("sessions_setup.urls")),
     path("sync/", include("calendar_sync.urls")),
+    path("messages/", include("notifications.urls")),
 ]

@@ -1,0 +1,332 @@
+"""Sending messages, never twice: each is claimed (waiting → sending, in a short transaction of its own), then
+sent with no transaction open, then marked (sent, failed, or waiting again for a retry).
+
+Neither SMTP nor Twilio takes an idempotency key, so a message is never sent again once it may have reached
+the provider: a worker that dies between the claim and the mark leaves it "sending", and beat's tick turns it
+into "delivery unknown" after SENDING_STALE_SECONDS, for reception to decide (sent again by hand, or not).
+A redelivered task (acks_late) finds it claimed and leaves it alone.
+
+What a message says is worded when it is sent, from the appointment as it is then: a reminder of an
+appointment that moved is not sent (the moved one has its own, with the new time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications import channels, ics
+from notifications.models import Channel, ContactPreference, Kind, Message, NotificationSettings, Status
+from notifications.recording import clinic_settings, kind_on, refusal, reminders_find
+from notifications.wording import Facts, Visit, Worded, when_text, word
+from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
+
+log = logging.getLogger(__name__)
+
+UNSUBSCRIBE_SALT = "notifications.unsubscribe"
+CANCELLING = frozenset({Kind.CANCELLED, Kind.REBOOK})
+QUIET_FOR_EVERY_CHANNEL = frozenset({Kind.REMINDER, Kind.OFFER})  # besides every SMS
+
+
+def unsubscribe_token(patient_public_id: str, channel: str) -> str:
+    return signing.dumps({"p": patient_public_id, "c": channel}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def unsubscribe_url(patient_public_id: str, channel: str) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse(
+        "notifications:unsubscribe", args=[unsubscribe_token(patient_public_id, channel)]
+    )
+
+
+def status_callback_url() -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("notifications:twilio-status")
+
+
+def quiet_end(chosen: NotificationSettings, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+    """When quiet hours end, if `now` is inside them on the zone's clock (None when it is not)."""
+    start, end = chosen.quiet_from, chosen.quiet_until
+    if start == end:
+        return None
+    local = now.astimezone(zone)
+    moment = local.time().replace(tzinfo=None)
+    inside = start <= moment < end if start < end else (moment >= start or moment < end)
+    if not inside:
+        return None
+    day = local.date() if moment < end else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, end, tzinfo=zone).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    detail: str = ""
+    provider_id: str = ""
+    due_at: dt.datetime | None = None
+
+
+def due_ids(now: dt.datetime, limit: int) -> list[int]:
+    """Waiting messages whose moment has come, oldest first (the partial index on due_at)."""
+    # Across clinics: beat's sweep (the tenancy test's allow-list names it).
+    return list(
+        Message.objects.filter(status=Status.WAITING, due_at__lte=now)
+        .order_by("due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def claim(ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Take these messages for sending (waiting → sending) in one short transaction; those another worker took
+    first, or that are not due, are left out. On PostgreSQL rows locked by another claim are skipped."""
+    with transaction.atomic():
+        # Across clinics: a task loading the rows it was given.
+        mine = list(
+            Message.objects.filter(pk__in=ids, status=Status.WAITING, due_at__lte=now)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if mine:
+            Message.objects.filter(pk__in=mine).update(
+                status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            )
+    return mine
+
+
+def send_messages(ids: Sequence[int], now: dt.datetime | None = None) -> dict[str, int]:
+    """Claim, send and mark these messages; returns how many ended in each status."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for pk in claim(ids, now):
+        outcome = _send_one(pk, now)
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
+def _mark(pk: int, outcome: Outcome, now: dt.datetime) -> None:
+    fields: dict[str, object] = {"status": outcome.status, "detail": outcome.detail[:200]}
+    if outcome.status == Status.SENT:
+        fields.update(sent_at=timezone.now(), provider_id=outcome.provider_id)
+    if outcome.due_at is not None:
+        fields["due_at"] = outcome.due_at
+    if outcome.status == Status.WAITING:
+        fields["claimed_at"] = None
+    # Across clinics: a task marking the row it claimed.
+    Message.objects.filter(pk=pk).update(**fields)
+
+
+def _send_one(pk: int, now: dt.datetime) -> Outcome:
+    message = Message.objects.select_related("patient", "clinic").get(pk=pk)
+    try:
+        prepared = _prepare(message, now)
+        if isinstance(prepared, Outcome):
+            outcome = prepared
+        else:
+            # What is being sent is kept before the provider call: a message whose fate is unknown shows it.
+            Message.objects.filter(pk=pk).update(
+                recipient=prepared.to, subject=prepared.worded.subject[:200], body=prepared.worded.text
+            )
+            outcome = Outcome(Status.SENT, provider_id=prepared.send())
+    except channels.Refused as refused:
+        outcome = Outcome(Status.FAILED, detail=refused.detail)
+    except channels.Trouble as trouble:
+        if message.attempts + 1 >= settings.MESSAGE_MAX_ATTEMPTS:
+            outcome = Outcome(Status.FAILED, detail=f"Gave up after {message.attempts + 1} tries: {trouble.detail}")
+        else:
+            wait = min(settings.MESSAGE_RETRY_SECONDS * 2**message.attempts, 3600)
+            outcome = Outcome(
+                Status.WAITING, detail=f"Will try again: {trouble.detail}", due_at=now + dt.timedelta(seconds=wait)
+            )
+    _mark(pk, outcome, now)
+    log.info("message %s (%s by %s): %s", message.public_id, message.kind, message.channel, outcome.status)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Prepared:
+    to: str
+    worded: Worded
+    send: Callable[[], str]
+
+
+def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
+    """Everything up to the provider call: is it still to be sent, now, to whom, in what words?"""
+    chosen = clinic_settings(message.clinic_id)
+    if not kind_on(chosen, message.kind) or message.channel not in _channels(chosen):
+        return Outcome(Status.SKIPPED, "The clinic has turned these messages off.")
+    patient = message.patient
+    preference = ContactPreference.objects.for_clinic(message.clinic_id).filter(patient=patient).first()
+    why_not = refusal(patient, preference, message.channel)
+    if why_not:
+        return Outcome(Status.SKIPPED, why_not)
+    gathered = _facts(message, chosen)
+    if isinstance(gathered, str):
+        return Outcome(Status.SKIPPED, gathered)
+    facts, zone = gathered
+    if message.channel == Channel.SMS or message.kind in QUIET_FOR_EVERY_CHANNEL:
+        end = quiet_end(chosen, zone, now)
+        if end is not None:
+            if end >= facts.visits[0].starts_at:
+                return Outcome(Status.SKIPPED, "Quiet hours last until after the appointment.")
+            return Outcome(Status.WAITING, "Held back by quiet hours.", due_at=end)
+    sender = chosen.sender_name or message.clinic.name
+    to = patient.email if message.channel == Channel.EMAIL else patient.mobile_phone
+    leave = unsubscribe_url(str(patient.public_id), message.channel)
+    worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave)
+    if message.channel == Channel.SMS:
+        return Prepared(
+            to, worded, lambda: channels.send_sms(to=to, body=worded.text, status_callback=status_callback_url())
+        )
+    cancel = message.kind in CANCELLING
+    attachment = ics.invitation(
+        facts.visits,
+        cancel=cancel,
+        summary=f"{facts.visits[0].appointment_type or 'Appointment'} at {facts.clinic}",
+        organizer_email=channels.sender_address(),
+        organizer_name=sender,
+        attendee_email=to,
+        now=now,
+    )
+    email = channels.Email(
+        to=to,
+        subject=worded.subject,
+        text=worded.text,
+        from_name=sender,
+        reply_to=chosen.reply_to,
+        unsubscribe_url=leave,
+        ics=attachment,
+        ics_method="CANCEL" if cancel else "REQUEST",
+    )
+    return Prepared(to, worded, lambda: channels.send_email(email))
+
+
+def _channels(chosen: NotificationSettings) -> list[str]:
+    return [c for c, on in ((Channel.EMAIL, chosen.email_on), (Channel.SMS, chosen.sms_on)) if on]
+
+
+def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneInfo] | str:
+    """The facts the message tells, from the appointments as they are now; or why it is no longer to be sent."""
+    patient = message.patient
+    first_name = patient.preferred_name or patient.first_name
+    clinic = message.clinic.name
+    if message.kind == Kind.OFFER:
+        slot = (
+            Slot.objects.for_clinic(message.clinic_id)
+            .select_related("session__location", "session__practitioner", "slot_type")
+            .filter(pk=message.slot_id)
+            .first()
+        )
+        if slot is None:
+            return "The offered place no longer exists."
+        visit = _visit_of_slot(slot, chosen, uid=f"offer-{message.public_id}", sequence=0)
+        return Facts(kind=message.kind, clinic=clinic, first_name=first_name, visits=[visit]), visit.zone
+    ids = message.appointment_ids or [message.appointment_id]
+    appointments = list(
+        Appointment.objects.for_clinic(message.clinic_id)
+        .filter(pk__in=ids)
+        .select_related("slot__session__location", "slot__session__practitioner", "slot_type", "practitioner")
+        .order_by("starts_at", "id")
+    )
+    if not appointments:
+        return "The appointment no longer exists."
+    if message.kind == Kind.REMINDER:
+        current = appointments[0]
+        if current.status != AppointmentStatus.BOOKED:
+            return "The appointment is no longer booked."
+        if current.starts_at != message.version:
+            return "The appointment moved; its new time has a reminder of its own."
+    elif message.kind not in CANCELLING:
+        appointments = [a for a in appointments if a.status != AppointmentStatus.CANCELLED]
+        if not appointments:
+            return "Cancelled before this message went; the cancellation tells the patient."
+    visits = [_visit(a, chosen) for a in appointments]
+    old_when = ""
+    if message.kind == Kind.MOVED and message.ref.isdigit():
+        previous = Appointment.objects.for_clinic(message.clinic_id).filter(pk=int(message.ref)).first()
+        if previous is not None:
+            old_when = when_text(previous.starts_at, visits[0].zone)
+    reason = ""
+    if message.kind in CANCELLING:
+        category = message.category or CancelCategory.OTHER
+        reason = CancelCategory(category).label.lower() if category != CancelCategory.OTHER else "by the clinic"
+    facts = Facts(
+        kind=message.kind, clinic=clinic, first_name=first_name, visits=visits, old_when=old_when, reason=reason
+    )
+    return facts, visits[0].zone
+
+
+def _chain(appointment: Appointment) -> tuple[str, int]:
+    """The public id of the first appointment of a reschedule chain, and how many moves led here."""
+    root_id, root_public, depth = appointment.rescheduled_from_id, appointment.public_id, 0
+    while root_id is not None and depth < 100:
+        row = (
+            Appointment.objects.for_clinic(appointment.clinic_id)
+            .filter(pk=root_id)
+            .values_list("rescheduled_from_id", "public_id")
+            .first()
+        )
+        if row is None:
+            break
+        root_id, root_public = row
+        depth += 1
+    return str(root_public), depth
+
+
+def _visit(appointment: Appointment, chosen: NotificationSettings) -> Visit:
+    root, depth = _chain(appointment)
+    session = appointment.slot.session
+    practitioner = appointment.practitioner or session.practitioner
+    return Visit(
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        zone=ZoneInfo(session.time_zone),
+        practitioner=practitioner.name if practitioner else "",
+        location=session.location.name,
+        address=session.location.address,
+        appointment_type=appointment.slot_type.name if chosen.name_appointment_type and appointment.slot_type else "",
+        uid=ics.event_uid(root),
+        sequence=depth,
+    )
+
+
+def _visit_of_slot(slot: Slot, chosen: NotificationSettings, *, uid: str, sequence: int) -> Visit:
+    session = slot.session
+    return Visit(
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        zone=ZoneInfo(session.time_zone),
+        practitioner=session.practitioner.name if session.practitioner else "",
+        location=session.location.name,
+        address=session.location.address,
+        appointment_type=slot.slot_type.name if chosen.name_appointment_type and slot.slot_type else "",
+        uid=uid,
+        sequence=sequence,
+    )
+
+
+def stale_to_unknown(now: dt.datetime) -> int:
+    """Messages left "sending" by a worker that died: their delivery is unknown (never re-sent by itself)."""
+    # Across clinics: beat's sweep.
+    return Message.objects.filter(
+        status=Status.SENDING, claimed_at__lt=now - dt.timedelta(seconds=settings.SENDING_STALE_SECONDS)
+    ).update(status=Status.UNKNOWN, detail="The sender stopped while sending: it may or may not have arrived.")
+
+
+def tick(now: dt.datetime, enqueue: Callable[[list[int]], object]) -> dict[str, int]:
+    """Beat's minute: stale claims become "delivery unknown", due reminders are recorded, and every waiting
+    message whose moment has come is handed out in batches (`enqueue`, a nudge of send_messages)."""
+    unknown = stale_to_unknown(now)
+    found = reminders_find(now)
+    ids = due_ids(now, settings.MESSAGES_PER_TICK)
+    batch = settings.MESSAGE_BATCH
+    for start in range(0, len(ids), batch):
+        enqueue(ids[start : start + batch])
+    return {"unknown": unknown, "reminders": found, "due": len(ids)}

@@ -1,0 +1,194 @@
+"""Writes of notifications that people make: the clinic's settings, a patient's contact choices (and the consent
+behind them), an unsubscribe, an SMS STOP, Twilio's delivery reports, and sending again a message whose fate
+is unknown."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from clinic.nudges import nudge
+from clinic.services import audit_record
+from notifications.models import (
+    Channel,
+    Consent,
+    ConsentSource,
+    ContactPreference,
+    Message,
+    NotificationSettings,
+    Status,
+)
+from notifications.sending import UNSUBSCRIBE_SALT
+from patients.identifiers import phone_key
+from patients.models import Patient
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.forms import ModelForm
+
+    from clinic.models import Clinic
+
+
+class NotificationError(Exception):
+    """A change that cannot be made; the message is shown to the user."""
+
+
+def settings_save(*, clinic: Clinic, actor: User, form: ModelForm) -> NotificationSettings:
+    with transaction.atomic():
+        saved = form.save(commit=False)
+        saved.clinic = clinic
+        saved.save()
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="notifications.settings",
+            target=saved,
+            detail={"fields": form.changed_data},
+        )
+    return saved
+
+
+def _consent(
+    *,
+    patient: Patient,
+    channel: str,
+    granted: bool,
+    source: str,
+    actor: User | None,
+    now: dt.datetime,
+) -> None:
+    preference, _ = ContactPreference.objects.get_or_create(clinic_id=patient.clinic_id, patient=patient)
+    field = "email_ok" if channel == Channel.EMAIL else "sms_ok"
+    if (
+        getattr(preference, field) == granted
+        and Consent.objects.for_clinic(patient.clinic_id).filter(patient=patient, channel=channel).exists()
+    ):
+        return
+    setattr(preference, field, granted)
+    preference.save(update_fields=[field, "updated_at"])
+    Consent.objects.create(
+        clinic_id=patient.clinic_id,
+        patient=patient,
+        channel=channel,
+        granted=granted,
+        source=source,
+        recorded_by=actor,
+        at=now,
+    )
+
+
+def preference_set(
+    *,
+    clinic: Clinic,
+    actor: User,
+    patient: Patient,
+    email_ok: bool,
+    sms_ok: bool,
+    source: str = ConsentSource.RECEPTION,
+) -> ContactPreference:
+    """Record how a patient wants to hear from the clinic, with a consent row per channel that changed."""
+    now = timezone.now()
+    with transaction.atomic():
+        for channel, granted in ((Channel.EMAIL, email_ok), (Channel.SMS, sms_ok)):
+            _consent(patient=patient, channel=channel, granted=granted, source=source, actor=actor, now=now)
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="notifications.preference",
+            target=patient,
+            detail={"email": email_ok, "sms": sms_ok, "source": source},
+        )
+    return ContactPreference.objects.for_clinic(clinic).get(patient=patient)
+
+
+def unsubscribe_patient(token: str) -> Patient | None:
+    """One-click unsubscribe (RFC 8058) from a signed link: emails stop for that patient. None for a bad link."""
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    channel = data.get("c") if isinstance(data, dict) else None
+    if channel not in Channel.values:
+        return None
+    # Across clinics: the signed link names the patient (its signature is the permission).
+    patient = Patient.objects.filter(public_id=data.get("p")).first()
+    if patient is None:
+        return None
+    with transaction.atomic():
+        _consent(
+            patient=patient,
+            channel=channel,
+            granted=False,
+            source=ConsentSource.UNSUBSCRIBE,
+            actor=None,
+            now=timezone.now(),
+        )
+    return patient
+
+
+# Twilio's Advanced Opt-Out keywords (https://help.twilio.com/articles/223134027): Twilio itself stops sending to
+# the number after one of these, answering 21610 to any later send, so we record the patient's choice too.
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN = frozenset({"START", "YES", "UNSTOP"})
+
+
+def sms_reply(*, from_number: str, body: str, opt_out_type: str = "") -> int:
+    """An SMS from a patient (Twilio's inbound webhook): STOP turns texts off, START back on, for every patient
+    with that mobile number (one number may serve several clinics). Returns how many patients changed."""
+    text = body.strip()
+    word = (opt_out_type or (text.split(maxsplit=1)[0] if text else "")).upper()
+    if word in OPT_OUT:
+        granted, source = False, ConsentSource.SMS_STOP
+    elif word in OPT_IN:
+        granted, source = True, ConsentSource.SMS_START
+    else:
+        return 0
+    key = phone_key(from_number)
+    if not key:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        # Across clinics: the number is the only thing the reply names.
+        patients = list(Patient.objects.filter(mobile_key=key))
+        for patient in patients:
+            _consent(patient=patient, channel=Channel.SMS, granted=granted, source=source, actor=None, now=now)
+    return len(patients)
+
+
+# Twilio's message statuses (https://www.twilio.com/docs/messaging/api/message-resource#message-status-values).
+TWILIO_FINAL_FAILURES = frozenset({"failed", "undelivered"})
+
+
+def sms_status(*, sid: str, status: str, error_code: str = "") -> bool:
+    """Twilio's status callback for a text we sent: delivered, or failed/undelivered (shown to reception)."""
+    now = timezone.now()
+    # Across clinics: Twilio names the message by its SID.
+    found = Message.objects.filter(provider_id=sid, channel=Channel.SMS)
+    if status == "delivered":
+        return bool(found.update(status=Status.DELIVERED, delivered_at=now))
+    if status in TWILIO_FINAL_FAILURES:
+        code = f" (code {error_code})" if error_code.isdigit() else ""
+        return bool(found.update(status=Status.FAILED, detail=f"Twilio reports the text {status}{code}."))
+    return found.exists()
+
+
+def message_resend(*, clinic: Clinic, actor: User, message: Message) -> Message:
+    """Reception's decision on a message whose delivery is unknown (or that failed): send it again."""
+    with transaction.atomic():
+        locked = Message.objects.for_clinic(clinic).select_for_update().get(pk=message.pk)
+        if locked.status not in (Status.UNKNOWN, Status.FAILED):
+            raise NotificationError("Only a message that failed or whose delivery is unknown can be sent again.")
+        locked.status = Status.WAITING
+        locked.due_at = timezone.now()
+        locked.detail = "Sent again by reception."
+        locked.claimed_at = None
+        locked.save(update_fields=["status", "due_at", "detail", "claimed_at"])
+        audit_record(clinic=clinic, actor=actor, action="notifications.resend", target=locked, detail={})
+        from notifications import tasks
+
+        nudge(tasks.send_messages, [locked.pk])
+    return locked
