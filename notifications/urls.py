@@ -1,10 +1,10 @@
 from django.urls import path
 
-from notifications import views
+from notifications.views import public
 
 app_name = "notifications"
 urlpatterns = [
-    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
-    path("twilio/status/", views.twilio_status, name="twilio-status"),
-    path("twilio/inbound/", views.twilio_inbound, name="twilio-inbound"),
+    path("unsubscribe/<str:token>/", public.unsubscribe, name="unsubscribe"),
+    path("twilio/status/", public.twilio_status, name="twilio-status"),
+    path("twilio/inbound/", public.twilio_inbound, name="twilio-inbound"),
 ]

@@ -1,4 +1,4 @@
-"""Notifications' pages: the public ends (unsubscribe, Twilio's webhooks) and reception's pages."""
+"""The public ends of notifications: one-click unsubscribe and Twilio's webhooks (no sign-in; signed)."""
 
 from __future__ import annotations
 
