@@ -25,4 +25,4 @@ def on_patient_news(
 def on_clinic_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
     """Every clinic has its settings row (the reminder sweep joins it)."""
     if created and not raw:
-        NotificationSettings.objects.get_or_create(clinic=instance)
+        NotificationSettings.objects.for_clinic(instance).get_or_create(clinic=instance)

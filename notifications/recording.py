@@ -142,7 +142,7 @@ def offer_record(
     waiting: list[int] = []
     for channel in channels_on(chosen):
         why_not = refusal(patient, preference, channel)
-        message, created = Message.objects.get_or_create(
+        message, created = Message.objects.for_clinic(clinic_id).get_or_create(
             clinic_id=clinic_id,
             appointment=None,
             ref=ref,

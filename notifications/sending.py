@@ -84,20 +84,21 @@ def due_ids(now: dt.datetime, limit: int) -> list[int]:
     )
 
 
-def claim(ids: Sequence[int], now: dt.datetime) -> list[int]:
+def claim(ids: Sequence[int], now: dt.datetime) -> list[tuple[int, int]]:
     """Take these messages for sending (waiting → sending) in one short transaction; those another worker took
-    first, or that are not due, are left out. On PostgreSQL rows locked by another claim are skipped."""
+    first, or that are not due, are left out. On PostgreSQL rows locked by another claim are skipped.
+    Returns (message, clinic) primary keys: everything after the claim goes through for_clinic."""
     with transaction.atomic():
-        # Across clinics: a task loading the rows it was given.
+        # Across clinics: a task claiming the rows it was given.
         mine = list(
             Message.objects.filter(pk__in=ids, status=Status.WAITING, due_at__lte=now)
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
+            .values_list("pk", "clinic_id")
         )
-        if mine:
-            Message.objects.filter(pk__in=mine).update(
-                status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-            )
+        for clinic_id in {clinic for _, clinic in mine}:
+            Message.objects.for_clinic(clinic_id).filter(
+                pk__in=[pk for pk, clinic in mine if clinic == clinic_id]
+            ).update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     return mine
 
 
@@ -105,13 +106,13 @@ def send_messages(ids: Sequence[int], now: dt.datetime | None = None) -> dict[st
     """Claim, send and mark these messages; returns how many ended in each status."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
-    for pk in claim(ids, now):
-        outcome = _send_one(pk, now)
+    for pk, clinic_id in claim(ids, now):
+        outcome = _send_one(pk, clinic_id, now)
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts
 
 
-def _mark(pk: int, outcome: Outcome, now: dt.datetime) -> None:
+def _mark(pk: int, clinic_id: int, outcome: Outcome, now: dt.datetime) -> None:
     fields: dict[str, object] = {"status": outcome.status, "detail": outcome.detail[:200]}
     if outcome.status == Status.SENT:
         fields.update(sent_at=timezone.now(), provider_id=outcome.provider_id)
@@ -119,19 +120,18 @@ def _mark(pk: int, outcome: Outcome, now: dt.datetime) -> None:
         fields["due_at"] = outcome.due_at
     if outcome.status == Status.WAITING:
         fields["claimed_at"] = None
-    # Across clinics: a task marking the row it claimed.
-    Message.objects.filter(pk=pk).update(**fields)
+    Message.objects.for_clinic(clinic_id).filter(pk=pk).update(**fields)
 
 
-def _send_one(pk: int, now: dt.datetime) -> Outcome:
-    message = Message.objects.select_related("patient", "clinic").get(pk=pk)
+def _send_one(pk: int, clinic_id: int, now: dt.datetime) -> Outcome:
+    message = Message.objects.for_clinic(clinic_id).select_related("patient", "clinic").get(pk=pk)
     try:
         prepared = _prepare(message, now)
         if isinstance(prepared, Outcome):
             outcome = prepared
         else:
             # What is being sent is kept before the provider call: a message whose fate is unknown shows it.
-            Message.objects.filter(pk=pk).update(
+            Message.objects.for_clinic(clinic_id).filter(pk=pk).update(
                 recipient=prepared.to, subject=prepared.worded.subject[:200], body=prepared.worded.text
             )
             outcome = Outcome(Status.SENT, provider_id=prepared.send())
@@ -145,7 +145,7 @@ def _send_one(pk: int, now: dt.datetime) -> Outcome:
             outcome = Outcome(
                 Status.WAITING, detail=f"Will try again: {trouble.detail}", due_at=now + dt.timedelta(seconds=wait)
             )
-    _mark(pk, outcome, now)
+    _mark(pk, clinic_id, outcome, now)
     log.info("message %s (%s by %s): %s", message.public_id, message.kind, message.channel, outcome.status)
     return outcome
 

@@ -61,7 +61,9 @@ def _consent(
     actor: User | None,
     now: dt.datetime,
 ) -> None:
-    preference, _ = ContactPreference.objects.get_or_create(clinic_id=patient.clinic_id, patient=patient)
+    preference, _ = ContactPreference.objects.for_clinic(patient.clinic_id).get_or_create(
+        clinic_id=patient.clinic_id, patient=patient
+    )
     field = "email_ok" if channel == Channel.EMAIL else "sms_ok"
     if (
         getattr(preference, field) == granted

@@ -196,7 +196,7 @@ def test_reception_cannot_open_clinic_admin_pages(reception_client_a):
     assert reception_client_a.get(reverse("sessions_setup:index")).status_code == 403
 
 
-APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync")
+APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications")
 # Methods that read no tenant data: they write the rows given (with their clinic), or return nothing.
 WRITES_ONLY = {"create", "bulk_create", "bulk_update", "none"}
 # Deliberate queries of tenant data across clinics (or before a clinic is known), each with its reason.
@@ -228,6 +228,18 @@ CROSS_CLINIC = {
         1,
         "build_feed gets only the subscription's id; all after it goes through for_clinic",
     ),
+    "notifications/sending.py Message.objects.filter": (
+        3,
+        "beat's tick (due messages, stale claims) and a send task claiming the ids it was given; all after the "
+        "claim goes through for_clinic",
+    ),
+    "notifications/recording.py NotificationSettings.objects.filter": (1, "beat finds every clinic's reminders"),
+    "notifications/recording.py Appointment.objects.filter": (1, "beat finds every clinic's reminders at once"),
+    "notifications/services.py Patient.objects.filter": (
+        2,
+        "an unsubscribe link names the patient (its signature is the permission); an SMS STOP names only a number",
+    ),
+    "notifications/services.py Message.objects.filter": (1, "Twilio's status callback names the message by its SID"),
 }
 
 
