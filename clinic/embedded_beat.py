@@ -24,9 +24,10 @@ def wanted() -> bool:
     return (
         settings.CELERY_TASK_ALWAYS_EAGER
         and os.environ.get("EMBEDDED_BEAT", "1") != "0"
-        # runserver's serving child (the autoreloader's parent only watches files).
-        and os.environ.get("RUN_MAIN") == "true"
         and "runserver" in sys.argv
+        # runserver's serving process: the autoreloader's child (its parent only watches files), or the one
+        # process of --noreload.
+        and (os.environ.get("RUN_MAIN") == "true" or "--noreload" in sys.argv)
     )
 
 
@@ -53,4 +54,4 @@ def _run() -> None:
                     app.tasks[entry["task"]].apply()
                 except Exception:  # noqa: BLE001 - one entry's failure must not stop the others
                     log.exception("embedded beat: %s failed", entry["task"])
-        time.sleep(5)
+        time.sleep(min(5.0, *(float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values())))
