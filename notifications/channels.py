@@ -38,6 +38,15 @@ class Trouble(Exception):
         self.detail = detail
 
 
+class Unknown(Exception):
+    """The connection failed after the message was handed over: it may have arrived. Never sent again by
+    itself (no idempotency key to make a second send safe); reception decides."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class Email:
     to: str
@@ -79,8 +88,14 @@ def send_email(email: Email) -> str:
     )
     if email.ics is not None:
         message.attach("appointment.ics", email.ics, f"text/calendar; method={email.ics_method}")
+    connection = get_connection(fail_silently=False)
     try:
-        get_connection(fail_silently=False).send_messages([message])
+        connection.open()
+    except (smtplib.SMTPException, OSError) as error:
+        # Nothing was handed over yet: safe to try again later.
+        raise Trouble(f"The mail server could not be reached ({type(error).__name__}).") from error
+    try:
+        connection.send_messages([message])
     except smtplib.SMTPRecipientsRefused as error:
         codes = [code for code, _ in error.recipients.values()]
         if all(code >= 500 for code in codes):

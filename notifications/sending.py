@@ -103,16 +103,18 @@ def claim(ids: Sequence[int], now: dt.datetime) -> list[tuple[int, int]]:
 
 
 def send_messages(ids: Sequence[int], now: dt.datetime | None = None) -> dict[str, int]:
-    """Claim, send and mark these messages; returns how many ended in each status."""
-    now = now or timezone.now()
+    """Claim, send and mark these messages one at a time (each is claimed just before its provider call, so a
+    long batch never leaves later ones looking stale); returns how many ended in each status."""
     counts: dict[str, int] = {}
-    for pk, clinic_id in claim(ids, now):
-        outcome = _send_one(pk, clinic_id, now)
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    for pk in ids:
+        moment = now or timezone.now()
+        for claimed, clinic_id in claim([pk], moment):
+            outcome = _send_one(claimed, clinic_id, moment)
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return counts
 
 
-def _mark(pk: int, clinic_id: int, outcome: Outcome, now: dt.datetime) -> None:
+def _mark(pk: int, clinic_id: int, outcome: Outcome) -> None:
     fields: dict[str, object] = {"status": outcome.status, "detail": outcome.detail[:200]}
     if outcome.status == Status.SENT:
         fields.update(sent_at=timezone.now(), provider_id=outcome.provider_id)
@@ -123,29 +125,43 @@ def _mark(pk: int, clinic_id: int, outcome: Outcome, now: dt.datetime) -> None:
     Message.objects.for_clinic(clinic_id).filter(pk=pk).update(**fields)
 
 
+def _retry_or_give_up(tries: int, detail: str, now: dt.datetime) -> Outcome:
+    if tries >= settings.MESSAGE_MAX_ATTEMPTS:
+        return Outcome(Status.FAILED, detail=f"Gave up after {tries} tries: {detail}")
+    wait = min(settings.MESSAGE_RETRY_SECONDS * 2 ** (tries - 1), 3600)
+    return Outcome(Status.WAITING, detail=f"Will try again: {detail}", due_at=now + dt.timedelta(seconds=wait))
+
+
 def _send_one(pk: int, clinic_id: int, now: dt.datetime) -> Outcome:
     message = Message.objects.for_clinic(clinic_id).select_related("patient", "clinic").get(pk=pk)
+    tries = message.attempts  # this one included (the claim counted it)
     try:
         prepared = _prepare(message, now)
-        if isinstance(prepared, Outcome):
-            outcome = prepared
-        else:
-            # What is being sent is kept before the provider call: a message whose fate is unknown shows it.
-            Message.objects.for_clinic(clinic_id).filter(pk=pk).update(
-                recipient=prepared.to, subject=prepared.worded.subject[:200], body=prepared.worded.text
-            )
+    except Exception as error:  # noqa: BLE001 - nothing was sent: the message waits for another try
+        log.exception("message %s could not be prepared", message.public_id)
+        prepared = _retry_or_give_up(tries, f"it could not be prepared ({type(error).__name__}).", now)
+    if isinstance(prepared, Outcome):
+        outcome = prepared
+    else:
+        # What is being sent is kept before the provider call: a message whose fate is unknown shows it.
+        Message.objects.for_clinic(clinic_id).filter(pk=pk).update(
+            recipient=prepared.to, subject=prepared.worded.subject[:200], body=prepared.worded.text
+        )
+        try:
             outcome = Outcome(Status.SENT, provider_id=prepared.send())
-    except channels.Refused as refused:
-        outcome = Outcome(Status.FAILED, detail=refused.detail)
-    except channels.Trouble as trouble:
-        if message.attempts + 1 >= settings.MESSAGE_MAX_ATTEMPTS:
-            outcome = Outcome(Status.FAILED, detail=f"Gave up after {message.attempts + 1} tries: {trouble.detail}")
-        else:
-            wait = min(settings.MESSAGE_RETRY_SECONDS * 2**message.attempts, 3600)
+        except channels.Refused as refused:
+            outcome = Outcome(Status.FAILED, detail=refused.detail)
+        except channels.Trouble as trouble:
+            outcome = _retry_or_give_up(tries, trouble.detail, now)
+        except channels.Unknown as unknown:
+            outcome = Outcome(Status.UNKNOWN, detail=unknown.detail)
+        except Exception as error:  # noqa: BLE001 - it may have reached the provider: never sent again by itself
+            log.exception("message %s: the provider call failed unexpectedly", message.public_id)
             outcome = Outcome(
-                Status.WAITING, detail=f"Will try again: {trouble.detail}", due_at=now + dt.timedelta(seconds=wait)
+                Status.UNKNOWN,
+                detail=f"The send stopped unexpectedly ({type(error).__name__}): it may or may not have arrived.",
             )
-    _mark(pk, clinic_id, outcome, now)
+    _mark(pk, clinic_id, outcome)
     log.info("message %s (%s by %s): %s", message.public_id, message.kind, message.channel, outcome.status)
     return outcome
 
