@@ -18,7 +18,18 @@ from benchmarks.cases.common import CASES, register
 
 # One module per family, imported (and so registered) in the order the cases run: ics before google, whose case
 # builds on the ics cases' feed.
-FAMILIES = ("pages", "rota", "patients", "calendar", "booking", "next_available", "series", "ics", "google")
+FAMILIES = (
+    "pages",
+    "rota",
+    "patients",
+    "calendar",
+    "booking",
+    "next_available",
+    "series",
+    "ics",
+    "google",
+    "reminders",
+)
 for family in FAMILIES:
     importlib.import_module(f"{__name__}.{family}")
 
