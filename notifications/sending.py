@@ -48,8 +48,10 @@ def unsubscribe_url(patient_public_id: str, channel: str) -> str:
     )
 
 
-def status_callback_url() -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("notifications:twilio-status")
+def status_callback_url(message_public_id: str) -> str:
+    """Where Twilio reports a text's fate; the URL names the message, so a report that overtakes Twilio's answer
+    to the send (or comes after a send that had none) still finds it."""
+    return settings.SITE_URL.rstrip("/") + reverse("notifications:twilio-status") + f"?m={message_public_id}"
 
 
 def quiet_end(chosen: NotificationSettings, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
@@ -119,8 +121,11 @@ def _mark(pk: int, outcome: Outcome, now: dt.datetime) -> None:
         fields["due_at"] = outcome.due_at
     if outcome.status == Status.WAITING:
         fields["claimed_at"] = None
-    # Across clinics: a task marking the row it claimed.
-    Message.objects.filter(pk=pk).update(**fields)
+    # Across clinics: a task marking the row it claimed. Twilio's delivery report may have come while we were
+    # sending (its callback can overtake its answer, or come after a send that had none): what it said is kept.
+    mine = Message.objects.filter(pk=pk)
+    if not mine.filter(status__in=[Status.SENDING, Status.UNKNOWN]).update(**fields) and outcome.status == Status.SENT:
+        mine.update(sent_at=fields["sent_at"])
 
 
 def _send_one(pk: int, now: dt.datetime) -> Outcome:
@@ -183,7 +188,11 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave)
     if message.channel == Channel.SMS:
         return Prepared(
-            to, worded, lambda: channels.send_sms(to=to, body=worded.text, status_callback=status_callback_url())
+            to,
+            worded,
+            lambda: channels.send_sms(
+                to=to, body=worded.text, status_callback=status_callback_url(str(message.public_id))
+            ),
         )
     cancel = message.kind in CANCELLING
     attachment = ics.invitation(
