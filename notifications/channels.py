@@ -16,10 +16,14 @@ import uuid
 from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+
+if TYPE_CHECKING:
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.http.response import Response as TwilioResponse
 
 
 class Refused(Exception):
@@ -138,7 +142,7 @@ class TwilioSms:
 
     def send(self, *, to: str, body: str, status_callback: str) -> str:
         from requests import RequestException
-        from twilio.base.exceptions import TwilioException, TwilioRestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
         sender: dict[str, str] = (
             {"messaging_service_sid": settings.TWILIO_MESSAGING_SERVICE_SID}
@@ -147,24 +151,68 @@ class TwilioSms:
         )
         try:
             message = self.client.messages.create(to=to, body=body, status_callback=status_callback, **sender)
-        except TwilioRestException as error:
-            # 429 (code 20429, too many requests) and 5xx are Twilio's "try again"; any other 4xx (21211 invalid
-            # number, 21610 the recipient replied STOP, 21408 region not enabled...) is final for this message.
-            if error.status == 429 or error.status >= 500:
-                raise Trouble(f"Twilio answered {error.status} (code {error.code}).") from error
-            raise Refused(f"Twilio refused the text (code {error.code}).") from error
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise _twilio_refusal(int(error.status), error.code) from error
         except (RequestException, TwilioException, OSError) as error:
-            raise Trouble(f"Twilio could not be reached ({type(error).__name__}).") from error
+            if _never_sent(error):
+                raise Trouble(f"Twilio could not be reached ({type(error).__name__}).") from error
+            # The request may have reached Twilio (no answer in SMS_TIMEOUT_SECONDS, or the connection dropped
+            # after it was sent), and the Messages API takes no idempotency key: trying again could text the
+            # patient twice. Delivery unknown, for reception to decide; the status callback tells if it went.
+            raise Unknown(
+                f"Twilio did not answer ({type(error).__name__}): the text may have gone; its delivery report "
+                "will show here if it did."
+            ) from error
         return str(message.sid)
 
 
-def _twilio_http(base: str):  # type: ignore[no-untyped-def]
+def _never_sent(error: Exception) -> bool:
+    """Whether the request surely never reached Twilio: no connection was made (refused, no such host, a connect
+    timeout, a failed TLS handshake)."""
+    from requests import ConnectTimeout
+    from requests.exceptions import SSLError
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(error, ConnectTimeout | SSLError):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+# Refusals of a text that say something about the patient's number, in reception's words
+# (https://www.twilio.com/docs/api/errors/<code>).
+TWILIO_REFUSALS = {
+    21211: "Twilio refused the mobile number as invalid (code 21211).",
+    21610: "The patient has replied STOP to the clinic's texts; Twilio will not send them any (code 21610).",
+    21612: "Twilio cannot reach the mobile number from the clinic's number (code 21612).",
+    21614: "The number is not a mobile and cannot receive texts (code 21614).",
+    21408: "Texts to the number's country are not enabled on the clinic's Twilio account (code 21408).",
+}
+
+
+def _twilio_refusal(status: int, code: object) -> Refused | Trouble:
+    """What Twilio's error answer means for this text. 429 (code 20429, too many requests) and 5xx are "try again";
+    so are 401 and 403 (20003: our credentials or account, not this text: it goes once the set-up is mended, and
+    gives up after MESSAGE_MAX_ATTEMPTS). Any other 4xx (21211 an invalid number, 21610 the patient replied STOP,
+    ...) is final for this text. The detail names the code, never the number or the text (Twilio's own message
+    quotes the number)."""
+    shown = code if isinstance(code, int) else "none"
+    if status in (401, 403):
+        return Trouble(f"Twilio refused the clinic's account or credentials (HTTP {status}, code {shown}).")
+    if status == 429 or status >= 500:
+        return Trouble(f"Twilio answered {status} (code {shown}).")
+    if isinstance(code, int) and code in TWILIO_REFUSALS:
+        return Refused(TWILIO_REFUSALS[code])
+    return Refused(f"Twilio refused the text (code {shown}).")
+
+
+def _twilio_http(base: str) -> TwilioHttpClient:
     from twilio.http.http_client import TwilioHttpClient
 
     class ApiBase(TwilioHttpClient):
         """Twilio's own HTTP client, sending to `base` instead of https://*.twilio.com when set."""
 
-        def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
             if base and url.startswith("https://api.twilio.com"):
                 url = base.rstrip("/") + url[len("https://api.twilio.com") :]
             return super().request(method, url, *args, **kwargs)
@@ -188,9 +236,11 @@ def sms_backend() -> SmsBackend:
 
 def e164(number: str) -> str:
     """A phone number as Twilio wants it (+ country code, digits): "07700 900123" → "+447700900123" with the
-    default country code 44; "+1 212 555 0100" and "0012125550100" → "+12125550100"."""
-    raw = number.strip()
-    digits = "".join(c for c in raw if c.isdigit())
+    default country code 44; "+44 (0)7700 900123" → "+447700900123"; "+1 212 555 0100" and "0012125550100" →
+    "+12125550100". A number that is not one is left for Twilio to refuse (21211)."""
+    # "+44 (0)7700 900123": the trunk 0 written in brackets is not dialled after the country code.
+    raw = number.strip().replace("(0)", "")
+    digits = "".join(c for c in raw if c.isascii() and c.isdigit())
     if raw.startswith("+"):
         return "+" + digits
     if digits.startswith("00"):

@@ -48,8 +48,10 @@ def unsubscribe_url(patient_public_id: str, channel: str) -> str:
     )
 
 
-def status_callback_url() -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("notifications:twilio-status")
+def status_callback_url(message_public_id: str) -> str:
+    """Where Twilio reports a text's fate; the URL names the message, so a report that overtakes Twilio's answer
+    to the send (or comes after a send that had none) still finds it."""
+    return settings.SITE_URL.rstrip("/") + reverse("notifications:twilio-status") + f"?m={message_public_id}"
 
 
 def quiet_end(chosen: NotificationSettings, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
@@ -122,7 +124,11 @@ def _mark(pk: int, clinic_id: int, outcome: Outcome) -> None:
         fields["due_at"] = outcome.due_at
     if outcome.status == Status.WAITING:
         fields["claimed_at"] = None
-    Message.objects.for_clinic(clinic_id).filter(pk=pk).update(**fields)
+    # Twilio's delivery report may have come while we were sending (its callback can overtake its answer, or
+    # come after a send that had none): what it said is kept.
+    mine = Message.objects.for_clinic(clinic_id).filter(pk=pk)
+    if not mine.filter(status__in=[Status.SENDING, Status.UNKNOWN]).update(**fields) and outcome.status == Status.SENT:
+        mine.update(sent_at=fields["sent_at"])
 
 
 def _retry_or_give_up(tries: int, detail: str, now: dt.datetime) -> Outcome:
@@ -199,7 +205,11 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave)
     if message.channel == Channel.SMS:
         return Prepared(
-            to, worded, lambda: channels.send_sms(to=to, body=worded.text, status_callback=status_callback_url())
+            to,
+            worded,
+            lambda: channels.send_sms(
+                to=to, body=worded.text, status_callback=status_callback_url(str(message.public_id))
+            ),
         )
     cancel = message.kind in CANCELLING
     attachment = ics.invitation(

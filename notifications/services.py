@@ -5,10 +5,12 @@ is unknown."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import TYPE_CHECKING
 
 from django.core import signing
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clinic.nudges import nudge
@@ -132,23 +134,40 @@ def unsubscribe_patient(token: str) -> Patient | None:
     return patient
 
 
-# Twilio's Advanced Opt-Out keywords (https://help.twilio.com/articles/223134027): Twilio itself stops sending to
-# the number after one of these, answering 21610 to any later send, so we record the patient's choice too.
+# Twilio's opt-out keywords (https://help.twilio.com/articles/223134027): after one of these, as the whole message,
+# Twilio itself stops sending to the number from the clinic's sender, answering 21610 to any later send, so we
+# record the patient's choice too. A reply that only begins with one ("Cancel my appointment, I'm ill", "Yes see you
+# then") is not a keyword to Twilio, which keeps sending: nor is it to us.
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
 
 
+def _keyword(body: str, opt_out_type: str) -> str:
+    """STOP, START or "" for a patient's text. With Advanced Opt-Out Twilio says which in OptOutType (the clinic
+    may have keywords of its own, in other languages); without it, the whole body is matched as Twilio matches
+    it, case and surrounding spaces aside (a trailing full stop too: reading "Stop." as STOP errs on the side of
+    the patient's wish)."""
+    kind = opt_out_type.strip().upper()
+    if kind in ("STOP", "START"):
+        return kind
+    if kind:
+        return ""  # HELP, or a type we do not know: no change of consent
+    word = body.strip().rstrip(".!").strip().upper()
+    if word in OPT_OUT:
+        return "STOP"
+    if word in OPT_IN:
+        return "START"
+    return ""
+
+
 def sms_reply(*, from_number: str, body: str, opt_out_type: str = "") -> int:
     """An SMS from a patient (Twilio's inbound webhook): STOP turns texts off, START back on, for every patient
-    with that mobile number (one number may serve several clinics). Returns how many patients changed."""
-    text = body.strip()
-    word = (opt_out_type or (text.split(maxsplit=1)[0] if text else "")).upper()
-    if word in OPT_OUT:
-        granted, source = False, ConsentSource.SMS_STOP
-    elif word in OPT_IN:
-        granted, source = True, ConsentSource.SMS_START
-    else:
+    with that mobile number (one number may serve several clinics, and Twilio's block covers them all: they send
+    from one account). Returns how many patients changed."""
+    keyword = _keyword(body, opt_out_type)
+    if not keyword:
         return 0
+    granted, source = (False, ConsentSource.SMS_STOP) if keyword == "STOP" else (True, ConsentSource.SMS_START)
     key = phone_key(from_number)
     if not key:
         return 0
@@ -165,16 +184,32 @@ def sms_reply(*, from_number: str, body: str, opt_out_type: str = "") -> int:
 TWILIO_FINAL_FAILURES = frozenset({"failed", "undelivered"})
 
 
-def sms_status(*, sid: str, status: str, error_code: str = "") -> bool:
-    """Twilio's status callback for a text we sent: delivered, or failed/undelivered (shown to reception)."""
+def sms_status(*, sid: str, status: str, error_code: str = "", message: str = "") -> bool:
+    """Twilio's status callback for a text we sent: delivered, or failed/undelivered (shown to reception).
+
+    `message` is our message's public id, carried in the callback's URL (which Twilio signs): the callback may
+    overtake Twilio's answer to the send, before the SID is stored, and it tells the fate of a text whose send had
+    no answer. A SID once stored must match. Without `message`, the SID alone names the message."""
+    if not sid:
+        return False
     now = timezone.now()
-    # Across clinics: Twilio names the message by its SID.
-    found = Message.objects.filter(provider_id=sid, channel=Channel.SMS)
+    # Across clinics: Twilio names the message by its SID (and our public id, in the URL it signed).
+    found = Message.objects.filter(channel=Channel.SMS)
+    if message:
+        try:
+            public_id = uuid.UUID(message)
+        except ValueError:
+            return False
+        found = found.filter(public_id=public_id).filter(Q(provider_id=sid) | Q(provider_id=""))
+    else:
+        found = found.filter(provider_id=sid)
     if status == "delivered":
-        return bool(found.update(status=Status.DELIVERED, delivered_at=now))
+        return bool(found.update(status=Status.DELIVERED, delivered_at=now, provider_id=sid))
     if status in TWILIO_FINAL_FAILURES:
         code = f" (code {error_code})" if error_code.isdigit() else ""
-        return bool(found.update(status=Status.FAILED, detail=f"Twilio reports the text {status}{code}."))
+        return bool(
+            found.update(status=Status.FAILED, provider_id=sid, detail=f"Twilio reports the text {status}{code}.")
+        )
     return found.exists()
 
 

@@ -53,12 +53,14 @@ def _from_twilio(request: HttpRequest) -> bool:
 @csrf_exempt
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
+    """A text's delivery report; the URL names our message (?m=, signed by Twilio with the rest of the URL)."""
     if not _from_twilio(request):
         return HttpResponse("Signature does not match.", status=403)
     services.sms_status(
         sid=request.POST.get("MessageSid", ""),
         status=request.POST.get("MessageStatus", ""),
         error_code=request.POST.get("ErrorCode", ""),
+        message=request.GET.get("m", ""),
     )
     return HttpResponse(status=204)
 
