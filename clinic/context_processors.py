@@ -21,6 +21,8 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         ("calendar", "Calendar", reverse("scheduling:calendar")),
         ("patients", "Patients", reverse("patients:list")),
     ]
+    if membership.role in (Role.ADMIN, Role.RECEPTION):
+        items.append(("messages", "Messages", reverse("notifications:list")))
     if membership.has_permission(NamedPermission.MANAGE_SESSIONS):
         items.append(("setup", "Setup", reverse("sessions_setup:index")))
     if membership.role in (Role.CLINICIAN, Role.ADMIN):
@@ -29,9 +31,16 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         items.append(("clinic", "Clinic", reverse("clinic:settings")))
     match = request.resolver_match
     current = match.namespace if match else ""
-    section = {"scheduling": "calendar", "sessions_setup": "setup", "calendar_sync": "sync"}.get(current, current)
+    section = {
+        "scheduling": "calendar",
+        "sessions_setup": "setup",
+        "calendar_sync": "sync",
+        "notifications": "messages",
+    }.get(current, current)
     if match and match.url_name in SETUP_PAGES_IN_SCHEDULING:
         section = "setup"
+    if current == "notifications" and match and match.url_name == "settings":
+        section = "clinic"  # "Messages to patients" is a page of the clinic's settings
     return {
         "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
         "switchable_memberships": request.memberships,  # type: ignore[attr-defined]

@@ -10,7 +10,12 @@ class NotificationsConfig(AppConfig):
 
         from clinic.models import Clinic
         from notifications import receivers
-        from scheduling.signals import patient_news
+        from notifications.views import pages
+        from patients.signals import patient_sections
+        from scheduling.signals import appointment_sections, patient_news
 
         patient_news.connect(receivers.on_patient_news, dispatch_uid="notifications.patient_news")
         post_save.connect(receivers.on_clinic_saved, sender=Clinic, dispatch_uid="notifications.clinic_settings")
+        # The sections notifications adds to scheduling's appointment page and patients' patient page.
+        appointment_sections.connect(pages.appointment_section, dispatch_uid="notifications.appointment_section")
+        patient_sections.connect(pages.patient_section, dispatch_uid="notifications.patient_section")

@@ -29,6 +29,7 @@ from notifications import channels, ics
 from notifications.models import Channel, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.recording import clinic_settings, kind_on, refusal, reminders_find
 from notifications.wording import Facts, Visit, Worded, when_text, word
+from patients.models import Patient
 from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ def _channels(chosen: NotificationSettings) -> list[str]:
 def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneInfo] | str:
     """The facts the message tells, from the appointments as they are now; or why it is no longer to be sent."""
     patient = message.patient
-    first_name = patient.preferred_name or patient.first_name
+    first_name = first_name_of(patient)
     clinic = message.clinic.name
     if message.kind == Kind.OFFER:
         slot = (
@@ -287,6 +288,32 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
         kind=message.kind, clinic=clinic, first_name=first_name, visits=visits, old_when=old_when, reason=reason
     )
     return facts, visits[0].zone
+
+
+def first_name_of(patient: Patient) -> str:
+    """How a message greets the patient: their preferred name, or their first name."""
+    return patient.preferred_name or patient.first_name
+
+
+def preview_for(appointment: Appointment, chosen: NotificationSettings, kind: str) -> Facts:
+    """What a message of `kind` about this appointment would tell, with these (perhaps unsaved) settings: the
+    settings page's preview. A move's earlier time is the one it came from, or a week before as an example."""
+    visit = _visit(appointment, chosen)
+    old_when, reason = "", ""
+    if kind == Kind.MOVED:
+        previous = appointment.rescheduled_from
+        moment = previous.starts_at if previous is not None else appointment.starts_at - dt.timedelta(days=7)
+        old_when = when_text(moment, visit.zone)
+    if kind in CANCELLING:
+        reason = "by the clinic"
+    return Facts(
+        kind=kind,
+        clinic=appointment.clinic.name,
+        first_name=first_name_of(appointment.patient),
+        visits=[visit],
+        old_when=old_when,
+        reason=reason,
+    )
 
 
 def _chain(appointment: Appointment) -> tuple[str, int]:

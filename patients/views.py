@@ -17,6 +17,7 @@ from patients import importer, selectors, services
 from patients.access import can_edit_patients, coverage_for_member, edits_patients, patient_for_member
 from patients.forms import CoverageForm, ImportForm, PatientForm
 from patients.models import may_see_blocked
+from patients.signals import patient_page_sections
 
 LIST_LIMIT = 50
 
@@ -63,7 +64,13 @@ def patient_edit(request: ClinicRequest, patient: UUID | None = None) -> HttpRes
 def patient_detail(request: ClinicRequest, patient: UUID) -> HttpResponse:
     obj = patient_for_member(request, patient)
     services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="record")
-    return render(request, "patients/detail.html", {"patient": obj, "can_edit": can_edit_patients(request)})
+    context = {
+        "patient": obj,
+        "can_edit": can_edit_patients(request),
+        # Sections of observers (notifications: contact preferences); patients imports none of them.
+        "sections": patient_page_sections(request, obj),
+    }
+    return render(request, "patients/detail.html", context)
 
 
 @require_GET

@@ -74,3 +74,14 @@ def tell_patient(
             patient_news.send(
                 sender=None, clinic_id=clinic_id, news=news, appointments=pks, previous=previous, category=category
             )
+
+
+# Asked while drawing an appointment's page (or its popup step), with request and appointment (one the member
+# may see): observers add a section of their own (notifications: the messages about it). A receiver returns
+# rendered HTML (a SafeString) or None; the page shows the sections in the order of the answers.
+appointment_sections = Signal()
+
+
+def appointment_page_sections(request: object, appointment: object) -> list[str]:
+    answers = appointment_sections.send(sender=None, request=request, appointment=appointment)
+    return [html for _receiver, html in answers if html]

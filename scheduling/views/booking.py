@@ -41,6 +41,7 @@ from scheduling.selectors import booking as selectors
 from scheduling.selectors.series import open_drafts
 from scheduling.services import booking as services
 from scheduling.services.series import CancelScope, SeriesCancelled, series_cancel
+from scheduling.signals import appointment_page_sections
 
 
 def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
@@ -236,6 +237,8 @@ def appointment_context(request: ClinicRequest, obj: Appointment, error: str) ->
         "rescheduled_to": selectors.rescheduled_to(clinic=request.clinic, appointment=obj),
         "resources": list(obj.resources.all()),
         "drafts": list(open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
+        # Sections of observers (notifications: the messages about the appointment); scheduling imports none.
+        "sections": appointment_page_sections(request, obj),
     }
 
 

@@ -64,6 +64,20 @@ def make_override(clinic):
     return AvailabilityOverride.objects.create(clinic=clinic, practitioner=practitioner, date=dt.date(2027, 6, 7))
 
 
+def make_message(clinic):
+    """A failed message (so its "Send again" step is a page to open)."""
+    from django.utils import timezone
+
+    from notifications.models import Message
+
+    now = timezone.now()
+    patient = PatientFactory(clinic=clinic, email="walk@example.org")
+    return Message.objects.create(
+        clinic=clinic, patient=patient, ref=f"walk-{patient.pk}", kind="confirmation", channel="email",
+        status="failed", due_at=now, created_at=now,
+    )  # fmt: skip
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
     "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
@@ -76,6 +90,7 @@ OBJECT_MAKERS = {
     "override": make_override,
     "appointment": lambda clinic: book(make_session(clinic).slots.first(), PatientFactory(clinic=clinic)),
     "draft": draft_of_new_series,
+    "message": make_message,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
