@@ -43,15 +43,15 @@ def _run() -> None:
     from clinic.celery import app
 
     app.loader.import_default_modules()
+    schedule = [(str(entry["task"]), float(str(entry["schedule"]))) for entry in settings.CELERY_BEAT_SCHEDULE.values()]
     last: dict[str, float] = {}
     while True:
         now = time.monotonic()
-        for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
-            every = float(entry["schedule"])
-            if now - last.get(name, now - every) >= every:
-                last[name] = now
+        for task, every in schedule:
+            if now - last.get(task, now - every) >= every:
+                last[task] = now
                 try:
-                    app.tasks[entry["task"]].apply()
+                    app.tasks[task].apply()
                 except Exception:  # noqa: BLE001 - one entry's failure must not stop the others
-                    log.exception("embedded beat: %s failed", entry["task"])
-        time.sleep(min(5.0, *(float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values())))
+                    log.exception("embedded beat: %s failed", task)
+        time.sleep(min(5.0, *(every for _, every in schedule)))

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 
 class Refused(Exception):
-    """The provider refused this message for good; `detail` says why, without the address or the text."""
+    """The provider refused this message for good; `detail` says why, without the address or the text.
+    `opted_out`: the recipient told the provider to stop (Twilio's 21610), which we record as their choice."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, opted_out: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.opted_out = opted_out
 
 
 class Trouble(Exception):
@@ -181,6 +183,7 @@ def _never_sent(error: Exception) -> bool:
 
 # Refusals of a text that say something about the patient's number, in reception's words
 # (https://www.twilio.com/docs/api/errors/<code>).
+TWILIO_OPTED_OUT = 21610
 TWILIO_REFUSALS = {
     21211: "Twilio refused the mobile number as invalid (code 21211).",
     21610: "The patient has replied STOP to the clinic's texts; Twilio will not send them any (code 21610).",
@@ -202,7 +205,7 @@ def _twilio_refusal(status: int, code: object) -> Refused | Trouble:
     if status == 429 or status >= 500:
         return Trouble(f"Twilio answered {status} (code {shown}).")
     if isinstance(code, int) and code in TWILIO_REFUSALS:
-        return Refused(TWILIO_REFUSALS[code])
+        return Refused(TWILIO_REFUSALS[code], opted_out=code == TWILIO_OPTED_OUT)
     return Refused(f"Twilio refused the text (code {shown}).")
 
 

@@ -26,7 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications import channels, ics
-from notifications.models import Channel, ContactPreference, Kind, Message, NotificationSettings, Status
+from notifications.consent import consent_record
+from notifications.models import Channel, ConsentSource, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.recording import clinic_settings, kind_on, refusal, reminders_find
 from notifications.wording import Facts, Visit, Worded, when_text, word
 from patients.models import Patient
@@ -75,6 +76,7 @@ class Outcome:
     detail: str = ""
     provider_id: str = ""
     due_at: dt.datetime | None = None
+    tried: bool = True  # False: held back before any provider call (quiet hours), so not counted as a try
 
 
 def due_ids(now: dt.datetime, limit: int) -> list[int]:
@@ -125,6 +127,8 @@ def _mark(pk: int, clinic_id: int, outcome: Outcome) -> None:
         fields["due_at"] = outcome.due_at
     if outcome.status == Status.WAITING:
         fields["claimed_at"] = None
+    if not outcome.tried:
+        fields["attempts"] = F("attempts") - 1
     # Twilio's delivery report may have come while we were sending (its callback can overtake its answer, or
     # come after a send that had none): what it said is kept.
     mine = Message.objects.for_clinic(clinic_id).filter(pk=pk)
@@ -158,6 +162,18 @@ def _send_one(pk: int, clinic_id: int, now: dt.datetime) -> Outcome:
             outcome = Outcome(Status.SENT, provider_id=prepared.send())
         except channels.Refused as refused:
             outcome = Outcome(Status.FAILED, detail=refused.detail)
+            if refused.opted_out:
+                # The patient told the provider to stop (a STOP whose webhook never reached us): their choice here
+                # too, so the next texts are "not sent" with the reason instead of failing one by one.
+                with transaction.atomic():
+                    consent_record(
+                        patient=message.patient,
+                        channel=message.channel,
+                        granted=False,
+                        source=ConsentSource.SMS_STOP,
+                        actor=None,
+                        now=timezone.now(),
+                    )
         except channels.Trouble as trouble:
             outcome = _retry_or_give_up(tries, trouble.detail, now)
         except channels.Unknown as unknown:
@@ -199,7 +215,7 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
         if end is not None:
             if end >= facts.visits[0].starts_at:
                 return Outcome(Status.SKIPPED, "Quiet hours last until after the appointment.")
-            return Outcome(Status.WAITING, "Held back by quiet hours.", due_at=end)
+            return Outcome(Status.WAITING, "Held back by quiet hours.", due_at=end, tried=False)
     sender = chosen.sender_name or message.clinic.name
     to = patient.email if message.channel == Channel.EMAIL else patient.mobile_phone
     leave = unsubscribe_url(str(patient.public_id), message.channel)

@@ -4,7 +4,6 @@ is unknown."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
 
@@ -15,9 +14,9 @@ from django.utils import timezone
 
 from clinic.nudges import nudge
 from clinic.services import audit_record
+from notifications.consent import consent_record
 from notifications.models import (
     Channel,
-    Consent,
     ConsentSource,
     ContactPreference,
     Message,
@@ -54,37 +53,6 @@ def settings_save(*, clinic: Clinic, actor: User, form: ModelForm) -> Notificati
     return saved
 
 
-def _consent(
-    *,
-    patient: Patient,
-    channel: str,
-    granted: bool,
-    source: str,
-    actor: User | None,
-    now: dt.datetime,
-) -> None:
-    preference, _ = ContactPreference.objects.for_clinic(patient.clinic_id).get_or_create(
-        clinic_id=patient.clinic_id, patient=patient
-    )
-    field = "email_ok" if channel == Channel.EMAIL else "sms_ok"
-    if (
-        getattr(preference, field) == granted
-        and Consent.objects.for_clinic(patient.clinic_id).filter(patient=patient, channel=channel).exists()
-    ):
-        return
-    setattr(preference, field, granted)
-    preference.save(update_fields=[field, "updated_at"])
-    Consent.objects.create(
-        clinic_id=patient.clinic_id,
-        patient=patient,
-        channel=channel,
-        granted=granted,
-        source=source,
-        recorded_by=actor,
-        at=now,
-    )
-
-
 def preference_set(
     *,
     clinic: Clinic,
@@ -98,7 +66,7 @@ def preference_set(
     now = timezone.now()
     with transaction.atomic():
         for channel, granted in ((Channel.EMAIL, email_ok), (Channel.SMS, sms_ok)):
-            _consent(patient=patient, channel=channel, granted=granted, source=source, actor=actor, now=now)
+            consent_record(patient=patient, channel=channel, granted=granted, source=source, actor=actor, now=now)
         audit_record(
             clinic=clinic,
             actor=actor,
@@ -123,7 +91,7 @@ def unsubscribe_patient(token: str) -> Patient | None:
     if patient is None:
         return None
     with transaction.atomic():
-        _consent(
+        consent_record(
             patient=patient,
             channel=channel,
             granted=False,
@@ -176,7 +144,7 @@ def sms_reply(*, from_number: str, body: str, opt_out_type: str = "") -> int:
         # Across clinics: the number is the only thing the reply names.
         patients = list(Patient.objects.filter(mobile_key=key))
         for patient in patients:
-            _consent(patient=patient, channel=Channel.SMS, granted=granted, source=source, actor=None, now=now)
+            consent_record(patient=patient, channel=Channel.SMS, granted=granted, source=source, actor=None, now=now)
     return len(patients)
 
 

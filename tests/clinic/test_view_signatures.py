@@ -10,7 +10,7 @@ import inspect
 
 from tests.url_walk import all_routes
 
-OUR_APPS = ("clinic.", "sessions_setup.", "scheduling.", "patients.", "calendar_sync.")
+OUR_APPS = ("clinic.", "sessions_setup.", "scheduling.", "patients.", "calendar_sync.", "notifications.")
 REQUEST_TYPES = {"ClinicRequest", "HttpRequest"}
 
 

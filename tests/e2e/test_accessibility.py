@@ -21,13 +21,16 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.tokens import default_token_generator
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
+from notifications.models import Message
+from notifications.sending import unsubscribe_token
 from tests.e2e.calendar_browser import ARM_SETTLE, WINTER_DAY, find_and_pick, sign_in, tip
 from tests.e2e.realistic_clinic import RealisticClinic, build_clinic
-from tests.factories import TEST_PASSWORD, UserFactory
+from tests.factories import TEST_PASSWORD, ClinicFactory, PatientFactory, UserFactory
 from tests.url_walk import Route, all_routes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,6 +63,8 @@ SKIPPED_FOR_EVERYONE = {
     "calendar_sync:google-focus-time": POST_ONLY,
     "calendar_sync:google-disconnect": POST_ONLY,
     "calendar_sync:google-webhook": POST_ONLY,
+    "notifications:twilio-status": POST_ONLY,
+    "notifications:twilio-inbound": POST_ONLY,
 }
 ADMINS_ONLY = "403 (clinic admins only)"
 CLINIC_ADMIN_PAGES = dict.fromkeys(
@@ -79,6 +84,7 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "clinic:practitioners",
         "clinic:practitioner-add",
         "clinic:practitioner-edit",
+        "notifications:settings",
     ),
     ADMINS_ONLY,
 )
@@ -116,6 +122,10 @@ SKIPPED: dict[str, dict[str, str]] = {
         ),
         "403 (reception and admins change patient records)",
     )
+    | dict.fromkeys(
+        ("notifications:list", "notifications:detail", "notifications:resend"),
+        "403 (reception and admins read the messages to patients)",
+    )
     | {
         "scheduling:appointments-report": "403 (needs Schedule Admin: Manage Appointments)",
         "scheduling:slot-new": "403 (needs Schedule Admin: Manage Appointments)",
@@ -142,6 +152,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "override": world.override.public_id,
         "appointment": world.appointment.public_id,
         "draft": world.draft.public_id,
+        "message": failed_message(world).public_id,
         "token": world.feed_token,
         "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
     }
@@ -151,6 +162,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "clinic:practitioner-edit": {"public_id": world.smith.public_id},
         "scheduling:book": {"slot": world.free_slot.public_id},
         "scheduling:series-new": {"slot": world.free_slot.public_id},
+        "notifications:unsubscribe": {"token": unsubscribe_token(str(world.mary.public_id), "email")},
         "password_reset_confirm": {"token": default_token_generator.make_token(user)},
     }
     kwargs = dict(by_route.get(route.name, {}))
@@ -159,6 +171,25 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
             assert keyword in by_keyword, f"{route.name}: give the walk a real value for <{keyword}>"
             kwargs[keyword] = by_keyword[keyword]
     return kwargs
+
+
+def failed_message(world: RealisticClinic) -> Message:
+    """A message of the clinic that failed (so its Send again step is a page to open)."""
+    now = timezone.now()
+    message, _ = Message.objects.get_or_create(
+        clinic=world.clinic,
+        ref="walk",
+        kind="confirmation",
+        channel="email",
+        defaults={
+            "patient": world.mary,
+            "status": "failed",
+            "detail": "The mail server refused",
+            "due_at": now,
+            "created_at": now,
+        },
+    )
+    return message
 
 
 def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
@@ -395,7 +426,21 @@ def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations)
         "password_reset_complete",
         "calendar_sync:feed",
         "calendar_sync:google-webhook",
+        "notifications:unsubscribe",
+        "notifications:twilio-status",
+        "notifications:twilio-inbound",
     }, "a new public route: visit it here if it is a page"
+
+    # A patient's unsubscribe link: the question, the answer, and a broken link.
+    patient = PatientFactory(clinic=ClinicFactory(), email="walk@example.org")
+    leave = base + reverse("notifications:unsubscribe", args=[unsubscribe_token(str(patient.public_id), "email")])
+    page.goto(leave)
+    check(page, "unsubscribe: the question", found)
+    page.get_by_role("button", name="Unsubscribe from emails").click()
+    expect(page.get_by_role("status")).to_contain_text("You are unsubscribed")
+    check(page, "unsubscribe: done", found)
+    page.goto(leave[:-6] + "broken/")
+    check(page, "unsubscribe: a broken link", found)
 
     for name in ("login", "password_reset", "password_reset_done", "password_reset_complete"):
         page.goto(base + reverse(name))

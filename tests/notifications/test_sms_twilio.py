@@ -312,6 +312,15 @@ def test_a_number_twilio_blocked_without_telling_us_fails_and_is_not_tried_again
     text.refresh_from_db()
     assert (text.status, text.attempts) == (Status.FAILED, 1)
     assert len(twilio.requests) == 1
+    # Twilio's refusal is the patient's choice, recorded here too: the next text is "not sent", with the reason,
+    # and Twilio is not asked again.
+    preference = ContactPreference.objects.get(patient=patient)
+    assert preference.sms_ok is False
+    assert Consent.objects.get(patient=patient, channel="sms").source == "sms_stop"
+    book(clinic, admin_a, slots[1], patient)
+    newest = Message.objects.filter(patient=patient, channel="sms").order_by("-id").first()
+    assert (newest.status, newest.detail) == (Status.SKIPPED, "The patient does not want texts.")
+    assert len(twilio.requests) == 1
 
 
 def test_wrong_credentials_keep_the_text_waiting_for_the_fix(clinic, admin_a, slots, twilio, settings):
