@@ -23,7 +23,7 @@ DEMO_APPOINTMENTS = 4
 
 @transaction.atomic
 def seed_clinic(clinic: Clinic) -> None:
-    NotificationSettings.objects.get_or_create(clinic=clinic)
+    NotificationSettings.objects.for_clinic(clinic).get_or_create(clinic=clinic)
     if Message.objects.for_clinic(clinic).filter(kind=Kind.CONFIRMATION).exists():
         return
     now = timezone.now()
@@ -71,7 +71,7 @@ def seed_clinic(clinic: Clinic) -> None:
     for channel in (Channel.EMAIL, Channel.SMS):
         hours = chosen_settings.reminder_hours(channel)
         if hours:
-            Message.objects.get_or_create(
+            Message.objects.for_clinic(clinic).get_or_create(
                 clinic=clinic,
                 appointment=last,
                 kind=Kind.REMINDER,

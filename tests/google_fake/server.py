@@ -28,11 +28,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import googleapiclient
+
+from tests.local_http import LocalServer
 
 from . import errors
 from .batch import BatchFormatError, PartResponse, parse_batch, render_batch
@@ -453,8 +455,7 @@ class FakeGoogle:
             "calendar.channels.stop": self._channels_stop,
         }
 
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
         self._connections: set[socket.socket] = set()
         self._outbox: queue.Queue[tuple[_Channel, str, int] | None] = queue.Queue()
         self._outbox_pending = 0
@@ -471,23 +472,15 @@ class FakeGoogle:
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-google", daemon=True
-        )
-        self._thread.start()
+        self._server = LocalServer(Handler, name="fake-google")
+        self.url = self._server.url
         self._sender = threading.Thread(target=self._send_notifications, name="fake-google-push", daemon=True)
         self._sender.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         with self._lock:
             connections = list(self._connections)
@@ -498,9 +491,6 @@ class FakeGoogle:
             self._outbox.put(None)
             self._sender.join(timeout=5)
             self._sender = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeGoogle:
         return self.start()

@@ -19,10 +19,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from twilio.request_validator import RequestValidator
+
+from tests.local_http import LocalServer
 
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEFAULT_AUTH_TOKEN = "fake-auth-token-" + "7" * 16
@@ -142,7 +144,7 @@ class FakeTwilio:
         self._outbox: queue.Queue[tuple[SentMessage, list[str]] | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition(self._lock)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalServer | None = None
         self._threads: list[threading.Thread] = []
         self.url = ""
 
@@ -155,25 +157,16 @@ class FakeTwilio:
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._threads = [
-            threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio", daemon=True
-            ),
-            threading.Thread(target=self._deliver, name="fake-twilio-callbacks", daemon=True),
-        ]
+        self._server = LocalServer(Handler, name="fake-twilio")
+        self.url = self._server.url
+        self._threads = [threading.Thread(target=self._deliver, name="fake-twilio-callbacks", daemon=True)]
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         self._outbox.put(None)
         for thread in self._threads:
