@@ -140,3 +140,40 @@ def test_a_failed_booking_leaves_no_message(clinic_a, reception_a, session, pati
     assert not Appointment.objects.filter(patient=patient).exists()
     assert Message.objects.count() == before
     assert not Message.objects.filter(patient=patient).exists()
+
+
+def test_an_offer_of_a_freed_place_is_recorded_once_per_hold_and_names_the_place(clinic_a, session, patient):
+    """The generic offer later issues make (waitlists, holds): keyed by the hold, so offering twice is one message."""
+    from django.db import transaction
+
+    from notifications.recording import offer_record
+
+    slot = session.slots.order_by("position").last()
+    with time_machine.travel(BEFORE, tick=False):
+        for _ in range(2):
+            with transaction.atomic():
+                offer_record(clinic_id=clinic_a.pk, patient=patient, slot=slot, ref="hold-42")
+    offers = Message.objects.filter(kind=Kind.OFFER)
+    assert sorted(offers.values_list("channel", "status")) == [("email", "sent"), ("sms", "sent")]
+    email = mail.outbox[-1]
+    assert email.subject == "A place is free on Mon 7 Jun"
+    assert "a place has come free at Clinic A on Mon 7 Jun 2027, 09:20 (BST)" in email.body
+    name, content, mimetype = email.attachments[0]
+    assert (name, mimetype) == ("appointment.ics", "text/calendar; method=REQUEST")
+    text = content.decode() if isinstance(content, bytes) else content
+    assert "METHOD:REQUEST" in text and "DTSTART:20270607T082000Z" in text
+
+
+def test_an_offer_waits_for_the_end_of_quiet_hours_by_email_too(clinic_a, session, patient):
+    from django.db import transaction
+
+    from notifications.recording import offer_record
+
+    slot = session.slots.order_by("position").last()
+    night = dt.datetime(2027, 6, 1, 23, 30, tzinfo=dt.UTC)  # 00:30 in London (BST): inside 21:00-08:00
+    with time_machine.travel(night, tick=False), transaction.atomic():
+        offer_record(clinic_id=clinic_a.pk, patient=patient, slot=slot, ref="hold-43")
+    held = Message.objects.get(kind=Kind.OFFER, channel=Channel.EMAIL)
+    assert held.status == Status.WAITING and held.attempts == 0
+    assert held.due_at == dt.datetime(2027, 6, 2, 7, tzinfo=dt.UTC)  # 08:00 BST
+    assert not mail.outbox
