@@ -338,6 +338,22 @@ def test_wrong_credentials_keep_the_text_waiting_for_the_fix(clinic, admin_a, sl
     assert [m.to for m in twilio.messages] == [E164_MOBILE]
 
 
+def test_missing_twilio_settings_keep_the_text_waiting_and_it_was_never_sent(clinic, admin_a, slots, twilio, settings):
+    """No account SID or token set: Twilio refuses the request (401); nothing was sent, so the text waits for the
+    set-up (never "unknown", never "failed")."""
+    settings.TWILIO_ACCOUNT_SID = ""
+    settings.TWILIO_AUTH_TOKEN = ""
+    patient = patient_with(clinic)
+    book(clinic, admin_a, slots[0], patient)
+    text = text_of(patient)
+    assert text.status == Status.WAITING and "credentials" in text.detail
+    assert twilio.messages == []
+
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = twilio.account_sid, twilio.auth_token
+    later_tick(text.due_at)
+    assert [m.to for m in twilio.messages] == [E164_MOBILE]
+
+
 def test_a_webhook_with_a_wrong_signature_is_refused_and_changes_nothing(clinic, admin_a, slots, twilio):
     patient = patient_with(clinic)
     book(clinic, admin_a, slots[0], patient)
