@@ -7,6 +7,8 @@ stands between them and clinic A's objects.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -30,6 +32,20 @@ def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", *drop}}
     env.update(extra)
     return env
+
+
+@contextmanager
+def tasks_in_process() -> Iterator[None]:
+    """Nudged tasks run in this process (as in the embedded default), even when REDIS_URL names a broker: for
+    tests about what a task does, not about the worker (those start a real one)."""
+    from clinic.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 def logged_in_client(membership: Membership) -> Client:

@@ -161,16 +161,3 @@ def smtp_environment(server: SmtpServer) -> dict[str, str]:
         "EMAIL_HOST_PASSWORD": "",
         "EMAIL_USE_TLS": "0",
     }
-
-
-@contextmanager
-def tasks_in_process() -> Iterator[None]:
-    """Nudged tasks run in this process (as in the embedded default), even when REDIS_URL names a broker."""
-    from clinic.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous

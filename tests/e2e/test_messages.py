@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from playwright.sync_api import Page, ViewportSize, expect
 from clinic.models import Role
 from notifications.models import Channel, Kind, Message, Status
 from scheduling.services.booking import BookingRequest, appointment_book
-from tests.conftest import ALL_PERMISSIONS
+from tests.conftest import ALL_PERMISSIONS, tasks_in_process
 from tests.e2e.calendar_browser import sign_in
 from tests.factories import ClinicFactory, MembershipFactory, PatientFactory, PractitionerFactory, allocate_session
 
@@ -49,6 +50,13 @@ def at_both_widths(page: Page, where: str, found: list[str], shot: str = "") -> 
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=f"{SHOTS}/{shot}-{name}.png", full_page=True)
     page.set_viewport_size(LAPTOP)
+
+
+@pytest.fixture(autouse=True)
+def sends_in_this_process() -> Iterator[None]:
+    """Messages are sent in this process (and in the live server's thread), even when REDIS_URL names a broker."""
+    with tasks_in_process():
+        yield
 
 
 @pytest.fixture

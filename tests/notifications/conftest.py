@@ -7,7 +7,16 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
+from tests.conftest import tasks_in_process
 from tests.twilio_fake import FakeTwilio
+
+
+@pytest.fixture(autouse=True)
+def sends_in_this_process() -> Iterator[None]:
+    """Messages are sent in this process after commit (the eager nudge), even when REDIS_URL names a broker; the
+    worker tests (test_never_twice.py) send through real workers of their own."""
+    with tasks_in_process():
+        yield
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ unsubscribe of RFC 8058, and what the server's refusals do (550: failed for good
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -32,16 +31,10 @@ from scheduling.recurrence import RecurrenceRule
 from scheduling.services.booking import BookingRequest, appointment_book, appointment_cancel, appointment_reschedule
 from scheduling.services.series import PlannedOccurrence, SeriesRequest, series_book
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_rota, allocate_session
-from tests.smtp_server import SmtpServer, smtp_fixture, tasks_in_process  # noqa: F401 (the smtp fixture)
+from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401 (the smtp fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LONDON = ZoneInfo("Europe/London")
-
-
-@pytest.fixture(autouse=True)
-def sends_in_this_process() -> Iterator[None]:
-    with tasks_in_process():
-        yield
 
 
 def open_slots(clinic, *, days=5, start=dt.time(10), practitioner=None, slot_type=None) -> list[Slot]:

@@ -40,7 +40,7 @@ from tests.celery_worker import BASE_DIR, REDIS_URL, eventually, redis_or_skip, 
 from tests.conftest import ALL_PERMISSIONS, subprocess_env
 from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.factories import book as put_in
-from tests.smtp_server import SmtpServer, smtp_environment, smtp_fixture, tasks_in_process  # noqa: F401 (smtp)
+from tests.smtp_server import SmtpServer, smtp_environment, smtp_fixture  # noqa: F401 (smtp)
 
 # The workers of these tests share nothing with other tests' (a queue of their own), but each test starts up to two
 # workers: one xdist worker runs them all, one after another.
@@ -55,13 +55,6 @@ app.conf.task_default_queue = queue  # the worker's own nudges (the tick's batch
 app.worker_main(["worker", "--pool=solo", "--concurrency=1", "-Q", queue, "--without-heartbeat",
                  "--without-gossip", "--without-mingle", "--loglevel=WARNING"])
 """
-
-
-@pytest.fixture(autouse=True)
-def sends_in_this_process() -> Iterator[None]:
-    """This process's own nudges (a move's message, reception's "send again") run here, against the server."""
-    with tasks_in_process():
-        yield
 
 
 class Workers:

@@ -34,16 +34,10 @@ from tests.factories import (
     SlotTypeFactory,
     allocate_session,
 )
-from tests.smtp_server import SmtpServer, smtp_fixture, tasks_in_process  # noqa: F401 (the smtp fixture)
+from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401 (the smtp fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 UTC = dt.UTC
-
-
-@pytest.fixture(autouse=True)
-def sends_in_this_process() -> Iterator[None]:
-    with tasks_in_process():
-        yield
 
 
 def book_at(zone, day, hour, minute=0, *, booked_on, mobile=""):
