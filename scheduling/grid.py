@@ -18,7 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from scheduling.hours import Interval, clip, local_day, subtract
-from scheduling.models import AppointmentStatus
+from scheduling.models import AppointmentSource, AppointmentStatus
 
 if TYPE_CHECKING:
     from scheduling.models import OtherEvent
@@ -186,6 +186,7 @@ class AppointmentRow(NamedTuple):
     preferred_name: str
     internal_id: str
     is_blocked: bool
+    source: str  # AppointmentSource: where the booking came from
 
 
 class SessionSummaryRow(NamedTuple):
@@ -416,7 +417,7 @@ def build_grid(
     today: dt.date,
     session_rows: Sequence[SessionRow],
     slot_rows: Sequence[SlotRow],
-    appointments_by_slot: Mapping[int, list[tuple[str, str]]],
+    appointments_by_slot: Mapping[int, list[tuple[str, str, str]]],
     events: Iterable[OtherEvent],
     office_hours: Mapping[int | None, list[Interval] | None],
     slot_url: str,
@@ -553,7 +554,7 @@ def slot_cell(
     slot: SlotRow,
     piece: Piece,
     practitioner_id: int | None,
-    appointments_by_slot: Mapping[int, list[tuple[str, str]]],
+    appointments_by_slot: Mapping[int, list[tuple[str, str, str]]],
     locked: Collection[int],
     closed_sessions: Collection[int],
 ) -> dict[str, object]:
@@ -569,12 +570,16 @@ def slot_cell(
         if group:
             label = f"{booked}/{capacity}"
             title = f"{when} · {type_name} · group, {booked} of {capacity} places booked"
+            if online := sum(1 for person in people if person[2] != AppointmentSource.RECEPTION):
+                title += f", {online} not by reception"
             if booked >= capacity:
                 css += " full"
         elif people:
             label = people[0][0]
             css += f" booked st-{people[0][1]}"
             title = f"{when} · {type_name} · {label} ({AppointmentStatus(people[0][1]).label})"
+            if people[0][2] != AppointmentSource.RECEPTION:
+                title += f" · {AppointmentSource(people[0][2]).label.lower()}"
             if practitioner_id in locked:
                 title += " · synced to Google (its title there is set here)"
         else:
@@ -590,6 +595,12 @@ def slot_cell(
         "group": group and slot.bookable,
         "title": title,
         "locked": bool(people) and not group and practitioner_id in locked,
+        # Booked by someone other than reception (online, a third party, the waitlist): the source badge.
+        "source": (
+            AppointmentSource(people[0][2]).label
+            if people and not group and people[0][2] != AppointmentSource.RECEPTION
+            else ""
+        ),
         "closed": slot.session_id in closed_sessions and slot.bookable,  # the Closed Session icon, in the slot
     }
 

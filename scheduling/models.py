@@ -238,6 +238,15 @@ class CancelCategory(models.TextChoices):
         return frozenset({cls.CLINICIAN, cls.CLINIC})
 
 
+class AppointmentSource(models.TextChoices):
+    """Where an appointment came from (shown as a badge on the staff side when it was not reception)."""
+
+    RECEPTION = "reception", "Reception"
+    ONLINE = "online", "Booked online"
+    FHIR = "fhir", "Booked through the FHIR API"
+    WAITLIST = "waitlist", "From the waitlist"
+
+
 class AppointmentQuerySet(TenantQuerySet):
     def live(self) -> Self:
         """Appointments that hold their place: every status but cancelled."""
@@ -277,6 +286,7 @@ class Appointment(TenantModel):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
     )
     series = models.ForeignKey(Series, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments")
+    source = models.CharField(max_length=10, choices=AppointmentSource.choices, default=AppointmentSource.RECEPTION)
     cancel_reason = models.CharField(max_length=200, blank=True)
     cancel_category = models.CharField(max_length=12, choices=CancelCategory.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

@@ -136,6 +136,7 @@ def calendar_grid_rows(
                 "patient__preferred_name",
                 "patient__internal_id",
                 "patient__is_blocked",
+                "source",
             ),
         )
     )
@@ -356,7 +357,7 @@ def calendar_page(
 
     session_rows, slot_rows, appointment_rows = calendar_grid_rows(clinic=clinic, scope=scope)
     sees_blocked = may_see_blocked(membership)
-    appointments: dict[int, list[tuple[str, str]]] = {}
+    appointments: dict[int, list[tuple[str, str, str]]] = {}
     for row in appointment_rows:
         label = staff_label(
             first_name=row.first_name,
@@ -367,7 +368,7 @@ def calendar_page(
             may_see_blocked=sees_blocked,
             internal_ids_enabled=clinic.internal_ids_enabled,
         )
-        appointments.setdefault(row.slot_id, []).append((label, row.status))
+        appointments.setdefault(row.slot_id, []).append((label, row.status, row.source))
     events = calendar_events(clinic=clinic, scope=scope)
     column_keys: list[tuple[int | None, str, str]] = [(p.pk, p.name, str(p.public_id)) for p in who.columns]
     if who.include_clinic_wide and any(row.practitioner_id is None for row in session_rows):

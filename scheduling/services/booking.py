@@ -19,6 +19,7 @@ from clinic.services import audit_record
 from patients.models import may_see_blocked
 from scheduling.models import (
     Appointment,
+    AppointmentSource,
     AppointmentStatus,
     CancelCategory,
     Series,
@@ -52,11 +53,15 @@ class BookingRequest:
     self_pay: bool = False
     rescheduled_from: Appointment | None = None
     series: Series | None = None
+    source: str = AppointmentSource.RECEPTION  # who booked: reception, online, fhir, waitlist
 
 
 def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> BookingRequest:
     """A booking of the same patient with the department, resources and insurance of an appointment or a series
     (and its series)."""
+    if isinstance(source, Appointment):
+        # A move keeps where the booking came from (an online booking moved by reception is still online).
+        more.setdefault("source", source.source)
     return BookingRequest(
         slot=slot,
         patient=source.patient,
@@ -144,6 +149,7 @@ def appointment_book(
                     created_by=actor,
                     rescheduled_from=request.rescheduled_from,
                     series=request.series,
+                    source=request.source,
                 )
         except IntegrityError as error:
             # The database's last guard (the locks above should leave nothing for it to catch).
@@ -160,6 +166,7 @@ def appointment_book(
                 "slot": str(slot.public_id),
                 "patient": str(patient.public_id),
                 "blocked": patient.is_blocked,
+                "source": request.source,
                 # Booked over the practitioner's busy time (reception was warned): which events, by id.
                 "busy_events": [str(e.public_id) for e in busy_events_during(clinic=clinic, slot=slot)],
             },

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from clinic.models import Role
+from clinic.models import AuditEvent, Role
 from scheduling.grid import CalendarQuery, parse_query
 from scheduling.models import CalendarPreference
 from tests.conftest import logged_in_client
@@ -414,3 +414,53 @@ def test_the_zone_report_leaves_the_session_alone_so_a_clinic_switch_made_meanwh
     body = client.get(CALENDAR).content.decode()
     assert "Times shown in <strong>Asia/Tokyo</strong>" in body
     assert client.get(reverse("home")).context["request"].clinic == clinic_b
+
+
+def test_a_booking_not_made_by_reception_carries_its_source_badge_in_the_grid_and_tooltip(
+    clinic_a, reception_a, reception_client_a
+):
+    from scheduling.models import AppointmentSource
+    from scheduling.services.booking import BookingRequest, appointment_book, appointment_reschedule
+
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    routine = SlotTypeFactory(clinic=clinic_a, name="Routine")
+    group = SlotTypeFactory(clinic=clinic_a, name="Group therapy", capacity=4)
+    session = allocate_session(
+        clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), slot_types=[routine] * 3 + [group]
+    )
+    first, second, third, group_slot = session.slots.order_by("position")
+    actor = reception_a.user
+
+    def booked(slot, source, **names):
+        patient = PatientFactory(clinic=clinic_a, **names)
+        request = BookingRequest(slot=slot, patient=patient, source=source)
+        return appointment_book(clinic=clinic_a, actor=actor, membership=reception_a, request=request)
+
+    online = booked(first, AppointmentSource.ONLINE, first_name="Ola", last_name="Web")
+    by_phone = booked(second, AppointmentSource.RECEPTION, first_name="Rae", last_name="Desk")
+    booked(group_slot, AppointmentSource.ONLINE)
+    booked(group_slot, AppointmentSource.RECEPTION)
+    assert (online.source, by_phone.source) == ("online", "reception")
+    assert AuditEvent.objects.filter(action="appointment.booked", detail__source="online").count() == 2
+
+    body = reception_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07").content.decode()
+    chips = dict(re.findall(r'<a id="slot-([^"]*)" class="slot[^"]*" href="[^"]*" title="([^"]*)".*?</a>', body))
+    assert chips[str(first.public_id)].endswith("(Booked) · booked online")
+    assert "booked online" not in chips[str(second.public_id)]
+    assert chips[str(group_slot.public_id)].endswith("2 of 4 places booked, 1 not by reception")
+    assert 'class="ico ico-online" role="img" aria-label="Booked online"' in _chip(body, first.public_id)
+    assert "ico-online" not in _chip(body, second.public_id) + _chip(body, group_slot.public_id)
+
+    # A move keeps where the booking came from; the appointment page says it.
+    moved = appointment_reschedule(clinic=clinic_a, actor=actor, membership=reception_a, appointment=online, slot=third)
+    assert moved.source == AppointmentSource.ONLINE
+    page = reception_client_a.get(reverse("scheduling:appointment", args=[moved.public_id])).content.decode()
+    assert "Booked online" in page and 'aria-label="Not booked by reception"' in page
+    page = reception_client_a.get(reverse("scheduling:appointment", args=[by_phone.public_id])).content.decode()
+    assert "<dt>Source</dt><dd>Reception</dd>" in page
+
+
+def _chip(body: str, key: object) -> str:
+    match = re.search(rf'<a id="slot-{key}"[^>]*>.*?</a>', body)
+    assert match, key
+    return match.group(0)
