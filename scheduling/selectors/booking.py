@@ -1,5 +1,5 @@
-"""Reads of booking: a slot and who is in it, the next available places, the appointments report and a
-patient's appointments."""
+"""Reads of booking: a slot and who is in it, the next available places, the places open to online booking, the
+appointments report and a patient's appointments."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from scheduling.models import (
     OtherEvent,
     Slot,
 )
+from scheduling.selectors.calendar import open_for_online_booking
 from sessions_setup.models import ReleaseRule, ReportingCategory, SlotType
 
 if TYPE_CHECKING:
@@ -125,6 +126,81 @@ def released_by(*, now: dt.datetime, zones: Sequence[str], days_ahead: int) -> Q
     for name, limit in limits.items():
         condition |= Q(session__time_zone=name, starts_at__lt=limit)
     return condition
+
+
+class OnlinePlace(NamedTuple):
+    """A time a patient may book online: the slot (with its session, practitioner and location) and its places."""
+
+    slot: Slot
+    places_left: int
+
+    @property
+    def travel_clinic(self) -> bool:
+        return self.slot.session.travel_clinic
+
+
+def online_places(
+    *,
+    clinic: Clinic,
+    slot_type: SlotType,
+    now: dt.datetime,
+    until: dt.datetime,
+    practitioners: Sequence[Practitioner] | None = None,
+    location: Location | None = None,
+    notice: dt.timedelta = dt.timedelta(0),
+    horizon: dt.timedelta | None = None,
+) -> list[OnlinePlace]:
+    """The free places of one online slot type from now + notice to `until` (and no further than now + horizon),
+    soonest first: bookable places left in sessions on the rota of these practitioners (None: anyone), inside
+    each practitioner's online-booking availability (weekly windows, date overrides) less busy events (timed
+    and all-day, Google's included), honouring the type's release rule on the slot's clock. A slot must lie
+    wholly inside one open window. Clinic-wide sessions have no availability, so none is offered.
+
+    A fixed number of queries whatever the number of practitioners, days or places: the locations' zones (for a
+    release rule), the slots, then availability, its overrides and the busy events.
+    """
+    if not (slot_type.bookable and slot_type.online_bookable and slot_type.is_active):
+        return []
+    first = now + notice
+    last = min(until, now + horizon) if horizon is not None else until
+    if last <= first:
+        return []
+    slots = Slot.objects.for_clinic(clinic).filter(
+        slot_type=slot_type,
+        bookable=True,
+        booked_count__lt=F("capacity"),
+        starts_at__gte=first,
+        starts_at__lt=last,
+        session__practitioner__isnull=False,
+        session__practitioner__is_active=True,
+    )
+    if slot_type.release_rule != ReleaseRule.ANY_TIME:
+        days = 0 if slot_type.release_rule == ReleaseRule.ON_THE_DAY else slot_type.release_days_before or 0
+        slots = slots.filter(released_by(now=now, zones=release_zones(clinic=clinic), days_ahead=days))
+    if practitioners is not None:
+        slots = slots.filter(session__practitioner__in=[p.pk for p in practitioners])
+    if location is not None:
+        slots = slots.filter(session__location=location)
+    found = list(
+        slots.select_related("session", "session__practitioner", "session__location").order_by("starts_at", "id")
+    )
+    if not found:
+        return []
+    windows = open_for_online_booking(
+        clinic=clinic,
+        practitioner_ids=sorted({slot.session.practitioner_id for slot in found if slot.session.practitioner_id}),
+        starts_at=min(slot.starts_at for slot in found),
+        ends_at=max(slot.ends_at for slot in found),
+        less_appointments=False,
+    )
+    return [
+        OnlinePlace(slot=slot, places_left=slot.capacity - slot.booked_count)
+        for slot in found
+        if any(
+            start <= slot.starts_at and slot.ends_at <= end
+            for start, end in windows.get(slot.session.practitioner_id or 0, [])
+        )
+    ]
 
 
 class ReportRow(NamedTuple):
