@@ -29,6 +29,7 @@ FAMILIES = (
     "ics",
     "google",
     "reminders",
+    "online",
 )
 for family in FAMILIES:
     importlib.import_module(f"{__name__}.{family}")
