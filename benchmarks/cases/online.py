@@ -183,18 +183,22 @@ def online_times_check(state: OnlineState) -> None:
     away |= set(
         AvailabilityOverride.objects.for_clinic(state.clinic).filter(hours=[]).values_list("practitioner_id", "date")
     )
+    slots = {
+        slot.public_id: slot
+        for slot in Slot.objects.for_clinic(state.clinic).filter(public_id__in=[p.slot for p in found])
+    }
     for place in found:
-        slot = place.slot
+        slot = slots[place.slot]
         if slot.slot_type_id != state.slot_type.pk or slot.booked_count >= slot.capacity or place.places_left != 1:
             raise RuntimeError("online_times: a place that is not a free online place was offered")
         if slot.starts_at >= released_until:
             raise RuntimeError("online_times: a place was offered before its release")
         local = slot.starts_at.astimezone(ZONE)
-        if (slot.session.practitioner_id, local.date()) in away:
+        if (place.practitioner_id, local.date()) in away:
             raise RuntimeError("online_times: a place on a day off or an all-day busy day was offered")
         if not (dt.time(8, 30) <= local.time() and (local + dt.timedelta(minutes=15)).time() <= dt.time(11, 30)):
             raise RuntimeError("online_times: a place outside the online availability was offered")
-        practitioner = slot.session.practitioner_id
+        practitioner = place.practitioner_id
         if any(p == practitioner and s < slot.ends_at and slot.starts_at < e for p, s, e in busy):
             raise RuntimeError("online_times: a place during a busy event was offered")
     checked()

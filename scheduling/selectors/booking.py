@@ -129,14 +129,18 @@ def released_by(*, now: dt.datetime, zones: Sequence[str], days_ahead: int) -> Q
 
 
 class OnlinePlace(NamedTuple):
-    """A time a patient may book online: the slot (with its session, practitioner and location) and its places."""
+    """A time a patient may book online: plain values of the slot, its session's practitioner and location (rows,
+    not model instances: a month of places for ten practitioners is read in milliseconds)."""
 
-    slot: Slot
+    slot: UUID  # the slot's public id
+    starts_at: dt.datetime
+    ends_at: dt.datetime
     places_left: int
-
-    @property
-    def travel_clinic(self) -> bool:
-        return self.slot.session.travel_clinic
+    practitioner_id: int
+    practitioner: str
+    location_id: int
+    location: str
+    travel_clinic: bool
 
 
 def online_places(
@@ -181,25 +185,34 @@ def online_places(
         slots = slots.filter(session__practitioner__in=[p.pk for p in practitioners])
     if location is not None:
         slots = slots.filter(session__location=location)
-    found = list(
-        slots.select_related("session", "session__practitioner", "session__location").order_by("starts_at", "id")
-    )
+    found = [
+        OnlinePlace(public_id, starts_at, ends_at, capacity - booked, *rest)
+        for public_id, starts_at, ends_at, capacity, booked, *rest in slots.order_by("starts_at", "id").values_list(
+            "public_id",
+            "starts_at",
+            "ends_at",
+            "capacity",
+            "booked_count",
+            "session__practitioner_id",
+            "session__practitioner__name",
+            "session__location_id",
+            "session__location__name",
+            "session__travel_clinic",
+        )
+    ]
     if not found:
         return []
     windows = open_for_online_booking(
         clinic=clinic,
-        practitioner_ids=sorted({slot.session.practitioner_id for slot in found if slot.session.practitioner_id}),
-        starts_at=min(slot.starts_at for slot in found),
-        ends_at=max(slot.ends_at for slot in found),
+        practitioner_ids=sorted({place.practitioner_id for place in found}),
+        starts_at=found[0].starts_at,
+        ends_at=max(place.ends_at for place in found),
         less_appointments=False,
     )
     return [
-        OnlinePlace(slot=slot, places_left=slot.capacity - slot.booked_count)
-        for slot in found
-        if any(
-            start <= slot.starts_at and slot.ends_at <= end
-            for start, end in windows.get(slot.session.practitioner_id or 0, [])
-        )
+        place
+        for place in found
+        if any(start <= place.starts_at and place.ends_at <= end for start, end in windows[place.practitioner_id])
     ]
 
 

@@ -60,8 +60,7 @@ def offered(clinic, slot_type, **kwargs):
     kwargs.setdefault("now", NOW)
     kwargs.setdefault("until", NOW + dt.timedelta(days=30))
     return [
-        (place.slot.starts_at, place.places_left)
-        for place in online_places(clinic=clinic, slot_type=slot_type, **kwargs)
+        (place.starts_at, place.places_left) for place in online_places(clinic=clinic, slot_type=slot_type, **kwargs)
     ]
 
 
@@ -162,14 +161,18 @@ def test_anyone_or_one_practitioner_and_a_location_and_travel_clinics_are_labell
     other = PractitionerFactory(clinic=clinic_a, name="Dr Two")
     available(other)
     no_availability = PractitionerFactory(clinic=clinic_a, name="Dr Phone")
-    morning(clinic_a, doctor, online, count=1)
+    usual = morning(clinic_a, doctor, online, count=1)
     travel = morning(clinic_a, other, online, start=dt.time(10), count=1, travel_clinic=True)
     morning(clinic_a, no_availability, online, start=dt.time(11), count=1)
     assert offered(clinic_a, online) == [(at(MONDAY, 9), 1), (at(MONDAY, 10), 1)]
     assert offered(clinic_a, online, practitioners=[other]) == [(at(MONDAY, 10), 1)]
     assert offered(clinic_a, online, location=travel.location) == [(at(MONDAY, 10), 1)]
     places = online_places(clinic=clinic_a, slot_type=online, now=NOW, until=NOW + dt.timedelta(days=30))
-    assert [place.travel_clinic for place in places] == [False, True]
+    assert [(place.practitioner, place.location, place.travel_clinic) for place in places] == [
+        ("Dr Web", usual.location.name, False),
+        ("Dr Two", travel.location.name, True),
+    ]
+    assert places[1].slot == travel.slots.get().public_id
 
 
 def test_on_the_day_the_clocks_change_the_window_keeps_its_local_hours(clinic_a, online, doctor):
