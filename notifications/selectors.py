@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q, QuerySet
 
 from notifications.models import Channel, Consent, ContactPreference, Kind, Message, NotificationSettings, Status
-from notifications.sending import preview_for
+from notifications.sending import preview_for, sender_of
 from notifications.wording import Worded, word
 from patients.models import visible_patients
 from scheduling.models import Appointment, AppointmentStatus
@@ -124,7 +124,7 @@ PREVIEW_UNSUBSCRIBE = "(the patient's own unsubscribe link)"
 def preview(*, appointment: Appointment, chosen: NotificationSettings, kind: str) -> Preview:
     """A message of `kind` about `appointment` as the email and the SMS would say it with these settings."""
     facts = preview_for(appointment, chosen, kind)
-    sender = chosen.sender_name or appointment.clinic.name
+    sender = sender_of(chosen, appointment.clinic.name)
     return Preview(
         appointment=appointment,
         email=word(facts, chosen, Channel.EMAIL, sender=sender, unsubscribe_url=PREVIEW_UNSUBSCRIBE),

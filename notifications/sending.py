@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -28,10 +29,14 @@ from django.utils import timezone
 from notifications import channels, ics
 from notifications.consent import consent_record
 from notifications.models import Channel, ConsentSource, ContactPreference, Kind, Message, NotificationSettings, Status
-from notifications.recording import clinic_settings, kind_on, refusal, reminders_find
+from notifications.recording import channels_on, clinic_settings, kind_on, refusal, reminders_find
 from notifications.wording import Facts, Visit, Worded, when_text, word
 from patients.models import Patient
 from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
+
+if TYPE_CHECKING:
+    from clinic.models import Practitioner
+    from sessions_setup.models import SlotType
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +204,7 @@ class Prepared:
 def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     """Everything up to the provider call: is it still to be sent, now, to whom, in what words?"""
     chosen = clinic_settings(message.clinic_id)
-    if not kind_on(chosen, message.kind) or message.channel not in _channels(chosen):
+    if not kind_on(chosen, message.kind) or message.channel not in channels_on(chosen):
         return Outcome(Status.SKIPPED, "The clinic has turned these messages off.")
     patient = message.patient
     preference = ContactPreference.objects.for_clinic(message.clinic_id).filter(patient=patient).first()
@@ -216,7 +221,7 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
             if end >= facts.visits[0].starts_at:
                 return Outcome(Status.SKIPPED, "Quiet hours last until after the appointment.")
             return Outcome(Status.WAITING, "Held back by quiet hours.", due_at=end, tried=False)
-    sender = chosen.sender_name or message.clinic.name
+    sender = sender_of(chosen, message.clinic.name)
     to = patient.email if message.channel == Channel.EMAIL else patient.mobile_phone
     leave = unsubscribe_url(str(patient.public_id), message.channel)
     worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave)
@@ -249,10 +254,6 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
         ics_method="CANCEL" if cancel else "REQUEST",
     )
     return Prepared(to, worded, lambda: channels.send_email(email))
-
-
-def _channels(chosen: NotificationSettings) -> list[str]:
-    return [c for c, on in ((Channel.EMAIL, chosen.email_on), (Channel.SMS, chosen.sms_on)) if on]
 
 
 def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneInfo] | str:
@@ -296,14 +297,23 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
         previous = Appointment.objects.for_clinic(message.clinic_id).filter(pk=int(message.ref)).first()
         if previous is not None:
             old_when = when_text(previous.starts_at, visits[0].zone)
-    reason = ""
-    if message.kind in CANCELLING:
-        category = message.category or CancelCategory.OTHER
-        reason = CancelCategory(category).label.lower() if category != CancelCategory.OTHER else "by the clinic"
+    reason = reason_words(message.category) if message.kind in CANCELLING else ""
     facts = Facts(
         kind=message.kind, clinic=clinic, first_name=first_name, visits=visits, old_when=old_when, reason=reason
     )
     return facts, visits[0].zone
+
+
+def reason_words(category: str) -> str:
+    """Why an appointment was cancelled, as the patient reads it (the category, never the clinic's own reason)."""
+    if not category or category == CancelCategory.OTHER:
+        return "by the clinic"
+    return CancelCategory(category).label.lower()
+
+
+def sender_of(chosen: NotificationSettings, clinic_name: str) -> str:
+    """The name messages are sent in: the clinic's chosen sender name, or the clinic's name."""
+    return chosen.sender_name or clinic_name
 
 
 def first_name_of(patient: Patient) -> str:
@@ -321,7 +331,7 @@ def preview_for(appointment: Appointment, chosen: NotificationSettings, kind: st
         moment = previous.starts_at if previous is not None else appointment.starts_at - dt.timedelta(days=7)
         old_when = when_text(moment, visit.zone)
     if kind in CANCELLING:
-        reason = "by the clinic"
+        reason = reason_words(CancelCategory.OTHER)
     return Facts(
         kind=kind,
         clinic=appointment.clinic.name,
@@ -350,32 +360,42 @@ def _chain(appointment: Appointment) -> tuple[str, int]:
 
 
 def _visit(appointment: Appointment, chosen: NotificationSettings) -> Visit:
+    """An appointment as a message tells it: its own times, type and practitioner, in its reschedule chain's event."""
     root, depth = _chain(appointment)
-    session = appointment.slot.session
-    practitioner = appointment.practitioner or session.practitioner
+    return _visit_of_slot(
+        appointment.slot,
+        chosen,
+        uid=ics.event_uid(root),
+        sequence=depth,
+        times=(appointment.starts_at, appointment.ends_at),
+        practitioner=appointment.practitioner,
+        slot_type=appointment.slot_type,
+    )
+
+
+def _visit_of_slot(
+    slot: Slot,
+    chosen: NotificationSettings,
+    *,
+    uid: str,
+    sequence: int,
+    times: tuple[dt.datetime, dt.datetime] | None = None,
+    practitioner: Practitioner | None = None,
+    slot_type: SlotType | None = None,
+) -> Visit:
+    """A place in a slot as a message tells it (an appointment's own times, practitioner and type when given)."""
+    session = slot.session
+    practitioner = practitioner or session.practitioner
+    slot_type = slot_type or slot.slot_type
+    starts_at, ends_at = times or (slot.starts_at, slot.ends_at)
     return Visit(
-        starts_at=appointment.starts_at,
-        ends_at=appointment.ends_at,
+        starts_at=starts_at,
+        ends_at=ends_at,
         zone=ZoneInfo(session.time_zone),
         practitioner=practitioner.name if practitioner else "",
         location=session.location.name,
         address=session.location.address,
-        appointment_type=appointment.slot_type.name if chosen.name_appointment_type and appointment.slot_type else "",
-        uid=ics.event_uid(root),
-        sequence=depth,
-    )
-
-
-def _visit_of_slot(slot: Slot, chosen: NotificationSettings, *, uid: str, sequence: int) -> Visit:
-    session = slot.session
-    return Visit(
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        zone=ZoneInfo(session.time_zone),
-        practitioner=session.practitioner.name if session.practitioner else "",
-        location=session.location.name,
-        address=session.location.address,
-        appointment_type=slot.slot_type.name if chosen.name_appointment_type and slot.slot_type else "",
+        appointment_type=slot_type.name if chosen.name_appointment_type and slot_type else "",
         uid=uid,
         sequence=sequence,
     )
