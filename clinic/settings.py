@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "scheduling",
     "calendar_sync",
     "notifications",
+    "online",
 ]
 
 MIDDLEWARE = [
@@ -216,6 +217,7 @@ CELERY_BEAT_SCHEDULE = {
     "google-pull": {"task": "calendar_sync.tasks.google_pull_all", "schedule": GOOGLE_PULL_MINUTES * 60.0},
     "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
     "notifications-tick": {"task": "notifications.tasks.tick", "schedule": SWEEP_SECONDS},
+    "holds-expire": {"task": "scheduling.tasks.holds_expire", "schedule": SWEEP_SECONDS},
 }
 
 # --- Authentication -------------------------------------------------------------------
@@ -286,6 +288,15 @@ SENDING_STALE_SECONDS = float(os.environ.get("SENDING_STALE_SECONDS", "300"))  #
 REMINDER_LOOKBACK_HOURS = int(os.environ.get("REMINDER_LOOKBACK_HOURS", "6"))
 MESSAGES_PER_TICK = int(os.environ.get("MESSAGES_PER_TICK", "50000"))
 MESSAGE_BATCH = int(os.environ.get("MESSAGE_BATCH", "100"))
+
+# --- Online booking (online/) ---------------------------------------------------------------
+# Rate limits of the public site, counted in the cache (Redis in production): per client address and per email
+# or phone. Page views per address per minute; codes asked for per hour; codes typed per address per hour.
+ONLINE_PAGE_LIMIT = int(os.environ.get("ONLINE_PAGE_LIMIT", "120"))
+ONLINE_CODE_LIMIT_IP = int(os.environ.get("ONLINE_CODE_LIMIT_IP", "20"))
+ONLINE_CODE_LIMIT_EACH = int(os.environ.get("ONLINE_CODE_LIMIT_EACH", "5"))
+ONLINE_VERIFY_LIMIT_IP = int(os.environ.get("ONLINE_VERIFY_LIMIT_IP", "40"))
+ONLINE_LINK_DAYS = int(os.environ.get("ONLINE_LINK_DAYS", "180"))  # how long an email's manage link works
 
 # --- Internationalisation and time ----------------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -60,4 +60,5 @@ urlpatterns = [
     path("setup/", include("sessions_setup.urls")),
     path("sync/", include("calendar_sync.urls")),
     path("messages/", include("notifications.urls")),
+    path("", include("online.urls")),
 ]

@@ -85,9 +85,13 @@ def send_email(email: Email) -> str:
         reply_to=[email.reply_to] if email.reply_to else None,
         headers={
             "Message-ID": message_id,
-            # RFC 8058 one-click unsubscribe: mail apps POST "List-Unsubscribe=One-Click" to the https URL.
-            "List-Unsubscribe": f"<{email.unsubscribe_url}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            # RFC 8058 one-click unsubscribe: mail apps POST "List-Unsubscribe=One-Click" to the https URL (not
+            # on a one-time code someone asked for this minute: there is no list to leave).
+            **(
+                {"List-Unsubscribe": f"<{email.unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+                if email.unsubscribe_url
+                else {}
+            ),
             "Auto-Submitted": "auto-generated",
             **email.headers,
         },

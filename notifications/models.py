@@ -31,6 +31,8 @@ class Kind(models.TextChoices):
     CANCELLED = "cancelled", "Cancellation"
     REBOOK = "rebook", "Session cancelled: please rebook"
     OFFER = "offer", "Offer of a place"
+    REQUESTED = "requested", "Online request received"
+    DECLINED = "declined", "Online request declined"
 
 
 class Status(models.TextChoices):

@@ -47,6 +47,9 @@ def kind_on(notification_settings: NotificationSettings, kind: str) -> bool:
         return notification_settings.reminders_on
     if kind == Kind.OFFER:
         return notification_settings.offers_on
+    if kind in (Kind.REQUESTED, Kind.DECLINED):
+        # The answer to something the patient has just asked for on the site: always sent.
+        return True
     return notification_settings.changes_on
 
 
@@ -134,8 +137,24 @@ def offer_record(
     """A generic offer of a place in a slot (for waitlists and holds): one message per channel, keyed by `ref`
     (the hold's key), so an offer is recorded once however often it is made. Call inside the offer's
     transaction."""
+    return slot_news_record(clinic_id=clinic_id, patient=patient, slot=slot, ref=ref, kind=Kind.OFFER, due_at=due_at)
+
+
+def slot_news_record(
+    *,
+    clinic_id: int,
+    patient: Patient,
+    slot: Slot,
+    ref: str,
+    kind: str,
+    category: str = "",
+    due_at: dt.datetime | None = None,
+) -> list[int]:
+    """A message about a place in a slot rather than an appointment (an offer; an online request received or
+    declined): one per channel, keyed by `ref` and the kind, so it is recorded once however often it is asked
+    for. Call inside the transaction of the change it tells."""
     chosen = clinic_settings(clinic_id)
-    if not kind_on(chosen, Kind.OFFER):
+    if not kind_on(chosen, kind):
         return []
     preference = ContactPreference.objects.for_clinic(clinic_id).filter(patient=patient).first()
     now = timezone.now()
@@ -146,11 +165,12 @@ def offer_record(
             clinic_id=clinic_id,
             appointment=None,
             ref=ref,
-            kind=Kind.OFFER,
+            kind=kind,
             channel=channel,
             defaults={
                 "patient": patient,
                 "slot": slot,
+                "category": category,
                 "version": slot.starts_at,
                 "due_at": due_at or now,
                 "status": Status.SKIPPED if why_not else Status.WAITING,

@@ -30,7 +30,8 @@ from notifications import channels, ics
 from notifications.consent import consent_record
 from notifications.models import Channel, ConsentSource, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.recording import channels_on, clinic_settings, kind_on, refusal, reminders_find
-from notifications.wording import Facts, Visit, Worded, when_text, word
+from notifications.signals import manage_url
+from notifications.wording import DECLINE_REASONS, Facts, Visit, Worded, when_text, word
 from patients.models import Patient
 from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 CANCELLING = frozenset({Kind.CANCELLED, Kind.REBOOK})
 QUIET_FOR_EVERY_CHANNEL = frozenset({Kind.REMINDER, Kind.OFFER})  # besides every SMS
+ABOUT_A_SLOT = frozenset({Kind.OFFER, Kind.REQUESTED, Kind.DECLINED})  # no appointment (yet): a place in a slot
+NO_INVITATION = frozenset({Kind.REQUESTED, Kind.DECLINED})  # nothing is booked: no calendar attachment
 
 
 def unsubscribe_token(patient_public_id: str, channel: str) -> str:
@@ -224,7 +227,10 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     sender = sender_of(chosen, message.clinic.name)
     to = patient.email if message.channel == Channel.EMAIL else patient.mobile_phone
     leave = unsubscribe_url(str(patient.public_id), message.channel)
-    worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave)
+    manage = ""
+    if message.kind not in ABOUT_A_SLOT and message.kind not in CANCELLING and message.appointment_id:
+        manage = manage_url(message.appointment)
+    worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave, manage_url=manage)
     if message.channel == Channel.SMS:
         return Prepared(
             to,
@@ -234,14 +240,18 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
             ),
         )
     cancel = message.kind in CANCELLING
-    attachment = ics.invitation(
-        facts.visits,
-        cancel=cancel,
-        summary=f"{facts.visits[0].appointment_type or 'Appointment'} at {facts.clinic}",
-        organizer_email=channels.sender_address(),
-        organizer_name=sender,
-        attendee_email=to,
-        now=now,
+    attachment = (
+        None
+        if message.kind in NO_INVITATION
+        else ics.invitation(
+            facts.visits,
+            cancel=cancel,
+            summary=f"{facts.visits[0].appointment_type or 'Appointment'} at {facts.clinic}",
+            organizer_email=channels.sender_address(),
+            organizer_name=sender,
+            attendee_email=to,
+            now=now,
+        )
     )
     email = channels.Email(
         to=to,
@@ -261,7 +271,7 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
     patient = message.patient
     first_name = first_name_of(patient)
     clinic = message.clinic.name
-    if message.kind == Kind.OFFER:
+    if message.kind in ABOUT_A_SLOT:
         slot = (
             Slot.objects.for_clinic(message.clinic_id)
             .select_related("session__location", "session__practitioner", "slot_type")
@@ -271,7 +281,9 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
         if slot is None:
             return "The offered place no longer exists."
         visit = _visit_of_slot(slot, chosen, uid=f"offer-{message.public_id}", sequence=0)
-        return Facts(kind=message.kind, clinic=clinic, first_name=first_name, visits=[visit]), visit.zone
+        reason = DECLINE_REASONS.get(message.category, "") if message.kind == Kind.DECLINED else ""
+        facts = Facts(kind=message.kind, clinic=clinic, first_name=first_name, visits=[visit], reason=reason)
+        return facts, visit.zone
     ids = message.appointment_ids or [message.appointment_id]
     appointments = list(
         Appointment.objects.for_clinic(message.clinic_id)

@@ -35,6 +35,21 @@ DEFAULT_WORDING: dict[str, str] = {
         "Please contact us to book another time."
     ),
     Kind.OFFER: "Dear {first_name}, a place has come free at {clinic} on {when}. Reply to this message to take it.",
+    Kind.REQUESTED: (
+        "Dear {first_name}, we have your request for {when} at {clinic}. The time is kept for you while the clinic "
+        "looks at it; we will tell you when it is confirmed."
+    ),
+    Kind.DECLINED: "Dear {first_name}, we are sorry: your request for {when} at {clinic} could not be accepted "
+    "({reason}).",
+}
+
+# Why reception declines an online request, as the patient reads it (the message's category).
+DECLINE_REASONS: dict[str, str] = {
+    "taken": "that time is no longer available; please choose another",
+    "call": "please call us so we can book the right appointment for you",
+    "not_patient": "we cannot book this for you online; please call us",
+    "other": "please contact the clinic",
+    "expired": "the clinic could not confirm it in time; please choose another time",
 }
 
 SUBJECTS: dict[str, str] = {
@@ -45,6 +60,8 @@ SUBJECTS: dict[str, str] = {
     Kind.CANCELLED: "Your appointment on {day} is cancelled",
     Kind.REBOOK: "Your appointment on {day} is cancelled: please rebook",
     Kind.OFFER: "A place is free on {day}",
+    Kind.REQUESTED: "We have your request for {day}",
+    Kind.DECLINED: "Your request for {day} could not be accepted",
 }
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -107,7 +124,15 @@ def opening(settings: NotificationSettings, kind: str) -> str:
     return (settings.wording or {}).get(kind) or DEFAULT_WORDING[kind]
 
 
-def word(facts: Facts, settings: NotificationSettings, channel: str, *, sender: str, unsubscribe_url: str) -> Worded:
+def word(
+    facts: Facts,
+    settings: NotificationSettings,
+    channel: str,
+    *,
+    sender: str,
+    unsubscribe_url: str,
+    manage_url: str = "",
+) -> Worded:
     first = facts.visits[0]
     values = {
         "first_name": facts.first_name,
@@ -124,6 +149,8 @@ def word(facts: Facts, settings: NotificationSettings, channel: str, *, sender: 
         # Short: one or two SMS segments. The opt-out words are what Twilio's Advanced Opt-Out understands.
         extra = f" ({len(facts.visits)} dates in all: see your email.)" if len(facts.visits) > 1 else ""
         return Worded(subject=subject, text=f"{intro}{extra} {sender}. Reply STOP to stop texts.")
+    if manage_url:
+        intro += f"\n\nTo view, cancel or move it: {manage_url}"
     lines = [intro, ""]
     if len(facts.visits) > 1:
         lines.append("Dates:")

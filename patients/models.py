@@ -59,6 +59,12 @@ class Patient(TenantModel):
     is_blocked = models.BooleanField("blocked (restricted)", default=False)
     blocked_reason = models.CharField(max_length=200, blank=True)
     is_archived = models.BooleanField(default=False)
+    registered_online = models.BooleanField(
+        "registered online: check details",
+        default=False,
+        help_text="Created by an online booking that matched no patient: check the details, or merge it into the "
+        "patient it really is.",
+    )
     # Search keys, kept by save(): indexed, so every kind of search is an index lookup.
     last_name_key = models.CharField(max_length=80, editable=False)
     first_name_key = models.CharField(max_length=80, editable=False)

@@ -3,6 +3,7 @@ without "Privacy: Access Blocked Patients" blocked patients are not there at all
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -136,3 +137,22 @@ def national_id_holders(
 
 def patients_count(*, clinic: Clinic, membership: Membership | None) -> int:
     return patients_visible(clinic=clinic, membership=membership).count()
+
+
+def patient_matching_online(*, clinic: Clinic, date_of_birth: dt.date, first_name: str, email: str) -> Patient | None:
+    """The patient an online booking is for: exactly one live patient of the clinic with this date of birth, this
+    first name (normalised, or as their preferred name) and this email (verified by a code before this is asked).
+    None when nobody or more than one matches: never guess between people. The mobile is not verified, so it never
+    matches."""
+    key = identifiers.name_key(first_name)
+    address = email.strip()
+    if not key or not address:
+        return None
+    candidates = [
+        patient
+        for patient in Patient.objects.for_clinic(clinic).filter(
+            date_of_birth=date_of_birth, is_archived=False, email__iexact=address
+        )[:5]
+        if key in (patient.first_name_key, identifiers.name_key(patient.preferred_name))
+    ]
+    return candidates[0] if len(candidates) == 1 else None

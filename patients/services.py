@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from clinic.services import audit_record
@@ -134,3 +135,83 @@ def patients_import(*, clinic: Clinic, actor: User, patients: Sequence[Patient])
             patient.save()
         audit_record(clinic=clinic, actor=actor, action="patient.imported", detail={"count": len(patients)})
     return len(patients)
+
+
+def patient_register_online(
+    *, clinic: Clinic, first_name: str, last_name: str, date_of_birth: object, email: str, mobile_phone: str
+) -> Patient:
+    """A new patient from an online booking that matched nobody, marked for reception to check (or merge)."""
+    with transaction.atomic():
+        patient = Patient(
+            clinic=clinic,
+            internal_id=internal_ids_reserve(clinic=clinic, count=1)[0],
+            first_name=first_name.strip(),
+            last_name=last_name.strip(),
+            date_of_birth=date_of_birth,
+            email=email.strip(),
+            mobile_phone=mobile_phone.strip(),
+            registered_online=True,
+        )
+        patient.save()
+        audit_record(clinic=clinic, actor=None, action="patient.registered_online", target=patient)
+    return patient
+
+
+def _rows_pointing_at_patients() -> list[tuple[type, Any]]:
+    """Every model's foreign key (or one-to-one) to Patient, whatever app it is in (patients imports none)."""
+    return [
+        (model, field)
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if getattr(field, "concrete", False)
+        and field.is_relation
+        and (field.many_to_one or field.one_to_one)
+        and field.related_model is Patient
+    ]
+
+
+class MergeError(ValidationError):
+    """Two records that cannot be merged; the message says why and nothing is changed."""
+
+
+def patient_merge(*, clinic: Clinic, actor: User, keep: Patient, duplicate: Patient) -> Patient:
+    """Merge a duplicate record into the patient it really is: everything that points at the duplicate (its
+    appointments, series, messages, plans...) moves to `keep`, and the duplicate is archived, pointing nowhere.
+    Audited. All or nothing: where both records have a row only one may have (both booked into one slot, two
+    contact preferences), the merge is refused with the reason or the duplicate's row is dropped in favour of
+    the kept one's (a one-to-one row such as a contact preference)."""
+    if keep.pk == duplicate.pk or keep.clinic_id != clinic.pk or duplicate.clinic_id != clinic.pk:
+        raise MergeError("Choose two different patients of this clinic.")
+    if keep.is_archived:
+        raise MergeError("The patient to keep is archived; restore it first.")
+    moved: dict[str, int] = {}
+    try:
+        with transaction.atomic():
+            for model, field in _rows_pointing_at_patients():
+                rows = model._base_manager.filter(**{field.name: duplicate})
+                if field.one_to_one:
+                    if model._base_manager.filter(**{field.name: keep}).exists():
+                        rows.delete()
+                        continue
+                count = rows.update(**{field.name: keep})
+                if count:
+                    moved[model._meta.label_lower] = count
+            duplicate.is_archived = True
+            duplicate.registered_online = False
+            duplicate.save(update_fields=["is_archived", "registered_online", "updated_at"])
+            if keep.registered_online:
+                keep.registered_online = False
+                keep.save(update_fields=["registered_online", "updated_at"])
+            audit_record(
+                clinic=clinic,
+                actor=actor,
+                action="patient.merged",
+                target=keep,
+                detail={"duplicate": str(duplicate.public_id), "moved": moved},
+            )
+    except IntegrityError as error:
+        raise MergeError(
+            "Both records are booked into the same time (or hold another row only one may have): cancel the "
+            "duplicate's booking first, then merge."
+        ) from error
+    return keep

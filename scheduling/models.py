@@ -92,7 +92,8 @@ class Session(TenantModel):
 class Slot(TenantModel):
     """One interval of a session. Blank slots (no slot type) are never bookable.
 
-    booked_count is kept by the booking services; the database refuses more than capacity.
+    booked_count is kept by the booking services: the places taken, by live appointments and by holds (held_count
+    of them); the database refuses more than capacity.
     """
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="slots")
@@ -103,6 +104,7 @@ class Slot(TenantModel):
     bookable = models.BooleanField()
     capacity = models.PositiveSmallIntegerField()
     booked_count = models.PositiveSmallIntegerField(default=0)
+    held_count = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["starts_at", "position"]
@@ -110,6 +112,7 @@ class Slot(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["session", "position"], name="slot_position_unique_in_session"),
             models.CheckConstraint(condition=Q(booked_count__lte=F("capacity")), name="slot_never_over_capacity"),
+            models.CheckConstraint(condition=Q(held_count__lte=F("booked_count")), name="slot_holds_within_taken"),
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="slot_ends_after_start"),
         ]
 
@@ -316,6 +319,56 @@ class Appointment(TenantModel):
 
     def __str__(self) -> str:
         return f"appointment {self.public_id}"
+
+
+class HoldKind(models.TextChoices):
+    ONLINE_REQUEST = "online_request", "Online request"
+    WAITLIST_OFFER = "waitlist_offer", "Waitlist offer"
+
+
+class HoldOutcome(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class HoldQuerySet(TenantQuerySet):
+    def live(self) -> Self:
+        return self.filter(ended_at__isnull=True)
+
+
+class Hold(TenantModel):
+    """A place taken against a slot's capacity for a while (an online request, a waitlist offer), until it is
+    accepted (it becomes an appointment), declined, withdrawn or expires. The one hold mechanism: every caller
+    takes and ends holds through scheduling's services, which keep the slot's booked_count and held_count."""
+
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="holds")
+    kind = models.CharField(max_length=20, choices=HoldKind.choices)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=HoldOutcome.choices, blank=True)
+    appointment = models.OneToOneField(
+        "Appointment", on_delete=models.SET_NULL, null=True, blank=True, related_name="hold"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = HoldQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(ended_at__isnull=True), name="hold_live_expiry_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True, outcome="") | Q(ended_at__isnull=False) & ~Q(outcome=""),
+                name="hold_outcome_when_ended",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.public_id}"
 
 
 class OtherEvent(TenantModel):

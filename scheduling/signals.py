@@ -76,6 +76,12 @@ def tell_patient(
             )
 
 
+# Sent inside the change's transaction when a hold ends without becoming an appointment (declined, withdrawn or
+# expired), with clinic_id, hold (its primary key) and outcome (a HoldOutcome): the caller that took it (online,
+# waitlist) tells its patient. An accepted hold is a booking, told as one.
+hold_ended = Signal()
+
+
 # Asked while drawing an appointment's page (or its popup step), with request and appointment (one the member
 # may see): observers add a section of their own (notifications: the messages about it). A receiver returns
 # rendered HTML (a SafeString) or None; the page shows the sections in the order of the answers.

@@ -52,6 +52,7 @@ class SlotTypeForm(PaletteForm):
             "release_rule",
             "release_days_before",
             "online_bookable",
+            "online_description",
             "reporting_category",
             "order",
             "is_active",

@@ -70,6 +70,12 @@ class SlotType(TenantModel):
         validators=[MinValueValidator(1), MaxValueValidator(365)],
     )
     online_bookable = models.BooleanField(default=False)
+    online_description = models.CharField(
+        "description for patients",
+        max_length=200,
+        blank=True,
+        help_text="Shown on the online booking page, e.g. “A 20-minute review of one long-term condition.”",
+    )
     reporting_category = models.CharField(
         max_length=24, choices=ReportingCategory.choices, default=ReportingCategory.GENERAL
     )

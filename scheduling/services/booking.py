@@ -22,12 +22,15 @@ from scheduling.models import (
     AppointmentSource,
     AppointmentStatus,
     CancelCategory,
+    Hold,
+    HoldKind,
+    HoldOutcome,
     Series,
     Session,
     Slot,
 )
 from scheduling.selectors.booking import busy_events_during
-from scheduling.signals import PatientNews, announce_calendar_change, tell_patient
+from scheduling.signals import PatientNews, announce_calendar_change, hold_ended, tell_patient
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -54,6 +57,7 @@ class BookingRequest:
     rescheduled_from: Appointment | None = None
     series: Series | None = None
     source: str = AppointmentSource.RECEPTION  # who booked: reception, online, fhir, waitlist
+    hold: Hold | None = None  # the hold this booking turns into an appointment (its place is already taken)
 
 
 def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> BookingRequest:
@@ -75,19 +79,27 @@ def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> Bo
     )
 
 
-def may_book(membership: Membership, patient: Patient) -> None:
-    """Refuse a patient this member may not book (blocked without the permission, or archived)."""
-    if patient.is_blocked and not may_see_blocked(membership):
+def may_book(membership: Membership | None, patient: Patient) -> None:
+    """Refuse a patient this member may not book (blocked without the permission, or archived). No membership:
+    the patient books themselves online (or a system does), and the caller applies its own rule for blocked
+    patients (online turns their bookings into requests)."""
+    if membership is not None and patient.is_blocked and not may_see_blocked(membership):
         raise BookingError("You do not have permission to book this patient.")
     if patient.is_archived:
         raise BookingError("This patient's record is archived; restore it before booking.")
 
 
 def appointment_book(
-    *, clinic: Clinic, actor: User, membership: Membership, request: BookingRequest, tell: bool = True
+    *,
+    clinic: Clinic,
+    actor: User | None,
+    membership: Membership | None,
+    request: BookingRequest,
+    tell: bool = True,
 ) -> Appointment:
     """Book a patient into a slot, taking one place, all or nothing. The patient is told (a confirmation)
-    unless `tell` is off: a series or a move tells them once, in its own words.
+    unless `tell` is off: a series or a move tells them once, in its own words. With a hold, the booking takes
+    the hold's place (already counted) and ends the hold as accepted. No actor: the patient booked online.
 
     Concurrent bookings of one slot queue on its row lock, so the capacity check is exact; the
     database's booked_count <= capacity constraint is the last guard. A single (capacity 1) slot
@@ -113,7 +125,10 @@ def appointment_book(
             Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
             raise BookingError("This patient is already booked in this slot.")
-        if slot.booked_count >= slot.capacity:
+        hold = _hold_to_accept(clinic, slot, request.hold) if request.hold is not None else None
+        if hold is None and slot.booked_count >= slot.capacity and slot.held_count:
+            slot = _expired_holds_released(clinic, slot)
+        if hold is None and slot.booked_count >= slot.capacity:
             raise BookingError(
                 "This slot is full." if slot.capacity == 1 else f"This group is full ({slot.capacity} places)."
             )
@@ -156,7 +171,15 @@ def appointment_book(
             raise BookingError("The practitioner already has an appointment at that time.") from error
         if request.resources:
             appointment.resources.set([r for r in request.resources if r.pk != practitioner_id])
-        Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
+        if hold is None:
+            Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(booked_count=F("booked_count") + 1)
+        else:
+            # The hold's place becomes the appointment's: still taken, no longer held.
+            Slot.objects.for_clinic(clinic).filter(pk=slot.pk).update(held_count=F("held_count") - 1)
+            hold.ended_at = timezone.now()
+            hold.outcome = HoldOutcome.ACCEPTED
+            hold.appointment = appointment
+            hold.save(update_fields=["ended_at", "outcome", "appointment"])
         audit_record(
             clinic=clinic,
             actor=actor,
@@ -167,6 +190,7 @@ def appointment_book(
                 "patient": str(patient.public_id),
                 "blocked": patient.is_blocked,
                 "source": request.source,
+                **({"hold": str(hold.public_id)} if hold is not None else {}),
                 # Booked over the practitioner's busy time (reception was warned): which events, by id.
                 "busy_events": [str(e.public_id) for e in busy_events_during(clinic=clinic, slot=slot)],
             },
@@ -177,17 +201,121 @@ def appointment_book(
     return appointment
 
 
+def _hold_to_accept(clinic: Clinic, slot: Slot, hold: Hold) -> Hold:
+    """The hold, locked, if it still holds a place in this slot (the slot is locked already)."""
+    locked = Hold.objects.for_clinic(clinic).select_for_update().filter(pk=hold.pk).first()
+    if locked is None or locked.slot_id != slot.pk:
+        raise BookingError("That held place is not in this slot.")
+    if locked.ended_at is not None:
+        raise BookingError(f"The held place has already ended ({locked.get_outcome_display().lower()}).")
+    return locked
+
+
+def _expired_holds_released(clinic: Clinic, slot: Slot) -> Slot:
+    """End the slot's lapsed holds (the slot is locked), so their places are free now rather than at the next
+    sweep; the slot as it is then."""
+    now = timezone.now()
+    lapsed = list(Hold.objects.for_clinic(clinic).live().filter(slot=slot, expires_at__lte=now))
+    for hold in lapsed:
+        _hold_close(clinic, None, hold, HoldOutcome.EXPIRED, now)
+    if lapsed:
+        slot.refresh_from_db(fields=["booked_count", "held_count"])
+    return slot
+
+
+def hold_take(*, clinic: Clinic, actor: User | None, slot: Slot, kind: str, expires_at: dt.datetime) -> Hold:
+    """Take one place of a slot for a while (an online request, a waitlist offer): counted against capacity like a
+    booking, so nobody else can take it, until it is accepted, declined, withdrawn or expires."""
+    if kind not in HoldKind.values:
+        raise BookingError("That is not a kind of hold.")
+    if expires_at <= timezone.now():
+        raise BookingError("A hold must last into the future.")
+    with transaction.atomic():
+        locked = (
+            Slot.objects.for_clinic(clinic)
+            .select_for_update(no_key=connection.features.has_select_for_no_key_update, of=("self",))
+            .select_related("session")
+            .get(pk=slot.pk)
+        )
+        if not locked.bookable:
+            raise BookingError("This slot cannot be booked (a blank slot).")
+        if locked.booked_count >= locked.capacity and locked.held_count:
+            locked = _expired_holds_released(clinic, locked)
+        if locked.booked_count >= locked.capacity:
+            raise BookingError("This time has just been taken.")
+        hold = Hold.objects.create(clinic=clinic, slot=locked, kind=kind, expires_at=expires_at)
+        Slot.objects.for_clinic(clinic).filter(pk=locked.pk).update(
+            booked_count=F("booked_count") + 1, held_count=F("held_count") + 1
+        )
+        audit_record(
+            clinic=clinic,
+            actor=actor,
+            action="hold.taken",
+            target=hold,
+            detail={"slot": str(locked.public_id), "kind": kind, "expires_at": expires_at.isoformat()},
+        )
+        announce_calendar_change([locked.session.practitioner_id])
+    return hold
+
+
+def hold_end(*, clinic: Clinic, actor: User | None, hold: Hold, outcome: str) -> Hold:
+    """End a hold without a booking (declined, withdrawn or expired): its place is free again. Refused when it has
+    ended already (two receptionists deciding at once: the second is told)."""
+    if outcome not in (HoldOutcome.DECLINED, HoldOutcome.WITHDRAWN, HoldOutcome.EXPIRED):
+        raise BookingError("A hold ends declined, withdrawn or expired (accepting it is a booking).")
+    with transaction.atomic():
+        Slot.objects.for_clinic(clinic).select_for_update(
+            no_key=connection.features.has_select_for_no_key_update
+        ).filter(pk=hold.slot_id).exists()
+        locked = Hold.objects.for_clinic(clinic).select_for_update().get(pk=hold.pk)
+        if locked.ended_at is not None:
+            raise BookingError(f"This has already been dealt with ({locked.get_outcome_display().lower()}).")
+        _hold_close(clinic, actor, locked, outcome, timezone.now())
+    return locked
+
+
+def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, outcome: str, now: dt.datetime) -> None:
+    """Mark a live hold ended and free its place (the slot and hold are locked by the caller)."""
+    hold.ended_at = now
+    hold.outcome = outcome
+    hold.save(update_fields=["ended_at", "outcome"])
+    Slot.objects.for_clinic(clinic).filter(pk=hold.slot_id).update(
+        booked_count=F("booked_count") - 1, held_count=F("held_count") - 1
+    )
+    audit_record(clinic=clinic, actor=actor, action="hold.ended", target=hold, detail={"outcome": outcome})
+    practitioner_id = Session.objects.filter(slots=hold.slot_id).values_list("practitioner_id", flat=True).first()
+    announce_calendar_change([practitioner_id])
+    hold_ended.send(sender=None, clinic_id=clinic.pk, hold=hold.pk, outcome=outcome)
+
+
+def holds_expire(now: dt.datetime | None = None) -> int:
+    """End every hold past its time, in every clinic (beat's sweep; a booking into a full slot also releases its
+    own lapsed holds at once). One transaction per hold: a slow one holds no other slot's lock."""
+    now = now or timezone.now()
+    ended = 0
+    for pk, clinic_id in Hold.objects.live().filter(expires_at__lte=now).values_list("pk", "clinic_id")[:500]:
+        hold = Hold.objects.select_related("clinic").get(pk=pk)
+        try:
+            hold_end(clinic=hold.clinic, actor=None, hold=hold, outcome=HoldOutcome.EXPIRED)
+        except BookingError:
+            continue  # accepted or declined meanwhile
+        ended += 1
+    return ended
+
+
 def appointment_cancel(
     *,
     clinic: Clinic,
-    actor: User,
+    actor: User | None,
     appointment: Appointment,
     reason: str,
     category: str = CancelCategory.OTHER,
     tell: bool = True,
+    by: str = "",
 ) -> Appointment:
     """Cancel an appointment (a reason is required) and free its place. The patient is told the category (never
-    the reason, which may be clinical) unless `tell` is off: a series or a move tells them once."""
+    the reason, which may be clinical) unless `tell` is off: a series or a move tells them once. `by` names who
+    acted when it was not a member of staff ("patient online"), for the history."""
     reason = reason.strip()
     if not reason:
         raise BookingError("Give a reason for the cancellation.")
@@ -206,7 +334,11 @@ def appointment_cancel(
         locked.cancelled_at = timezone.now()
         locked.save(update_fields=["status", "cancel_reason", "cancel_category", "cancelled_at", "updated_at"])
         audit_record(
-            clinic=clinic, actor=actor, action="appointment.cancelled", target=locked, detail={"category": category}
+            clinic=clinic,
+            actor=actor,
+            action="appointment.cancelled",
+            target=locked,
+            detail={"category": category, **({"by": by} if by else {})},
         )
         announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
         if tell:
@@ -271,10 +403,16 @@ def appointment_notes_completed(*, clinic: Clinic, actor: User, appointment: App
 
 
 def appointment_reschedule(
-    *, clinic: Clinic, actor: User, membership: Membership, appointment: Appointment, slot: Slot
+    *,
+    clinic: Clinic,
+    actor: User | None,
+    membership: Membership | None,
+    appointment: Appointment,
+    slot: Slot,
+    by: str = "",
 ) -> Appointment:
     """Move a booking to another slot: a new appointment linked to the old, which is cancelled as
-    "Rescheduled" (so the history stays). All or nothing."""
+    "Rescheduled" (so the history stays). All or nothing. `by` as for a cancellation."""
     if appointment.status != S.BOOKED:
         raise BookingError("Only a booked appointment (not yet arrived) can be rescheduled.")
     if slot.pk == appointment.slot_id:
@@ -290,6 +428,7 @@ def appointment_reschedule(
             reason="Rescheduled",
             category=CancelCategory.RESCHEDULED,
             tell=False,
+            by=by,
         )
         new = appointment_book(
             clinic=clinic,
@@ -305,7 +444,7 @@ def appointment_reschedule(
             actor=actor,
             action="appointment.rescheduled",
             target=new,
-            detail={"from": str(old.public_id)},
+            detail={"from": str(old.public_id), **({"by": by} if by else {})},
         )
     return new
 

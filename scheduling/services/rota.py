@@ -322,6 +322,7 @@ def _insert_slots(
                     bookable,
                     capacity,
                     0,
+                    0,
                 )
             )
     bulk_insert(Slot._meta.db_table, SLOT_INSERT_COLUMNS, rows)
@@ -359,6 +360,7 @@ SLOT_INSERT_COLUMNS = (
     "bookable",
     "capacity",
     "booked_count",
+    "held_count",
 )
 
 

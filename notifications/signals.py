@@ -1,0 +1,19 @@
+"""What notifications asks its observers while wording a message.
+
+Asked with `appointment` (an Appointment about to be told of): a receiver returns the absolute URL where the
+patient may view, cancel or move it themselves (the online booking site's signed link), or None. Online booking
+answers when its clinic has it on; without an answer the message says to contact the clinic.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+manage_link = Signal()
+
+
+def manage_url(appointment: object) -> str:
+    for _receiver, answer in manage_link.send(sender=None, appointment=appointment):
+        if answer:
+            return str(answer)
+    return ""

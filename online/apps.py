@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class OnlineConfig(AppConfig):
+    name = "online"
+    verbose_name = "Online booking"
+
+    def ready(self) -> None:
+        from online import receivers
+        from scheduling.signals import appointment_sections, hold_ended
+        from notifications.signals import manage_link
+
+        hold_ended.connect(receivers.on_hold_ended, dispatch_uid="online.hold_ended")
+        manage_link.connect(receivers.manage_link_for, dispatch_uid="online.manage_link")
+        appointment_sections.connect(receivers.appointment_section, dispatch_uid="online.appointment_section")
