@@ -1,0 +1,38 @@
+"""The header's "Online requests" count for reception and admins (cached per clinic until a request changes, so
+a page costs no query for it most of the time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.urls import reverse
+
+from online.access import may_answer_requests
+from online.services import REQUESTS_CACHE
+from patients.models import may_see_blocked
+
+CACHE_SECONDS = 300
+
+
+def online_requests(request: HttpRequest) -> dict[str, Any]:
+    membership = getattr(request, "membership", None)
+    if not may_answer_requests(membership):
+        return {}
+    clinic_id = membership.clinic_id  # type: ignore[union-attr]
+    key = REQUESTS_CACHE.format(clinic_id)
+    sees_blocked = may_see_blocked(membership)
+    cached = cache.get(key) or {}
+    if sees_blocked not in cached:
+        from online.models import OnlineSettings
+        from online.selectors import pending_count
+
+        enabled = OnlineSettings.objects.for_clinic(clinic_id).filter(enabled=True).exists()
+        count = pending_count(clinic=membership.clinic, membership=membership)  # type: ignore[union-attr]
+        cached = {**cached, sees_blocked: (enabled, count)}
+        cache.set(key, cached, CACHE_SECONDS)
+    enabled, count = cached[sees_blocked]
+    if not enabled and not count:
+        return {}
+    return {"online_requests_nav": {"url": reverse("online:requests"), "count": count}}
