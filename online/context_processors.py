@@ -23,16 +23,26 @@ def online_requests(request: HttpRequest) -> dict[str, Any]:
     clinic_id = membership.clinic_id  # type: ignore[union-attr]
     key = REQUESTS_CACHE.format(clinic_id)
     sees_blocked = may_see_blocked(membership)
-    cached = cache.get(key) or {}
-    if sees_blocked not in cached:
+    try:
+        cached = cache.get(key) or {}
+    except Exception:  # noqa: BLE001 - a cache (Redis) that does not answer costs two queries, never the page
+        cached = None
+    if cached is None or sees_blocked not in cached:
         from online.models import OnlineSettings
         from online.selectors import pending_count
 
         enabled = OnlineSettings.objects.for_clinic(clinic_id).filter(enabled=True).exists()
         count = pending_count(clinic=membership.clinic, membership=membership)  # type: ignore[union-attr]
-        cached = {**cached, sees_blocked: (enabled, count)}
-        cache.set(key, cached, CACHE_SECONDS)
-    enabled, count = cached[sees_blocked]
+        if cached is not None:
+            cached = {**cached, sees_blocked: (enabled, count)}
+            try:
+                cache.set(key, cached, CACHE_SECONDS)
+            except Exception:  # noqa: BLE001 - as above
+                pass
+        answer = (enabled, count)
+    else:
+        answer = cached[sees_blocked]
+    enabled, count = answer
     if not enabled and not count:
         return {}
     return {"online_requests_nav": {"url": reverse("online:requests"), "count": count}}

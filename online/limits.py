@@ -4,9 +4,12 @@ web process; local memory in `make run`). Keys are hashed: no address, email or 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.core.cache import cache
+
+log = logging.getLogger(__name__)
 
 
 def _key(scope: str, value: str, window: int) -> str:
@@ -20,11 +23,15 @@ def over_limit(scope: str, value: str | None, *, limit: int, window_seconds: int
     if not value:
         return False
     key = _key(scope, value, window_seconds)
-    if cache.add(key, 1, timeout=window_seconds):
-        return limit < 1
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window_seconds)
-        count = 1
+        if cache.add(key, 1, timeout=window_seconds):
+            return limit < 1
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=window_seconds)
+            count = 1
+    except Exception:  # noqa: BLE001 - a cache (Redis) that does not answer: the site stays up, unlimited
+        log.warning("online rate limit not counted: the cache did not answer")
+        return False
     return count > limit

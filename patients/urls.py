@@ -11,6 +11,7 @@ urlpatterns = [
     path("<uuid:patient>/edit/", views.patient_edit, name="edit"),
     path("<uuid:patient>/quickview/", views.patient_quickview, name="quickview"),
     path("<uuid:patient>/archive/", views.patient_archive, name="archive"),
+    path("<uuid:patient>/merge/", views.patient_merge, name="merge"),
     path("<uuid:patient>/coverage/add/", views.coverage_edit, name="coverage-add"),
     path("<uuid:patient>/coverage/<uuid:coverage>/", views.coverage_edit, name="coverage-edit"),
 ]

@@ -133,3 +133,34 @@ def patient_import(request: ClinicRequest) -> HttpResponse:
                 return redirect("patients:list")
         form = ImportForm(initial={"csv_text": text, "skip_bad_rows": form.cleaned_data.get("skip_bad_rows")})
     return render(request, "patients/import.html", {"form": form, "check": check, "columns": importer.COLUMNS})
+
+
+@edits_patients
+@require_http_methods(["GET", "POST"])
+def patient_merge(request: ClinicRequest, patient: UUID) -> HttpResponse:
+    """Merge this record (typically one registered online) into the patient it really is: find them, check both
+    side by side, confirm. Everything of this record moves to the one kept; this one is archived."""
+    duplicate = patient_for_member(request, patient)
+    query = request.GET.get("q", "").strip()
+    found = (
+        [p for p in selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query) if p.pk != duplicate.pk]
+        if query
+        else []
+    )
+    keep = None
+    if keep_id := request.POST.get("keep") or request.GET.get("keep"):
+        try:
+            keep = patient_for_member(request, UUID(keep_id))
+        except (ValueError, Http404):
+            keep = None
+    error = ""
+    if request.method == "POST" and keep is not None and request.POST.get("confirm") == "merge":
+        try:
+            services.patient_merge(clinic=request.clinic, actor=request.user, keep=keep, duplicate=duplicate)
+        except ValidationError as refusal:
+            error = refusal.messages[0]
+        else:
+            messages.success(request, f"Merged into {keep.display_name} ({keep.internal_id}).")
+            return redirect("patients:detail", patient=keep.public_id)
+    context = {"patient": duplicate, "query": query, "found": found, "keep": keep, "error": error}
+    return render(request, "patients/merge.html", context, status=400 if error else 200)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import ClinicRequest, admin_required, scoped_get_or_404
 from clinic.models import Practitioner
@@ -57,9 +57,15 @@ def settings_page(request: ClinicRequest) -> HttpResponse:
 
 
 @admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def practitioner_set(request: ClinicRequest, practitioner: UUID) -> HttpResponse:
+    """One practitioner's online booking (the settings page's row, on a page of its own when opened directly)."""
     found = scoped_get_or_404(Practitioner, request.clinic, public_id=practitioner)
+    if request.method == "GET":
+        row = PractitionerOnline.objects.for_clinic(request.clinic).filter(practitioner=found).first()
+        initial = {"accepts": row.accepts if row else True, "mode": row.mode if row else BookingMode.INSTANT}
+        context = {"practitioner": found, "form": PractitionerOnlineForm(initial=initial)}
+        return render(request, "online/practitioner.html", context)
     form = PractitionerOnlineForm(request.POST)
     if form.is_valid():
         services.practitioner_online_set(
@@ -90,9 +96,12 @@ def request_list(request: ClinicRequest) -> HttpResponse:
 
 
 @answers_requests
-@require_POST
+@require_http_methods(["GET", "POST"])
 def request_accept(request: ClinicRequest, booking: UUID) -> HttpResponse:
+    """Accept (the queue's button posts here; opened directly, the page shows the request and the button)."""
     found = request_for_member(request, booking)
+    if request.method == "GET":
+        return render(request, "online/accept.html", {"booking": found, "zone": request.viewer_zone})
     try:
         services.request_accept(clinic=request.clinic, actor=request.user, membership=request.membership, booking=found)
     except BookingError as error:

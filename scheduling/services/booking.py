@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from clinic.models import Department, Membership, Practitioner
+from clinic.models import Clinic, Department, Membership, Practitioner
 from clinic.services import audit_record
 from patients.models import may_see_blocked
 from scheduling.models import (
@@ -35,7 +35,7 @@ from scheduling.signals import PatientNews, announce_calendar_change, hold_ended
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from clinic.models import Clinic, Location
+    from clinic.models import Location
     from patients.models import Coverage, Patient
     from sessions_setup.models import SlotType
 
@@ -283,9 +283,14 @@ def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, outcome: str, no
         booked_count=F("booked_count") - 1, held_count=F("held_count") - 1
     )
     audit_record(clinic=clinic, actor=actor, action="hold.ended", target=hold, detail={"outcome": outcome})
-    practitioner_id = Session.objects.filter(slots=hold.slot_id).values_list("practitioner_id", flat=True).first()
+    practitioner_id = (
+        Session.objects.for_clinic(clinic).filter(slots=hold.slot_id).values_list("practitioner_id", flat=True).first()
+    )
     announce_calendar_change([practitioner_id])
     hold_ended.send(sender=None, clinic_id=clinic.pk, hold=hold.pk, outcome=outcome)
+
+
+HOLDS_PER_SWEEP = 500
 
 
 def holds_expire(now: dt.datetime | None = None) -> int:
@@ -293,10 +298,13 @@ def holds_expire(now: dt.datetime | None = None) -> int:
     own lapsed holds at once). One transaction per hold: a slow one holds no other slot's lock."""
     now = now or timezone.now()
     ended = 0
-    for pk, clinic_id in Hold.objects.live().filter(expires_at__lte=now).values_list("pk", "clinic_id")[:500]:
-        hold = Hold.objects.select_related("clinic").get(pk=pk)
+    lapsed = Hold.objects.live().filter(expires_at__lte=now).values_list("pk", "clinic_id")[:HOLDS_PER_SWEEP]
+    clinics = {clinic.pk: clinic for clinic in Clinic.objects.filter(pk__in={c for _, c in lapsed})}
+    for pk, clinic_id in lapsed:
+        clinic = clinics[clinic_id]
+        hold = Hold.objects.for_clinic(clinic).get(pk=pk)
         try:
-            hold_end(clinic=hold.clinic, actor=None, hold=hold, outcome=HoldOutcome.EXPIRED)
+            hold_end(clinic=clinic, actor=None, hold=hold, outcome=HoldOutcome.EXPIRED)
         except BookingError:
             continue  # accepted or declined meanwhile
         ended += 1
