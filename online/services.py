@@ -277,7 +277,7 @@ def patient_move(
 
 
 def _pending(clinic: Clinic, booking: OnlineBooking) -> OnlineBooking:
-    locked = OnlineBooking.objects.for_clinic(clinic).select_for_update().select_related("hold").get(pk=booking.pk)
+    locked = OnlineBooking.objects.for_clinic(clinic).select_for_update(of=("self",)).select_related("hold").get(pk=booking.pk)
     if locked.status != OnlineStatus.PENDING:
         raise BookingError(f"This request has already been answered ({locked.get_status_display().lower()}).")
     return locked
@@ -332,7 +332,7 @@ def request_expired(*, clinic_id: int, hold_id: int) -> None:
     """A request's hold ran out before reception answered (scheduling's sweep, inside its transaction)."""
     booking = (
         OnlineBooking.objects.for_clinic(clinic_id)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("hold", "patient", "slot")
         .filter(hold_id=hold_id, status=OnlineStatus.PENDING)
         .first()

@@ -120,3 +120,26 @@ def book_online(client: Client, clinic, slot_type, slot, **more: str):
     response = ask_for_code(client, clinic, slot_type, slot, **more)
     assert response.status_code == 302, response.content.decode()[:2000]
     return client.post(response["Location"], {"code": last_code()}, follow=True)
+
+
+def pending_check(clinic, slot_type, slot, *, first_name: str, email: str, date_of_birth: str = "1990-01-01"):
+    """An email check as the details form leaves it (its code known to the test): (token, code)."""
+    import secrets
+
+    from online.models import EmailCheck
+    from online.services import _code_hash
+
+    token, code = secrets.token_urlsafe(24), f"{secrets.randbelow(1_000_000):06d}"
+    EmailCheck.objects.create(
+        clinic=clinic,
+        token=token,
+        code_hash=_code_hash(token, code),
+        email=email,
+        details={
+            **details(first_name=first_name, email=email, date_of_birth=date_of_birth),
+            "slot": str(slot.public_id),
+            "slot_type": str(slot_type.public_id),
+        },
+        expires_at=timezone.now() + dt.timedelta(minutes=15),
+    )
+    return token, code
