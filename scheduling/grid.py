@@ -60,6 +60,7 @@ class CalendarQuery:
     tab: str = ALL_TAB  # "all" or a practitioner's public id
     practitioners: tuple[str, ...] = ()  # the filter; empty means every practitioner
     locations: tuple[str, ...] = ()
+    online_only: bool = False  # the grid shows only slots with an online booking or request
 
     def params(self, **changes: object) -> str:
         """The query string of this calendar with some parts changed."""
@@ -69,6 +70,8 @@ class CalendarQuery:
             pairs.append(("tab", query.tab))
         pairs += [("p", p) for p in query.practitioners]
         pairs += [("loc", loc) for loc in query.locations]
+        if query.online_only:
+            pairs.append(("only", "online"))
         return "?" + urlencode(pairs)
 
     @property
@@ -144,6 +147,7 @@ def parse_query(
         tab=tab,
         practitioners=parse_ids(lists.get("p", ())),
         locations=parse_ids(lists.get("loc", ())),
+        online_only=params.get("only") == "online",
     )
     return query, problems
 
@@ -173,9 +177,10 @@ class SlotRow(NamedTuple):
     ends_at: dt.datetime
     bookable: bool
     capacity: int
-    booked_count: int
+    booked_count: int  # places taken: appointments and holds
     type_name: str | None  # None: a blank slot
     type_colour: str | None
+    held_count: int  # places held (an online request, a waitlist offer) until accepted, declined or expired
 
 
 class AppointmentRow(NamedTuple):
@@ -572,6 +577,8 @@ def slot_cell(
             title = f"{when} · {type_name} · group, {booked} of {capacity} places booked"
             if online := sum(1 for person in people if person[2] != AppointmentSource.RECEPTION):
                 title += f", {online} not by reception"
+            if slot.held_count:
+                title += f", {slot.held_count} held for a request"
             if booked >= capacity:
                 css += " full"
         elif people:
@@ -582,6 +589,9 @@ def slot_cell(
                 title += f" · {AppointmentSource(people[0][2]).label.lower()}"
             if practitioner_id in locked:
                 title += " · synced to Google (its title there is set here)"
+        elif slot.held_count:
+            css += " held"
+            label, title = "Held", f"{when} · {type_name} · held for an online request (Online requests)"
         else:
             label, title = str(type_name or ""), f"{when} · {type_name} · free"
     if piece.repeat:  # the hour the clocks repeat: its two passes side by side
@@ -601,6 +611,8 @@ def slot_cell(
             if people and not group and people[0][2] != AppointmentSource.RECEPTION
             else ""
         ),
+        # The "online bookings" highlight: slots with a booking or hold from the site stay bright.
+        "online": any(person[2] == AppointmentSource.ONLINE for person in people) or bool(slot.held_count),
         "closed": slot.session_id in closed_sessions and slot.bookable,  # the Closed Session icon, in the slot
     }
 

@@ -118,6 +118,7 @@ def calendar_grid_rows(
                 "booked_count",
                 "slot_type__name",
                 "slot_type__colour",
+                "held_count",
             ),
         )
     )

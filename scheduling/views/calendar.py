@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -74,7 +75,7 @@ def calendar_query(request: ClinicRequest) -> tuple[CalendarQuery, list[str]]:
     if "tab" not in request.GET and query.view != "month":
         own = own_practitioner(request)  # a clinician's calendar opens on their own tab
         if own is not None:
-            query = CalendarQuery(query.view, query.date, str(own.public_id), query.practitioners, query.locations)
+            query = replace(query, tab=str(own.public_id))
     return query, problems
 
 
@@ -108,6 +109,7 @@ def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequ
             locations=who.locations,
         ),
         "filtering": bool(query.practitioners or query.locations),
+        "online_toggle_url": base + query.params(online_only=not query.online_only),
         "shortcuts": SHORTCUTS,
         "new_event_url": reverse("scheduling:event-new")
         + f"?date={query.date.isoformat()}"
@@ -143,7 +145,7 @@ def calendar_filters(request: ClinicRequest) -> HttpResponse:
     services.calendar_preference_save(
         clinic=request.clinic, membership=request.membership, practitioners=practitioners, locations=locations
     )
-    query = CalendarQuery(current.view, current.date, current.tab, practitioners, locations)
+    query = replace(current, practitioners=practitioners, locations=locations)
     url = reverse("scheduling:calendar") + query.params()
     if not request.htmx:
         return redirect(url)
