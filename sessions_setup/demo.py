@@ -18,7 +18,8 @@ GP_SLOT_TYPES: list[dict[str, Any]] = [
     {"name": "Book on the day", "colour": "amber", "default_length_minutes": 10, "release_rule": "on_the_day",
      "reporting_category": "acute"},
     {"name": "Online routine", "colour": "sky", "default_length_minutes": 10, "online_bookable": True,
-     "release_rule": "days_before", "release_days_before": 14},
+     "release_rule": "days_before", "release_days_before": 14,
+     "online_description": "A 10-minute GP appointment for one routine problem."},
     {"name": "Video", "colour": "purple", "default_length_minutes": 15, "kind": "video"},
     {"name": "Home visit", "colour": "brown", "default_length_minutes": 30, "kind": "home_visit",
      "reporting_category": "home_visit"},
@@ -31,7 +32,7 @@ BH_SLOT_TYPES: list[dict[str, Any]] = [
     {"name": "Therapy 50", "colour": "navy", "default_length_minutes": 50, "reporting_category": "planned_clinic"},
     {"name": "Intake 60", "colour": "orange", "default_length_minutes": 60, "reporting_category": "planned_clinic"},
     {"name": "Telehealth 50", "colour": "purple", "default_length_minutes": 50, "kind": "video",
-     "online_bookable": True},
+     "online_bookable": True, "online_description": "A 50-minute therapy session by video."},
     {"name": "Check-in call", "colour": "teal", "default_length_minutes": 15, "kind": "telephone"},
     {"name": "Group therapy", "colour": "lavender", "default_length_minutes": 90, "capacity": 10,
      "reporting_category": "group"},
@@ -39,8 +40,9 @@ BH_SLOT_TYPES: list[dict[str, Any]] = [
 
 # name -> (colour, description, pattern of slot type names (None = blank), total slots, extra fields)
 GP_TEMPLATES: dict[str, tuple[str, str, list[str | None], int, dict[str, Any]]] = {
-    "Dr Smith AM": ("navy", "Routine + on-the-day", ["Normal", "Normal", "Telephone", "Book on the day"], 24, {}),
-    "Dr Patel PM": ("teal", "Telephone first", ["Telephone", "Telephone", "Normal", None], 16, {}),
+    "Dr Smith AM": ("navy", "Routine + on-the-day", ["Normal", "Online routine", "Telephone", "Book on the day"], 24,
+                    {}),
+    "Dr Patel PM": ("teal", "Telephone first", ["Telephone", "Online routine", "Normal", None], 16, {}),
     "Nurses PM surgery": ("green", "Bloods, dressings, reviews", ["Nurse 15"], 12, {}),
     "Flu & COVID clinic": ("red", "Saturday vaccination clinic", ["COVID vaccination"], 36,
                            {"open_session": True}),
