@@ -39,8 +39,8 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     }.get(current, current)
     if match and match.url_name in SETUP_PAGES_IN_SCHEDULING:
         section = "setup"
-    if current == "notifications" and match and match.url_name == "settings":
-        section = "clinic"  # "Messages to patients" is a page of the clinic's settings
+    if current in ("notifications", "online") and match and match.url_name in ("settings", "practitioner"):
+        section = "clinic"  # "Messages to patients" and "Online booking" are pages of the clinic's settings
     return {
         "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
         "switchable_memberships": request.memberships,  # type: ignore[attr-defined]

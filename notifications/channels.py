@@ -88,7 +88,10 @@ def send_email(email: Email) -> str:
             # RFC 8058 one-click unsubscribe: mail apps POST "List-Unsubscribe=One-Click" to the https URL (not
             # on a one-time code someone asked for this minute: there is no list to leave).
             **(
-                {"List-Unsubscribe": f"<{email.unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+                {
+                    "List-Unsubscribe": f"<{email.unsubscribe_url}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                }
                 if email.unsubscribe_url
                 else {}
             ),

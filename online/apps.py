@@ -6,9 +6,9 @@ class OnlineConfig(AppConfig):
     verbose_name = "Online booking"
 
     def ready(self) -> None:
+        from notifications.signals import manage_link
         from online import receivers
         from scheduling.signals import appointment_sections, hold_ended
-        from notifications.signals import manage_link
 
         hold_ended.connect(receivers.on_hold_ended, dispatch_uid="online.hold_ended")
         manage_link.connect(receivers.manage_link_for, dispatch_uid="online.manage_link")

@@ -3,6 +3,7 @@ a page costs no query for it most of the time)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.core.cache import cache
@@ -35,10 +36,8 @@ def online_requests(request: HttpRequest) -> dict[str, Any]:
         count = pending_count(clinic=membership.clinic, membership=membership)  # type: ignore[union-attr]
         if cached is not None:
             cached = {**cached, sees_blocked: (enabled, count)}
-            try:
+            with contextlib.suppress(Exception):  # as above
                 cache.set(key, cached, CACHE_SECONDS)
-            except Exception:  # noqa: BLE001 - as above
-                pass
         answer = (enabled, count)
     else:
         answer = cached[sees_blocked]

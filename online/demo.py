@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +15,6 @@ from clinic.models import Clinic, Practitioner
 from online import services
 from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineSettings, PractitionerOnline
 from online.selectors import free_times, online_practitioners, online_types
-from zoneinfo import ZoneInfo
 
 INTRO = {
     "riverside": "Book a routine GP appointment. For anything urgent, call us or NHS 111.",
@@ -70,8 +70,14 @@ def _book(clinic: Clinic, online: OnlineSettings, slot_type, slot: str, person: 
         code_hash=services._code_hash(token, code),
         email=email,
         details={
-            "first_name": first, "last_name": last, "date_of_birth": born, "email": email, "mobile": mobile,
-            "reason": reason, "slot": slot, "slot_type": str(slot_type.public_id),
+            "first_name": first,
+            "last_name": last,
+            "date_of_birth": born,
+            "email": email,
+            "mobile": mobile,
+            "reason": reason,
+            "slot": slot,
+            "slot_type": str(slot_type.public_id),
         },  # fmt: skip
         expires_at=timezone.now() + dt.timedelta(minutes=services.CODE_MINUTES),
     )

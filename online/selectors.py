@@ -16,7 +16,7 @@ from clinic.models import Clinic, Location, Practitioner
 from online.models import BookingMode, OnlineBooking, OnlineSettings, OnlineStatus, PractitionerOnline
 from patients.models import visible_patients
 from scheduling.models import Availability
-from scheduling.selectors.booking import OnlinePlace, online_places
+from scheduling.selectors.booking import OnlinePlace, online_places, slot_details
 from sessions_setup.models import SlotType
 
 if TYPE_CHECKING:
@@ -40,9 +40,7 @@ def clinic_taking_bookings(slug: str) -> tuple[Clinic, OnlineSettings] | None:
 
 def online_types(clinic: Clinic) -> list[SlotType]:
     """What a patient may book online: the clinic's active, bookable slot types flagged Online."""
-    return list(
-        SlotType.objects.for_clinic(clinic).filter(online_bookable=True, bookable=True, is_active=True)
-    )
+    return list(SlotType.objects.for_clinic(clinic).filter(online_bookable=True, bookable=True, is_active=True))
 
 
 def online_type(clinic: Clinic, public_id: str) -> SlotType | None:
@@ -67,7 +65,7 @@ def online_practitioners(clinic: Clinic) -> list[Practitioner]:
     with_hours = set(Availability.objects.for_clinic(clinic).values_list("practitioner_id", flat=True))
     chosen = []
     for practitioner in Practitioner.objects.for_clinic(clinic).filter(is_active=True, pk__in=with_hours - off):
-        practitioner.online_mode = modes.get(practitioner.pk, BookingMode.INSTANT)  # type: ignore[attr-defined]
+        practitioner.online_mode = modes.get(practitioner.pk, BookingMode.INSTANT)
         chosen.append(practitioner)
     return chosen
 
@@ -142,12 +140,10 @@ def place_offered(
         UUID(str(slot_public_id))
     except ValueError:
         return None
-    from scheduling.selectors.booking import slot_details
-
     slot = slot_details(clinic=clinic, slot_public_id=slot_public_id)
-    if slot is None or slot.session.practitioner_id is None or slot.slot_type_id != slot_type.pk:
+    practitioner = slot.session.practitioner if slot is not None else None
+    if slot is None or practitioner is None or slot.slot_type_id != slot_type.pk:
         return None
-    practitioner = slot.session.practitioner
     accepts, _mode = mode_of(clinic, practitioner.pk)
     if not accepts:
         return None
@@ -224,10 +220,14 @@ def online_story(*, clinic: Clinic, appointment: Any) -> OnlineStory | None:
     booking = (
         OnlineBooking.objects.for_clinic(clinic).filter(appointment_id__in=ids).select_related("decided_by").first()
     )
-    words = {"appointment.cancelled": "Cancelled by the patient online", "appointment.rescheduled": "Moved by the patient online"}
+    words = {
+        "appointment.cancelled": "Cancelled by the patient online",
+        "appointment.rescheduled": "Moved by the patient online",
+    }
     changes = [
         (at, words.get(action, action))
-        for at, action in AuditEvent.objects.for_clinic(clinic).filter(
+        for at, action in AuditEvent.objects.for_clinic(clinic)
+        .filter(
             object_type="scheduling.appointment",
             object_id__in=[str(a.public_id) for a in chain],
             detail__by="patient online",

@@ -33,6 +33,7 @@ from online.selectors import mode_of, place_offered
 from patients.selectors import patient_matching_online
 from patients.services import patient_register_online
 from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, CancelCategory, HoldKind, HoldOutcome
+from scheduling.selectors.booking import slot_details
 from scheduling.services.booking import (
     BookingError,
     BookingRequest,
@@ -42,7 +43,6 @@ from scheduling.services.booking import (
     hold_end,
     hold_take,
 )
-from scheduling.selectors.booking import slot_details
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -136,7 +136,9 @@ def check_verify(*, clinic: Clinic, online: OnlineSettings, token: str, code: st
         return _book(clinic=clinic, online=online, email=check.email, details=check.details, now=now)
 
 
-def _book(*, clinic: Clinic, online: OnlineSettings, email: str, details: dict[str, Any], now: dt.datetime) -> OnlineBooking:
+def _book(
+    *, clinic: Clinic, online: OnlineSettings, email: str, details: dict[str, Any], now: dt.datetime
+) -> OnlineBooking:
     from sessions_setup.models import SlotType
 
     slot_type = SlotType.objects.for_clinic(clinic).filter(public_id=details["slot_type"]).first()
@@ -277,7 +279,12 @@ def patient_move(
 
 
 def _pending(clinic: Clinic, booking: OnlineBooking) -> OnlineBooking:
-    locked = OnlineBooking.objects.for_clinic(clinic).select_for_update(of=("self",)).select_related("hold").get(pk=booking.pk)
+    locked = (
+        OnlineBooking.objects.for_clinic(clinic)
+        .select_for_update(of=("self",))
+        .select_related("hold")
+        .get(pk=booking.pk)
+    )
     if locked.status != OnlineStatus.PENDING:
         raise BookingError(f"This request has already been answered ({locked.get_status_display().lower()}).")
     return locked
@@ -388,6 +395,10 @@ def practitioner_online_set(
             clinic=clinic, practitioner=practitioner, defaults={"accepts": accepts, "mode": mode}
         )
         audit_record(
-            clinic=clinic, actor=actor, action="online.practitioner", target=practitioner, detail={"accepts": accepts, "mode": mode}
+            clinic=clinic,
+            actor=actor,
+            action="online.practitioner",
+            target=practitioner,
+            detail={"accepts": accepts, "mode": mode},
         )
     return row

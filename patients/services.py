@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Model
 
 from clinic.services import audit_record
 from patients import selectors
@@ -138,7 +139,7 @@ def patients_import(*, clinic: Clinic, actor: User, patients: Sequence[Patient])
 
 
 def patient_register_online(
-    *, clinic: Clinic, first_name: str, last_name: str, date_of_birth: object, email: str, mobile_phone: str
+    *, clinic: Clinic, first_name: str, last_name: str, date_of_birth: dt.date, email: str, mobile_phone: str
 ) -> Patient:
     """A new patient from an online booking that matched nobody, marked for reception to check (or merge)."""
     with transaction.atomic():
@@ -157,7 +158,7 @@ def patient_register_online(
     return patient
 
 
-def _rows_pointing_at_patients() -> list[tuple[type, Any]]:
+def _rows_pointing_at_patients() -> list[tuple[type[Model], Any]]:
     """Every model's foreign key (or one-to-one) to Patient, whatever app it is in (patients imports none)."""
     return [
         (model, field)
@@ -189,10 +190,9 @@ def patient_merge(*, clinic: Clinic, actor: User, keep: Patient, duplicate: Pati
         with transaction.atomic():
             for model, field in _rows_pointing_at_patients():
                 rows = model._base_manager.filter(**{field.name: duplicate})
-                if field.one_to_one:
-                    if model._base_manager.filter(**{field.name: keep}).exists():
-                        rows.delete()
-                        continue
+                if field.one_to_one and model._base_manager.filter(**{field.name: keep}).exists():
+                    rows.delete()  # one only (a contact preference): the kept patient's stands
+                    continue
                 count = rows.update(**{field.name: keep})
                 if count:
                     moved[model._meta.label_lower] = count

@@ -143,7 +143,11 @@ def patient_merge(request: ClinicRequest, patient: UUID) -> HttpResponse:
     duplicate = patient_for_member(request, patient)
     query = request.GET.get("q", "").strip()
     found = (
-        [p for p in selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query) if p.pk != duplicate.pk]
+        [
+            p
+            for p in selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query)
+            if p.pk != duplicate.pk
+        ]
         if query
         else []
     )

@@ -46,7 +46,9 @@ def patient_zone(request: HttpRequest, fallback: str) -> ZoneInfo:
     return ZoneInfo(fallback)
 
 
-def _page(request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200, index: bool = False) -> HttpResponse:
+def _page(
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200, index: bool = False
+) -> HttpResponse:
     response = render(request, template, {"index": index, **context}, status=status)
     if not index:
         response["X-Robots-Tag"] = "noindex, nofollow"
@@ -138,7 +140,8 @@ def times(request: HttpRequest, slug: str, slot_type: str) -> HttpResponse:
 
 def _differ(one: ZoneInfo, other: ZoneInfo, now: dt.datetime) -> bool:
     return one.key != other.key and any(
-        (now + dt.timedelta(days=n)).astimezone(one).utcoffset() != (now + dt.timedelta(days=n)).astimezone(other).utcoffset()
+        (now + dt.timedelta(days=n)).astimezone(one).utcoffset()
+        != (now + dt.timedelta(days=n)).astimezone(other).utcoffset()
         for n in (0, 90, 180, 270)
     )
 
@@ -153,7 +156,9 @@ def details(request: HttpRequest, slug: str, slot_type: str, slot: str) -> HttpR
     if kind is None:
         raise Http404("Nothing of that kind is booked online here.")
     zone = patient_zone(request, clinic.time_zone)
-    place = selectors.place_offered(clinic=clinic, online=online, slot_type=kind, slot_public_id=slot, now=timezone.now())
+    place = selectors.place_offered(
+        clinic=clinic, online=online, slot_type=kind, slot_public_id=slot, now=timezone.now()
+    )
     context = {"clinic": clinic, "online": online, "kind": kind, "place": place, "zone": zone, "slot": slot}
     if place is None:
         return _page(request, "online/gone.html", context, status=410)
@@ -193,7 +198,9 @@ def check(request: HttpRequest, slug: str, token: str) -> HttpResponse:
             return _too_many(request, clinic, online)
         if form.is_valid():
             try:
-                booking = services.check_verify(clinic=clinic, online=online, token=token, code=form.cleaned_data["code"])
+                booking = services.check_verify(
+                    clinic=clinic, online=online, token=token, code=form.cleaned_data["code"]
+                )
             except BookingError as error:
                 form.add_error("code", error.messages[0])
             else:

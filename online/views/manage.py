@@ -30,9 +30,7 @@ MOVES_FOLLOWED = 20
 def _appointment(clinic: Any, token: str) -> Appointment:
     """The appointment the link names (or, once it was moved, where it moved to), or a 404."""
     try:
-        key = signing.loads(
-            token, salt=services.MANAGE_SALT, max_age=settings.ONLINE_LINK_DAYS * 86400
-        )
+        key = signing.loads(token, salt=services.MANAGE_SALT, max_age=settings.ONLINE_LINK_DAYS * 86400)
         UUID(key["a"]), UUID(key["p"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise Http404("This link has expired or is not complete.") from None
@@ -59,9 +57,8 @@ def _appointment(clinic: Any, token: str) -> Appointment:
 
 def _context(request: HttpRequest, clinic: Any, online: Any, appointment: Appointment, token: str) -> dict[str, Any]:
     now = timezone.now()
-    window_open = (
-        appointment.status == AppointmentStatus.BOOKED
-        and appointment.starts_at - now >= dt.timedelta(hours=online.change_hours)
+    window_open = appointment.status == AppointmentStatus.BOOKED and appointment.starts_at - now >= dt.timedelta(
+        hours=online.change_hours
     )
     return {
         "clinic": clinic,
@@ -118,7 +115,9 @@ def move(request: HttpRequest, slug: str, token: str) -> HttpResponse:
             return redirect(reverse("online:manage", args=[slug, token]) + "?moved=1")
     kind = appointment.slot_type
     practitioners = [
-        p for p in selectors.online_practitioners(clinic) if p.online_mode == "instant"  # type: ignore[attr-defined]
+        p
+        for p in selectors.online_practitioners(clinic)
+        if p.online_mode == "instant"  # type: ignore[attr-defined]
     ]
     found = (
         selectors.free_times(

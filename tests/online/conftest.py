@@ -91,7 +91,7 @@ CODE = re.compile(r"Your code is (\d{6})")
 
 
 def last_code() -> str:
-    found = CODE.search(mail.outbox[-1].body)
+    found = CODE.search(str(mail.outbox[-1].body))
     assert found, mail.outbox[-1].body
     return found.group(1)
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from notifications.models import Kind, Message
 from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineStatus, PractitionerOnline
 from patients.models import Patient
-from scheduling.models import Appointment, AppointmentSource, Hold, Slot
+from scheduling.models import Appointment, AppointmentSource, Slot
 from tests.factories import PatientFactory
 from tests.online.conftest import ask_for_code, book_online, details, last_code
 
@@ -103,7 +103,9 @@ def test_an_existing_patient_is_matched_by_birth_date_first_name_and_the_verifie
 
 def test_two_patients_alike_are_never_guessed_between(client: Client, clinic_a, online_on, consult, session):
     for last in ("Lovelace", "Byron"):
-        PatientFactory(clinic=clinic_a, first_name="Ada", last_name=last, date_of_birth="1985-12-10", email="ada@example.org")
+        PatientFactory(
+            clinic=clinic_a, first_name="Ada", last_name=last, date_of_birth="1985-12-10", email="ada@example.org"
+        )
     book_online(client, clinic_a, consult, session.slots.first())
     patient = Appointment.objects.get().patient
     assert patient.registered_online and Patient.objects.count() == 3
@@ -118,7 +120,7 @@ def test_a_request_holds_the_place_until_reception_answers(client: Client, clini
     slot.refresh_from_db()
     assert (slot.booked_count, slot.held_count) == (1, 1)
     booking = OnlineBooking.objects.get()
-    assert booking.status == OnlineStatus.PENDING and booking.hold.slot == slot
+    assert booking.status == OnlineStatus.PENDING and booking.hold is not None and booking.hold.slot == slot
     assert Message.objects.filter(kind=Kind.REQUESTED, channel="email", status="sent").exists()
     # The held time is no longer offered.
     page = client.get(reverse("online:times", args=[clinic_a.slug, consult.public_id]), {"tz": "Europe/London"})
@@ -127,8 +129,12 @@ def test_a_request_holds_the_place_until_reception_answers(client: Client, clini
 
 def test_a_blocked_patient_is_never_booked_instantly(client: Client, clinic_a, online_on, consult, session):
     PatientFactory(
-        clinic=clinic_a, first_name="Ada", date_of_birth="1985-12-10", email="ada@example.org", is_blocked=True,
-        blocked_reason="Staff member"
+        clinic=clinic_a,
+        first_name="Ada",
+        date_of_birth="1985-12-10",
+        email="ada@example.org",
+        is_blocked=True,
+        blocked_reason="Staff member",
     )
     book_online(client, clinic_a, consult, session.slots.first())
     booking = OnlineBooking.objects.get()

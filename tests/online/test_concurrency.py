@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from online.models import OnlineBooking
 from patients.models import Patient
-from scheduling.models import Appointment, AppointmentSource, Slot
+from scheduling.models import Appointment, AppointmentSource
 from tests.factories import PatientFactory, SlotTypeFactory, allocate_session
 from tests.online.conftest import next_week_day, pending_check
 from tests.scheduling.test_booking_concurrency import roomy_server  # noqa: F401 - the fixture
@@ -25,9 +25,16 @@ CSRF = "t" * 32
 
 
 def test_online_and_reception_bookings_race_for_four_places_and_exactly_four_win(
-    clinic_a, reception_a, online_on, gp, surgery, roomy_server  # noqa: F811
+    clinic_a,
+    reception_a,
+    online_on,
+    gp,
+    surgery,
+    roomy_server,  # noqa: F811
 ):
-    group = SlotTypeFactory(clinic=clinic_a, name="Group class", capacity=4, online_bookable=True, default_length_minutes=60)
+    group = SlotTypeFactory(
+        clinic=clinic_a, name="Group class", capacity=4, online_bookable=True, default_length_minutes=60
+    )
     session = allocate_session(
         clinic_a, practitioner=gp, location=surgery, day=next_week_day(clinic_a), start=dt.time(10), slot_types=[group]
     )
@@ -51,7 +58,12 @@ def test_online_and_reception_bookings_race_for_four_places_and_exactly_four_win
                 data = {"code": second}
             else:
                 url = roomy_server + reverse("scheduling:book", args=[slot.public_id])
-                data = {"patient": str(first.public_id), "coverage": "self", "slot_type": str(group.public_id), "action": "book"}
+                data = {
+                    "patient": str(first.public_id),
+                    "coverage": "self",
+                    "slot_type": str(group.public_id),
+                    "action": "book",
+                }
             barrier.wait(timeout=30)
             response = http.post(url, data=data, headers={"X-CSRFToken": CSRF}, allow_redirects=False, timeout=60)
         if response.status_code == 302:

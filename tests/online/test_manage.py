@@ -42,11 +42,13 @@ def test_the_link_in_the_confirmation_opens_the_appointment(client: Client, book
 def test_a_tampered_or_expired_link_is_a_404(client: Client, clinic_a, booked, settings):
     token = manage_token(booked)
     assert client.get(reverse("online:manage", args=[clinic_a.slug, token[:-2] + "xx"])).status_code == 404
-    other = PatientFactory(clinic=clinic_a)
+    other = PatientFactory.create(clinic=clinic_a)
     forged = signing.dumps({"a": str(booked.public_id), "p": str(other.public_id)}, salt="wrong", compress=True)
     assert client.get(reverse("online:manage", args=[clinic_a.slug, forged])).status_code == 404
     # Someone else's appointment under a right signature but the wrong patient: not found either.
-    wrong_patient = signing.dumps({"a": str(booked.public_id), "p": str(other.public_id)}, salt=MANAGE_SALT, compress=True)
+    wrong_patient = signing.dumps(
+        {"a": str(booked.public_id), "p": str(other.public_id)}, salt=MANAGE_SALT, compress=True
+    )
     assert client.get(reverse("online:manage", args=[clinic_a.slug, wrong_patient])).status_code == 404
     settings.ONLINE_LINK_DAYS = 0
     assert client.get(reverse("online:manage", args=[clinic_a.slug, token])).status_code == 404

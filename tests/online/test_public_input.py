@@ -41,7 +41,9 @@ def public_urls(clinic, slot_type, slot, appointment, booking) -> dict[str, str]
     return urls
 
 
-def test_every_public_page_answers_garbage_without_a_server_error(client: Client, clinic_a, online_on, consult, session):
+def test_every_public_page_answers_garbage_without_a_server_error(
+    client: Client, clinic_a, online_on, consult, session
+):
     from online.models import OnlineBooking
 
     book_online(client, clinic_a, consult, session.slots.first())
@@ -57,10 +59,15 @@ def test_every_public_page_answers_garbage_without_a_server_error(client: Client
             assert client.post(url, payload).status_code < 500, (url, payload)
 
 
-def test_another_clinics_slot_types_and_slots_are_not_found_here(client: Client, clinic_a, clinic_b, online_on, consult, session):
-    theirs = SlotTypeFactory(clinic=clinic_b, online_bookable=True)
+def test_another_clinics_slot_types_and_slots_are_not_found_here(
+    client: Client, clinic_a, clinic_b, online_on, consult, session
+):
+    theirs = SlotTypeFactory.create(clinic=clinic_b, online_bookable=True)
     their_slot = allocate_session(clinic_b, day=next_week_day(clinic_b), slot_types=[theirs]).slots.get()
     assert client.get(reverse("online:times", args=[clinic_a.slug, theirs.public_id])).status_code == 404
-    assert client.get(reverse("online:details", args=[clinic_a.slug, consult.public_id, their_slot.public_id])).status_code == 410
+    assert (
+        client.get(reverse("online:details", args=[clinic_a.slug, consult.public_id, their_slot.public_id])).status_code
+        == 410
+    )
     assert client.get(reverse("online:times", args=[clinic_a.slug, uuid.uuid4()])).status_code == 404
     assert client.get(reverse("online:done", args=[clinic_a.slug, "forged"])).status_code == 404

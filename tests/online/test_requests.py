@@ -107,10 +107,10 @@ def test_a_lapsed_hold_gives_its_place_to_the_next_booking_at_once(clinic_a, adm
 def test_the_queue_is_for_reception_and_admins_and_hides_other_clinics(
     client: Client, clinic_b, requested, outsider_client: Client
 ):
-    from tests.factories import MembershipFactory
     from tests.conftest import logged_in_client
+    from tests.factories import MembershipFactory
 
-    clinician = logged_in_client(MembershipFactory(clinic=requested.clinic, role="clinician"))
+    clinician = logged_in_client(MembershipFactory.create(clinic=requested.clinic, role="clinician"))
     assert clinician.get(reverse("online:requests")).status_code == 403
     assert outsider_client.post(reverse("online:accept", args=[requested.public_id])).status_code in (403, 404)
     requested.refresh_from_db()

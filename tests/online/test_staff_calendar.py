@@ -23,12 +23,12 @@ def test_held_and_online_slots_in_the_grid_and_the_online_filter(
     online_slot, reception_slot, held_slot, free_slot = session.slots.all()
     appointment_book(
         clinic=clinic_a, actor=None, membership=None,
-        request=BookingRequest(slot=online_slot, patient=PatientFactory(clinic=clinic_a, last_name="Webb"),
+        request=BookingRequest(slot=online_slot, patient=PatientFactory.create(clinic=clinic_a, last_name="Webb"),
                                source=AppointmentSource.ONLINE),
     )  # fmt: skip
     appointment_book(
         clinic=clinic_a, actor=admin_a.user, membership=admin_a,
-        request=BookingRequest(slot=reception_slot, patient=PatientFactory(clinic=clinic_a, last_name="Desk")),
+        request=BookingRequest(slot=reception_slot, patient=PatientFactory.create(clinic=clinic_a, last_name="Desk")),
     )  # fmt: skip
     hold_take(
         clinic=clinic_a, actor=None, slot=held_slot, kind=HoldKind.ONLINE_REQUEST,
