@@ -133,7 +133,20 @@ def check_verify(*, clinic: Clinic, online: OnlineSettings, token: str, code: st
         # Used once, even by two tabs at the same moment: the second finds it used.
         if not EmailCheck.objects.for_clinic(clinic).filter(pk=check.pk, used_at__isnull=True).update(used_at=now):
             raise CheckError("This code has expired or has been used. Please start again to get a new one.")
-        return _book(clinic=clinic, online=online, email=check.email, details=check.details, now=now)
+        booking = _book(clinic=clinic, online=online, email=check.email, details=check.details, now=now)
+        # What the patient typed now lives in their record and the booking: the check goes with the booking.
+        EmailCheck.objects.for_clinic(clinic).filter(pk=check.pk).delete()
+        return booking
+
+
+CHECKS_KEPT = dt.timedelta(hours=1)
+
+
+def checks_purge(now: dt.datetime | None = None) -> int:
+    """Delete the email checks nobody finished (their details with them) an hour after their code expired."""
+    cutoff = (now or timezone.now()) - CHECKS_KEPT
+    deleted, _ = EmailCheck.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted
 
 
 def _book(

@@ -22,7 +22,7 @@ from clinic.proxy import client_ip
 from online import selectors, services
 from online.forms import CodeForm, DetailsForm
 from online.limits import over_limit
-from online.models import OnlineBooking, OnlineSettings
+from online.models import BookingMode, OnlineBooking, OnlineSettings
 from scheduling.services.booking import BookingError
 
 STRIP_DAYS = 7
@@ -134,6 +134,7 @@ def times(request: HttpRequest, slug: str, slot_type: str) -> HttpResponse:
         "later": later,
         "query": query,
         "next_day": next((d for d in sorted(found.by_day) if d > day), None),
+        "request_ids": {p.pk for p in practitioners if p.online_mode == BookingMode.REQUEST},
     }
     return _page(request, "online/times.html", context)
 
@@ -160,6 +161,8 @@ def details(request: HttpRequest, slug: str, slot_type: str, slot: str) -> HttpR
         clinic=clinic, online=online, slot_type=kind, slot_public_id=slot, now=timezone.now()
     )
     context = {"clinic": clinic, "online": online, "kind": kind, "place": place, "zone": zone, "slot": slot}
+    if place is not None:
+        context["is_request"] = selectors.mode_of(clinic, place.practitioner_id)[1] == BookingMode.REQUEST
     if place is None:
         return _page(request, "online/gone.html", context, status=410)
     form = DetailsForm(request.POST or None)

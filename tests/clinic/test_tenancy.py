@@ -288,6 +288,7 @@ CROSS_CLINIC = {
         1,
         "beat's sweep ends every clinic's lapsed holds; each is then read and ended through for_clinic",
     ),
+    "online/services.py EmailCheck.objects.filter": (1, "the hourly purge deletes every clinic's expired checks"),
     "online/selectors.py OnlineSettings.objects.select_related": (
         1,
         "the public booking site has no session: its address names the clinic by its slug",

@@ -175,3 +175,29 @@ def test_too_many_codes_for_one_email_are_refused(client: Client, clinic_a, onli
     slot = session.slots.first()
     assert [ask_for_code(client, clinic_a, consult, slot).status_code for _ in range(3)] == [302, 302, 429]
     assert len(mail.outbox) == 2
+
+
+def test_a_finished_check_is_deleted_with_the_booking_and_unfinished_ones_are_purged(
+    client: Client, clinic_a, online_on, consult, session
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from online.services import checks_purge
+
+    book_online(client, clinic_a, consult, session.slots.first())
+    assert not EmailCheck.objects.exists()  # what was typed lives in the record and the booking now
+    ask_for_code(client, clinic_a, consult, session.slots.last(), email="someone@example.org")
+    assert checks_purge() == 0  # still usable
+    assert checks_purge(now=timezone.now() + dt.timedelta(hours=2)) == 1
+    assert not EmailCheck.objects.exists()
+
+
+def test_a_requests_times_say_so_before_the_patient_books(client: Client, clinic_a, online_on, consult, gp, session):
+    PractitionerOnline.objects.create(clinic=clinic_a, practitioner=gp, accepts=True, mode=BookingMode.REQUEST)
+    times = client.get(reverse("online:times", args=[clinic_a.slug, consult.public_id])).content.decode()
+    assert "a request the clinic confirms" in times
+    slot = session.slots.first()
+    page = client.get(reverse("online:details", args=[clinic_a.slug, consult.public_id, slot.public_id]))
+    assert "This time is a request" in page.content.decode()
