@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -126,6 +126,23 @@ def _pause() -> None:
     global _paused_until
     with _lock:
         _paused_until = time.monotonic() + settings.NUDGE_PAUSE_SECONDS
+
+
+T = TypeVar("T")
+
+
+def cache_quietly(call: Callable[[], T], default: T) -> T:
+    """A cache call no page waits on or fails with: while Redis has refused recently (in this process), the
+    default at once; on a refusal, the default, and the same pause as the nudges' (one timeout per pause, not one
+    per request). For what the cache only speeds up or counts: the header's request count, rate limits."""
+    if _broker_paused():
+        return default
+    try:
+        return call()
+    except Exception as error:  # noqa: BLE001 - any refusal of the cache (the broker's Redis)
+        _pause()
+        log.warning("cache call skipped (%s)", type(error).__name__)
+        return default
 
 
 def _forget_quietly(key: str) -> None:

@@ -3,13 +3,13 @@ a page costs no query for it most of the time)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.urls import reverse
 
+from clinic.nudges import cache_quietly
 from online.access import may_answer_requests
 from online.services import REQUESTS_CACHE
 from patients.models import may_see_blocked
@@ -24,10 +24,7 @@ def online_requests(request: HttpRequest) -> dict[str, Any]:
     clinic_id = membership.clinic_id  # type: ignore[union-attr]
     key = REQUESTS_CACHE.format(clinic_id)
     sees_blocked = may_see_blocked(membership)
-    try:
-        cached = cache.get(key) or {}
-    except Exception:  # noqa: BLE001 - a cache (Redis) that does not answer costs two queries, never the page
-        cached = None
+    cached = cache_quietly(lambda: cache.get(key) or {}, None)
     if cached is None or sees_blocked not in cached:
         from online.models import OnlineSettings
         from online.selectors import pending_count
@@ -35,9 +32,8 @@ def online_requests(request: HttpRequest) -> dict[str, Any]:
         enabled = OnlineSettings.objects.for_clinic(clinic_id).filter(enabled=True).exists()
         count = pending_count(clinic=membership.clinic, membership=membership)  # type: ignore[union-attr]
         if cached is not None:
-            cached = {**cached, sees_blocked: (enabled, count)}
-            with contextlib.suppress(Exception):  # as above
-                cache.set(key, cached, CACHE_SECONDS)
+            fresh = {**cached, sees_blocked: (enabled, count)}
+            cache_quietly(lambda: cache.set(key, fresh, CACHE_SECONDS), None)
         answer = (enabled, count)
     else:
         answer = cached[sees_blocked]

@@ -1,6 +1,7 @@
 """Demo online booking for `manage.py seed_demo` (seeded once per clinic): online booking on, one practitioner
-whose bookings are requests, and a booking and a request made through the real flow (a code checked, then booked
-or held), so reception meets a badge in the calendar and a request in the queue."""
+whose bookings are requests, and a booking and a request by patients on file made through the real flow (a code
+checked, the patient matched, then booked or held), so reception meets a badge in the calendar and a request in
+the queue."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from clinic.models import Clinic, Practitioner
 from online import services
 from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineSettings, PractitionerOnline
 from online.selectors import free_times, online_practitioners, online_types
+from patients.models import Patient
+from sessions_setup.models import SlotType
 
 INTRO = {
     "riverside": "Book a routine GP appointment. For anything urgent, call us or NHS 111.",
@@ -22,10 +25,7 @@ INTRO = {
 }
 PHONE = {"riverside": "01632 960 100", "lakeview": "(212) 555-0142"}
 REQUESTS_FROM = {"riverside": "Dr Omar Patel"}
-PEOPLE = [
-    ("Nadia", "Quist", "1988-04-17", "nadia.quist@example.org", "07700 900461", "A rash that keeps coming back"),
-    ("Tom", "Ellery", "1975-09-02", "tom.ellery@example.org", "07700 900462", "Blood pressure review"),
-]
+REASONS = ["A rash that keeps coming back", "Blood pressure review"]
 
 
 @transaction.atomic
@@ -55,14 +55,19 @@ def seed_clinic(clinic: Clinic) -> None:
     places = [place for day in sorted(found.by_day) for place in found.by_day[day]]
     instant = next((p for p in places if p.practitioner != REQUESTS_FROM.get(clinic.slug)), None)
     requested = next((p for p in places if p.practitioner == REQUESTS_FROM.get(clinic.slug)), None)
-    for place, person in ((instant, PEOPLE[0]), (requested, PEOPLE[1])):
+    # Patients already on file book (and are matched by birth date, first name and email).
+    people = Patient.objects.for_clinic(clinic).filter(is_blocked=False, is_archived=False).exclude(email="")[:2]
+    for place, patient, reason in zip((instant, requested), people, REASONS, strict=False):
         if place is not None:
-            _book(clinic, online, kinds[0], str(place.slot), person)
+            _book(clinic, online, kinds[0], str(place.slot), patient, reason)
 
 
-def _book(clinic: Clinic, online: OnlineSettings, slot_type, slot: str, person: tuple[str, ...]) -> OnlineBooking:
+def _book(
+    clinic: Clinic, online: OnlineSettings, slot_type: SlotType, slot: str, patient: Patient, reason: str
+) -> OnlineBooking:
     """A booking through the real flow: the check the details form leaves, then its code typed."""
-    first, last, born, email, mobile, reason = person
+    first, last, born = patient.first_name, patient.last_name, patient.date_of_birth.isoformat()
+    email, mobile = patient.email, patient.mobile_phone
     token, code = secrets.token_urlsafe(24), f"{secrets.randbelow(1_000_000):06d}"
     EmailCheck.objects.create(
         clinic=clinic,

@@ -4,12 +4,11 @@ web process; local memory in `make run`). Keys are hashed: no address, email or 
 from __future__ import annotations
 
 import hashlib
-import logging
 
 from django.conf import settings
 from django.core.cache import cache
 
-log = logging.getLogger(__name__)
+from clinic.nudges import cache_quietly
 
 
 def _key(scope: str, value: str, window: int) -> str:
@@ -19,19 +18,20 @@ def _key(scope: str, value: str, window: int) -> str:
 
 def over_limit(scope: str, value: str | None, *, limit: int, window_seconds: int) -> bool:
     """Count one more try of `value` (an address, an email, a phone) in `scope`; True when that is more than
-    `limit` in the current window. Nothing to count (no value) is never limited."""
+    `limit` in the current window. Nothing to count (no value) is never limited, and neither is anything while
+    the cache does not answer (the site stays up; the code's own tries are still counted in the database)."""
     if not value:
         return False
     key = _key(scope, value, window_seconds)
-    try:
-        if cache.add(key, 1, timeout=window_seconds):
-            return limit < 1
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=window_seconds)
-            count = 1
-    except Exception:  # noqa: BLE001 - a cache (Redis) that does not answer: the site stays up, unlimited
-        log.warning("online rate limit not counted: the cache did not answer")
-        return False
+    count = cache_quietly(lambda: _count(key, window_seconds), 0)
     return count > limit
+
+
+def _count(key: str, window_seconds: int) -> int:
+    if cache.add(key, 1, timeout=window_seconds):
+        return 1
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window_seconds)
+        return 1

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from clinic.nudges import cache_quietly
 from clinic.services import audit_record
 from notifications import channels
 from notifications.models import Kind
@@ -386,13 +387,7 @@ def _requests_changed(clinic_id: int) -> None:
     """The header's count of requests is cached per clinic; forget it once this change commits."""
     from django.core.cache import cache
 
-    def forget() -> None:
-        try:
-            cache.delete(REQUESTS_CACHE.format(clinic_id))
-        except Exception:  # noqa: BLE001 - a cache that does not answer: the count is right again within minutes
-            log.warning("online requests count not refreshed: the cache did not answer")
-
-    transaction.on_commit(forget)
+    transaction.on_commit(lambda: cache_quietly(lambda: cache.delete(REQUESTS_CACHE.format(clinic_id)), None))
 
 
 # --- Settings ------------------------------------------------------------------------------------------------
