@@ -12,15 +12,26 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+
 from calendar_sync.feed.subscriptions import default_mode, feed_token, subscription_get_or_create
 from calendar_sync.services import subscription_save
 from clinic.models import Clinic, Department, Location, Membership, Practitioner, PractitionerRole, Role
 from clinic.services import audit_record
+from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineSettings, OnlineStatus
 from patients.models import Coverage, Patient
-from patients.services import patient_record_opened
-from scheduling.models import Allocation, Appointment, AvailabilityOverride, DraftOccurrence, OtherEvent, Slot
+from patients.services import patient_record_opened, patient_register_online
+from scheduling.models import (
+    Allocation,
+    Appointment,
+    AvailabilityOverride,
+    DraftOccurrence,
+    HoldKind,
+    OtherEvent,
+    Slot,
+)
 from scheduling.services import calendar as calendar_services
-from scheduling.services.booking import BookingRequest, appointment_book
+from scheduling.services.booking import BookingRequest, appointment_book, hold_take
 from scheduling.services.rota import AllocationRequest, allocation_create
 from sessions_setup.models import SessionTemplate, SlotType
 from sessions_setup.palette import PALETTE
@@ -97,6 +108,10 @@ class RealisticClinic:
     override: AvailabilityOverride
     draft: DraftOccurrence
     feed_token: str
+    online_type: SlotType  # "Review", offered online
+    online_slot: Slot  # free, and offered online (09:00, inside Dr Smith's online availability)
+    online_request: OnlineBooking  # a patient's online request, waiting for reception
+    email_check: EmailCheck  # a code sent, not yet typed
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -314,6 +329,51 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
     )
     subscription.refresh_from_db()
 
+    # Online booking on: "Review" (09:00 in Dr Smith's sessions, inside her online availability) is offered; one
+    # patient's request waits for reception, another's code is on its way.
+    OnlineSettings.objects.create(
+        clinic=clinic, enabled=True, phone="0117 496 0000", intro="Book a review with a GP.", horizon_days=366
+    )
+    review = slot_types[3]
+    SlotType.objects.for_clinic(clinic).filter(pk=review.pk).update(
+        online_bookable=True, online_description="A 10-minute review of a long-term condition."
+    )
+    review_slots = Slot.objects.for_clinic(clinic).filter(session__allocation=allocation, slot_type=review)
+    online_slot = review_slots.get(session__date=WEEK[2])
+    held = review_slots.get(session__date=WEEK[3])
+    ada = patient_register_online(
+        clinic=clinic,
+        first_name="Ada",
+        last_name="Lovelace",
+        date_of_birth=dt.date(1985, 12, 10),
+        email="ada@example.org",
+        mobile_phone="07700 900456",
+    )
+    online_request = OnlineBooking.objects.create(
+        clinic=clinic,
+        patient=ada,
+        slot=held,
+        slot_type=review,
+        mode=BookingMode.REQUEST,
+        status=OnlineStatus.PENDING,
+        reason="Review of my asthma inhaler",
+        hold=hold_take(
+            clinic=clinic,
+            actor=None,
+            slot=held,
+            kind=HoldKind.ONLINE_REQUEST,
+            expires_at=timezone.now() + dt.timedelta(days=1),
+        ),
+    )
+    email_check = EmailCheck.objects.create(
+        clinic=clinic,
+        token="walk-check-token",
+        code_hash="0" * 64,
+        email="ben@example.org",
+        details={"slot": str(online_slot.public_id), "slot_type": str(review.public_id)},
+        expires_at=timezone.now() + dt.timedelta(minutes=15),
+    )
+
     # A few more audit lines: a blocked record opened, a setting changed.
     patient_record_opened(clinic=clinic, actor=admin.user, patient=blocked, view="detail")
     audit_record(clinic=clinic, actor=admin.user, action="clinic.settings_changed", target=clinic)
@@ -343,4 +403,8 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         override=override,
         draft=draft,
         feed_token=feed_token(subscription),
+        online_type=review,
+        online_slot=online_slot,
+        online_request=online_request,
+        email_check=email_check,
     )

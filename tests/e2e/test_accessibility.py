@@ -28,6 +28,7 @@ from playwright.sync_api import Page, expect
 
 from notifications.models import Message
 from notifications.sending import unsubscribe_token
+from online.services import done_token, manage_token
 from tests.e2e.calendar_browser import ARM_SETTLE, WINTER_DAY, find_and_pick, sign_in, tip
 from tests.e2e.realistic_clinic import RealisticClinic, build_clinic
 from tests.factories import TEST_PASSWORD, ClinicFactory, PatientFactory, UserFactory
@@ -65,6 +66,8 @@ SKIPPED_FOR_EVERYONE = {
     "calendar_sync:google-webhook": POST_ONLY,
     "notifications:twilio-status": POST_ONLY,
     "notifications:twilio-inbound": POST_ONLY,
+    "online:practitioner": POST_ONLY,
+    "online:accept": POST_ONLY,
 }
 ADMINS_ONLY = "403 (clinic admins only)"
 CLINIC_ADMIN_PAGES = dict.fromkeys(
@@ -85,6 +88,8 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "clinic:practitioner-add",
         "clinic:practitioner-edit",
         "notifications:settings",
+        "online:settings",
+        "online:practitioner",
     ),
     ADMINS_ONLY,
 )
@@ -126,6 +131,9 @@ SKIPPED: dict[str, dict[str, str]] = {
         ("notifications:list", "notifications:detail", "notifications:resend"),
         "403 (reception and admins read the messages to patients)",
     )
+    | dict.fromkeys(
+        ("online:requests", "online:accept", "online:decline"), "403 (reception and admins answer online requests)"
+    )
     | {
         "scheduling:appointments-report": "403 (needs Schedule Admin: Manage Appointments)",
         "scheduling:slot-new": "403 (needs Schedule Admin: Manage Appointments)",
@@ -155,7 +163,11 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "message": failed_message(world).public_id,
         "token": world.feed_token,
         "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+        "slug": world.clinic.slug,
+        "booking": world.online_request.public_id,
     }
+    online_type = world.online_type.public_id
+    manage = manage_token(world.appointment)
     by_route: dict[str, dict[str, Any]] = {
         "clinic:location-edit": {"public_id": world.main.public_id},
         "clinic:department-edit": {"public_id": world.department.public_id},
@@ -164,6 +176,12 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "scheduling:series-new": {"slot": world.free_slot.public_id},
         "notifications:unsubscribe": {"token": unsubscribe_token(str(world.mary.public_id), "email")},
         "password_reset_confirm": {"token": default_token_generator.make_token(user)},
+        "online:times": {"slot_type": online_type},
+        "online:details": {"slot_type": online_type, "slot": world.online_slot.public_id},
+        "online:check": {"token": world.email_check.token},
+        "online:done": {"token": done_token(world.online_request)},
+        "online:manage": {"token": manage},
+        "online:move": {"token": manage},
     }
     kwargs = dict(by_route.get(route.name, {}))
     for keyword in route.converters:
@@ -409,9 +427,20 @@ def test_every_page_passes_axe(role, page, live_server, js_errors, csp_violation
     assert csp_violations == []
 
 
+ONLINE_PUBLIC = (
+    "online:landing",
+    "online:times",
+    "online:details",
+    "online:check",
+    "online:done",
+    "online:manage",
+    "online:move",
+)
+
+
 def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations):
-    """Signed out: sign-in (and its errors), password reset and its pages, locked out; and a signed-in user
-    of no clinic."""
+    """Signed out: the patients' online booking pages, sign-in (and its errors), password reset and its pages,
+    locked out; and a signed-in user of no clinic."""
     base = live_server.url
     user = UserFactory()
     found: list[str] = []
@@ -429,7 +458,16 @@ def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations)
         "notifications:unsubscribe",
         "notifications:twilio-status",
         "notifications:twilio-inbound",
+        *ONLINE_PUBLIC,
     }, "a new public route: visit it here if it is a page"
+
+    # The patients' booking site, as a patient sees it (signed out): every page, with real ids and tokens.
+    world = build_clinic()
+    for name in ONLINE_PUBLIC:
+        route = next(route for route in all_routes() if route.name == name)
+        response = page.goto(base + reverse(name, kwargs=route_kwargs(route, world, "admin")))
+        assert response is not None and response.status == 200, f"{name}: {response and response.status}"
+        check(page, f"{name} (signed out)", found)
 
     # A patient's unsubscribe link: the question, the answer, and a broken link.
     patient = PatientFactory(clinic=ClinicFactory(), email="walk@example.org")
