@@ -106,3 +106,20 @@ def test_a_link_of_one_clinic_does_not_open_at_another(client: Client, clinic_b,
 
     OnlineSettings.objects.create(clinic=clinic_b, enabled=True)
     assert client.get(reverse("online:manage", args=[clinic_b.slug, manage_token(booked)])).status_code == 404
+
+
+def test_the_confirmation_page_tells_a_cancellation_and_a_type_no_longer_online_is_not_moved_online(
+    client: Client, clinic_a, consult, booked
+):
+    from online.models import OnlineBooking
+    from online.services import done_token
+
+    done = reverse("online:done", args=[clinic_a.slug, done_token(OnlineBooking.objects.get())])
+    assert "You are booked" in client.get(done).content.decode()
+    consult.online_bookable = False
+    consult.save()
+    page = client.get(manage_url(booked)).content.decode()
+    assert "Move to another time" not in page and "Cancel appointment" in page
+    client.post(manage_url(booked), {"confirm": "cancel"})
+    page = client.get(done).content.decode()
+    assert "This appointment is cancelled" in page and "You are booked" not in page
