@@ -57,17 +57,21 @@ def online_type(clinic: Clinic, public_id: str) -> SlotType | None:
 
 def online_practitioners(clinic: Clinic) -> list[Practitioner]:
     """Practitioners a patient may choose: active, with online availability set, and not turned off for online
-    booking. Each carries `online_mode` (instant or request)."""
-    modes = dict(PractitionerOnline.objects.for_clinic(clinic).values_list("practitioner_id", "mode"))
+    booking."""
     off = set(
         PractitionerOnline.objects.for_clinic(clinic).filter(accepts=False).values_list("practitioner_id", flat=True)
     )
     with_hours = set(Availability.objects.for_clinic(clinic).values_list("practitioner_id", flat=True))
-    chosen = []
-    for practitioner in Practitioner.objects.for_clinic(clinic).filter(is_active=True, pk__in=with_hours - off):
-        practitioner.online_mode = modes.get(practitioner.pk, BookingMode.INSTANT)
-        chosen.append(practitioner)
-    return chosen
+    return list(Practitioner.objects.for_clinic(clinic).filter(is_active=True, pk__in=with_hours - off))
+
+
+def requests_only(clinic: Clinic) -> set[int]:
+    """The practitioners whose online bookings are requests reception accepts (primary keys)."""
+    return set(
+        PractitionerOnline.objects.for_clinic(clinic)
+        .filter(mode=BookingMode.REQUEST)
+        .values_list("practitioner_id", flat=True)
+    )
 
 
 def mode_of(clinic: Clinic, practitioner_id: int) -> tuple[bool, str]:

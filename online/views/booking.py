@@ -134,7 +134,7 @@ def times(request: HttpRequest, slug: str, slot_type: str) -> HttpResponse:
         "later": later,
         "query": query,
         "next_day": next((d for d in sorted(found.by_day) if d > day), None),
-        "request_ids": {p.pk for p in practitioners if p.online_mode == BookingMode.REQUEST},
+        "request_ids": selectors.requests_only(clinic),
     }
     return _page(request, "online/times.html", context)
 

@@ -114,11 +114,8 @@ def move(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         else:
             return redirect(reverse("online:manage", args=[slug, token]) + "?moved=1")
     kind = appointment.slot_type
-    practitioners = [
-        p
-        for p in selectors.online_practitioners(clinic)
-        if p.online_mode == "instant"  # type: ignore[attr-defined]
-    ]
+    requests = selectors.requests_only(clinic)
+    practitioners = [p for p in selectors.online_practitioners(clinic) if p.pk not in requests]
     found = (
         selectors.free_times(
             clinic=clinic,
