@@ -157,7 +157,7 @@ def rota_setup() -> RotaState:
             for position in range(ROTA_SLOTS_PER_SESSION):
                 start = starts_at + position * slot_length
                 slot = (clinic.pk, uuid.uuid4(), session_id, position, slot_type.pk, start, start + slot_length)
-                slots.append((*slot, slot_type.bookable, slot_type.capacity, 0))  # booked_count 0
+                slots.append((*slot, slot_type.bookable, slot_type.capacity, 0, 0))  # booked_count, held_count 0
             session_id += 1
         allocation_id += 1
     return RotaState(
