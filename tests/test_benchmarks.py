@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -61,7 +63,7 @@ def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bench_database() -> Iterator[dict[str, str]]:
     """The suite's vendor for the benchmarks: when DATABASE_URL is PostgreSQL, a database of their own on the same
     server (its name + "_bench_tiny"), made empty here and dropped afterwards; else the harness's own SQLite file."""
@@ -85,20 +87,38 @@ def bench_database() -> Iterator[dict[str, str]]:
         execute("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
-# With the connection storms: gunicorn and the cases' connections, and a minute of both CPUs, one after the other.
-@pytest.mark.xdist_group("fifty-connection-storms")
-def test_every_case_runs_once_at_tiny_size_with_its_checks(tmp_path: Path, bench_database: dict[str, str]) -> None:
-    from benchmarks.cases import CASES  # the names only: what each case builds depends on the size
+@dataclass(frozen=True)
+class TinyRun:
+    """Every case run once at the tiny size, in one subprocess: what it printed, and the file it wrote."""
 
-    vendor = "postgresql" if bench_database else "sqlite"
-    output = tmp_path / "tiny.json"
+    done: subprocess.CompletedProcess[str]
+    output: Path
+    vendor: str
+
+    def results(self) -> dict[str, Any]:
+        assert self.done.returncode == 0, self.done.stderr[-5000:]
+        assert "Traceback" not in self.done.stderr, self.done.stderr[-5000:]
+        data: dict[str, Any] = json.loads(self.output.read_text())
+        return data
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, bench_database: dict[str, str]) -> TinyRun:
+    """The tiny run, once for the tests of this module that read it (one xdist group: one worker)."""
+    output = tmp_path_factory.mktemp("bench") / "tiny.json"
     output.write_text(json.dumps({"cases": {"other_case": {"median_s": 1.0}}, "env": {"old": True}}))
     args = ("--size", "tiny", "--runs", "1", "--warmup", "0", "--output", str(output))
     done = run_benchmarks(*args, timeout=TINY_TIMEOUT_S, **bench_database)
-    assert done.returncode == 0, done.stderr[-5000:]
-    assert "Traceback" not in done.stderr, done.stderr[-5000:]
+    return TinyRun(done, output, "postgresql" if bench_database else "sqlite")
 
-    data = json.loads(output.read_text())
+
+# With the connection storms: gunicorn and the cases' connections, and a minute of both CPUs, one after the other.
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_every_case_runs_once_at_tiny_size_with_its_checks(tiny_run: TinyRun) -> None:
+    from benchmarks.cases import CASES  # the names only: what each case builds depends on the size
+
+    vendor, done = tiny_run.vendor, tiny_run.done
+    data = tiny_run.results()
     assert set(data) == {"cases", "env"}
     env, cases = data["env"], data["cases"]
     assert cases.pop("other_case") == {"median_s": 1.0}  # the file's other entries stay; its env is replaced
@@ -126,6 +146,30 @@ def test_every_case_runs_once_at_tiny_size_with_its_checks(tmp_path: Path, bench
     assert home["queries"] > 0
     for name, reason in env["skipped"].items():
         assert f"{name}: skipped ({reason})" in done.stdout
+
+
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_online_book_http_books_beside_reception_and_never_overbooks(tiny_run: TinyRun) -> None:
+    data = tiny_run.results()
+    if tiny_run.vendor != "postgresql":  # no skip: the harness reports it skipped, and says why
+        assert data["env"]["skipped"]["online_book_http"] == "needs PostgreSQL"
+        assert "online_book_http: skipped (needs PostgreSQL)" in tiny_run.done.stdout
+        return
+    from benchmarks.cases.online import BOOK_TINY
+
+    entry = data["cases"]["online_book_http"]
+    levels = [key.removesuffix("_overbooked") for key in entry if key.endswith("_overbooked")]
+    assert levels == [f"c{clients}" for clients in BOOK_TINY.per_client]
+    for level in levels:
+        assert entry[f"{level}_overbooked"] == 0, level
+        online, reception = entry[f"{level}_online_requests"], entry[f"{level}_reception_requests"]
+        online_refused, reception_refused = entry[f"{level}_online_refused"], entry[f"{level}_reception_refused"]
+        assert online == reception, level  # as many bookings from reception as code posts, into the same slots
+        assert online_refused < online and reception_refused < reception, level  # each side took places...
+        assert online_refused + reception_refused > 0, level  # ...and met the other in the same slots
+        assert 0 < entry[f"{level}_p50_s"] <= entry[f"{level}_p95_s"], level
+        assert 0 < entry[f"{level}_online_bookings_per_s"] < entry[f"{level}_bookings_per_s"], level
+        assert entry[f"{level}_ratio_to_healthz"] > 0, level
 
 
 def test_a_tiny_run_never_writes_the_full_size_results(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import random
@@ -12,8 +13,10 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dj_database_url
 import requests
@@ -24,6 +27,7 @@ from django.test import Client
 from django.urls import reverse
 
 from benchmarks.cases.common import (
+    CALENDAR_MONDAY,
     CALENDAR_TIME_ZONE,
     MODEL_BACKEND,
     CalendarSize,
@@ -33,14 +37,18 @@ from benchmarks.cases.common import (
     clinics_clear,
     register,
     slots_miscounted,
+    vacuum_analyze,
 )
 from benchmarks.harness import SETTINGS_MODULE, Case, Result, checked, sized
-from benchmarks.http_load import GunicornServer, percentile, run_clients
+from benchmarks.http_load import REQUEST_TIMEOUT_S, GunicornServer, percentile, run_clients
 from clinic.models import AuditEvent, Clinic, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling.models import Appointment, Session, Slot
 
 # --- Booking through real HTTP: gunicorn on PostgreSQL --------------------------------
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 BOOKING_SLUG = "bench-booking"
 BOOKING_RECEPTION = "bench-booking-reception-{:02}@example.invalid"  # one receptionist per client
@@ -59,8 +67,6 @@ FULL = BookingSizes(practitioners=40, patients=1_000, per_client={1: 160, 8: 40,
 TINY = BookingSizes(practitioners=2, patients=100, per_client={1: 5, 4: 7}, workers=1)  # 5 and 28: one group at 4
 SIZE = sized(FULL, TINY)
 
-BOOKING_PRACTITIONERS = SIZE.practitioners
-BOOKING_PATIENTS = SIZE.patients
 BOOKING_CLIENTS = tuple(SIZE.per_client)
 BOOKING_PER_CLIENT = SIZE.per_client
 BOOKING_GROUP_SHARE = 0.2  # of the requests go into group slots, each booked by several clients at once
@@ -115,42 +121,56 @@ def booking_request(base_url: str, slot: Slot, patient: Patient) -> Booking:
     return Booking(base_url + reverse("scheduling:book", args=[slot.public_id]), form)
 
 
+def slots_dealt(
+    clients: int, per_client: int, singles: Iterator[Slot], groups: Iterator[Slot], *, group_requests: int
+) -> tuple[list[list[Slot]], list[Slot]]:
+    """Each client's slots to book, and the group slots among them.
+
+    Most are single slots of their own; BOOKING_GROUP_SHARE are group slots, each ``group_requests`` times, dealt
+    round the clients, so that several clients book the same group at about the same point of their lists.
+    """
+    group_count = round(clients * per_client * BOOKING_GROUP_SHARE / group_requests)
+    group_slots = [next(groups) for _ in range(group_count)]
+    dealt = [slot for slot in group_slots for _ in range(group_requests)]
+    plan = []
+    for index in range(clients):
+        mine = dealt[index::clients]
+        at = {(2 * j + 1) * per_client // (2 * len(mine)) for j in range(len(mine))}
+        queue = iter(mine)
+        plan.append([next(queue) if position in at else next(singles) for position in range(per_client)])
+    return plan, group_slots
+
+
 def booking_plan(
     base_url: str, clients: int, singles: Iterator[Slot], groups: Iterator[Slot], patients: Iterator[Patient]
 ) -> tuple[list[list[Booking]], tuple[int, int]]:
-    """Each client's bookings, all (slot, patient) pairs distinct, and the (booked, refused) they must come to.
-
-    Most go into single slots of their own; the rest into group slots whose requests are dealt round the
-    clients, so that several clients book the same group at about the same point of their lists.
-    """
+    """Each client's bookings, all (slot, patient) pairs distinct, and the (booked, refused) they must come to."""
     per_client = BOOKING_PER_CLIENT[clients]
-    group_count = round(clients * per_client * BOOKING_GROUP_SHARE / BOOKING_GROUP_REQUESTS)
-    group_slots = [next(groups) for _ in range(group_count)]
-    group_requests = [slot for slot in group_slots for _ in range(BOOKING_GROUP_REQUESTS)]
-    plan = []
-    for index in range(clients):
-        mine = group_requests[index::clients]
-        at = {(2 * j + 1) * per_client // (2 * len(mine)) for j in range(len(mine))}
-        queue = iter(mine)
-        slots = [next(queue) if position in at else next(singles) for position in range(per_client)]
-        plan.append([booking_request(base_url, slot, next(patients)) for slot in slots])
-    booked = clients * per_client - len(group_requests)
+    slots, group_slots = slots_dealt(clients, per_client, singles, groups, group_requests=BOOKING_GROUP_REQUESTS)
+    plan = [[booking_request(base_url, slot, next(patients)) for slot in mine] for mine in slots]
+    booked = clients * per_client - len(group_slots) * BOOKING_GROUP_REQUESTS
     booked += sum(min(BOOKING_GROUP_REQUESTS, slot.capacity) for slot in group_slots)
     return plan, (booked, clients * per_client - booked)
 
 
-def booking_clinic() -> tuple[Clinic, list[User]]:
-    """The calendar's week for 40 practitioners, patients, and a receptionist (of this clinic only) per client."""
-    clinics_clear([BOOKING_SLUG])
-    clinic = Clinic.objects.create(
-        name="Benchmark booking", slug=BOOKING_SLUG, time_zone=CALENDAR_TIME_ZONE, internal_ids_enabled=True
-    )
-    calendar_rota(clinic, CalendarSize(BOOKING_SLUG, "", BOOKING_PRACTITIONERS, 0, 0, BOOKING_PATIENTS))
+def booking_clinic(
+    slug: str = BOOKING_SLUG,
+    name: str = "Benchmark booking",
+    *,
+    size: BookingSizes = SIZE,
+    reception: str = BOOKING_RECEPTION,
+    monday: dt.date = CALENDAR_MONDAY,
+) -> tuple[Clinic, list[User]]:
+    """The calendar's week (from ``monday``) for the size's practitioners, its patients, and a receptionist (of this
+    clinic only, named by ``reception``) per client."""
+    clinics_clear([slug])
+    clinic = Clinic.objects.create(name=name, slug=slug, time_zone=CALENDAR_TIME_ZONE, internal_ids_enabled=True)
+    calendar_rota(clinic, CalendarSize(slug, "", size.practitioners, 0, 0, size.patients), monday=monday)
     with transaction.atomic():
-        calendar_patients(clinic, random.Random(BOOKING_SEED), BOOKING_PATIENTS)
+        calendar_patients(clinic, random.Random(BOOKING_SEED), size.patients)
     users = []
-    for index in range(max(BOOKING_CLIENTS)):
-        username = BOOKING_RECEPTION.format(index)
+    for index in range(max(size.per_client)):
+        username = reception.format(index)
         user, created = User.objects.get_or_create(username=username, defaults={"email": username})
         if created:
             user.set_unusable_password()
@@ -163,17 +183,18 @@ def booking_clinic() -> tuple[Clinic, list[User]]:
     return clinic, users
 
 
-def gunicorn_workers() -> int:
-    """Two per CPU (or the size's own number), as long as every worker thread can keep a PostgreSQL connection."""
+def gunicorn_workers(wanted: int | None) -> int:
+    """Two per CPU (or ``wanted``), as long as every worker thread can keep a PostgreSQL connection."""
     with connection.cursor() as cursor:
         cursor.execute("SHOW max_connections")
         max_connections = int(cursor.fetchone()[0])
-    wanted = SIZE.workers or 2 * (os.cpu_count() or 2)
+    wanted = wanted or 2 * (os.cpu_count() or 2)
     return max(1, min(wanted, (max_connections - GUNICORN_CONNECTIONS_SPARE) // GUNICORN_THREADS))
 
 
-def booking_server() -> GunicornServer:
-    """gunicorn on the benchmarks' database (the URL the harness chose), DEBUG off, as the in-process cases."""
+def booking_server(workers: int | None = SIZE.workers, **settings_env: str) -> GunicornServer:
+    """gunicorn on the benchmarks' database (the URL the harness chose), DEBUG off, as the in-process cases;
+    ``settings_env``: more settings read from the environment (e.g. the public site's rate limits)."""
     url = os.environ["DATABASE_URL"]
     if str(dj_database_url.parse(url)["NAME"]) != str(settings.DATABASES[DEFAULT_DB_ALIAS]["NAME"]):
         raise RuntimeError("DATABASE_URL is not the database Django is using: refusing to start the server")
@@ -184,10 +205,11 @@ def booking_server() -> GunicornServer:
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
+        **settings_env,
     }
     return GunicornServer(
         "clinic.wsgi:application",
-        workers=gunicorn_workers(),
+        workers=gunicorn_workers(workers),
         threads=GUNICORN_THREADS,
         env=env,
         ready_path=reverse("healthz"),
@@ -209,39 +231,58 @@ def reception_session(base_url: str, user: User) -> requests.Session:
     return http
 
 
-@functools.cache
-def booking_setup() -> BookingState:
-    if connection.vendor != "postgresql":  # the harness skips the case elsewhere (Case.needs)
-        raise RuntimeError(f"booking_http measures gunicorn on PostgreSQL, and this database is {connection.vendor}")
-    load = os.getloadavg()[0]  # the other processes' share of the CPUs, before ours adds to it
-    clinic, users = booking_clinic()
+def on_postgresql(name: str) -> float:
+    """Refuse any database but PostgreSQL (the harness skips the case elsewhere: Case.needs); the load average
+    before the set-up, the other processes' share of the CPUs before ours adds to it."""
+    if connection.vendor != "postgresql":
+        raise RuntimeError(f"{name} measures gunicorn on PostgreSQL, and this database is {connection.vendor}")
+    return os.getloadavg()[0]
+
+
+def slots_shuffled(clinic: Clinic) -> tuple[Iterator[Slot], Iterator[Slot]]:
+    """The clinic's bookable single slots and group slots, each in a random order (the same every time)."""
     slots = Slot.objects.for_clinic(clinic).filter(bookable=True).select_related("slot_type").order_by("id")
     rng = random.Random(BOOKING_SEED)
     singles = [slot for slot in slots if slot.capacity == 1]
     groups = [slot for slot in slots if slot.capacity > 1]
     rng.shuffle(singles)
     rng.shuffle(groups)
+    return iter(singles), iter(groups)
+
+
+@contextmanager
+def server_started(name: str, server: GunicornServer, load: float) -> Iterator[str]:
+    """Start ``server`` and give its base URL to the rest of the set-up: stopped if that fails, else announced
+    with the load average before the set-up (``load``)."""
+    base_url = server.start()
+    try:
+        yield base_url
+    except BaseException:
+        server.stop()
+        raise
+    print(
+        f"{name}: gunicorn at {base_url}, {server.workers} workers x {server.threads} threads, "
+        f"{os.cpu_count()} CPUs; load average before the set-up {load:.1f}"
+        + (" (a busy machine: expect noisy figures)" if load > (os.cpu_count() or 1) else ""),
+        file=sys.stderr,
+    )
+
+
+@functools.cache
+def booking_setup() -> BookingState:
+    load = on_postgresql("booking_http")
+    clinic, users = booking_clinic()
+    single_slots, group_slots = slots_shuffled(clinic)  # no slot is in two of the runs
     patients = list(Patient.objects.for_clinic(clinic).filter(is_blocked=False).order_by("id"))
 
     server = booking_server()
-    base_url = server.start()
-    try:
+    with server_started("booking_http", server, load) as base_url:
         sessions = [reception_session(base_url, user) for user in users]
-        single_slots, group_slots = iter(singles), iter(groups)  # no slot is in two of the runs
         plans, expected = {}, {}
         for clients in BOOKING_CLIENTS:  # within a run, every patient is booked once at most
             plans[clients], expected[clients] = booking_plan(
                 base_url, clients, single_slots, group_slots, iter(patients)
             )
-    except BaseException:
-        server.stop()
-        raise
-    print(
-        f"booking_http: gunicorn at {base_url}, {server.workers} workers x {server.threads} threads, "
-        f"{os.cpu_count()} CPUs; load average before the set-up {load:.1f}"
-        + (" (a busy machine: expect noisy figures)" if load > (os.cpu_count() or 1) else ""),
-        file=sys.stderr,
-    )
     return BookingState(
         clinic=clinic,
         server=server,
@@ -252,32 +293,56 @@ def booking_setup() -> BookingState:
     )
 
 
-def book_all(http: requests.Session, bookings: Sequence[Booking]) -> list[Outcome]:
-    """One client's bookings, one after the other, as the calendar's form posts them without htmx."""
+def post_all(
+    http: requests.Session, posts: Sequence[Booking], judge: Callable[[requests.Response], tuple[str, str]]
+) -> list[Outcome]:
+    """One client's form posts, one after the other, each timed and judged: (kind, detail) of its response."""
     outcomes = []
-    for booking in bookings:
+    for post in posts:
         start = time.perf_counter()
-        response = http.post(booking.url, data=booking.form, allow_redirects=False, timeout=120)
+        response = http.post(post.url, data=post.form, allow_redirects=False, timeout=REQUEST_TIMEOUT_S)
         latency = time.perf_counter() - start
         # The success message waits in a cookie for the next page, which a browser would load at once: drop it.
         http.cookies.pop("messages", None)
-        if response.status_code == 302:
-            outcomes.append(Outcome("ok", latency))
-            continue
-        alert = ALERT.search(response.text)
-        message = alert.group(1).strip() if alert else ""
-        refused = response.status_code == 200 and message.startswith(BOOKING_REFUSALS)
-        outcomes.append(
-            Outcome("refused", latency) if refused else Outcome("error", latency, f"{response.status_code} {message}")
-        )
+        kind, detail = judge(response)
+        outcomes.append(Outcome(kind, latency, detail))
     return outcomes
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What a form's answer was: "ok" (a redirect to ``booked_at``), "refused" (the form again, ``refused_status``,
+    its ``message`` one of ``refusals``), or "error" with the status and message."""
+
+    refused_status: int
+    message: re.Pattern[str]
+    refusals: tuple[str, ...]
+    booked_at: str = ""  # a part of the redirect's Location
+
+    def __call__(self, response: requests.Response) -> tuple[str, str]:
+        if response.status_code == 302 and self.booked_at in response.headers.get("Location", ""):
+            return "ok", ""
+        found = self.message.search(response.text)
+        message = found.group(1).strip() if found else ""
+        if response.status_code == self.refused_status and message.startswith(self.refusals):
+            return "refused", ""
+        return "error", f"{response.status_code} {message}"
+
+
+# The booking form's answer: a redirect (booked), or the form again saying that the slot or group is full.
+booking_judged = Judge(refused_status=200, message=ALERT, refusals=BOOKING_REFUSALS)
+
+
+def book_all(http: requests.Session, bookings: Sequence[Booking]) -> list[Outcome]:
+    """One client's bookings, one after the other, as the calendar's form posts them without htmx."""
+    return post_all(http, bookings, booking_judged)
 
 
 def get_healthz(http: requests.Session, url: str, count: int) -> list[Outcome]:
     outcomes = []
     for _ in range(count):
         start = time.perf_counter()
-        response = http.get(url, timeout=120)
+        response = http.get(url, timeout=REQUEST_TIMEOUT_S)
         latency = time.perf_counter() - start
         ok = response.status_code == 200 and response.text == "ok"
         outcomes.append(Outcome("ok", latency) if ok else Outcome("error", latency, str(response.status_code)))
@@ -292,14 +357,19 @@ def level_of(clients: int, results: list[list[Outcome]], wall_s: float, cpu_s: f
     return Level(clients, len(outcomes), wall_s, latencies, kinds["refused"], cpu_s), errors
 
 
+def failures(errors: Sequence[str], requests: int) -> list[str]:
+    """The problem to report when requests failed (the five commonest answers), or none."""
+    if not errors:
+        return []
+    common = ", ".join(f"{count} x {detail!r}" for detail, count in Counter(errors).most_common(5))
+    return [f"{len(errors)} of {requests} requests failed ({common})"]
+
+
 def booking_check(state: BookingState, level: Level, errors: list[str], booked_so_far: int) -> None:
     """The responses and the database agree: every 302 is one live appointment, no slot holds more than its
     capacity, and every slot's booked_count is its number of live appointments. Anything else is an error."""
     clinic = state.clinic
-    problems = []
-    if errors:
-        common = ", ".join(f"{count} x {detail!r}" for detail, count in Counter(errors).most_common(5))
-        problems.append(f"{len(errors)} of {level.requests} requests failed ({common})")
+    problems = failures(errors, level.requests)
     found = (len(level.latencies_s), level.refused)
     if found != state.expected[level.clients]:
         problems.append(f"(booked, refused) are {found}, expected {state.expected[level.clients]}")
@@ -334,19 +404,26 @@ def booking_run(state: BookingState) -> None:
     state.runs.append(levels)
 
 
-def booking_floor(state: BookingState) -> None:
-    """As many GET /healthz (one SELECT 1, the same session and middleware) by as many clients."""
+def healthz_levels(
+    url: str, sessions: Mapping[int, Sequence[requests.Session]], count: Mapping[int, int]
+) -> dict[int, Level]:
+    """Per level (a number of clients): its ``sessions`` each GET /healthz ``count[level]`` times, all at once."""
     levels = {}
-    for clients in BOOKING_CLIENTS:
-        count = BOOKING_PER_CLIENT[clients]
+    for clients, https in sessions.items():
         results, wall_s, cpu_s = run_clients(
-            [functools.partial(get_healthz, http, state.healthz_url, count) for http in state.sessions[:clients]]
+            [functools.partial(get_healthz, http, url, count[clients]) for http in https]
         )
         level, errors = level_of(clients, results, wall_s, cpu_s)
         if errors:
-            raise RuntimeError(f"GET /healthz, {clients} clients: {len(errors)} failed ({Counter(errors)})")
+            raise RuntimeError(f"GET /healthz, {len(https)} clients: {len(errors)} failed ({Counter(errors)})")
         levels[clients] = level
-    state.floors.append(levels)
+    return levels
+
+
+def booking_floor(state: BookingState) -> None:
+    """As many GET /healthz (one SELECT 1, the same session and middleware) by as many clients."""
+    sessions = {clients: state.sessions[:clients] for clients in BOOKING_CLIENTS}
+    state.floors.append(healthz_levels(state.healthz_url, sessions, BOOKING_PER_CLIENT))
 
 
 def booking_reset(state: BookingState) -> None:
@@ -355,45 +432,74 @@ def booking_reset(state: BookingState) -> None:
         Appointment.objects.for_clinic(state.clinic).delete()
         AuditEvent.objects.for_clinic(state.clinic).delete()
         Slot.objects.for_clinic(state.clinic).exclude(booked_count=0).update(booked_count=0)
-    tables = ", ".join(m._meta.db_table for m in (Slot, Appointment, AuditEvent))
-    with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM (ANALYZE) {tables}")
+    vacuum_analyze(Slot, Appointment, AuditEvent)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """One level over the timed runs: p50 and p95 of the successful requests' latencies (all runs pooled), and
+    medians of the runs: bookings per second, /healthz requests per second, and the CPUs the clients used."""
+
+    p50_s: float
+    p95_s: float
+    bookings_per_s: float
+    healthz_per_s: float
+    client_cpus: float  # CPUs the clients kept from the server
+    healthz_client_cpus: float
+
+    @property
+    def ratio(self) -> float:
+        return self.bookings_per_s / self.healthz_per_s
+
+
+def rates_of(timed: Sequence[Level], floors: Sequence[Level]) -> Rates:
+    latencies = [latency for level in timed for latency in level.latencies_s]
+    return Rates(
+        p50_s=percentile(latencies, 0.5),
+        p95_s=percentile(latencies, 0.95),
+        bookings_per_s=statistics.median(len(level.latencies_s) / level.wall_s for level in timed),
+        healthz_per_s=statistics.median(floor.requests / floor.wall_s for floor in floors),
+        client_cpus=statistics.median(level.client_cpu_s / level.wall_s for level in timed),
+        healthz_client_cpus=statistics.median(floor.client_cpu_s / floor.wall_s for floor in floors),
+    )
+
+
+def timed_of(name: str, result: Result, runs: Sequence[T], floors: Sequence[U]) -> tuple[Sequence[T], Sequence[U]]:
+    """The records of the timed calls of run and floor, in the harness's order (after the warm-up ones)."""
+    warmup, count = int(result["warmup"]), int(result["runs"])
+    timed, timed_floors = runs[warmup : warmup + count], floors[warmup : warmup + count]
+    if len(timed) != count or len(timed_floors) != count:
+        raise RuntimeError(f"{name}: {len(runs)} runs and {len(floors)} floors recorded")
+    return timed, timed_floors
 
 
 def booking_figures(result: Result) -> Result:
     """Per number of clients, over the timed runs: p50 and p95 of the successful bookings' latencies (all runs
     pooled), bookings per second and /healthz requests per second (medians of the runs), and their ratio."""
     state = booking_setup()
-    warmup, runs = int(result["warmup"]), int(result["runs"])
-    timed, floors = state.runs[warmup : warmup + runs], state.floors[warmup : warmup + runs]
-    if len(timed) != runs or len(floors) != runs:
-        raise RuntimeError(f"booking_http: {len(state.runs)} runs and {len(state.floors)} floors recorded")
+    timed, floors = timed_of("booking_http", result, state.runs, state.floors)
     figures: Result = {"gunicorn_workers": state.server.workers, "gunicorn_threads": state.server.threads}
     lines = [
         f"{'clients':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'bookings/s':>10}  {'healthz/s':>10}  {'ratio':>6}"
         f"  {'client CPUs':>11}"
     ]
     for clients in BOOKING_CLIENTS:
-        latencies = [latency for run in timed for latency in run[clients].latencies_s]
-        booked_per_s = statistics.median(len(run[clients].latencies_s) / run[clients].wall_s for run in timed)
-        healthz_per_s = statistics.median(floor[clients].requests / floor[clients].wall_s for floor in floors)
-        p50, p95, ratio = percentile(latencies, 0.5), percentile(latencies, 0.95), booked_per_s / healthz_per_s
-        client_cpus = statistics.median(run[clients].client_cpu_s / run[clients].wall_s for run in timed)
-        healthz_client_cpus = statistics.median(floor[clients].client_cpu_s / floor[clients].wall_s for floor in floors)
+        rates = rates_of([run[clients] for run in timed], [floor[clients] for floor in floors])
         figures |= {
             f"c{clients}_requests": timed[0][clients].requests,
             f"c{clients}_refused": timed[0][clients].refused,
-            f"c{clients}_p50_s": p50,
-            f"c{clients}_p95_s": p95,
-            f"c{clients}_bookings_per_s": round(booked_per_s, 2),
-            f"c{clients}_healthz_per_s": round(healthz_per_s, 2),
-            f"c{clients}_ratio_to_healthz": round(ratio, 4),
-            f"c{clients}_client_cpus": round(client_cpus, 3),  # CPUs the clients kept from the server
-            f"c{clients}_healthz_client_cpus": round(healthz_client_cpus, 3),
+            f"c{clients}_p50_s": rates.p50_s,
+            f"c{clients}_p95_s": rates.p95_s,
+            f"c{clients}_bookings_per_s": round(rates.bookings_per_s, 2),
+            f"c{clients}_healthz_per_s": round(rates.healthz_per_s, 2),
+            f"c{clients}_ratio_to_healthz": round(rates.ratio, 4),
+            f"c{clients}_client_cpus": round(rates.client_cpus, 3),
+            f"c{clients}_healthz_client_cpus": round(rates.healthz_client_cpus, 3),
         }
         lines.append(
-            f"{clients:>7}  {p50 * 1000:>8.1f}  {p95 * 1000:>8.1f}  {booked_per_s:>10.1f}  {healthz_per_s:>10.1f}"
-            f"  {ratio:>6.3f}  {client_cpus:>4.2f} {healthz_client_cpus:>6.2f}"
+            f"{clients:>7}  {rates.p50_s * 1000:>8.1f}  {rates.p95_s * 1000:>8.1f}  {rates.bookings_per_s:>10.1f}"
+            f"  {rates.healthz_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.client_cpus:>4.2f}"
+            f" {rates.healthz_client_cpus:>6.2f}"
         )
     print("booking_http (gunicorn, PostgreSQL):\n" + "\n".join(lines) + "\n")
     return figures

@@ -12,16 +12,26 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.test import Client
 from django.urls import reverse
 
 from benchmarks.harness import Case, Result, measure
 from clinic.models import AuditEvent, Clinic, Location, Membership, Practitioner, PractitionerRole
+from online.models import OnlineBooking
 from patients.identifiers import name_key, nhs_number_is_valid
 from patients.models import InternalIdCounter, Patient, format_internal_id
 from scheduling.forms import SELF_PAY
-from scheduling.models import Allocation, Appointment, AppointmentStatus, OfficeHours, OtherEvent, Session, Slot
+from scheduling.models import (
+    Allocation,
+    Appointment,
+    AppointmentStatus,
+    Hold,
+    OfficeHours,
+    OtherEvent,
+    Session,
+    Slot,
+)
 from scheduling.services.rota import AllocationRequest, allocation_create
 from sessions_setup.models import SessionTemplate, SlotKind, SlotType, TemplateSlot
 
@@ -236,6 +246,8 @@ def clinics_clear(slugs: Sequence[str]) -> None:
         return
     with transaction.atomic():
         for model in (
+            OnlineBooking,
+            Hold,
             AuditEvent,
             Appointment,
             OtherEvent,
@@ -286,9 +298,11 @@ def calendar_patients(clinic: Clinic, rng: random.Random, count: int) -> list[Pa
     return list(Patient.objects.for_clinic(clinic).order_by("id"))
 
 
-def calendar_rota(clinic: Clinic, size: CalendarSize, *, weeks: int = 1) -> list[Practitioner]:
-    """Slot types, the AM and PM templates, the practitioners and their sessions for the week (or ``weeks``
-    weeks from it)."""
+def calendar_rota(
+    clinic: Clinic, size: CalendarSize, *, weeks: int = 1, monday: dt.date = CALENDAR_MONDAY
+) -> list[Practitioner]:
+    """Slot types, the AM and PM templates, the practitioners and their sessions for the week of ``monday`` (or
+    ``weeks`` weeks from it)."""
     location = Location.objects.create(
         clinic=clinic, name="Main surgery", kind=Location.Kind.MAIN, time_zone=CALENDAR_TIME_ZONE
     )
@@ -325,14 +339,14 @@ def calendar_rota(clinic: Clinic, size: CalendarSize, *, weeks: int = 1) -> list
         )
         for i in range(1, size.practitioners + 1)
     ]
-    friday = CALENDAR_MONDAY + dt.timedelta(weeks=weeks, days=-3)  # of the last week
+    friday = monday + dt.timedelta(weeks=weeks, days=-3)  # of the last week
     for practitioner in practitioners:
         for template, start in templates:
             allocation_create(
                 clinic=clinic,
                 actor=None,
                 request=AllocationRequest(
-                    template, practitioner, location, start, CALENDAR_MONDAY, friday, CALENDAR_WEEKDAYS, every_weeks=1
+                    template, practitioner, location, start, monday, friday, CALENDAR_WEEKDAYS, every_weeks=1
                 ),
             )
     return practitioners
@@ -409,6 +423,27 @@ def slots_miscounted(clinic: Clinic) -> int:
         live=models.Count("appointments", filter=~models.Q(appointments__status=AppointmentStatus.CANCELLED))
     )
     return counted.exclude(booked_count=models.F("live")).count()
+
+
+def slots_overbooked(clinic: Clinic) -> int:
+    """How many of the clinic's slots hold more places than their capacity (live appointments and live holds), or
+    count them wrong: a booked_count other than the two together, or a held_count other than the live holds."""
+    live = ~models.Q(appointments__status=AppointmentStatus.CANCELLED)
+    counted = Slot.objects.for_clinic(clinic).annotate(
+        live=models.Count("appointments", filter=live, distinct=True),
+        held=models.Count("holds", filter=models.Q(holds__ended_at__isnull=True), distinct=True),
+    )
+    taken = models.F("live") + models.F("held")
+    return counted.filter(
+        models.Q(capacity__lt=taken) | ~models.Q(booked_count=taken) | ~models.Q(held_count=models.F("held"))
+    ).count()
+
+
+def vacuum_analyze(*tables: type[models.Model]) -> None:
+    """VACUUM (ANALYZE) the models' tables (PostgreSQL): a reset's dead rows gone, statistics as autovacuum would
+    leave them, so that each run starts from the same database."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(model._meta.db_table for model in tables)}")
 
 
 def booking_fields(slot: Slot, patient: Patient, action: str) -> dict[str, str]:
