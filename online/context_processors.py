@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from clinic.nudges import cache_quietly
 from online.access import may_answer_requests
-from online.services import REQUESTS_CACHE
+from online.services import REQUESTS_VERSION
 from patients.models import may_see_blocked
 
 CACHE_SECONDS = 300
@@ -22,9 +22,11 @@ def online_requests(request: HttpRequest) -> dict[str, Any]:
     if not may_answer_requests(membership):
         return {}
     clinic_id = membership.clinic_id  # type: ignore[union-attr]
-    key = REQUESTS_CACHE.format(clinic_id)
     sees_blocked = may_see_blocked(membership)
-    cached = cache_quietly(lambda: cache.get(key) or {}, None)
+    # The version first: a change committed after this read moves it, so what is stored now is never read again.
+    version = cache_quietly(lambda: cache.get(REQUESTS_VERSION.format(clinic_id), 0), None)
+    key = f"online-requests:{clinic_id}:{version}"
+    cached = cache_quietly(lambda: cache.get(key) or {}, None) if version is not None else None
     if cached is None or sees_blocked not in cached:
         from online.models import OnlineSettings
         from online.selectors import pending_count

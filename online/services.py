@@ -196,6 +196,12 @@ def _book(
     else:
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
             raise BookingError("You are already booked at this time.")
+        if (
+            OnlineBooking.objects.for_clinic(clinic)
+            .filter(slot=slot, patient=patient, status=OnlineStatus.PENDING)
+            .exists()
+        ):
+            raise BookingError("You have already asked for this time: the clinic will email you its answer.")
         booking.hold = hold_take(
             clinic=clinic,
             actor=None,
@@ -380,14 +386,20 @@ def _tell_declined(booking: OnlineBooking, reason: str) -> None:
     )
 
 
-REQUESTS_CACHE = "online-requests-changed:{}"
+REQUESTS_VERSION = "online-requests-version:{}"
 
 
 def _requests_changed(clinic_id: int) -> None:
-    """The header's count of requests is cached per clinic; forget it once this change commits."""
+    """The header's count of requests is cached per clinic under a version; once this change commits, the
+    version moves on, so a count read before the commit (and stored after it) is never read again."""
     from django.core.cache import cache
 
-    transaction.on_commit(lambda: cache_quietly(lambda: cache.delete(REQUESTS_CACHE.format(clinic_id)), None))
+    def bump() -> None:
+        key = REQUESTS_VERSION.format(clinic_id)
+        if not cache.add(key, 1, timeout=None):
+            cache.incr(key)
+
+    transaction.on_commit(lambda: cache_quietly(bump, None))
 
 
 # --- Settings ------------------------------------------------------------------------------------------------

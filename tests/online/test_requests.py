@@ -120,3 +120,29 @@ def test_the_queue_is_for_reception_and_admins_and_hides_other_clinics(
 def test_the_header_counts_waiting_requests_for_reception(reception_client_a: Client, requested):
     page = reception_client_a.get(reverse("patients:list")).content.decode()
     assert "Online requests" in page and 'class="count"' in page
+
+
+def test_the_header_count_follows_the_queue(reception_client_a: Client, requested):
+    assert '<span class="count">1<' in reception_client_a.get(reverse("patients:list")).content.decode()
+    reception_client_a.post(reverse("online:accept", args=[requested.public_id]))
+    page = reception_client_a.get(reverse("patients:list")).content.decode()
+    assert "Online requests" in page and 'class="count"' not in page
+
+
+def test_one_patient_cannot_hold_two_places_of_one_group_by_asking_twice(
+    client: Client, clinic_a, online_on, gp, surgery, requests_only
+):
+    import datetime as dt
+
+    from tests.factories import SlotTypeFactory, allocate_session
+    from tests.online.conftest import next_week_day
+
+    group = SlotTypeFactory.create(clinic=clinic_a, capacity=4, online_bookable=True, default_length_minutes=60)
+    slot = allocate_session(
+        clinic_a, practitioner=gp, location=surgery, day=next_week_day(clinic_a), start=dt.time(10), slot_types=[group]
+    ).slots.get()
+    book_online(client, clinic_a, group, slot)
+    again = book_online(client, clinic_a, group, slot)
+    assert "You have already asked for this time" in again.content.decode()
+    slot.refresh_from_db()
+    assert (slot.booked_count, slot.held_count) == (1, 1)
