@@ -157,6 +157,7 @@ def place_offered(
         slot_type=slot_type,
         now=now,
         until=slot.ends_at,
+        starting_from=slot.starts_at,
         practitioners=[practitioner],
         location=slot.session.location,
         notice=dt.timedelta(hours=online.notice_hours),

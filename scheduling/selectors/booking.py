@@ -153,9 +153,11 @@ def online_places(
     location: Location | None = None,
     notice: dt.timedelta = dt.timedelta(0),
     horizon: dt.timedelta | None = None,
+    starting_from: dt.datetime | None = None,
 ) -> list[OnlinePlace]:
     """The free places of one online slot type from now + notice to `until` (and no further than now + horizon),
-    soonest first: bookable places left in sessions on the rota of these practitioners (None: anyone), inside
+    soonest first (none starting before `starting_from`, when given: one place checked again): bookable places
+    left in sessions on the rota of these practitioners (None: anyone), inside
     each practitioner's online-booking availability (weekly windows, date overrides) less busy events (timed
     and all-day, Google's included), honouring the type's release rule on the slot's clock. A slot must lie
     wholly inside one open window. Clinic-wide sessions have no availability, so none is offered.
@@ -165,7 +167,7 @@ def online_places(
     """
     if not (slot_type.bookable and slot_type.online_bookable and slot_type.is_active):
         return []
-    first = now + notice
+    first = max(now + notice, starting_from) if starting_from is not None else now + notice
     last = min(until, now + horizon) if horizon is not None else until
     if last <= first:
         return []
