@@ -71,15 +71,24 @@ def _context(request: HttpRequest, clinic: Any, online: Any, appointment: Appoin
     }
 
 
-@public
-@require_http_methods(["GET", "POST"])
-def manage(request: HttpRequest, slug: str, token: str) -> HttpResponse:
-    """The appointment; POST cancels it (the page asks first)."""
+def _opened(request: HttpRequest, slug: str, token: str) -> tuple[Any, Any, Appointment, dict[str, Any]] | HttpResponse:
+    """The clinic, its settings, the appointment the link names and the page's context; or the answer to too many
+    tries from one address."""
     clinic, online = _clinic(slug)
     if over_limit("manage", client_ip(request), limit=settings.ONLINE_PAGE_LIMIT, window_seconds=60):
         return _too_many(request, clinic, online)
     appointment = _appointment(clinic, token)
-    context = _context(request, clinic, online, appointment, token)
+    return clinic, online, appointment, _context(request, clinic, online, appointment, token)
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def manage(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """The appointment; POST cancels it (the page asks first)."""
+    opened = _opened(request, slug, token)
+    if isinstance(opened, HttpResponse):
+        return opened
+    clinic, online, appointment, context = opened
     if request.method == "POST":
         if request.POST.get("confirm") != "cancel":
             context["confirming"] = True
@@ -99,11 +108,10 @@ def manage(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def move(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """Another free time of the same type (any practitioner who books at once); POST moves to it."""
-    clinic, online = _clinic(slug)
-    if over_limit("manage", client_ip(request), limit=settings.ONLINE_PAGE_LIMIT, window_seconds=60):
-        return _too_many(request, clinic, online)
-    appointment = _appointment(clinic, token)
-    context = _context(request, clinic, online, appointment, token)
+    opened = _opened(request, slug, token)
+    if isinstance(opened, HttpResponse):
+        return opened
+    clinic, online, appointment, context = opened
     if request.method == "POST":
         try:
             services.patient_move(

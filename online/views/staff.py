@@ -62,9 +62,8 @@ def practitioner_set(request: ClinicRequest, practitioner: UUID) -> HttpResponse
     """One practitioner's online booking (the settings page's row, on a page of its own when opened directly)."""
     found = scoped_get_or_404(Practitioner, request.clinic, public_id=practitioner)
     if request.method == "GET":
-        row = PractitionerOnline.objects.for_clinic(request.clinic).filter(practitioner=found).first()
-        initial = {"accepts": row.accepts if row else True, "mode": row.mode if row else BookingMode.INSTANT}
-        context = {"practitioner": found, "form": PractitionerOnlineForm(initial=initial)}
+        accepts, mode = selectors.mode_of(request.clinic, found.pk)
+        context = {"practitioner": found, "form": PractitionerOnlineForm(initial={"accepts": accepts, "mode": mode})}
         return render(request, "online/practitioner.html", context)
     form = PractitionerOnlineForm(request.POST)
     if form.is_valid():
