@@ -66,13 +66,14 @@ def is_number(value: object) -> bool:
 @pytest.fixture(scope="module")
 def bench_database() -> Iterator[dict[str, str]]:
     """The suite's vendor for the benchmarks: when DATABASE_URL is PostgreSQL, a database of their own on the same
-    server (its name + "_bench_tiny"), made empty here and dropped afterwards; else the harness's own SQLite file."""
+    server (its name + "_bench_tiny_<pid>"), made empty here and dropped afterwards; else the harness's own SQLite file."""
     url = os.environ.get("DATABASE_URL", "")
     if not url or dj_database_url.parse(url)["ENGINE"] != "django.db.backends.postgresql":
         yield {}
         return
     parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench_tiny"
+    # The process in the name: a second worker (or a second setup of this fixture) never races for the same name.
+    name = parts.path.lstrip("/") + f"_bench_tiny_{os.getpid()}"
     server = parts._replace(path="/postgres", query="").geturl()
 
     def execute(statement: str) -> None:

@@ -66,8 +66,6 @@ SKIPPED_FOR_EVERYONE = {
     "calendar_sync:google-webhook": POST_ONLY,
     "notifications:twilio-status": POST_ONLY,
     "notifications:twilio-inbound": POST_ONLY,
-    "online:practitioner": POST_ONLY,
-    "online:accept": POST_ONLY,
 }
 ADMINS_ONLY = "403 (clinic admins only)"
 CLINIC_ADMIN_PAGES = dict.fromkeys(
@@ -124,6 +122,7 @@ SKIPPED: dict[str, dict[str, str]] = {
             "patients:import",
             "patients:coverage-add",
             "patients:coverage-edit",
+            "patients:merge",
         ),
         "403 (reception and admins change patient records)",
     )
