@@ -333,6 +333,7 @@ class OnlineBookState:
     reception: list[requests.Session]  # one per receptionist, logged in
     plans: dict[int, Contest]
     healthz_url: str
+    checks: list[EmailCheck]  # as setup made them: a used check is deleted with its booking, so each run restores them
     runs: list[dict[int, ContestLevel]] = field(default_factory=list)
     floors: list[dict[int, Level]] = field(default_factory=list)
 
@@ -479,7 +480,7 @@ def online_book_setup() -> OnlineBookState:
         for clients in BOOK_SIZE.per_client:
             plans[clients], more = contest_plan(base_url, clinic, clients, slots, patients, numbers, rng)
             checks += more
-        EmailCheck.objects.bulk_create(checks, batch_size=500)
+        checks = EmailCheck.objects.bulk_create(checks, batch_size=500)
         vacuum_analyze(Slot, Session, Patient, Practitioner, EmailCheck, Availability, PractitionerOnline)
         reception = [reception_session(base_url, user) for user in users]
         public = [public_session(posts[0].url) for posts in plans[max(plans)].online]
@@ -490,6 +491,7 @@ def online_book_setup() -> OnlineBookState:
         reception=reception,
         plans=plans,
         healthz_url=base_url + reverse("healthz"),
+        checks=checks,
     )
 
 
@@ -573,7 +575,12 @@ def online_book_reset(state: OnlineBookState) -> None:
         Message.objects.for_clinic(clinic).delete()
         Patient.objects.for_clinic(clinic).filter(registered_online=True).delete()
         InternalIdCounter.objects.for_clinic(clinic).update(last_number=BOOK_SIZE.patients)
-        EmailCheck.objects.for_clinic(clinic).exclude(used_at=None, attempts=0).update(used_at=None, attempts=0)
+        # Every code unused again: the checks as setup made them (a booked one was deleted with its booking).
+        EmailCheck.objects.for_clinic(clinic).delete()
+        fields = [f.attname for f in EmailCheck._meta.concrete_fields]
+        EmailCheck.objects.bulk_create(
+            [EmailCheck(**{name: getattr(check, name) for name in fields}) for check in state.checks], batch_size=500
+        )
         Slot.objects.for_clinic(clinic).exclude(booked_count=0, held_count=0).update(booked_count=0, held_count=0)
     vacuum_analyze(Slot, Appointment, Hold, OnlineBooking, AuditEvent, Message, Patient, EmailCheck)
 
