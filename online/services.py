@@ -114,20 +114,28 @@ def check_start(
 
 
 def check_verify(*, clinic: Clinic, online: OnlineSettings, token: str, code: str) -> OnlineBooking:
-    """Check the code; when right, book (or request) the time the check was for. Wrong codes count against the
-    check (CODE_TRIES), each counted in its own committed write."""
+    """Check the code; when right, book (or request) the time the check was for. Every try takes one of the
+    check's CODE_TRIES first, in one conditional write of its own, so tries sent all at once cannot get past the
+    limit."""
     now = timezone.now()
     check = EmailCheck.objects.for_clinic(clinic).filter(token=token).first()
     if check is None or check.used_at is not None or check.expires_at <= now:
         raise CheckError("This code has expired or has been used. Please start again to get a new one.")
-    if check.attempts >= CODE_TRIES:
+    counted = (
+        EmailCheck.objects.for_clinic(clinic)
+        .filter(pk=check.pk, attempts__lt=CODE_TRIES, used_at__isnull=True)
+        .update(attempts=F("attempts") + 1)
+    )
+    if not counted:
         raise CheckError("Too many wrong codes. Please start again to get a new one.")
     if not hmac.compare_digest(check.code_hash, _code_hash(token, (code or "").strip())):
-        EmailCheck.objects.for_clinic(clinic).filter(pk=check.pk).update(attempts=F("attempts") + 1)
-        left = CODE_TRIES - check.attempts - 1
+        left = (
+            CODE_TRIES
+            - EmailCheck.objects.for_clinic(clinic).filter(pk=check.pk).values_list("attempts", flat=True).get()
+        )
         raise CheckError(
             f"That code is not right. {left} {'try' if left == 1 else 'tries'} left."
-            if left
+            if left > 0
             else "Too many wrong codes. Please start again to get a new one."
         )
     with transaction.atomic():

@@ -66,7 +66,8 @@ def is_number(value: object) -> bool:
 @pytest.fixture(scope="module")
 def bench_database() -> Iterator[dict[str, str]]:
     """The suite's vendor for the benchmarks: when DATABASE_URL is PostgreSQL, a database of their own on the same
-    server (its name + "_bench_tiny_<pid>"), made empty here and dropped afterwards; else the harness's own SQLite file."""
+    server (its name + "_bench_tiny_<pid>"), made empty here and dropped afterwards; else the harness's own SQLite
+    file."""
     url = os.environ.get("DATABASE_URL", "")
     if not url or dj_database_url.parse(url)["ENGINE"] != "django.db.backends.postgresql":
         yield {}

@@ -201,3 +201,28 @@ def test_a_requests_times_say_so_before_the_patient_books(client: Client, clinic
     slot = session.slots.first()
     page = client.get(reverse("online:details", args=[clinic_a.slug, consult.public_id, slot.public_id]))
     assert "This time is a request" in page.content.decode()
+
+
+def test_wrong_codes_sent_all_at_once_never_get_past_five_tries(clinic_a, online_on, consult, session):
+    from online.services import CODE_TRIES, check_verify
+    from tests.concurrent import all_at_once
+    from tests.online.conftest import pending_check
+
+    token, code = pending_check(clinic_a, consult, session.slots.first(), first_name="Ada", email="ada@example.org")
+    wrong = "000000" if code != "000000" else "111111"
+
+    def guess():
+        check_verify(clinic=clinic_a, online=online_on, token=token, code=wrong)
+        return "booked"
+
+    outcomes = all_at_once([guess for _ in range(12)])
+    assert not any(o == "booked" or o.startswith("ERROR") for o in outcomes), outcomes
+    assert EmailCheck.objects.get(token=token).attempts == CODE_TRIES
+    assert sum("Too many wrong codes" in o for o in outcomes) >= 12 - CODE_TRIES
+    right = None  # the right code no longer works either: the check is spent
+    try:
+        check_verify(clinic=clinic_a, online=online_on, token=token, code=code)
+    except Exception as error:  # noqa: BLE001 - the refusal is what is tested
+        right = str(error)
+    assert right is not None and "Too many wrong codes" in right
+    assert not Appointment.objects.exists()
