@@ -11,8 +11,28 @@ from django.db import connection
 from scheduling.services.booking import BookingError
 
 
+def room_for(connections: int, timeout: float = 60.0) -> None:
+    """On PostgreSQL, wait (up to `timeout`) until the server has room for this many more connections: the other
+    test process, or a server the previous test stopped, may still hold some for a moment, and a storm that found
+    "too many clients" would fail for a reason that is not the code's."""
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        limit = int(cursor.fetchone()[0])
+        reserved = 5  # superuser_reserved_connections is 3 by default; a little more for the test's own
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+            if cursor.fetchone()[0] + connections + reserved <= limit:
+                return
+            time.sleep(0.25)
+
+
 def all_at_once(jobs: list[Callable[[], str]]) -> list[str]:
-    """Run every job at the same moment, each in its own thread and database connection."""
+    """Run every job at the same moment, each in its own thread and database connection (once the database has
+    room for them all)."""
+    room_for(len(jobs))
     barrier = threading.Barrier(len(jobs))
     outcomes: list[str] = []
     lock = threading.Lock()

@@ -15,6 +15,7 @@ from django.urls import reverse
 from online.models import OnlineBooking
 from patients.models import Patient
 from scheduling.models import Appointment, AppointmentSource
+from tests.concurrent import room_for
 from tests.factories import PatientFactory, SlotTypeFactory, allocate_session
 from tests.online.conftest import next_week_day, pending_check
 from tests.scheduling.test_booking_concurrency import roomy_server  # noqa: F401 - the fixture
@@ -47,6 +48,7 @@ def test_online_and_reception_bookings_race_for_four_places_and_exactly_four_win
     staff.force_login(reception_a.user, backend="django.contrib.auth.backends.ModelBackend")
     staff_cookies = {"sessionid": staff.cookies["sessionid"].value, "csrftoken": CSRF}
     jobs = [("online", token, code) for token, code in online] + [("reception", p, None) for p in patients]
+    room_for(len(jobs) + 2)  # the server's request threads, one connection each
     barrier = threading.Barrier(len(jobs))
 
     def post(job):

@@ -11,7 +11,7 @@ from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from scheduling.models import Appointment, Slot
 from scheduling.services.booking import BookingRequest, appointment_book
-from tests.concurrent import all_at_once
+from tests.concurrent import all_at_once, room_for
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 
 # Each storm holds about fifty database connections at once; PostgreSQL allows a hundred by default.
@@ -112,6 +112,7 @@ def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, r
     signed_in.force_login(reception_a.user, backend="django.contrib.auth.backends.ModelBackend")
     cookies = {"sessionid": signed_in.cookies["sessionid"].value, "csrftoken": "t" * 32}
     url = roomy_server + reverse("scheduling:book", args=[slot.public_id])
+    room_for(len(patients) + 2)  # the server's request threads, one connection each
     barrier = threading.Barrier(len(patients))
 
     def post(patient):
