@@ -20,6 +20,15 @@
     }
   });
 
+  // A day or a week chosen on the strip swaps the times in (htmx): the focus stays on the link pressed, found
+  // again by its id in the new strip, so a keyboard or screen-reader user is not sent back to the page's start.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var trigger = event.detail && event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!trigger || !trigger.id || !trigger.closest || !trigger.id.startsWith("strip-")) { return; }
+    var again = document.getElementById(trigger.id);
+    if (again && document.activeElement !== again) { again.focus(); }
+  });
+
   document.addEventListener("change", function (event) {
     var select = event.target;
     if (select instanceof HTMLSelectElement && select.form && select.form.classList.contains("finder")) {
