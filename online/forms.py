@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django import forms
 from django.utils import timezone
@@ -100,7 +99,3 @@ class DeclineForm(forms.Form):
     reason = forms.ChoiceField(
         label="Reason given to the patient", choices=DECLINE_CHOICES, widget=forms.RadioSelect, initial="taken"
     )
-
-
-def prefixed(form_class: type[forms.Form], prefix: str, data: Any = None, **kwargs: Any) -> forms.Form:
-    return form_class(data, prefix=prefix, **kwargs)

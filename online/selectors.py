@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from clinic.models import Clinic, Location, Practitioner
 from online.models import BookingMode, OnlineBooking, OnlineSettings, OnlineStatus, PractitionerOnline
 from patients.models import visible_patients
-from scheduling.models import Availability
+from scheduling.models import Availability, Slot
 from scheduling.selectors.booking import OnlinePlace, online_places, slot_details
 from sessions_setup.models import SlotType
 
@@ -76,8 +76,15 @@ def requests_only(clinic: Clinic) -> set[int]:
 
 def mode_of(clinic: Clinic, practitioner_id: int) -> tuple[bool, str]:
     """(accepts online bookings, instant or request) of one practitioner."""
-    row = PractitionerOnline.objects.for_clinic(clinic).filter(practitioner_id=practitioner_id).first()
-    return (True, BookingMode.INSTANT) if row is None else (row.accepts, row.mode)
+    return online_modes(clinic, [practitioner_id])[practitioner_id]
+
+
+def online_modes(clinic: Clinic, practitioner_ids: Sequence[int]) -> dict[int, tuple[bool, str]]:
+    """(accepts online bookings, instant or request) of each practitioner: a practitioner without a row of their
+    own takes instant bookings."""
+    rows = PractitionerOnline.objects.for_clinic(clinic).filter(practitioner_id__in=practitioner_ids)
+    found = {row.practitioner_id: (row.accepts, row.mode) for row in rows}
+    return {pk: found.get(pk, (True, BookingMode.INSTANT)) for pk in practitioner_ids}
 
 
 def online_locations(clinic: Clinic) -> list[Location]:
@@ -136,19 +143,25 @@ def free_times(
     return Times(days=days, by_day=by_day, zone=zone)
 
 
+class Offered(NamedTuple):
+    """A time a patient may book online now: the place as listed, its slot (locked and booked by the caller) and
+    whether the practitioner's online bookings are instant or requests."""
+
+    place: OnlinePlace
+    slot: Slot
+    mode: str
+
+
 def place_offered(
     *, clinic: Clinic, online: OnlineSettings, slot_type: SlotType, slot_public_id: str, now: dt.datetime
-) -> OnlinePlace | None:
-    """The free time of this slot, if a patient may still book it online now (every rule of free_times)."""
-    try:
-        UUID(str(slot_public_id))
-    except ValueError:
-        return None
+) -> Offered | None:
+    """This slot's free time, if a patient may still book it online now (every rule of free_times), with the slot
+    and the practitioner's mode, read once for the page or the booking that asks."""
     slot = slot_details(clinic=clinic, slot_public_id=slot_public_id)
     practitioner = slot.session.practitioner if slot is not None else None
     if slot is None or practitioner is None or slot.slot_type_id != slot_type.pk:
         return None
-    accepts, _mode = mode_of(clinic, practitioner.pk)
+    accepts, mode = mode_of(clinic, practitioner.pk)
     if not accepts:
         return None
     horizon = dt.timedelta(days=online.horizon_days)
@@ -163,8 +176,8 @@ def place_offered(
         notice=dt.timedelta(hours=online.notice_hours),
         horizon=horizon,
     ):
-        if str(place.slot) == str(slot.public_id):
-            return place
+        if place.slot == slot.public_id:
+            return Offered(place, slot, mode)
     return None
 
 
@@ -180,11 +193,7 @@ def pending_requests(*, clinic: Clinic, membership: Membership | None) -> QueryS
 
 
 def pending_count(*, clinic: Clinic, membership: Membership | None) -> int:
-    return (
-        OnlineBooking.objects.for_clinic(clinic)
-        .filter(visible_patients(membership, through="patient"), status=OnlineStatus.PENDING)
-        .count()
-    )
+    return pending_requests(clinic=clinic, membership=membership).count()
 
 
 def recent_decisions(*, clinic: Clinic, membership: Membership | None, limit: int = 20) -> list[OnlineBooking]:

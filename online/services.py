@@ -30,11 +30,10 @@ from notifications.models import Kind
 from notifications.recording import slot_news_record
 from notifications.wording import DECLINE_REASONS
 from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineSettings, OnlineStatus, PractitionerOnline
-from online.selectors import mode_of, place_offered
+from online.selectors import place_offered
 from patients.selectors import patient_matching_online
 from patients.services import patient_register_online
 from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, CancelCategory, HoldKind, HoldOutcome
-from scheduling.selectors.booking import slot_details
 from scheduling.services.booking import (
     BookingError,
     BookingRequest,
@@ -164,15 +163,14 @@ def _book(
     from sessions_setup.models import SlotType
 
     slot_type = SlotType.objects.for_clinic(clinic).filter(public_id=details["slot_type"]).first()
-    place = (
+    offered = (
         place_offered(clinic=clinic, online=online, slot_type=slot_type, slot_public_id=details["slot"], now=now)
         if slot_type is not None
         else None
     )
-    if slot_type is None or place is None:
+    if slot_type is None or offered is None:
         raise BookingError("Sorry, that time has just gone. Please choose another.")
-    slot = slot_details(clinic=clinic, slot_public_id=details["slot"])
-    assert slot is not None  # offered a moment ago, and slots are never deleted while they hold places
+    slot, mode = offered.slot, offered.mode
     date_of_birth = dt.date.fromisoformat(details["date_of_birth"])
     patient = patient_matching_online(
         clinic=clinic, date_of_birth=date_of_birth, first_name=details["first_name"], email=email
@@ -184,7 +182,6 @@ def _book(
         email=email,
         mobile_phone=details.get("mobile", ""),
     )
-    _accepts, mode = mode_of(clinic, place.practitioner_id)
     why = ""
     if patient.is_blocked and mode == BookingMode.INSTANT:
         mode, why = BookingMode.REQUEST, "Restricted record: never booked online without reception."
@@ -287,19 +284,17 @@ def patient_move(
     if appointment.patient.is_blocked:
         raise BookingError("Please call the clinic to move this appointment.")
     slot_type = appointment.slot_type
-    place = (
+    offered = (
         place_offered(clinic=clinic, online=online, slot_type=slot_type, slot_public_id=slot_public_id, now=now)
         if slot_type is not None
         else None
     )
-    if place is None:
+    if offered is None:
         raise BookingError("Sorry, that time has just gone. Please choose another.")
-    if mode_of(clinic, place.practitioner_id)[1] != BookingMode.INSTANT:
+    if offered.mode != BookingMode.INSTANT:
         raise BookingError("That time needs the clinic's approval: please call to move to it.")
-    slot = slot_details(clinic=clinic, slot_public_id=slot_public_id)
-    assert slot is not None
     return appointment_reschedule(
-        clinic=clinic, actor=None, membership=None, appointment=appointment, slot=slot, by=BY_PATIENT
+        clinic=clinic, actor=None, membership=None, appointment=appointment, slot=offered.slot, by=BY_PATIENT
     )
 
 

@@ -157,14 +157,13 @@ def details(request: HttpRequest, slug: str, slot_type: str, slot: str) -> HttpR
     if kind is None:
         raise Http404("Nothing of that kind is booked online here.")
     zone = patient_zone(request, clinic.time_zone)
-    place = selectors.place_offered(
+    offered = selectors.place_offered(
         clinic=clinic, online=online, slot_type=kind, slot_public_id=slot, now=timezone.now()
     )
-    context = {"clinic": clinic, "online": online, "kind": kind, "place": place, "zone": zone, "slot": slot}
-    if place is not None:
-        context["is_request"] = selectors.mode_of(clinic, place.practitioner_id)[1] == BookingMode.REQUEST
-    if place is None:
+    context = {"clinic": clinic, "online": online, "kind": kind, "zone": zone, "slot": slot}
+    if offered is None:
         return _page(request, "online/gone.html", context, status=410)
+    context |= {"place": offered.place, "is_request": offered.mode == BookingMode.REQUEST}
     form = DetailsForm(request.POST or None)
     if request.method == "POST":
         if over_limit("code-ip", client_ip(request), limit=settings.ONLINE_CODE_LIMIT_IP, window_seconds=3600):

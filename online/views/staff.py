@@ -6,7 +6,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages as flash
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from clinic.services import tenant_object_save
 from online import selectors, services
 from online.access import answers_requests, request_for_member
 from online.forms import DeclineForm, OnlineSettingsForm, PractitionerOnlineForm
-from online.models import BookingMode, PractitionerOnline
+from online.models import BookingMode
 from scheduling.models import Availability
 from scheduling.services.booking import BookingError
 
@@ -34,16 +33,12 @@ def settings_page(request: ClinicRequest) -> HttpResponse:
         tenant_object_save(clinic=clinic, actor=request.user, form=form)
         flash.success(request, "Online booking settings saved.")
         return redirect("online:settings")
-    rows = {row.practitioner_id: row for row in PractitionerOnline.objects.for_clinic(clinic)}
     with_hours = set(Availability.objects.for_clinic(clinic).values_list("practitioner_id", flat=True))
+    active = list(Practitioner.objects.for_clinic(clinic).filter(is_active=True))
+    modes = selectors.online_modes(clinic, [p.pk for p in active])
     practitioners = [
-        {
-            "practitioner": p,
-            "accepts": rows[p.pk].accepts if p.pk in rows else True,
-            "mode": rows[p.pk].mode if p.pk in rows else BookingMode.INSTANT,
-            "has_hours": p.pk in with_hours,
-        }
-        for p in Practitioner.objects.for_clinic(clinic).filter(is_active=True)
+        {"practitioner": p, "accepts": modes[p.pk][0], "mode": modes[p.pk][1], "has_hours": p.pk in with_hours}
+        for p in active
     ]
     context = {
         "form": form,
@@ -118,10 +113,9 @@ def request_decline(request: ClinicRequest, booking: UUID) -> HttpResponse:
     form = DeclineForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():
-                services.request_decline(
-                    clinic=request.clinic, actor=request.user, booking=found, reason=form.cleaned_data["reason"]
-                )
+            services.request_decline(
+                clinic=request.clinic, actor=request.user, booking=found, reason=form.cleaned_data["reason"]
+            )
         except BookingError as error:
             flash.error(request, error.messages[0])
         else:

@@ -109,15 +109,8 @@ def appointment_book(
     patient = request.patient
     may_book(membership, patient)
     with transaction.atomic():
-        # FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings'
-        # inserts then need not wait for these locks.
         no_key = connection.features.has_select_for_no_key_update
-        slot = (
-            Slot.objects.for_clinic(clinic)
-            .select_for_update(no_key=no_key, of=("self",))
-            .select_related("session")
-            .get(pk=request.slot.pk)
-        )
+        slot = _slot_locked(clinic, request.slot.pk)
         practitioner_id = slot.session.practitioner_id
         if not slot.bookable:
             raise BookingError("This slot cannot be booked (a blank slot).")
@@ -201,6 +194,19 @@ def appointment_book(
     return appointment
 
 
+def _slot_locked(clinic: Clinic, pk: int) -> Slot:
+    """The slot, with its session, locked for the rest of the transaction: bookings and holds of one slot queue
+    here. FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings' inserts then need
+    not wait for this lock."""
+    no_key = connection.features.has_select_for_no_key_update
+    return (
+        Slot.objects.for_clinic(clinic)
+        .select_for_update(no_key=no_key, of=("self",))
+        .select_related("session")
+        .get(pk=pk)
+    )
+
+
 def _hold_to_accept(clinic: Clinic, slot: Slot, hold: Hold) -> Hold:
     """The hold, locked, if it still holds a place in this slot (the slot is locked already)."""
     locked = Hold.objects.for_clinic(clinic).select_for_update().filter(pk=hold.pk).first()
@@ -217,7 +223,7 @@ def _expired_holds_released(clinic: Clinic, slot: Slot) -> Slot:
     now = timezone.now()
     lapsed = list(Hold.objects.for_clinic(clinic).live().filter(slot=slot, expires_at__lte=now))
     for hold in lapsed:
-        _hold_close(clinic, None, hold, HoldOutcome.EXPIRED, now)
+        _hold_close(clinic, None, hold, slot, HoldOutcome.EXPIRED, now)
     if lapsed:
         slot.refresh_from_db(fields=["booked_count", "held_count"])
     return slot
@@ -231,12 +237,7 @@ def hold_take(*, clinic: Clinic, actor: User | None, slot: Slot, kind: str, expi
     if expires_at <= timezone.now():
         raise BookingError("A hold must last into the future.")
     with transaction.atomic():
-        locked = (
-            Slot.objects.for_clinic(clinic)
-            .select_for_update(no_key=connection.features.has_select_for_no_key_update, of=("self",))
-            .select_related("session")
-            .get(pk=slot.pk)
-        )
+        locked = _slot_locked(clinic, slot.pk)
         if not locked.bookable:
             raise BookingError("This slot cannot be booked (a blank slot).")
         if locked.booked_count >= locked.capacity and locked.held_count:
@@ -264,18 +265,17 @@ def hold_end(*, clinic: Clinic, actor: User | None, hold: Hold, outcome: str) ->
     if outcome not in (HoldOutcome.DECLINED, HoldOutcome.WITHDRAWN, HoldOutcome.EXPIRED):
         raise BookingError("A hold ends declined, withdrawn or expired (accepting it is a booking).")
     with transaction.atomic():
-        Slot.objects.for_clinic(clinic).select_for_update(
-            no_key=connection.features.has_select_for_no_key_update
-        ).filter(pk=hold.slot_id).exists()
+        slot = _slot_locked(clinic, hold.slot_id)
         locked = Hold.objects.for_clinic(clinic).select_for_update().get(pk=hold.pk)
         if locked.ended_at is not None:
             raise BookingError(f"This has already been dealt with ({locked.get_outcome_display().lower()}).")
-        _hold_close(clinic, actor, locked, outcome, timezone.now())
+        _hold_close(clinic, actor, locked, slot, outcome, timezone.now())
     return locked
 
 
-def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, outcome: str, now: dt.datetime) -> None:
-    """Mark a live hold ended and free its place (the slot and hold are locked by the caller)."""
+def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, slot: Slot, outcome: str, now: dt.datetime) -> None:
+    """Mark a live hold ended and free its place in `slot` (the slot, with its session, and the hold are locked by
+    the caller)."""
     hold.ended_at = now
     hold.outcome = outcome
     hold.save(update_fields=["ended_at", "outcome"])
@@ -283,10 +283,7 @@ def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, outcome: str, no
         booked_count=F("booked_count") - 1, held_count=F("held_count") - 1
     )
     audit_record(clinic=clinic, actor=actor, action="hold.ended", target=hold, detail={"outcome": outcome})
-    practitioner_id = (
-        Session.objects.for_clinic(clinic).filter(slots=hold.slot_id).values_list("practitioner_id", flat=True).first()
-    )
-    announce_calendar_change([practitioner_id])
+    announce_calendar_change([slot.session.practitioner_id])
     hold_ended.send(sender=None, clinic_id=clinic.pk, hold=hold.pk, outcome=outcome)
 
 
