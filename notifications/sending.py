@@ -30,7 +30,7 @@ from notifications import channels, ics
 from notifications.consent import consent_record
 from notifications.models import Channel, ConsentSource, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.recording import channels_on, clinic_settings, kind_on, refusal, reminders_find
-from notifications.signals import manage_url
+from notifications.signals import booking_url, manage_url
 from notifications.wording import DECLINE_REASONS, Facts, Visit, Worded, when_text, word
 from patients.models import Patient
 from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
@@ -230,7 +230,10 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     manage = ""
     if message.kind not in ABOUT_A_SLOT and message.kind not in CANCELLING and message.appointment_id:
         manage = manage_url(message.appointment)
-    worded = word(facts, chosen, message.channel, sender=sender, unsubscribe_url=leave, manage_url=manage)
+    rebook = booking_url(message.clinic_id) if message.kind == Kind.REBOOK else ""
+    worded = word(
+        facts, chosen, message.channel, sender=sender, unsubscribe_url=leave, manage_url=manage, rebook_url=rebook
+    )
     if message.channel == Channel.SMS:
         return Prepared(
             to,

@@ -132,6 +132,7 @@ def word(
     sender: str,
     unsubscribe_url: str,
     manage_url: str = "",
+    rebook_url: str = "",
 ) -> Worded:
     first = facts.visits[0]
     values = {
@@ -148,9 +149,13 @@ def word(
     if channel == Channel.SMS:
         # Short: one or two SMS segments. The opt-out words are what Twilio's Advanced Opt-Out understands.
         extra = f" ({len(facts.visits)} dates in all: see your email.)" if len(facts.visits) > 1 else ""
+        if rebook_url:
+            extra += f" Book online: {rebook_url}"
         return Worded(subject=subject, text=f"{intro}{extra} {sender}. Reply STOP to stop texts.")
     if manage_url:
         intro += f"\n\nTo view, cancel or move it: {manage_url}"
+    if rebook_url:
+        intro += f"\n\nTo book another time online: {rebook_url}"
     lines = [intro, ""]
     if len(facts.visits) > 1:
         lines.append("Dates:")

@@ -12,10 +12,25 @@ from scheduling.models import HoldOutcome
 
 
 def on_hold_ended(sender: Any, clinic_id: int, hold: int, outcome: str, **kwargs: Any) -> None:
-    if outcome == HoldOutcome.EXPIRED:
-        from online.services import request_expired
+    """A request's hold ran out, or a change to the rota took its place away (withdrawn): the request ends."""
+    if outcome in (HoldOutcome.EXPIRED, HoldOutcome.WITHDRAWN):
+        from online.services import request_ended
 
-        request_expired(clinic_id=clinic_id, hold_id=hold)
+        request_ended(clinic_id=clinic_id, hold_id=hold, outcome=outcome)
+
+
+def booking_link_for(sender: Any, clinic_id: int, **kwargs: Any) -> str | None:
+    """The clinic's online booking page, when it books online (a patient asked to rebook goes there)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from online.models import OnlineSettings
+
+    found = OnlineSettings.objects.for_clinic(clinic_id).filter(enabled=True).values_list("clinic__slug", flat=True)
+    slug = found.first()
+    if slug is None:
+        return None
+    return settings.SITE_URL.rstrip("/") + reverse("online:landing", args=[slug])
 
 
 def manage_link_for(sender: Any, appointment: Any, **kwargs: Any) -> str | None:

@@ -358,8 +358,9 @@ def request_decline(*, clinic: Clinic, actor: User, booking: OnlineBooking, reas
     return locked
 
 
-def request_expired(*, clinic_id: int, hold_id: int) -> None:
-    """A request's hold ran out before reception answered (scheduling's sweep, inside its transaction)."""
+def request_ended(*, clinic_id: int, hold_id: int, outcome: str) -> None:
+    """A request's hold ended without reception's answer, inside that transaction: it ran out (scheduling's sweep),
+    or a change to the rota took the time away (withdrawn: the patient is told the time is no longer there)."""
     booking = (
         OnlineBooking.objects.for_clinic(clinic_id)
         .select_for_update(of=("self",))
@@ -369,11 +370,12 @@ def request_expired(*, clinic_id: int, hold_id: int) -> None:
     )
     if booking is None:
         return
-    booking.status = OnlineStatus.EXPIRED
-    booking.decline_reason = "expired"
+    expired = outcome == HoldOutcome.EXPIRED
+    booking.status = OnlineStatus.EXPIRED if expired else OnlineStatus.DECLINED
+    booking.decline_reason = "expired" if expired else "taken"
     booking.decided_at = timezone.now()
     booking.save(update_fields=["status", "decline_reason", "decided_at"])
-    _tell_declined(booking, "expired")
+    _tell_declined(booking, booking.decline_reason)
     _requests_changed(clinic_id)
 
 

@@ -53,8 +53,25 @@ class Allocation(TenantModel):
         return ", ".join(WEEKDAY_NAMES[n - 1][:3] for n in self.weekday_numbers)
 
 
+class OutReason(models.TextChoices):
+    """Why sessions were taken out of the book (a clinician off sick, on leave, on training...)."""
+
+    SICKNESS = "sickness", "Sickness"
+    LEAVE = "leave", "Leave"
+    TRAINING = "training", "Training"
+    OTHER = "other", "Other"
+
+
+class SessionOut(models.TextChoices):
+    """A session taken out: suspended (no new bookings, existing ones stay) or cancelled (its bookings displaced)."""
+
+    SUSPENDED = "suspended", "Suspended"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class Session(TenantModel):
-    """A dated session, with what it looked like when allocated: later template edits never change it."""
+    """A dated session, with what it looked like when allocated: a template edit reaches it only when applied to
+    the rota (scheduling.services.changes), and it can be edited on its own."""
 
     # Ad-hoc sessions (Create New Slot) have neither: they hold one slot made outside the rota.
     allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, null=True, blank=True, related_name="sessions")
@@ -74,6 +91,9 @@ class Session(TenantModel):
     open_session = models.BooleanField(default=False)
     travel_clinic = models.BooleanField(default=False)
     closed_session = models.BooleanField(default=False)
+    # Taken out of the book (Take sessions out): its slots are not bookable meanwhile.
+    out_state = models.CharField(max_length=10, choices=SessionOut.choices, blank=True, default="", db_default="")
+    out_reason = models.CharField(max_length=10, choices=OutReason.choices, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -83,6 +103,10 @@ class Session(TenantModel):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="session_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(out_state="", out_reason="") | (~Q(out_state="") & ~Q(out_reason="")),
+                name="session_out_with_reason",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -94,6 +118,9 @@ class Slot(TenantModel):
 
     booked_count is kept by the booking services: the places taken, by live appointments and by holds (held_count
     of them); the database refuses more than capacity.
+
+    A retired slot was removed from its session by a change (or holds the places a change took away): never
+    bookable, kept for the appointments it holds until they are moved, and for its history.
     """
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="slots")
@@ -105,6 +132,7 @@ class Slot(TenantModel):
     capacity = models.PositiveSmallIntegerField()
     booked_count = models.PositiveSmallIntegerField(default=0)
     held_count = models.PositiveSmallIntegerField(default=0)
+    retired = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["starts_at", "position"]
@@ -114,6 +142,7 @@ class Slot(TenantModel):
             models.CheckConstraint(condition=Q(booked_count__lte=F("capacity")), name="slot_never_over_capacity"),
             models.CheckConstraint(condition=Q(held_count__lte=F("booked_count")), name="slot_holds_within_taken"),
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="slot_ends_after_start"),
+            models.CheckConstraint(condition=Q(retired=False) | Q(bookable=False), name="slot_retired_not_bookable"),
         ]
 
     def __str__(self) -> str:
@@ -369,6 +398,94 @@ class Hold(TenantModel):
 
     def __str__(self) -> str:
         return f"hold {self.public_id}"
+
+
+class ChangeKind(models.TextChoices):
+    SESSION_EDIT = "session_edit", "Session edited"
+    TEMPLATE_APPLY = "template_apply", "Template change applied to the rota"
+    SUSPEND = "suspend", "Sessions suspended"
+    CANCEL = "cancel", "Sessions cancelled"
+    RESUME = "resume", "Sessions resumed"
+
+
+class RotaChange(TenantModel):
+    """One change to sessions already on the rota, as a whole: who made it, what it touched, and the appointments it
+    displaced (its Displacement rows, the worklist)."""
+
+    kind = models.CharField(max_length=20, choices=ChangeKind.choices)
+    summary = models.CharField(max_length=200)
+    reason = models.CharField(max_length=10, choices=OutReason.choices, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    sessions = models.PositiveIntegerField(default=0)
+    displaced_count = models.PositiveIntegerField(default=0)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class DisplacedWhy(models.TextChoices):
+    """Why an appointment's place no longer exists."""
+
+    REMOVED = "removed", "Slot removed"
+    RETYPED = "retyped", "Slot type changed"
+    CLEARED = "cleared", "Slot made blank"
+    SHORTENED = "shortened", "Slot shortened"
+    CAPACITY = "capacity", "Fewer places"
+    CANCELLED = "cancelled", "Session cancelled"
+
+
+class DisplacedState(models.TextChoices):
+    OPEN = "open", "To rebook"
+    TO_CONTACT = "to_contact", "To contact by phone"
+    REBOOKED = "rebooked", "Rebooked"
+    CANCELLED = "cancelled", "Cancelled, patient told"
+    GONE = "gone", "Moved or cancelled elsewhere"
+
+
+class DisplacementQuerySet(TenantQuerySet):
+    def waiting(self) -> Self:
+        """Still on the worklist: to rebook, or to contact."""
+        return self.filter(state__in=(DisplacedState.OPEN, DisplacedState.TO_CONTACT))
+
+
+class Displacement(TenantModel):
+    """An appointment whose place a change took away: a row of the displaced patients' worklist until it is rebooked,
+    cancelled (the patient told), or dealt with elsewhere; who did what is kept."""
+
+    change = models.ForeignKey(RotaChange, on_delete=models.CASCADE, related_name="displaced")
+    appointment = models.ForeignKey("Appointment", on_delete=models.PROTECT, related_name="displacements")
+    why = models.CharField(max_length=10, choices=DisplacedWhy.choices)
+    state = models.CharField(max_length=12, choices=DisplacedState.choices, default=DisplacedState.OPEN)
+    new_appointment = models.ForeignKey(
+        "Appointment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DisplacementQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["clinic", "state"], name="displacement_clinic_state_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment"],
+                condition=Q(state__in=("open", "to_contact")),
+                name="displacement_one_waiting_per_appointment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"displaced {self.appointment_id}"
 
 
 class OtherEvent(TenantModel):

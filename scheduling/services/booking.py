@@ -113,7 +113,7 @@ def appointment_book(
         slot = _slot_locked(clinic, request.slot.pk)
         practitioner_id = slot.session.practitioner_id
         if not slot.bookable:
-            raise BookingError("This slot cannot be booked (a blank slot).")
+            raise BookingError(unbookable_reason(slot))
         if slot.capacity == 1 and practitioner_id is not None:
             Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
@@ -194,6 +194,18 @@ def appointment_book(
     return appointment
 
 
+def unbookable_reason(slot: Slot) -> str:
+    """Why a slot (with its session) takes no booking, in words for the person trying."""
+    if slot.retired:
+        return "This slot was removed from its session by a change to the rota; choose another time."
+    if slot.session.out_state:
+        return (
+            f"This session is {slot.session.get_out_state_display().lower()} "
+            f"({slot.session.get_out_reason_display().lower()}); choose another time."
+        )
+    return "This slot cannot be booked (a blank slot)."
+
+
 def _slot_locked(clinic: Clinic, pk: int) -> Slot:
     """The slot, with its session, locked for the rest of the transaction: bookings and holds of one slot queue
     here. FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings' inserts then need
@@ -239,7 +251,7 @@ def hold_take(*, clinic: Clinic, actor: User | None, slot: Slot, kind: str, expi
     with transaction.atomic():
         locked = _slot_locked(clinic, slot.pk)
         if not locked.bookable:
-            raise BookingError("This slot cannot be booked (a blank slot).")
+            raise BookingError(unbookable_reason(locked))
         if locked.booked_count >= locked.capacity and locked.held_count:
             locked = _expired_holds_released(clinic, locked)
         if locked.booked_count >= locked.capacity:
