@@ -763,6 +763,10 @@ def displaced_rebook(
     work_rows = [r for r in selectors.worklist(clinic=clinic, membership=membership) if r.id in set(rows) and r.waiting]
     proposals = selectors.worklist_proposals(clinic=clinic, rows=work_rows, now=now)
     for row in work_rows:
+        if row.appointment_status != AppointmentStatus.BOOKED:
+            with transaction.atomic():
+                _waiting_locked(clinic, row.id)  # closes it: dealt with elsewhere
+            continue
         proposal = proposals.get(row.id)
         tried: set[int] = set()
         for _attempt in range(REBOOK_TRIES):

@@ -128,9 +128,7 @@ def test_template_apply_retypes_removes_and_adds_with_the_displaced_listed_first
     assert "09:10 Routine → Telephone" in lines and any("09:40–09:50 added" in line for line in lines)
     assert "Description follows the template" in lines
 
-    applied = template_apply(
-        clinic=clinic_a, actor=s["actor"], template=s["template"], first_date=dt.date(2027, 3, 22)
-    )
+    applied = template_apply(clinic=clinic_a, actor=s["actor"], template=s["template"], first_date=dt.date(2027, 3, 22))
     assert applied.displaced == 5 and applied.sessions == len(sessions)
     # Untouched bookings keep their slots; displaced ones keep their time on a retired twin, not bookable.
     kept.refresh_from_db()
@@ -188,10 +186,10 @@ def test_a_removed_slot_without_history_goes_and_with_history_is_retired(clinic_
 def test_template_apply_from_a_date_and_by_allocation_leaves_the_rest(clinic_a, book_setup):
     s = book_setup
     set_template(s["template"], [(s["phone"], 10)] * 4)
-    applied = template_apply(
-        clinic=clinic_a, actor=s["actor"], template=s["template"], first_date=dt.date(2027, 3, 29)
-    )
-    by_date = {session.date: slots_of(session)[0].slot_type_id for session in Session.objects.filter(template=s["template"])}
+    applied = template_apply(clinic=clinic_a, actor=s["actor"], template=s["template"], first_date=dt.date(2027, 3, 29))
+    by_date = {
+        session.date: slots_of(session)[0].slot_type_id for session in Session.objects.filter(template=s["template"])
+    }
     assert all(type_id == s["routine"].pk for date, type_id in by_date.items() if date < dt.date(2027, 3, 29))
     assert all(type_id == s["phone"].pk for date, type_id in by_date.items() if date >= dt.date(2027, 3, 29))
     assert applied.sessions == sum(1 for date in by_date if date >= dt.date(2027, 3, 29))
@@ -277,7 +275,9 @@ def test_edit_one_session_retypes_clears_shortens_and_adds(clinic_a, book_setup)
     assert [(sl.slot_type_id, sl.bookable) for sl in after] == [
         (s["phone"].pk, True), (None, False), (s["routine"].pk, True), (s["routine"].pk, True), (s["routine"].pk, True)
     ]  # fmt: skip
-    assert after[3].starts_at == current[2].ends_at and after[4].ends_at - after[3].starts_at == dt.timedelta(minutes=30)
+    assert after[3].starts_at == current[2].ends_at and after[4].ends_at - after[3].starts_at == dt.timedelta(
+        minutes=30
+    )
     session.refresh_from_db()
     assert session.description == "Cover" and session.ends_at == after[-1].ends_at
     assert Displacement.objects.get().appointment_id == last.pk
@@ -305,7 +305,9 @@ def test_a_session_cannot_move_to_a_location_on_another_clock(clinic_a, book_set
     new_york = LocationFactory(clinic=clinic_a, name="NY", time_zone="America/New_York")
     branch = LocationFactory(clinic=clinic_a, name="Branch", time_zone="Europe/London")
     with pytest.raises(ChangeError, match="another clock"):
-        session_edit(clinic=clinic_a, actor=s["actor"], session=session, edit=SessionEdit({}, keep=4, location=new_york))
+        session_edit(
+            clinic=clinic_a, actor=s["actor"], session=session, edit=SessionEdit({}, keep=4, location=new_york)
+        )
     session_edit(clinic=clinic_a, actor=s["actor"], session=session, edit=SessionEdit({}, keep=4, location=branch))
     session.refresh_from_db()
     assert session.location_id == branch.pk

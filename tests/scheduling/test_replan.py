@@ -33,14 +33,23 @@ def sessions(draw):
         held = draw(st.integers(0, taken))
         appointments = tuple(next(next_id) for _ in range(taken - held))
         holds = tuple(10_000 + next(next_id) for _ in range(held))
-        current.append(CurrentSlot(index + 1, moment, end, type_id, bookable, capacity if bookable else 1, appointments, holds))
+        current.append(
+            CurrentSlot(index + 1, moment, end, type_id, bookable, capacity if bookable else 1, appointments, holds)
+        )
         moment = end
     # The plan: a run of slots from the same start, often sharing starts with the current ones.
     planned_shape = draw(
         st.one_of(
-            st.just([(s.slot_type_id, int((s.ends_at - s.starts_at).total_seconds() // 60), s.bookable, s.capacity) for s in current]),
+            st.just(
+                [
+                    (s.slot_type_id, int((s.ends_at - s.starts_at).total_seconds() // 60), s.bookable, s.capacity)
+                    for s in current
+                ]
+            ),
             st.lists(
-                st.tuples(st.sampled_from(TYPES), st.sampled_from([5, 10, 15]), st.integers(1, 4)), min_size=1, max_size=8
+                st.tuples(st.sampled_from(TYPES), st.sampled_from([5, 10, 15]), st.integers(1, 4)),
+                min_size=1,
+                max_size=8,
             ).map(lambda rows: [(t, m, t is not None, c if t is not None else 1) for t, m, c in rows]),
         )
     )
