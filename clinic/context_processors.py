@@ -10,7 +10,7 @@ from django.urls import reverse
 from clinic.models import NamedPermission, Role
 
 # The rota lives in scheduling (it writes dated sessions) but belongs to the Setup section.
-SETUP_PAGES_IN_SCHEDULING = {"rota", "allocate", "allocation-remove"}
+SETUP_PAGES_IN_SCHEDULING = {"rota", "allocate", "allocation-remove", "take-out", "template-apply", "session-edit"}
 
 
 def clinic_nav(request: HttpRequest) -> dict[str, Any]:
@@ -23,6 +23,8 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     ]
     if membership.role in (Role.ADMIN, Role.RECEPTION):
         items.append(("messages", "Messages", reverse("notifications:list")))
+    if membership.role in (Role.ADMIN, Role.RECEPTION) or membership.has_permission(NamedPermission.MANAGE_SESSIONS):
+        items.append(("displaced", "Displaced patients", reverse("scheduling:displaced")))
     if membership.has_permission(NamedPermission.MANAGE_SESSIONS):
         items.append(("setup", "Setup", reverse("sessions_setup:index")))
     if membership.role in (Role.CLINICIAN, Role.ADMIN):
@@ -39,6 +41,8 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     }.get(current, current)
     if match and match.url_name in SETUP_PAGES_IN_SCHEDULING:
         section = "setup"
+    if current == "scheduling" and match and match.url_name == "displaced":
+        section = "displaced"
     if current in ("notifications", "online") and match and match.url_name in ("settings", "practitioner"):
         section = "clinic"  # "Messages to patients" and "Online booking" are pages of the clinic's settings
     return {

@@ -13,10 +13,18 @@ from uuid import UUID
 from django.core.exceptions import PermissionDenied
 
 from clinic.access import ClinicRequest, scoped_get_or_404
-from clinic.models import Membership, Practitioner, Role
+from clinic.models import Membership, NamedPermission, Practitioner, Role
 from clinic.selectors import practitioners_list
 from patients.models import visible_patients
-from scheduling.models import Allocation, Appointment, AvailabilityOverride, DraftOccurrence, OtherEvent, Slot
+from scheduling.models import (
+    Allocation,
+    Appointment,
+    AvailabilityOverride,
+    DraftOccurrence,
+    OtherEvent,
+    Session,
+    Slot,
+)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -128,3 +136,22 @@ def override_for_manager(request: ClinicRequest, override_id: UUID) -> Availabil
     if not may_manage_calendar_of(request.membership, override.practitioner):
         raise PermissionDenied("You can change only your own availability.")
     return override
+
+
+def session_for_manager(request: ClinicRequest, session_id: UUID) -> Session:
+    """A dated session with its practitioner and location (the view checks "Setup: Manage Sessions")."""
+    return scoped_get_or_404(
+        Session.objects.for_clinic(request.clinic).select_related("practitioner", "location"),
+        request.clinic,
+        public_id=session_id,
+    )
+
+
+def may_handle_displaced(membership: Membership) -> bool:
+    """Who works the displaced patients' worklist: reception and admins (they book), and whoever manages sessions."""
+    return membership.role in (Role.ADMIN, Role.RECEPTION) or membership.has_permission(NamedPermission.MANAGE_SESSIONS)
+
+
+def require_displaced_handler(request: ClinicRequest) -> None:
+    if not may_handle_displaced(request.membership):
+        raise PermissionDenied("Reception and admins deal with displaced patients.")

@@ -24,10 +24,11 @@ from scheduling.hours import (
     parse_time,
     ranges_to_json,
 )
-from scheduling.models import WEEKDAY_NAMES, CancelCategory, Slot
+from scheduling.models import WEEKDAY_NAMES, Allocation, CancelCategory, OutReason, SessionOut, Slot
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
 from scheduling.services.booking import BookingRequest
 from scheduling.services.calendar import EventData
+from scheduling.services.changes import SessionEdit, TakeOut
 from scheduling.services.rota import AllocationRequest
 from scheduling.services.series import CancelScope
 from sessions_setup.models import ReportingCategory, SessionTemplate, SlotType
@@ -782,3 +783,218 @@ class SeriesCancelForm(CancelForm):
 
 class DraftDateForm(forms.Form):
     date = forms.DateField(label="New date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+
+
+# Changing the book after it is built ---------------------------------------------------------------------------
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+BLANK = "blank"
+MAX_ADDED_SLOTS = 96
+
+
+class TakeOutForm(forms.Form):
+    practitioner = forms.ModelChoiceField(
+        queryset=Practitioner.objects.none(),
+        required=False,
+        to_field_name="public_id",
+        empty_label="Anyone at the location below",
+        help_text="Whose sessions: a clinician off sick, on leave or training.",
+    )
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.none(),
+        required=False,
+        to_field_name="public_id",
+        empty_label="Every location",
+        help_text="Or every session at one location (a site closed for the day).",
+    )
+    first_date = forms.DateField(widget=DATE_INPUT, label="From")
+    last_date = forms.DateField(widget=DATE_INPUT, required=False, label="To", help_text="Leave empty for one day.")
+    reason = forms.ChoiceField(choices=OutReason.choices, initial=OutReason.SICKNESS)
+    action = forms.ChoiceField(
+        choices=[
+            (SessionOut.CANCELLED, "Cancel the sessions: their booked patients go on the worklist to rebook"),
+            (SessionOut.SUSPENDED, "Suspend the sessions: no new bookings; booked patients stay booked"),
+        ],
+        initial=SessionOut.CANCELLED,
+        widget=forms.RadioSelect,
+        label="What happens",
+    )
+    note = forms.CharField(max_length=200, required=False, label="Note for the team", help_text="Not sent to patients.")
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        practitioner_field: Any = self.fields["practitioner"]
+        practitioner_field.queryset = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+        location_field: Any = self.fields["location"]
+        location_field.queryset = Location.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("practitioner") and not data.get("location") and not self.errors:
+            raise forms.ValidationError("Choose a practitioner or a location.")
+        first, last = data.get("first_date"), data.get("last_date") or data.get("first_date")
+        if first and last and last < first:
+            self.add_error("last_date", "The last date is before the first date.")
+        data["last_date"] = last
+        return data
+
+    def take_out(self) -> TakeOut:
+        data = self.cleaned_data
+        return TakeOut(
+            practitioner=data["practitioner"],
+            location=data["location"],
+            first_date=data["first_date"],
+            last_date=data["last_date"],
+            action=data["action"],
+            reason=data["reason"],
+            note=data["note"],
+        )
+
+
+class TemplateApplyForm(forms.Form):
+    first_date = forms.DateField(widget=DATE_INPUT, label="From")
+    last_date = forms.DateField(
+        widget=DATE_INPUT, required=False, label="Until", help_text="Leave empty for every date on the rota."
+    )
+    allocations = forms.ModelMultipleChoiceField(
+        queryset=Allocation.objects.none(),
+        required=False,
+        to_field_name="public_id",
+        widget=forms.CheckboxSelectMultiple,
+        label="Only these allocations",
+        help_text="Leave all unticked for every allocation of this session.",
+    )
+
+    def __init__(self, *args: Any, clinic: Clinic, template: SessionTemplate, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"first_date": clinic.today()})
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["allocations"]
+        field.queryset = (
+            Allocation.objects.for_clinic(clinic)
+            .filter(template=template)
+            .select_related("practitioner", "location")
+            .order_by("first_date", "id")
+        )
+        field.label_from_instance = lambda a: (
+            f"{a.practitioner or 'Whole clinic'} at {a.location}, {a.first_date:%-d %b %Y}"
+            + (f" – {a.last_date:%-d %b %Y} ({a.weekday_labels})" if a.last_date != a.first_date else "")
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        first, last = data.get("first_date"), data.get("last_date")
+        if first and last and last < first:
+            self.add_error("last_date", "The last date is before the first date.")
+        return data
+
+
+class SessionEditForm(forms.Form):
+    """One dated session's slots: a slot type (or blank) for each, where it ends, slots added at the end, and its
+    location and description. A field per slot, named by position (`slot-0`, `slot-1`...)."""
+
+    keep = forms.TypedChoiceField(coerce=int, label="The session ends after")
+    add_count = forms.IntegerField(min_value=0, max_value=MAX_ADDED_SLOTS, initial=0, label="Add slots at the end")
+    add_type = forms.ModelChoiceField(
+        queryset=SlotType.objects.none(), required=False, to_field_name="public_id", label="of type"
+    )
+    add_minutes = forms.IntegerField(min_value=1, max_value=480, required=False, label="minutes each")
+    location = forms.ModelChoiceField(queryset=Location.objects.none(), to_field_name="public_id")
+    description = forms.CharField(max_length=30, required=False, help_text="Shown in the session's tooltip.")
+
+    def __init__(
+        self, *args: Any, clinic: Clinic, session: Any, slots: Sequence[Slot], zone: ZoneInfo, **kwargs: Any
+    ) -> None:
+        types = list(SlotType.objects.for_clinic(clinic).filter(is_active=True).order_by("order", "name"))
+        initial = {
+            "keep": len(slots),
+            "add_count": 0,
+            "location": session.location.public_id,
+            "description": session.description,
+        }
+        initial.update({f"slot-{i}": str(s.slot_type.public_id) if s.slot_type else BLANK for i, s in enumerate(slots)})
+        kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        self.slots = list(slots)
+        self.types = {str(t.public_id): t for t in types}
+        choices = [(BLANK, "Blank (not bookable)")] + [(str(t.public_id), t.name) for t in types]
+        for index, slot in enumerate(self.slots):
+            local = slot.starts_at.astimezone(zone)
+            self.fields[f"slot-{index}"] = forms.ChoiceField(
+                choices=choices, label=f"{local:%H:%M}–{slot.ends_at.astimezone(zone):%H:%M}"
+            )
+        keep_field: Any = self.fields["keep"]
+        keep_field.choices = [
+            (n, f"slot {n} (ends {self.slots[n - 1].ends_at.astimezone(zone):%H:%M})")
+            for n in range(len(self.slots), 0, -1)
+        ]
+        add_field: Any = self.fields["add_type"]
+        add_field.queryset = SlotType.objects.for_clinic(clinic).filter(is_active=True)
+        location_field: Any = self.fields["location"]
+        location_field.queryset = Location.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+
+    def slot_fields(self) -> list[tuple[Slot, forms.BoundField]]:
+        return [(slot, self[f"slot-{index}"]) for index, slot in enumerate(self.slots)]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("add_count"):
+            if not data.get("add_type"):
+                self.add_error("add_type", "Choose the slot type to add.")
+            if not data.get("add_minutes"):
+                minutes = data["add_type"].default_length_minutes if data.get("add_type") else None
+                if minutes:
+                    data["add_minutes"] = minutes
+                else:
+                    self.add_error("add_minutes", "Say how long each added slot is.")
+        return data
+
+    def edit(self) -> SessionEdit:
+        data = self.cleaned_data
+        chosen: dict[int, int | None] = {}
+        for index, slot in enumerate(self.slots):
+            value = data.get(f"slot-{index}")
+            new_type = None if value == BLANK else self.types[value].pk
+            if new_type != slot.slot_type_id:
+                chosen[slot.pk] = new_type
+        return SessionEdit(
+            slot_types=chosen,
+            keep=data["keep"],
+            add_count=data.get("add_count") or 0,
+            add_type=data.get("add_type"),
+            add_minutes=data.get("add_minutes") or 0,
+            location=data["location"],
+            description=data.get("description", ""),
+        )
+
+
+class DisplacedActionForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[
+            ("rebook", "Rebook to the proposals"),
+            ("cancel", "Cancel and tell the patients"),
+            ("contact", "Leave for a phone call"),
+        ]
+    )
+    rows = forms.TypedMultipleChoiceField(coerce=str, required=False)
+    category = forms.ChoiceField(
+        choices=[(c, CancelCategory(c).label) for c in (CancelCategory.CLINICIAN, CancelCategory.CLINIC)],
+        initial=CancelCategory.CLINICIAN,
+        required=False,
+        label="Why (the patient is told)",
+    )
+    reason = forms.CharField(
+        max_length=200, required=False, label="Reason", help_text="Kept with the appointments; never sent to patients."
+    )
+
+    def __init__(self, *args: Any, rows: Sequence[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        rows_field: Any = self.fields["rows"]
+        rows_field.choices = list(rows)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("rows") and not self.errors:
+            raise forms.ValidationError("Tick the patients first.")
+        if data.get("action") == "cancel" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Give a reason for the cancellation.")
+        return data

@@ -18,7 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from scheduling.hours import Interval, clip, local_day, subtract
-from scheduling.models import AppointmentSource, AppointmentStatus
+from scheduling.models import AppointmentSource, AppointmentStatus, OutReason, SessionOut
 
 if TYPE_CHECKING:
     from scheduling.models import OtherEvent
@@ -167,6 +167,8 @@ class SessionRow(NamedTuple):
     closed_session: bool
     location_name: str
     travel_clinic: bool
+    out_state: str  # "" or SessionOut: taken out (suspended, cancelled)
+    out_reason: str
 
 
 class SlotRow(NamedTuple):
@@ -181,6 +183,7 @@ class SlotRow(NamedTuple):
     type_name: str | None  # None: a blank slot
     type_colour: str | None
     held_count: int  # places held (an online request, a waitlist offer) until accepted, declined or expired
+    retired: bool  # removed by a change to the rota: shown only while it holds displaced appointments
 
 
 class AppointmentRow(NamedTuple):
@@ -448,10 +451,13 @@ def build_grid(
         return local_pieces(start, end, zone, first_date=first_date, last_date=last_date, steady=steady)
 
     closed_sessions = {session.id for session in session_rows if session.closed_session}
+    out_sessions = {session.id: session.out_state for session in session_rows if session.out_state}
     sessions = {session.id: (session, pieces(session.starts_at, session.ends_at)) for session in session_rows}
     slots: list[tuple[SlotRow, int | None, list[Piece]]] = []
     for slot in slot_rows:
         placed = sessions.get(slot.session_id)
+        if slot.retired and slot.id not in appointments_by_slot:
+            continue  # its appointments were moved: nothing left to show
         if placed is not None:
             slots.append((slot, placed[0].practitioner_id, pieces(slot.starts_at, slot.ends_at)))
     timed: list[tuple[OtherEvent, list[Piece]]] = []
@@ -485,9 +491,12 @@ def build_grid(
             if target is None or spot is None:
                 continue
             name, where, when = session.name, session.location_name, f"{piece.start}–{piece.end}"
+            if session.out_state:
+                name = f"{name} · {SessionOut(session.out_state).label} ({OutReason(session.out_reason).label.lower()})"
             target.sessions.append(
                 {
-                    "cls": f"sess r{spot.row} h{spot.span} c-{session.colour}",
+                    "cls": f"sess r{spot.row} h{spot.span} c-{session.colour}"
+                    + (f" out {session.out_state}" if session.out_state else ""),
                     "name": name,
                     "title": f"{name}: {session.description} · {when} · {where}"
                     if session.description
@@ -503,7 +512,7 @@ def build_grid(
             spot = time_range.place(piece.low, piece.high)
             if target is None or spot is None:
                 continue
-            cell = slot_cell(slot, piece, practitioner_id, appointments_by_slot, locked, closed_sessions)
+            cell = slot_cell(slot, piece, practitioner_id, appointments_by_slot, locked, closed_sessions, out_sessions)
             cell["cls"] = f"{cell['cls']} r{spot.row} h{spot.span}"
             cell["href"] = f"{slot_prefix}{slot.public_id}{slot_suffix}"
             target.slots.append(cell)
@@ -562,13 +571,30 @@ def slot_cell(
     appointments_by_slot: Mapping[int, list[tuple[str, str, str]]],
     locked: Collection[int],
     closed_sessions: Collection[int],
+    out_sessions: Mapping[int, str] | None = None,
 ) -> dict[str, object]:
     """What the grid shows of a slot on one date: its label, colour, state and the tooltip's words."""
     people = appointments_by_slot.get(slot.id, [])
     capacity, booked, type_name = slot.capacity, slot.booked_count, slot.type_name
     group = capacity > 1
     when = f"{piece.start}–{piece.end}"
-    if not slot.bookable:
+    out = (out_sessions or {}).get(slot.session_id, "")
+    if not slot.bookable and people:
+        # Booked, but no longer bookable: a suspended session (the bookings stand), or displaced (its session
+        # cancelled, or the slot removed by a change) until reception rebooks them.
+        displaced = slot.retired or out == SessionOut.CANCELLED
+        label = people[0][0] if len(people) == 1 else f"{len(people)} booked"
+        if displaced:
+            label = f"{label} · to rebook"
+        css = f"slot c-{slot.type_colour or 'silver'} booked st-{people[0][1]} " + (
+            "displaced" if displaced else "kept"
+        )
+        title = f"{when} · {type_name or 'slot'} · {label} · " + (
+            "displaced: to rebook (Displaced patients)" if displaced else "session suspended: the booking stands"
+        )
+    elif not slot.bookable and out:
+        css, label, title = "slot blank out", "", f"{when} · session {SessionOut(out).label.lower()}: not bookable"
+    elif not slot.bookable:
         css, label, title = "slot blank", "", f"{when} · blank slot (not bookable)"
     else:
         css = f"slot c-{slot.type_colour}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scheduling.views import booking, calendar, rota, series
+from scheduling.views import booking, calendar, changes, rota, series
 
 app_name = "scheduling"
 urlpatterns = [
@@ -34,4 +34,9 @@ urlpatterns = [
     path("rota/", rota.rota, name="rota"),
     path("rota/allocate/", rota.allocate, name="allocate"),
     path("rota/<uuid:allocation>/remove/", rota.allocation_remove, name="allocation-remove"),
+    path("rota/take-out/", changes.take_out, name="take-out"),
+    path("rota/templates/<uuid:template>/apply/", changes.template_apply, name="template-apply"),
+    path("sessions/<uuid:session>/edit/", changes.session_edit, name="session-edit"),
+    path("sessions/<uuid:session>/resume/", changes.session_resume, name="session-resume"),
+    path("displaced/", changes.displaced, name="displaced"),
 ]

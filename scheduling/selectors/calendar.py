@@ -98,6 +98,8 @@ def calendar_grid_rows(
                 "closed_session",
                 "location__name",
                 "travel_clinic",
+                "out_state",
+                "out_reason",
             ),
         )
     )
@@ -119,6 +121,7 @@ def calendar_grid_rows(
                 "slot_type__name",
                 "slot_type__colour",
                 "held_count",
+                "retired",
             ),
         )
     )

@@ -689,3 +689,13 @@ def waiting_count(*, clinic: Clinic) -> int:
 
 def practitioners_of(*, clinic: Clinic) -> QuerySet[Practitioner]:
     return Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+
+
+def session_slots(*, clinic: Clinic, session: Session) -> list[Slot]:
+    """A session's slots as they are (not retired), with their types, in time order: one query."""
+    return list(
+        Slot.objects.for_clinic(clinic)
+        .filter(session=session, retired=False)
+        .select_related("slot_type")
+        .order_by("starts_at", "position")
+    )

@@ -8,7 +8,7 @@ from django import template
 
 from scheduling.grid import clock as wall_clock
 from scheduling.hours import HoursError, ranges_to_json, weekly_from_json
-from scheduling.models import WEEKDAY_NAMES
+from scheduling.models import WEEKDAY_NAMES, DisplacedState, DisplacedWhy
 
 register = template.Library()
 
@@ -40,3 +40,14 @@ def clock(value: dt.datetime | dt.time | None) -> str:
     if isinstance(value, dt.time):
         return f"{value:%H:%M}"
     return ""
+
+
+@register.filter
+def why_label(value: str) -> str:
+    """Why an appointment was displaced, in words."""
+    return DisplacedWhy(value).label if value in DisplacedWhy.values else value
+
+
+@register.filter
+def state_label(value: str) -> str:
+    return DisplacedState(value).label if value in DisplacedState.values else value

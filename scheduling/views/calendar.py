@@ -51,6 +51,7 @@ from scheduling.models import OtherEvent
 from scheduling.selectors import booking as booking_selectors
 from scheduling.selectors import calendar as selectors
 from scheduling.services import calendar as services
+from scheduling.services.booking import unbookable_reason
 
 SHORTCUTS = [
     ("Alt+C", "Open the calendar from any page"),
@@ -185,6 +186,8 @@ def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
         "calendar_url": reverse("scheduling:calendar")
         + CalendarQuery("day", obj.starts_at.astimezone(request.viewer_zone).date()).params(),
         "zone": request.viewer_zone.key,
+        "unbookable": "" if obj.bookable else unbookable_reason(obj),
+        "may_edit_session": request.membership.has_permission(NamedPermission.MANAGE_SESSIONS),
     }
     return render(request, page_or_fragment(request, "scheduling/slot.html", "tip"), context)
 

@@ -40,6 +40,7 @@ def day_sessions(request: ClinicRequest) -> HttpResponse:
         "previous": day - dt.timedelta(days=1),
         "next": day + dt.timedelta(days=1),
         "sessions": sessions,
+        "may_manage": request.membership.has_permission(NamedPermission.MANAGE_SESSIONS),
     }
     return render(request, page_or_fragment(request, "scheduling/day_sessions.html", "day-grid"), context)
 

@@ -113,6 +113,7 @@ OBJECT_MAKERS = {
     "draft": draft_of_new_series,
     "message": make_message,
     "booking": make_online_request,
+    "session": make_session,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
