@@ -96,7 +96,7 @@ def session_edit(request: ClinicRequest, session: UUID) -> HttpResponse:
             error = _error(exc)
     context = {"session": obj, "form": form, "error": error, "zone": obj.time_zone}
     context |= _preview_context(preview, single=True)
-    return render(request, "scheduling/session_edit.html", context, status=422 if error else 200)
+    return render(request, "scheduling/session_edit.html", context, status=422 if error or form.errors else 200)
 
 
 @manage_sessions
@@ -128,7 +128,7 @@ def template_apply(request: ClinicRequest, template: UUID) -> HttpResponse:
             error = _error(exc)
     context: dict[str, Any] = {"template": obj, "form": form, "error": error}
     context |= _preview_context(preview, single=False)
-    return render(request, "scheduling/template_apply.html", context, status=422 if error else 200)
+    return render(request, "scheduling/template_apply.html", context, status=422 if error or form.errors else 200)
 
 
 @manage_sessions
@@ -159,7 +159,7 @@ def take_out(request: ClinicRequest) -> HttpResponse:
         except (services.ChangeError, ValidationError) as exc:
             error = _error(exc)
     context = {"form": form, "preview": preview, "error": error}
-    return render(request, "scheduling/take_out.html", context, status=422 if error else 200)
+    return render(request, "scheduling/take_out.html", context, status=422 if error or form.errors else 200)
 
 
 @manage_sessions
