@@ -47,6 +47,7 @@ def seed_clinic(clinic: Clinic) -> None:
     seed_calendar(clinic, actor)
     if admin is not None:
         seed_series(clinic, admin)
+        seed_changes(clinic, admin)
 
 
 def seed_rota(clinic: Clinic, actor: Any) -> None:
@@ -264,3 +265,37 @@ def demo_status(rng: random.Random, starts_at: dt.datetime, ends_at: dt.datetime
     if starts_at - now < dt.timedelta(minutes=30):
         return AppointmentStatus.ARRIVED
     return AppointmentStatus.BOOKED
+
+
+# clinic -> (practitioner on leave next week, on which weekday; practitioner on training, on which weekday): the
+# first's sessions are cancelled (their patients on the worklist to rebook), the second's suspended.
+CHANGES: dict[str, tuple[str, int, str, int]] = {
+    "riverside": ("Nurse Jane Okafor", 2, "Dr Omar Patel", 4),
+}
+
+
+def seed_changes(clinic: Clinic, admin: Membership) -> None:
+    """A clinician on leave next week (sessions cancelled: the displaced patients' worklist has rows) and one on
+    training (suspended), made through the services (seeded once)."""
+    from scheduling.models import OutReason, RotaChange, SessionOut
+    from scheduling.services.changes import ChangeError, TakeOut, sessions_take_out
+
+    plan = CHANGES.get(clinic.slug)
+    if plan is None or RotaChange.objects.for_clinic(clinic).exists():
+        return
+    on_leave, leave_day, on_training, training_day = plan
+    today = clinic.today()
+    next_monday = today + dt.timedelta(days=7 - today.weekday())
+    for name, weekday, action, reason in (
+        (on_leave, leave_day, SessionOut.CANCELLED, OutReason.LEAVE),
+        (on_training, training_day, SessionOut.SUSPENDED, OutReason.TRAINING),
+    ):
+        practitioner = Practitioner.objects.for_clinic(clinic).filter(name=name).first()
+        day = next_monday + dt.timedelta(days=weekday - 1)
+        if practitioner is None:
+            continue
+        take = TakeOut(practitioner, None, day, day, action, reason, note="Demo")
+        try:
+            sessions_take_out(clinic=clinic, actor=admin.user, take=take)
+        except ChangeError:
+            continue  # no session that day

@@ -952,7 +952,7 @@ class SessionEditForm(forms.Form):
         data = self.cleaned_data
         chosen: dict[int, int | None] = {}
         for index, slot in enumerate(self.slots):
-            value = data.get(f"slot-{index}")
+            value = str(data.get(f"slot-{index}", BLANK))
             new_type = None if value == BLANK else self.types[value].pk
             if new_type != slot.slot_type_id:
                 chosen[slot.pk] = new_type

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -728,7 +728,7 @@ REBOOK_TRIES = 3
 @dataclass
 class WorkOutcome:
     done: int = 0
-    left: list[str] | None = None  # why rows were left on the worklist, in words
+    left: list[str] = field(default_factory=list)  # the rows left on the worklist, in words
 
 
 def _waiting_locked(clinic: Clinic, pk: int) -> Displacement | None:
@@ -759,7 +759,7 @@ def displaced_rebook(
     new time once). A proposal lost to another booking meanwhile gives way to the next; a row with none left stays
     on the worklist, saying so. Each row is its own transaction: one refusal never undoes the others."""
     now = now or timezone.now()
-    outcome = WorkOutcome(left=[])
+    outcome = WorkOutcome()
     work_rows = [r for r in selectors.worklist(clinic=clinic, membership=membership) if r.id in set(rows) and r.waiting]
     proposals = selectors.worklist_proposals(clinic=clinic, rows=work_rows, now=now)
     for row in work_rows:
@@ -840,7 +840,7 @@ def displaced_cancel(
         raise ChangeError("Give a reason for the cancellation.")
     if category not in (CancelCategory.CLINICIAN, CancelCategory.CLINIC, CancelCategory.OTHER):
         raise ChangeError("Choose why the appointments are cancelled.")
-    outcome = WorkOutcome(left=[])
+    outcome = WorkOutcome()
     for pk in rows:
         with transaction.atomic():
             locked = _waiting_locked(clinic, pk)
@@ -863,7 +863,7 @@ def displaced_cancel(
 
 def displaced_to_contact(*, clinic: Clinic, actor: User, rows: Sequence[int]) -> WorkOutcome:
     """Leave the chosen rows for a phone call: marked "to contact", still on the worklist."""
-    outcome = WorkOutcome(left=[])
+    outcome = WorkOutcome()
     for pk in rows:
         with transaction.atomic():
             locked = _waiting_locked(clinic, pk)

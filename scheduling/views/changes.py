@@ -122,7 +122,7 @@ def template_apply(request: ClinicRequest, template: UUID) -> HttpResponse:
             preview = services.template_apply_preview(
                 clinic=request.clinic,
                 membership=request.membership,
-                **chosen,  # type: ignore[arg-type]
+                **chosen,
             )
         except (services.ChangeError, ValidationError) as exc:
             error = _error(exc)
