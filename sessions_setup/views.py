@@ -157,10 +157,20 @@ def template_edit(request: ClinicRequest, template: UUID | None = None) -> HttpR
                 except ValidationError as exc:
                     error = exc.messages[0]
                 else:
-                    messages.success(request, f"Session “{saved}” saved.")
+                    target = reverse("sessions_setup:templates")
+                    if instance is not None and saved.allocations.exists():
+                        # On the rota already: its sessions keep their slots until the change is applied to them.
+                        target = reverse("scheduling:template-apply", args=[saved.public_id])
+                        messages.success(
+                            request,
+                            f"Session “{saved}” saved. Sessions already on the rota keep their old slots: "
+                            "preview applying the change to them below.",
+                        )
+                    else:
+                        messages.success(request, f"Session “{saved}” saved.")
                     if request.htmx:
-                        return HttpResponseClientRedirect(reverse("sessions_setup:templates"))
-                    return redirect("sessions_setup:templates")
+                        return HttpResponseClientRedirect(target)
+                    return redirect(target)
         selected = [i for i in selected if i < len(slots)]
 
     nominal_start = form["nominal_start"].value() or "08:00"

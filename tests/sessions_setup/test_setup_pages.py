@@ -199,10 +199,11 @@ def test_a_duration_that_is_not_whole_slots_says_what_the_session_became(admin_c
     assert "not a whole number" not in exact.content.decode()
 
 
-def test_editing_a_template_says_its_changes_do_not_reach_the_rota(admin_client_a, clinic_a, types):
+def test_editing_a_template_says_how_its_changes_reach_the_rota(admin_client_a, clinic_a, types):
     template = template_with_slots(clinic_a, [types["normal"]], name="Dr Smith AM")
     page = admin_client_a.get(reverse("sessions_setup:template-edit", args=[template.public_id])).content.decode()
-    assert "Changes apply to sessions allocated from now on. Sessions already on the rota keep their slots" in page
+    assert "Sessions already on the rota keep their slots until you" in page
+    assert reverse("scheduling:template-apply", args=[template.public_id]) in page
     new = admin_client_a.get(reverse("sessions_setup:template-add")).content.decode()
     assert "already on the rota" not in new
 
@@ -304,3 +305,19 @@ def test_slot_types_and_templates_stay_in_their_clinic(admin_client_a, clinic_b)
     html += admin_client_a.get(reverse("sessions_setup:templates")).content.decode()
     html += admin_client_a.get(reverse("sessions_setup:template-add")).content.decode()
     assert "Theirs" not in html
+
+
+def test_saving_a_template_on_the_rota_leads_to_applying_it(admin_client_a, clinic_a, types):
+    """After saving, a session already allocated goes on to "Apply to allocated sessions"; one that is not does not."""
+    import datetime as dt
+
+    from tests.factories import allocate_session
+
+    session = allocate_session(clinic_a, day=dt.date(2027, 6, 7), slot_types=[types["normal"]] * 2, name="On rota")
+    n = builder.BuilderSlot(types["normal"].pk, types["normal"].default_length_minutes)
+    url = reverse("sessions_setup:template-edit", args=[session.template.public_id])
+    saved = builder_post(admin_client_a, url, (n, n, n), "save", name="On rota")
+    assert saved.status_code == 302
+    assert saved["Location"] == reverse("scheduling:template-apply", args=[session.template.public_id])
+    fresh = builder_post(admin_client_a, reverse("sessions_setup:template-add"), (n,), "save", name="New one")
+    assert fresh["Location"] == reverse("sessions_setup:templates")
