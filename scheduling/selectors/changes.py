@@ -91,29 +91,25 @@ def session_infos(sessions: QuerySet[Session]) -> list[SessionInfo]:
     return [SessionInfo._make(row) for row in sessions.order_by("starts_at", "id").values_list(*SESSION_FIELDS)]
 
 
+def _ids_by_slot(rows: QuerySet[Appointment] | QuerySet[Hold], session_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The rows' ids per slot (the sessions' slots that are not retired), oldest first: one query."""
+    found: dict[int, list[int]] = defaultdict(list)
+    for pk, slot_id in (
+        rows.filter(slot__session__in=session_ids, slot__retired=False)
+        .order_by("created_at", "id")
+        .values_list("id", "slot_id")
+    ):
+        found[slot_id].append(pk)
+    return found
+
+
 def current_slots(*, clinic: Clinic, session_ids: Sequence[int]) -> dict[int, list[CurrentSlot]]:
     """Each session's slots as they are (not retired), with their live appointments in booking order and live holds:
     three queries."""
     if not session_ids:
         return {}
-    appointments: dict[int, list[int]] = defaultdict(list)
-    for pk, slot_id in (
-        Appointment.objects.for_clinic(clinic)
-        .live()
-        .filter(slot__session__in=session_ids, slot__retired=False)
-        .order_by("created_at", "id")
-        .values_list("id", "slot_id")
-    ):
-        appointments[slot_id].append(pk)
-    holds: dict[int, list[int]] = defaultdict(list)
-    for pk, slot_id in (
-        Hold.objects.for_clinic(clinic)
-        .live()
-        .filter(slot__session__in=session_ids, slot__retired=False)
-        .order_by("created_at", "id")
-        .values_list("id", "slot_id")
-    ):
-        holds[slot_id].append(pk)
+    appointments = _ids_by_slot(Appointment.objects.for_clinic(clinic).live(), session_ids)
+    holds = _ids_by_slot(Hold.objects.for_clinic(clinic).live(), session_ids)
     found: dict[int, list[CurrentSlot]] = defaultdict(list)
     for pk, session_id, starts_at, ends_at, type_id, type_bookable, capacity in (
         Slot.objects.for_clinic(clinic)
@@ -642,10 +638,13 @@ def proposals_for(wanted: Sequence[Wanted], candidates: Sequence[Candidate]) -> 
     practitioner of the same role at the same location; places are shared out in order, so two rows are never
     proposed one single place. Rows with none are left out."""
     left = {c.slot_id: c.free for c in candidates}
-    # A practitioner's single places: one proposal each (two patients cannot both have one clinician at once).
+    by_type: dict[int, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_type[candidate.slot_type_id].append(candidate)
     proposals: dict[int, Proposal] = {}
     for want in wanted:
-        chosen = _first_fit(want, candidates, left, same=True) or _first_fit(want, candidates, left, same=False)
+        kind = by_type.get(want.slot_type_id, [])
+        chosen = _first_fit(want, kind, left, same=True) or _first_fit(want, kind, left, same=False)
         if chosen is None:
             continue
         left[chosen.slot_id] -= 1

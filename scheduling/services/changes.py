@@ -379,11 +379,17 @@ def _edit_fields(session: Session, edit: SessionEdit) -> dict[str, object]:
     return fields
 
 
+def _editable(session: Session) -> None:
+    if session.out_state == SessionOut.CANCELLED:
+        raise ChangeError("This session is cancelled; resume it before editing.")
+    if session.ends_at <= timezone.now():
+        raise ChangeError("This session is over: past sessions keep the shape they had.")
+
+
 def session_edit_preview(
     *, clinic: Clinic, membership: Membership | None, session: Session, edit: SessionEdit
 ) -> selectors.ChangePreview:
-    if session.out_state == SessionOut.CANCELLED:
-        raise ChangeError("This session is cancelled; resume it before editing.")
+    _editable(session)
     plan = session_edit_plan(clinic=clinic, session=session, edit=edit)
     fields = _edit_fields(session, edit)
     info = selectors.session_infos(Session.objects.for_clinic(clinic).filter(pk=session.pk))[0]
@@ -400,8 +406,7 @@ def session_edit(*, clinic: Clinic, actor: User | None, session: Session, edit: 
         with transaction.atomic():
             _lock(clinic, [session.pk])
             locked = Session.objects.for_clinic(clinic).select_for_update().get(pk=session.pk)
-            if locked.out_state == SessionOut.CANCELLED:
-                raise ChangeError("This session is cancelled; resume it before editing.")
+            _editable(locked)
             plan = session_edit_plan(clinic=clinic, session=locked, edit=edit)
             infos = selectors.session_infos(Session.objects.for_clinic(clinic).filter(pk=locked.pk))
             _clash_refusal(clinic, infos, {locked.pk: plan})
@@ -434,6 +439,13 @@ def session_edit(*, clinic: Clinic, actor: User | None, session: Session, edit: 
 
 
 # --- A template change applied to the rota ------------------------------------------------------------------------
+
+def _from_today(clinic: Clinic, first_date: dt.date, last_date: dt.date | None) -> None:
+    if last_date is not None and last_date < first_date:
+        raise ChangeError("The last date is before the first date.")
+    if first_date < clinic.today():
+        raise ChangeError("Start from today or later: past sessions keep the shape they had.")
+
 
 TEMPLATE_FIELDS = (
     ("name", "Name"),
@@ -476,6 +488,7 @@ def template_apply_preview(
     allocations: Sequence[int] = (),
 ) -> selectors.ChangePreview:
     """What applying the template to its allocated sessions would do: a fixed number of queries."""
+    _from_today(clinic, first_date, last_date)
     infos = selectors.session_infos(
         selectors.template_sessions(
             clinic=clinic, template=template, first_date=first_date, last_date=last_date, allocations=allocations
@@ -503,8 +516,7 @@ def template_apply(
 ) -> Applied:
     """Give the template's allocated sessions (from a date, to a date, of chosen allocations) its slots, name,
     description and flags, in one transaction; refused when a session would overlap another of its practitioner."""
-    if last_date is not None and last_date < first_date:
-        raise ChangeError("The last date is before the first date.")
+    _from_today(clinic, first_date, last_date)
 
     def work() -> Applied:
         with transaction.atomic():
@@ -559,11 +571,10 @@ class TakeOut:
     note: str = ""
 
 
-def _take_out_checked(take: TakeOut) -> None:
+def _take_out_checked(clinic: Clinic, take: TakeOut) -> None:
     if take.practitioner is None and take.location is None:
         raise ChangeError("Choose a practitioner or a location.")
-    if take.last_date < take.first_date:
-        raise ChangeError("The last date is before the first date.")
+    _from_today(clinic, take.first_date, take.last_date)
     if (take.last_date - take.first_date).days > MAX_DAYS_OUT:
         raise ChangeError("Take out at most a year at a time.")
     if take.action not in SessionOut.values:
@@ -595,7 +606,7 @@ class TakeOutPreview:
 
 
 def take_out_preview(*, clinic: Clinic, membership: Membership | None, take: TakeOut) -> TakeOutPreview:
-    _take_out_checked(take)
+    _take_out_checked(clinic, take)
     infos = selectors.session_infos(take_out_sessions(clinic=clinic, take=take))
     ids = selectors.live_appointments_of(clinic=clinic, session_ids=[info.id for info in infos])
     rows = selectors.displaced_rows(
@@ -609,7 +620,7 @@ def take_out_preview(*, clinic: Clinic, membership: Membership | None, take: Tak
 def sessions_take_out(*, clinic: Clinic, actor: User | None, take: TakeOut) -> Applied:
     """Suspend the sessions (no new bookings; those made stay) or cancel them (their appointments displaced onto the
     worklist, live holds ended), all in one transaction."""
-    _take_out_checked(take)
+    _take_out_checked(clinic, take)
 
     def work() -> Applied:
         with transaction.atomic():

@@ -399,3 +399,21 @@ def test_take_out_needs_whom_and_sane_dates(clinic_a, book_setup):
             take=TakeOut(s["smith"], None, dt.date(2028, 3, 22), dt.date(2028, 3, 22), "cancelled", "sickness"),
         )  # fmt: skip
     assert not RotaChange.objects.exists() and not Hold.objects.exists()
+
+
+def test_past_sessions_keep_the_shape_they_had(clinic_a, book_setup):
+    import time_machine
+
+    s = book_setup
+    session = Session.objects.filter(allocation=s["allocation"]).order_by("date").first()
+    with time_machine.travel(dt.datetime(2027, 3, 30, 12, tzinfo=dt.UTC), tick=False):
+        with pytest.raises(ChangeError, match="past sessions"):
+            template_apply(clinic=clinic_a, actor=s["actor"], template=s["template"], first_date=dt.date(2027, 3, 22))
+        with pytest.raises(ChangeError, match="past sessions"):
+            sessions_take_out(
+                clinic=clinic_a, actor=s["actor"],
+                take=TakeOut(s["smith"], None, dt.date(2027, 3, 29), dt.date(2027, 3, 31), "cancelled", "sickness"),
+            )  # fmt: skip
+        with pytest.raises(ChangeError, match="session is over"):
+            session_edit(clinic=clinic_a, actor=s["actor"], session=session, edit=SessionEdit({}, keep=3))
+    assert not RotaChange.objects.exists()
