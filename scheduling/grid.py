@@ -454,6 +454,8 @@ def build_grid(
     out_sessions = {session.id: session.out_state for session in session_rows if session.out_state}
     sessions = {session.id: (session, pieces(session.starts_at, session.ends_at)) for session in session_rows}
     slots: list[tuple[SlotRow, int | None, list[Piece]]] = []
+    # A displaced booking on a retired slot is drawn beside the slot that took its time, when one did.
+    live_starts = {(slot.session_id, slot.starts_at) for slot in slot_rows if not slot.retired}
     for slot in slot_rows:
         placed = sessions.get(slot.session_id)
         if slot.retired and slot.id not in appointments_by_slot:
@@ -513,7 +515,8 @@ def build_grid(
             if target is None or spot is None:
                 continue
             cell = slot_cell(slot, piece, practitioner_id, appointments_by_slot, locked, closed_sessions, out_sessions)
-            cell["cls"] = f"{cell['cls']} r{spot.row} h{spot.span}"
+            beside = " beside" if slot.retired and (slot.session_id, slot.starts_at) in live_starts else ""
+            cell["cls"] = f"{cell['cls']}{beside} r{spot.row} h{spot.span}"
             cell["href"] = f"{slot_prefix}{slot.public_id}{slot_suffix}"
             target.slots.append(cell)
 

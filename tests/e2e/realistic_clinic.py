@@ -1,7 +1,8 @@
 """A clinic with the data a real one has, for the browser tests that walk every page (accessibility).
 
 Everything happens in the week of WINTER_DAY (a Monday in January 2027, London = UTC), so the
-calendar, the sessions of the day and the report show it when given that date. The data goes
+calendar, the sessions of the day and the report show it when given that date. On the Friday Dr Patel is off
+sick: his session is cancelled and its patient waits on the displaced patients' worklist. The data goes
 through the same services the app uses wherever one exists (rota, booking, events, hours, sync),
 so the audit log fills the way it does in a clinic.
 """
@@ -28,10 +29,14 @@ from scheduling.models import (
     DraftOccurrence,
     HoldKind,
     OtherEvent,
+    OutReason,
+    Session,
+    SessionOut,
     Slot,
 )
 from scheduling.services import calendar as calendar_services
 from scheduling.services.booking import BookingRequest, appointment_book, hold_take
+from scheduling.services.changes import TakeOut, sessions_take_out
 from scheduling.services.rota import AllocationRequest, allocation_create
 from sessions_setup.models import SessionTemplate, SlotType
 from sessions_setup.palette import PALETTE
@@ -112,6 +117,8 @@ class RealisticClinic:
     online_slot: Slot  # free, and offered online (09:00, inside Dr Smith's online availability)
     online_request: OnlineBooking  # a patient's online request, waiting for reception
     email_check: EmailCheck  # a code sent, not yet typed
+    session: Session  # Dr Smith's Monday session (booked, editable)
+    out_session: Session  # Dr Patel's Friday session, cancelled (sickness): its patient waits on the worklist
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -374,6 +381,22 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         expires_at=timezone.now() + dt.timedelta(minutes=15),
     )
 
+    # Dr Patel is off sick on Friday: his session there is cancelled and Ed Moss, booked in it, waits on the
+    # displaced patients' worklist (with Dr Smith's Friday Routine place proposed).
+    friday = Session.objects.for_clinic(clinic).get(practitioner=patel, date=WEEK[4])
+    appointment_book(
+        clinic=clinic,
+        actor=reception.user,
+        membership=reception,
+        request=BookingRequest(slot=friday.slots.order_by("starts_at").first(), patient=others[4]),
+        tell=False,
+    )
+    sessions_take_out(
+        clinic=clinic,
+        actor=actor,
+        take=TakeOut(patel, None, WEEK[4], WEEK[4], SessionOut.CANCELLED, OutReason.SICKNESS, "Flu"),
+    )
+
     # A few more audit lines: a blocked record opened, a setting changed.
     patient_record_opened(clinic=clinic, actor=admin.user, patient=blocked, view="detail")
     audit_record(clinic=clinic, actor=admin.user, action="clinic.settings_changed", target=clinic)
@@ -407,4 +430,6 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         online_slot=online_slot,
         online_request=online_request,
         email_check=email_check,
+        session=monday,
+        out_session=friday,
     )

@@ -318,6 +318,38 @@ def test_slots_show_type_colour_group_counts_bookings_and_the_closed_icon(clinic
     assert "slot blank" in body
 
 
+def test_a_displaced_booking_is_drawn_beside_the_slot_that_took_its_time_else_at_full_width(
+    clinic_a, admin_a, reception_client_a
+):
+    from scheduling.models import OutReason, SessionOut
+    from scheduling.services.changes import SessionEdit, TakeOut, session_edit, sessions_take_out
+
+    day = dt.date(2027, 6, 7)
+    routine = SlotTypeFactory(clinic=clinic_a, name="Routine", colour="teal")
+    edited = allocate_session(clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=day,
+                              slot_types=[routine] * 4)  # fmt: skip
+    first, _, _, last = edited.slots.order_by("starts_at")
+    book(first, PatientFactory(clinic=clinic_a, first_name="Ann", last_name="Cleared"))
+    book(last, PatientFactory(clinic=clinic_a, first_name="Bea", last_name="Removed"))
+    # The first slot made blank (Ann keeps her time on a retired twin beside it), the last one removed.
+    session_edit(clinic=clinic_a, actor=admin_a.user, session=edited, edit=SessionEdit({first.pk: None}, keep=3))
+    off = PractitionerFactory(clinic=clinic_a)
+    cancelled = allocate_session(clinic_a, practitioner=off, day=day, start=dt.time(14), slot_types=[routine])
+    book(cancelled.slots.get(), PatientFactory(clinic=clinic_a, first_name="Cas", last_name="Cancelled"))
+    take = TakeOut(off, None, day, day, SessionOut.CANCELLED, OutReason.SICKNESS)
+    sessions_take_out(clinic=clinic_a, actor=admin_a.user, take=take)
+
+    body = reception_client_a.get(f"{CALENDAR}?view=day&date={day.isoformat()}").content.decode()
+    classes = {
+        name: re.search(rf'class="(slot [^"]*)"[^>]*>(?:(?!</a>).)*{name}', body).group(1).split()
+        for name in ("Ann Cleared", "Bea Removed", "Cas Cancelled")
+    }
+    assert "displaced" in classes["Ann Cleared"] and "beside" in classes["Ann Cleared"]
+    assert "displaced" in classes["Bea Removed"] and "beside" not in classes["Bea Removed"]
+    assert "displaced" in classes["Cas Cancelled"] and "beside" not in classes["Cas Cancelled"]
+    assert "· Cancelled (sickness)" in body
+
+
 def test_a_blocked_patient_is_restricted_on_the_grid_without_the_permission(
     clinic_a, admin_client_a, reception_client_a
 ):

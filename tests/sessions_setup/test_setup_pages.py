@@ -199,11 +199,12 @@ def test_a_duration_that_is_not_whole_slots_says_what_the_session_became(admin_c
     assert "not a whole number" not in exact.content.decode()
 
 
-def test_editing_a_template_says_how_its_changes_reach_the_rota(admin_client_a, clinic_a, types):
+def test_editing_a_template_says_its_changes_reach_the_rota_only_when_applied(admin_client_a, clinic_a, types):
     template = template_with_slots(clinic_a, [types["normal"]], name="Dr Smith AM")
     page = admin_client_a.get(reverse("sessions_setup:template-edit", args=[template.public_id])).content.decode()
-    assert "Sessions already on the rota keep their slots until you" in page
-    assert reverse("scheduling:template-apply", args=[template.public_id]) in page
+    assert "Saving changes sessions allocated from now on. Sessions already on the rota keep their slots until" in page
+    apply = reverse("scheduling:template-apply", args=[template.public_id])
+    assert f'<a href="{apply}">apply this session to allocated sessions</a>' in page
     new = admin_client_a.get(reverse("sessions_setup:template-add")).content.decode()
     assert "already on the rota" not in new
 
