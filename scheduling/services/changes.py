@@ -440,6 +440,7 @@ def session_edit(*, clinic: Clinic, actor: User | None, session: Session, edit: 
 
 # --- A template change applied to the rota ------------------------------------------------------------------------
 
+
 def _from_today(clinic: Clinic, first_date: dt.date, last_date: dt.date | None) -> None:
     if last_date is not None and last_date < first_date:
         raise ChangeError("The last date is before the first date.")
