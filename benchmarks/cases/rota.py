@@ -152,6 +152,8 @@ def rota_setup() -> RotaState:
                     "open_session": template.open_session,
                     "travel_clinic": template.travel_clinic,
                     "closed_session": template.closed_session,
+                    "out_state": "",  # in the book, as the rota service makes every session
+                    "out_reason": "",
                 }
             )
             for position in range(ROTA_SLOTS_PER_SESSION):
