@@ -1,15 +1,17 @@
 """What several case families share: the registry, logged-in clients and pages (``page_case``), removing the
-clinics of an earlier run, sub-measurements, and the builders of patients and of the calendar's week (slot types,
-templates, rota, appointments) that the calendar, booking, series and ICS families build on."""
+clinics of an earlier run, plain rows inserted without model instances, sub-measurements, and the builders of
+patients and of the calendar's week (slot types, templates, rota, appointments) that the calendar, booking, series
+and ICS families build on."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection, models, transaction
@@ -17,6 +19,7 @@ from django.test import Client
 from django.urls import reverse
 
 from benchmarks.harness import Case, Result, measure
+from clinic.db import DbValues, bulk_insert
 from clinic.models import AuditEvent, Clinic, Location, Membership, Practitioner, PractitionerRole
 from online.models import OnlineBooking
 from patients.identifiers import name_key, nhs_number_is_valid
@@ -265,6 +268,46 @@ def clinics_clear(slugs: Sequence[str]) -> None:
         ):
             model._default_manager.filter(clinic_id__in=clinic_ids).delete()
         Clinic.objects.filter(id__in=clinic_ids).delete()
+
+
+def clinics_clear_plain(slug_prefix: str) -> None:
+    """Remove the clinics whose slug starts with ``slug_prefix`` (an earlier run's, in a kept BENCH_DATABASE_URL) and
+    every row they own, by plain DELETEs: the ORM's delete would load every slot and appointment to cascade."""
+    clinic_ids = list(Clinic.objects.filter(slug__startswith=slug_prefix).values_list("id", flat=True))
+    if not clinic_ids:
+        return
+    marks = ", ".join(["%s"] * len(clinic_ids))
+    tenant_tables = [
+        model._meta.db_table
+        for model in apps.get_models()
+        if any(f.name == "clinic" and f.is_relation for f in model._meta.concrete_fields)
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:  # foreign keys are checked at commit
+        for table in tenant_tables:
+            cursor.execute(f"DELETE FROM {table} WHERE clinic_id IN ({marks})", clinic_ids)
+        cursor.execute(f"DELETE FROM {Clinic._meta.db_table} WHERE id IN ({marks})", clinic_ids)
+
+
+def insert_rows(
+    model: type[models.Model], columns: Sequence[str], rows: Iterable[tuple[Any, ...]], db: DbValues
+) -> None:
+    """Rows of ``model``: ``columns`` (attnames) from ``rows``, already as stored; a new public_id each; every other
+    column its default as the ORM stores it, NULL where it has none (a NOT NULL column without one is an error)."""
+    constants: dict[str, Any] = {}
+    for f in model._meta.concrete_fields:
+        if f.attname in columns or f.attname in ("id", "public_id"):
+            continue
+        default = f.get_default()
+        if default is None:
+            if not f.null:
+                raise RuntimeError(f"{model.__name__}.{f.attname} needs a value")
+            continue
+        constants[f.attname] = f.get_db_prep_save(default, connection)
+    names = ("public_id", *columns, *constants)
+    fixed = tuple(constants.values())
+    rows = list(rows)
+    ids = db.random_uuids(len(rows))
+    bulk_insert(model._meta.db_table, names, [(uid, *row, *fixed) for uid, row in zip(ids, rows, strict=True)])
 
 
 def calendar_patients(clinic: Clinic, rng: random.Random, count: int) -> list[Patient]:

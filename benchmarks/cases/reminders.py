@@ -17,19 +17,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.apps import apps
 from django.conf import settings
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
 
-from benchmarks.cases.common import register
+from benchmarks.cases.common import clinics_clear_plain, insert_rows, register
 from benchmarks.harness import Case, Result, checked, count_queries, sized
-from clinic.db import DbValues, bulk_insert
+from clinic.db import DbValues
 from clinic.models import Clinic, Location, Practitioner, PractitionerRole
 from notifications.models import Channel, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.sending import tick
@@ -178,46 +176,13 @@ def clinic_year(clinic_index: int) -> list[PlannedSlot]:
 # --- Rows -----------------------------------------------------------------------------
 
 
-def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Row], db: DbValues) -> None:
-    """Rows of ``model``: ``columns`` (attnames) from ``rows``, already as stored; a new public_id each; every other
-    column its default as the ORM stores it, NULL where it has none (a NOT NULL column without one is an error)."""
-    constants: dict[str, Any] = {}
-    for f in model._meta.concrete_fields:
-        if f.attname in columns or f.attname in ("id", "public_id"):
-            continue
-        default = f.get_default()
-        if default is None:
-            if not f.null:
-                raise RuntimeError(f"{model.__name__}.{f.attname} needs a value")
-            continue
-        constants[f.attname] = f.get_db_prep_save(default, connection)
-    names = ("public_id", *columns, *constants)
-    fixed = tuple(constants.values())
-    rows = list(rows)
-    ids = db.random_uuids(len(rows))
-    bulk_insert(model._meta.db_table, names, [(uid, *row, *fixed) for uid, row in zip(ids, rows, strict=True)])
-
-
 def next_id(model: type[models.Model]) -> int:
     return int(model._default_manager.aggregate(m=models.Max("id"))["m"] or 0) + 1
 
 
 def reminders_clear() -> None:
-    """Remove the clinics of an earlier run (a kept BENCH_DATABASE_URL) and every row they own, by plain DELETEs:
-    the ORM's delete would load a million appointments to cascade."""
-    clinic_ids = list(Clinic.objects.filter(slug__startswith=REMINDERS_SLUG_PREFIX).values_list("id", flat=True))
-    if not clinic_ids:
-        return
-    marks = ", ".join(["%s"] * len(clinic_ids))
-    tenant_tables = [
-        model._meta.db_table
-        for model in apps.get_models()
-        if any(f.name == "clinic" and f.is_relation for f in model._meta.concrete_fields)
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:  # foreign keys are checked at commit
-        for table in tenant_tables:
-            cursor.execute(f"DELETE FROM {table} WHERE clinic_id IN ({marks})", clinic_ids)
-        cursor.execute(f"DELETE FROM {Clinic._meta.db_table} WHERE id IN ({marks})", clinic_ids)
+    """Remove the clinics of an earlier run (a kept BENCH_DATABASE_URL) and every row they own."""
+    clinics_clear_plain(REMINDERS_SLUG_PREFIX)
 
 
 @dataclass

@@ -70,9 +70,22 @@ def as_stored(model: type[models.Model], columns: Sequence[str], rows: Iterable[
     return [tuple(f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)) for row in rows]
 
 
-def rota_setup() -> RotaState:
-    """A fresh clinic with one 30-slot template and 20 GPs, and the floor's rows for the same year."""
-    clinic = Clinic.objects.create(name="Benchmark rota", slug=f"bench-rota-{uuid.uuid4().hex[:8]}")
+@dataclass(frozen=True)
+class RotaClinic:
+    """A clinic with one 30-slot template of one slot type and 20 GPs, not yet on the rota (the rota_change_preview
+    case builds on it too)."""
+
+    clinic: Clinic
+    location: Location
+    slot_type: SlotType
+    template: SessionTemplate
+    practitioners: list[Practitioner]
+    actor: User
+    requests: list[AllocationRequest]  # the year for each practitioner
+
+
+def rota_clinic(name: str, slug: str) -> RotaClinic:
+    clinic = Clinic.objects.create(name=name, slug=slug)
     location = Location.objects.create(
         clinic=clinic, name="Main surgery", kind=Location.Kind.MAIN, time_zone=ROTA_TIME_ZONE
     )
@@ -92,13 +105,21 @@ def rota_setup() -> RotaState:
         )
         for i in range(ROTA_PRACTITIONERS)
     ]
-    actor = User.objects.get(username=DEMO_ADMIN)
     requests = [
         AllocationRequest(
             template, p, location, ROTA_START, ROTA_FIRST_DATE, ROTA_LAST_DATE, ROTA_WEEKDAYS, every_weeks=1
         )
         for p in practitioners
     ]
+    actor = User.objects.get(username=DEMO_ADMIN)
+    return RotaClinic(clinic, location, slot_type, template, practitioners, actor, requests)
+
+
+def rota_setup() -> RotaState:
+    """A fresh clinic with one 30-slot template and 20 GPs, and the floor's rows for the same year."""
+    built = rota_clinic("Benchmark rota", f"bench-rota-{uuid.uuid4().hex[:8]}")
+    clinic, location, slot_type, template = built.clinic, built.location, built.slot_type, built.template
+    practitioners, actor, requests = built.practitioners, built.actor, built.requests
 
     # The floor's rows, worked out here independently of scheduling.rota. Explicit ids above the current
     # maximum let the slots reference the sessions; no run's rows are in the way, as the reset comes between.
@@ -152,6 +173,8 @@ def rota_setup() -> RotaState:
                     "open_session": template.open_session,
                     "travel_clinic": template.travel_clinic,
                     "closed_session": template.closed_session,
+                    "out_state": "",  # in the book, as the rota service makes every session
+                    "out_reason": "",
                 }
             )
             for position in range(ROTA_SLOTS_PER_SESSION):
