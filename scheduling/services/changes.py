@@ -12,6 +12,7 @@ removed slot itself, or a retired twin of a changed one) until they are moved, a
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -111,9 +112,13 @@ def _apply_plans(
     plans: Mapping[int, list[PlannedSlot]],
     session_fields: Mapping[int, Mapping[str, object]],
 ) -> Applied:
-    """Give each session the slots of its plan (the locks are held): slots changed in place, added after the last
-    position, removed ones deleted or (with appointments or holds, live or past) retired; displaced appointments
-    moved to a retired twin of their old slot; holds that lost their place ended; a worklist row each."""
+    """Give each session the slots of its plan (the locks are held).
+
+    A slot whose bookings all lose their place (removed, made blank, retyped, shortened) is retired with them, and
+    the plan's slot at its time (if any) is a new row: the bookings are never moved between rows. A slot nobody ever
+    booked or held is changed in place (or deleted when removed). A group that keeps some bookings but loses places
+    keeps the first ones and moves the rest to a retired twin. Holds that lost their place are ended; each displaced
+    appointment gets a worklist row. Rows are written by value groups (a year's template change is a few UPDATEs)."""
     ids = [info.id for info in infos]
     current = selectors.current_slots(clinic=clinic, session_ids=ids)
     positions = dict(
@@ -124,9 +129,16 @@ def _apply_plans(
         .values_list("session_id", "top")
     )
     replans = {info.id: replan(current.get(info.id, []), plans[info.id]) for info in infos if info.id in plans}
-    removed = [c.before.id for r in replans.values() for c in r.changes if c.fate == Fate.REMOVED and c.before]
-    kept_rows = _slots_with_history(clinic, removed)
-    updated: list[Slot] = []
+    candidates = [
+        c.before.id
+        for r in replans.values()
+        for c in r.changes
+        if c.before is not None and c.fate in (Fate.REMOVED, Fate.CHANGED)
+    ]
+    with_history = _slots_with_history(clinic, candidates)
+    # Changed in place, by new values: (slot type, minutes, bookable, places, taken, held).
+    reshaped: dict[tuple[int | None, int, bool, int, int, int], list[int]] = defaultdict(list)
+    retired: dict[tuple[int, int], list[int]] = defaultdict(list)  # retired with their bookings, by (taken, places)
     added: list[Slot] = []
     twins: list[tuple[Slot, tuple[int, ...]]] = []
     deleted: list[int] = []
@@ -146,39 +158,33 @@ def _apply_plans(
             touched.add(info.id)
             displaced.extend(change_.displaced)
             ended.extend(change_.ended_holds)
-            if change_.fate == Fate.ADDED and after is not None:
-                top += 1
-                added.append(_new_slot(clinic, info.id, top, after, open_for_booking))
-            elif change_.fate == Fate.REMOVED and before is not None:
-                if before.id in kept_rows:
-                    updated.append(
-                        Slot(
-                            pk=before.id,
-                            slot_type_id=before.slot_type_id,
-                            ends_at=before.ends_at,
-                            bookable=False,
-                            capacity=max(before.capacity, len(before.appointments), 1),
-                            booked_count=len(before.appointments),
-                            held_count=0,
-                            retired=True,
-                        )
-                    )
+            whole = before is not None and (
+                change_.fate == Fate.REMOVED or (change_.displaced and change_.kept_appointments == 0)
+            )
+            if before is not None and (whole or change_.fate == Fate.REMOVED):
+                if before.id in with_history:
+                    taken = len(before.appointments)
+                    retired[(taken, max(before.capacity, taken, 1))].append(before.id)
                 else:
                     deleted.append(before.id)
+                if after is not None:  # the plan's slot at this time: a fresh row
+                    top += 1
+                    added.append(_new_slot(clinic, info.id, top, after, open_for_booking))
+            elif change_.fate == Fate.ADDED and after is not None:
+                top += 1
+                added.append(_new_slot(clinic, info.id, top, after, open_for_booking))
             elif before is not None and after is not None:
-                updated.append(
-                    Slot(
-                        pk=before.id,
-                        slot_type_id=after.slot_type_id,
-                        ends_at=after.ends_at,
-                        bookable=after.bookable and open_for_booking,
-                        capacity=after.capacity,
-                        booked_count=change_.kept_appointments + change_.kept_holds,
-                        held_count=change_.kept_holds,
-                        retired=False,
-                    )
+                minutes = int((after.ends_at - after.starts_at).total_seconds() // 60)
+                values = (
+                    after.slot_type_id,
+                    minutes,
+                    after.bookable and open_for_booking,
+                    after.capacity,
+                    change_.kept_appointments + change_.kept_holds,
+                    change_.kept_holds,
                 )
-                if change_.displaced:
+                reshaped[values].append(before.id)
+                if change_.displaced:  # fewer places: the last booked move to a retired twin of the slot
                     top += 1
                     twin = Slot(
                         clinic=clinic,
@@ -196,21 +202,30 @@ def _apply_plans(
                     twins.append((twin, tuple(a for a, _ in change_.displaced)))
     if ended:
         _holds_end(clinic, actor, ended)
-    if updated:
-        Slot.objects.bulk_update(
-            updated,
-            ["slot_type", "ends_at", "bookable", "capacity", "booked_count", "held_count", "retired"],
-            batch_size=BATCH,
-        )
-    if deleted:
-        for start in range(0, len(deleted), BATCH):
-            Slot.objects.for_clinic(clinic).filter(pk__in=deleted[start : start + BATCH]).delete()
+    slots = Slot.objects.for_clinic(clinic)
+    for (taken, places), pks in retired.items():
+        for batch in _batches(pks):
+            slots.filter(pk__in=batch).update(
+                retired=True, bookable=False, booked_count=taken, held_count=0, capacity=places
+            )
+    for (type_id, length, bookable, capacity, taken, held), pks in reshaped.items():
+        for batch in _batches(pks):
+            slots.filter(pk__in=batch).update(
+                slot_type_id=type_id,
+                ends_at=F("starts_at") + dt.timedelta(minutes=length),
+                bookable=bookable,
+                capacity=capacity,
+                booked_count=taken,
+                held_count=held,
+                retired=False,
+            )
+    for batch in _batches(deleted):
+        slots.filter(pk__in=batch).delete()
     if added or twins:
         Slot.objects.bulk_create(added + [twin for twin, _ in twins], batch_size=BATCH)
-    if twins:
-        moves = [Appointment(pk=a, slot_id=twin.pk) for twin, appointments in twins for a in appointments]
-        Appointment.objects.bulk_update(moves, ["slot"], batch_size=BATCH)
-    _sessions_update(clinic, infos, plans, session_fields, touched)
+    for twin, appointments in twins:
+        Appointment.objects.for_clinic(clinic).filter(pk__in=appointments).update(slot=twin)
+    _sessions_update(clinic, infos, plans, session_fields)
     rows = _worklist_add(clinic, change, displaced)
     practitioners = {info.practitioner_id for info in infos if info.id in touched or info.id in session_fields}
     announce_calendar_change(sorted(p for p in practitioners if p is not None))
@@ -219,6 +234,10 @@ def _apply_plans(
     change.displaced_count = rows
     change.save(update_fields=["sessions", "displaced_count"])
     return Applied(change, sessions, rows, len(ended))
+
+
+def _batches(pks: Sequence[int]) -> list[Sequence[int]]:
+    return [pks[start : start + BATCH] for start in range(0, len(pks), BATCH)]
 
 
 def _new_slot(clinic: Clinic, session_id: int, position: int, planned: PlannedSlot, open_for_booking: bool) -> Slot:
@@ -268,20 +287,25 @@ def _sessions_update(
     infos: Sequence[selectors.SessionInfo],
     plans: Mapping[int, list[PlannedSlot]],
     session_fields: Mapping[int, Mapping[str, object]],
-    touched: set[int],
 ) -> None:
-    """The sessions' new ends and the fields that follow (the template's, or the edit's location and description)."""
-    rows: dict[tuple[str, ...], list[Session]] = {}
+    """The sessions' new ends (from their own starts) and the fields that follow (the template's, or the edit's
+    location and description), one UPDATE per group of sessions given the same values."""
+    groups: dict[tuple[tuple[tuple[str, object], ...], int | None], list[int]] = defaultdict(list)
     for info in infos:
         planned = plans.get(info.id)
-        values: dict[str, object] = dict(session_fields.get(info.id, {}))
+        values = dict(session_fields.get(info.id, {}))
+        minutes = None
         if planned and planned[-1].ends_at != info.ends_at:
-            values["ends_at"] = planned[-1].ends_at
-        if not values:
-            continue
-        rows.setdefault(tuple(sorted(values)), []).append(Session(pk=info.id, **values))
-    for names, sessions in rows.items():
-        Session.objects.bulk_update(sessions, list(names), batch_size=BATCH)
+            minutes = int((planned[-1].ends_at - info.starts_at).total_seconds() // 60)
+        if values or minutes is not None:
+            groups[(tuple(sorted(values.items())), minutes)].append(info.id)
+    sessions = Session.objects.for_clinic(clinic)
+    for (pairs, length), pks in groups.items():
+        update: dict[str, object] = dict(pairs)
+        if length is not None:
+            update["ends_at"] = F("starts_at") + dt.timedelta(minutes=length)
+        for batch in _batches(pks):
+            sessions.filter(pk__in=batch).update(**update)
 
 
 def _worklist_add(clinic: Clinic, change: RotaChange, displaced: Sequence[tuple[int, str]]) -> int:
