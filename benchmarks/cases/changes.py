@@ -32,6 +32,7 @@ from benchmarks.cases.rota import (
     ROTA_PRACTITIONERS,
     ROTA_SESSIONS,
     ROTA_SLOTS,
+    ROTA_SLOTS_PER_SESSION,
     RotaClinic,
     rota_clinic,
 )
@@ -251,19 +252,21 @@ def change_apply(state: ChangeState) -> None:
 
 
 def change_apply_check(state: ChangeState, applied: Applied) -> None:
-    """What an apply wrote: every session changed, a worklist row and a retired twin slot per displaced appointment
-    (which now sits in it), and the two slots retyped and blank on every session."""
+    """What an apply wrote: every session changed; each booked slot of the two changed times retired with its
+    appointment (which stays in it) and a worklist row each; on every session a free Telephone slot and a blank one
+    where the two were (the booked ones new rows, the others changed in place)."""
     clinic = state.built.clinic
     total = state.displaced_total
     slots = Slot.objects.for_clinic(clinic)
+    live = slots.filter(retired=False)
     found = (
         applied.sessions,
         applied.displaced,
         Displacement.objects.for_clinic(clinic).filter(change=applied.change).count(),
-        slots.filter(retired=True).count(),
+        slots.filter(retired=True, position__in=CHANGED_POSITIONS).count(),
         Appointment.objects.for_clinic(clinic).filter(slot__retired=True).count(),
-        slots.filter(position=RETYPED_POSITION, slot_type=state.telephone, bookable=True, booked_count=0).count(),
-        slots.filter(position=BLANKED_POSITION, slot_type=None, bookable=False, booked_count=0).count(),
+        live.filter(slot_type=state.telephone, bookable=True, booked_count=0).count(),
+        live.filter(slot_type=None, bookable=False, booked_count=0).count(),
     )
     expected = (ROTA_SESSIONS, total, total, total, total, ROTA_SESSIONS, ROTA_SESSIONS)
     if found != expected:
@@ -272,8 +275,8 @@ def change_apply_check(state: ChangeState, applied: Applied) -> None:
 
 
 def change_apply_reset(state: ChangeState) -> None:
-    """Untimed, before every apply: check the last apply, then undo it (appointments back in their slots, the twins
-    and the worklist gone, the two slots as the rota made them), and prove the book is as set up.
+    """Untimed, before every apply: check the last apply, then undo it (the rows it added and the worklist
+    gone, the two slots as the rota made them, back in the book), and prove the book is as set up.
 
     Undone, not rolled back: a timed apply inside a transaction the reset rolls back would run as a savepoint and
     never commit, where a user's apply commits (with its on-commit work)."""
@@ -284,30 +287,15 @@ def change_apply_reset(state: ChangeState) -> None:
         checked()
         return
     slots = Slot.objects.for_clinic(clinic)
-    twins = {
-        pk: (session, start)
-        for pk, session, start in slots.filter(retired=True).values_list("id", "session_id", "starts_at")
-    }
-    originals = {
-        (session, start): pk
-        for pk, session, start in slots.filter(retired=False, position__in=CHANGED_POSITIONS).values_list(
-            "id", "session_id", "starts_at"
-        )
-    }
-    moves = [
-        Appointment(pk=pk, slot_id=originals[twins[slot_id]])
-        for pk, slot_id in Appointment.objects.for_clinic(clinic)
-        .filter(slot__retired=True)
-        .values_list("id", "slot_id")
-    ]
     with transaction.atomic():
-        Appointment.objects.bulk_update(moves, ["slot"], batch_size=1000)
         Displacement.objects.for_clinic(clinic).delete()
         RotaChange.objects.for_clinic(clinic).delete()
         AuditEvent.objects.for_clinic(clinic).filter(action=APPLY_AUDIT_ACTION).delete()
-        slots.filter(retired=True).delete()  # the twins, empty now
+        # The rows the apply added (after each session's own positions), then the two times as the rota made them:
+        # the retired ones still hold their appointments, which never moved.
+        slots.filter(position__gte=ROTA_SLOTS_PER_SESSION).delete()
         slots.filter(position__in=CHANGED_POSITIONS).update(
-            slot_type=state.built.slot_type, bookable=True, capacity=1, booked_count=0, held_count=0
+            slot_type=state.built.slot_type, bookable=True, retired=False, capacity=1, booked_count=0, held_count=0
         )
         booked_counts_set(clinic, dict.fromkeys(state.booked_changed, 1))
     if connection.vendor == "postgresql":  # the dead rows of the apply and its undoing gone, as before the first
