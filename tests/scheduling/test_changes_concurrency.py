@@ -18,8 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 
-from clinic.models import AuditEvent
-from notifications.models import NotificationSettings
+from clinic.models import AuditEvent, Role
+from notifications.models import Kind, Message, NotificationSettings
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -34,7 +34,7 @@ from scheduling.services.changes import TakeOut, sessions_take_out, template_app
 from sessions_setup.models import TemplateSlot
 from tests.concurrent import all_at_once, room_for, wait_until_a_connection_waits_for_a_lock
 from tests.conftest import logged_in_client, tasks_in_process
-from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
+from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.scheduling.test_booking_concurrency import roomy_server  # noqa: F401 - the fixture
 
 # A storm holds a score of connections at once: these share the storms' worker, so PostgreSQL's limit holds.
@@ -287,6 +287,31 @@ def test_a_booking_queued_behind_a_take_out_is_told_the_session_is_cancelled(cli
     else:
         assert told == SICK
     assert_counts_true(clinic_a)
+
+
+# --- The worklist: two receptionists at once, and a rebook losing its place ---------------------------------------
+
+
+def test_rebook_pressed_just_after_a_colleague_dealt_with_the_rows_says_so_not_a_form_error(
+    clinic_a, admin_a, reception_client_a, day
+):
+    """The second of two receptionists pressing at once can find the rows already rebooked when its request reads
+    the worklist: told so, not a form error about choices that are no longer there."""
+    smith, jones, routine, patients = displaced_practice(clinic_a, admin_a.user, day, people=2)
+    allocate_session(
+        clinic_a, practitioner=jones, location=smith.default_location, day=day, start=dt.time(14),
+        slot_types=[routine] * 2,
+    )  # fmt: skip
+    data = {"action": "rebook", "rows": [str(r.public_id) for r in Displacement.objects.all()]}
+    colleague = logged_in_client(MembershipFactory(clinic=clinic_a, role=Role.RECEPTION, perm_manage_appointments=True))
+    assert colleague.post(reverse("scheduling:displaced"), data).status_code == 302
+
+    late = reception_client_a.post(reverse("scheduling:displaced"), data, follow=True)
+
+    assert late.redirect_chain and late.redirect_chain[0][1] == 302
+    assert "2 were already dealt with." in late.content.decode()
+    assert Appointment.objects.filter(practitioner=jones).count() == 2
+    assert Message.objects.filter(clinic=clinic_a, kind=Kind.MOVED).count() == 2
 
 
 # --- Deadlocks: a change and the cancellation of a booking made while it waited; a change aborted -----------------
