@@ -10,7 +10,8 @@ import datetime as dt
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import pytest
 import requests
@@ -19,10 +20,13 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from clinic.models import AuditEvent, Role
-from notifications.models import Kind, Message, NotificationSettings
+from notifications.models import Channel, Kind, Message, NotificationSettings
 from scheduling.models import (
     Appointment,
     AppointmentStatus,
+    CancelCategory,
+    DisplacedState,
+    DisplacedWhy,
     Displacement,
     OutReason,
     RotaChange,
@@ -199,6 +203,71 @@ def rebook_post(label, cookies, rows=None) -> Post:
 # --- A template applied while reception books into its slots ------------------------------------------------------
 
 
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_a_template_change_racing_bookings_loses_none_they_land_before_and_are_displaced_or_are_refused(
+    clinic_a,
+    admin_a,
+    reception_a,
+    day,
+    roomy_server,  # noqa: F811
+    round_,
+):
+    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=3, default_length_minutes=10)
+    session = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=day, slot_types=[group] * 4
+    )
+    kept, cleared, kept_too, removed = session.slots.order_by("starts_at")
+    # 09:00 and 09:20 stay; 09:10 becomes blank (its bookings displaced); 09:30 goes (displaced, or the slot deleted).
+    set_template(session.template, [(group, 10), (None, 10), (group, 10)])
+    targets = [kept, cleared, kept_too, removed] * 4  # four tries at each three-place slot
+    patients = PatientFactory.create_batch(len(targets), clinic=clinic_a)
+    reception = cookies_of(reception_a)
+    change = Post(
+        "change",
+        reverse("scheduling:template-apply", args=[session.template.public_id]),
+        {"first_date": f"{day:%Y-%m-%d}", "last_date": f"{day:%Y-%m-%d}", "action": "apply"},
+        cookies_of(admin_a),
+    )
+    posts = [change] + [booking_post(slot, p, group, reception) for slot, p in zip(targets, patients, strict=True)]
+
+    answers = posts_at_once(roomy_server, posts)
+
+    assert answers[0].status == 302, answers[0]
+    outcomes = [booking_outcome(a) for a in answers[1:]]
+    assert all(not o.startswith("unexpected") for o in outcomes), list(zip(outcomes, answers[1:], strict=True))
+    by_target = {slot.pk: Counter() for slot in (kept, cleared, kept_too, removed)}
+    for slot, patient, outcome in zip(targets, patients, outcomes, strict=True):
+        by_target[slot.pk][outcome] += 1
+        live = list(Appointment.objects.filter(patient=patient).exclude(status=AppointmentStatus.CANCELLED))
+        if outcome != "booked":
+            assert live == [], (patient, outcome)  # a refusal wrote nothing
+            continue
+        (appointment,) = live  # no booking lost
+        appointment.slot.refresh_from_db()
+        assert appointment.status == AppointmentStatus.BOOKED and appointment.starts_at == slot.starts_at
+        if slot in (kept, kept_too):
+            assert appointment.slot_id == slot.pk and not appointment.slot.retired
+            assert not Displacement.objects.filter(appointment=appointment).exists()
+        else:  # landed before the change: displaced with the rest, still booked at its time on a retired slot
+            assert appointment.slot.retired and not appointment.slot.bookable
+            row = Displacement.objects.get(appointment=appointment)
+            assert row.state == DisplacedState.OPEN
+            assert row.why == (DisplacedWhy.CLEARED if slot == cleared else DisplacedWhy.REMOVED)
+    # The untouched slots took three each and told the fourth it was full; the changed ones refused saying why.
+    for slot in (kept, kept_too):
+        assert by_target[slot.pk] == Counter(booked=3, full=1), by_target
+    assert set(by_target[cleared.pk]) <= {"booked", "full", "blank"}, by_target
+    assert set(by_target[removed.pk]) <= {"booked", "full", "removed", "gone"}, by_target
+    booked = outcomes.count("booked")
+    displaced = by_target[cleared.pk]["booked"] + by_target[removed.pk]["booked"]
+    assert Appointment.objects.filter(clinic=clinic_a).count() == booked
+    change_row = RotaChange.objects.get(clinic=clinic_a)
+    assert change_row.displaced_count == displaced == Displacement.objects.count()
+    assert_counts_true(clinic_a)
+    assert audited(clinic_a, "template.applied") == 1
+    assert audited(clinic_a, "appointment.booked") == booked
+
+
 def test_a_booking_whose_slot_a_change_deleted_while_it_waited_is_refused_saying_why(clinic_a, admin_a, day):
     """The booking page looked the slot up; a change deleted it (empty, removed) before the booking's transaction
     locked it: the booking is refused with the reason, not a server error."""
@@ -243,6 +312,69 @@ def test_the_booking_page_says_why_a_slot_of_a_change_takes_no_booking(clinic_a,
 
 
 # --- Sessions cancelled while reception books into them -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_a_session_cancelled_while_bookings_race_in_displaces_those_that_landed_and_refuses_the_rest(
+    clinic_a,
+    admin_a,
+    reception_a,
+    day,
+    roomy_server,  # noqa: F811
+    round_,
+):
+    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=3, default_length_minutes=10)
+    single = SlotTypeFactory(clinic=clinic_a, name="Routine", capacity=1, default_length_minutes=10)
+    smith, jones = PractitionerFactory.create_batch(2, clinic=clinic_a)
+    sick = allocate_session(clinic_a, practitioner=smith, day=day, slot_types=[group, single, group])
+    well = allocate_session(clinic_a, practitioner=jones, day=day, slot_types=[group])
+    sick_slots = list(sick.slots.order_by("starts_at"))
+    targets = [(slot, slot.slot_type) for slot in sick_slots] * 4 + [(well.slots.get(), group)] * 3
+    patients = PatientFactory.create_batch(len(targets), clinic=clinic_a)
+    reception = cookies_of(reception_a)
+    take_out = Post(
+        "take out",
+        reverse("scheduling:take-out"),
+        {
+            "practitioner": str(smith.public_id),
+            "first_date": f"{day:%Y-%m-%d}",
+            "last_date": f"{day:%Y-%m-%d}",
+            "reason": OutReason.SICKNESS,
+            "action": SessionOut.CANCELLED,
+            "note": "Off sick",
+            "action_step": "apply",
+        },
+        cookies_of(admin_a),
+    )
+    posts = [take_out] + [booking_post(s, p, t, reception) for (s, t), p in zip(targets, patients, strict=True)]
+
+    answers = posts_at_once(roomy_server, posts)
+
+    assert answers[0].status == 302, answers[0]
+    outcomes = [booking_outcome(a) for a in answers[1:]]
+    assert all(not o.startswith("unexpected") for o in outcomes), list(zip(outcomes, answers[1:], strict=True))
+    landed_in_sick = 0
+    for (slot, _), patient, outcome in zip(targets, patients, outcomes, strict=True):
+        live = list(Appointment.objects.filter(patient=patient).exclude(status=AppointmentStatus.CANCELLED))
+        if slot.session_id == well.pk:
+            assert outcome == "booked" and len(live) == 1 and not Displacement.objects.filter(appointment=live[0])
+            continue
+        assert outcome in {"booked", "full", "sick"}, outcome
+        if outcome != "booked":
+            assert live == []
+            continue
+        (appointment,) = live  # landed before the change: still booked at its time, on the worklist
+        landed_in_sick += 1
+        assert appointment.slot_id == slot.pk and appointment.status == AppointmentStatus.BOOKED
+        row = Displacement.objects.get(appointment=appointment)
+        assert row.state == DisplacedState.OPEN and row.why == DisplacedWhy.CANCELLED
+    change = RotaChange.objects.get(clinic=clinic_a)
+    assert change.displaced_count == landed_in_sick == Displacement.objects.count()
+    assert Appointment.objects.filter(clinic=clinic_a).count() == outcomes.count("booked")
+    assert not Slot.objects.filter(session=sick, bookable=True).exists()
+    assert_counts_true(clinic_a)
+    assert audited(clinic_a, "sessions.cancelled") == 1
+    assert audited(clinic_a, "appointment.booked") == outcomes.count("booked")
 
 
 def test_a_booking_queued_behind_a_take_out_is_told_the_session_is_cancelled(clinic_a, admin_a, reception_a, day):
@@ -292,6 +424,52 @@ def test_a_booking_queued_behind_a_take_out_is_told_the_session_is_cancelled(cli
 # --- The worklist: two receptionists at once, and a rebook losing its place ---------------------------------------
 
 
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_two_receptionists_rebooking_the_same_rows_at_once_rebook_each_patient_exactly_once(
+    clinic_a,
+    admin_a,
+    reception_a,
+    day,
+    roomy_server,  # noqa: F811
+    round_,
+):
+    smith, jones, routine, patients = displaced_practice(clinic_a, admin_a.user, day, people=4)
+    allocate_session(
+        clinic_a,
+        practitioner=jones,
+        location=smith.default_location,
+        day=day,
+        start=dt.time(14),
+        slot_types=[routine] * 4,
+    )
+    colleague = MembershipFactory(clinic=clinic_a, role=Role.RECEPTION, perm_manage_appointments=True)
+    originals = {a.patient_id: a.pk for a in Appointment.objects.filter(clinic=clinic_a)}
+
+    answers = posts_at_once(
+        roomy_server,
+        [rebook_post("first", cookies_of(reception_a)), rebook_post("second", cookies_of(colleague))],
+        follow=True,
+    )
+
+    assert [a.status for a in answers] == [302, 302], answers  # neither is told off with a form error
+    told = [re.search(r"Rebooked (\d+) patient", a.text) for a in answers]
+    assert all(told) and sum(int(m.group(1)) for m in told if m) == 4, answers  # the rows shared out between them
+    rows = list(Displacement.objects.order_by("id"))
+    assert [r.state for r in rows] == [DisplacedState.REBOOKED] * 4
+    for patient in patients:
+        old = Appointment.objects.get(pk=originals[patient.pk])
+        assert old.status == AppointmentStatus.CANCELLED and old.cancel_category == CancelCategory.RESCHEDULED
+        (new,) = Appointment.objects.filter(patient=patient).exclude(status=AppointmentStatus.CANCELLED)
+        assert new.rescheduled_from_id == old.pk and new.practitioner_id == jones.pk
+        assert Displacement.objects.get(appointment=old).new_appointment_id == new.pk
+    moved = Message.objects.filter(clinic=clinic_a, kind=Kind.MOVED, channel=Channel.EMAIL)
+    assert sorted(moved.values_list("patient_id", flat=True)) == sorted(p.pk for p in patients)  # once each
+    assert not Message.objects.filter(clinic=clinic_a).exclude(kind=Kind.MOVED).exists()
+    assert_counts_true(clinic_a)
+    assert audited(clinic_a, "displaced.rebooked") == 4 and audited(clinic_a, "appointment.rescheduled") == 4
+    assert audited(clinic_a, "sessions.cancelled") == 1
+
+
 def test_rebook_pressed_just_after_a_colleague_dealt_with_the_rows_says_so_not_a_form_error(
     clinic_a, admin_a, reception_client_a, day
 ):
@@ -312,6 +490,108 @@ def test_rebook_pressed_just_after_a_colleague_dealt_with_the_rows_says_so_not_a
     assert "2 were already dealt with." in late.content.decode()
     assert Appointment.objects.filter(practitioner=jones).count() == 2
     assert Message.objects.filter(clinic=clinic_a, kind=Kind.MOVED).count() == 2
+
+
+@pytest.mark.parametrize("with_a_next_place", [True, False], ids=["next-place", "no-next-place"])
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_a_rebook_racing_a_booking_for_its_proposed_place_moves_on_or_stays_on_the_worklist(
+    clinic_a,
+    admin_a,
+    reception_a,
+    day,
+    roomy_server,  # noqa: F811
+    round_,
+    with_a_next_place,
+):
+    smith, jones, routine, (ann,) = displaced_practice(clinic_a, admin_a.user, day, people=1)
+    places = allocate_session(
+        clinic_a,
+        practitioner=jones,
+        location=smith.default_location,
+        day=day,
+        start=dt.time(14),
+        slot_types=[routine] * (2 if with_a_next_place else 1),
+    )
+    proposed, *following = places.slots.order_by("starts_at")
+    zed = PatientFactory(clinic=clinic_a)
+
+    # The rebook has more to do before it comes to the place (the worklist, the proposals, the old appointment):
+    # the booking sets off a little later in each round, so that each wins in some.
+    booking = replace(booking_post(proposed, zed, routine, cookies_of(reception_a)), late=0.08 * round_)
+    rebook, booking = posts_at_once(roomy_server, [rebook_post("rebook", cookies_of(admin_a)), booking])
+
+    assert rebook.status == 302, rebook
+    assert booking_outcome(booking) in {"booked", "full"}, booking
+    row = Displacement.objects.get()
+    zeds = list(Appointment.objects.filter(patient=zed))
+    if booking_outcome(booking) == "full":  # the rebook got there first
+        assert zeds == [] and row.state == DisplacedState.REBOOKED and row.new_appointment.slot_id == proposed.pk
+    else:
+        assert [a.slot_id for a in zeds] == [proposed.pk]
+        if with_a_next_place:  # the next free place
+            assert row.state == DisplacedState.REBOOKED and row.new_appointment.slot_id == following[0].pk
+        else:  # none left: the row stays, saying so; the appointment still stands
+            assert row.state == DisplacedState.OPEN and "No free place" in row.note
+            assert row.appointment.status == AppointmentStatus.BOOKED
+    assert not Appointment.objects.filter(practitioner=jones).values("slot").annotate(n=Count("id")).filter(n__gt=1)
+    assert_counts_true(clinic_a)
+    assert audited(clinic_a, "displaced.rebooked") == (1 if row.state == DisplacedState.REBOOKED else 0)
+
+
+@pytest.mark.parametrize("with_a_next_place", [True, False], ids=["next-place", "no-next-place"])
+def test_a_rebook_that_loses_its_proposed_place_while_it_waits_takes_the_next_or_stays_saying_so(
+    clinic_a,
+    admin_a,
+    reception_a,
+    day,
+    roomy_server,  # noqa: F811
+    with_a_next_place,
+):
+    """The proposed place's lock is held by a booking in flight while the rebook comes for it (the rebook queues
+    behind it, on PostgreSQL): the booking wins, and the rebook moves on, or leaves the row open with its note."""
+    smith, jones, routine, (ann,) = displaced_practice(clinic_a, admin_a.user, day, people=1)
+    places = allocate_session(
+        clinic_a,
+        practitioner=jones,
+        location=smith.default_location,
+        day=day,
+        start=dt.time(14),
+        slot_types=[routine] * (2 if with_a_next_place else 1),
+    )
+    proposed, *following = places.slots.order_by("starts_at")
+    zed = PatientFactory(clinic=clinic_a)
+    holding = threading.Event()
+    answers: list[Answer] = []
+
+    def rebook():
+        holding.wait(timeout=30)
+        answers.append(send(roomy_server, rebook_post("rebook", cookies_of(admin_a)), follow=True))
+        return "sent"
+
+    def booking():
+        with transaction.atomic():
+            Slot.objects.select_for_update().get(pk=proposed.pk)  # as appointment_book's first step does
+            holding.set()
+            wait_until_a_connection_waits_for_a_lock()  # the rebook, for this place
+            appointment_book(
+                clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=BookingRequest(proposed, zed)
+            )
+        return "booked"
+
+    outcomes = all_at_once([rebook, booking])
+
+    assert sorted(outcomes) == ["booked", "sent"], outcomes
+    (answer,) = answers
+    assert answer.status == 302, answer
+    row = Displacement.objects.get()
+    assert [a.slot_id for a in Appointment.objects.filter(patient=zed)] == [proposed.pk]
+    if with_a_next_place:
+        assert row.state == DisplacedState.REBOOKED and row.new_appointment.slot_id == following[0].pk
+        assert "Rebooked 1 patient;" in answer.text
+    else:
+        assert row.state == DisplacedState.OPEN and row.note == "No free place found to rebook to; still to do."
+        assert "No free place for 1" in answer.text
+    assert_counts_true(clinic_a)
 
 
 # --- Deadlocks: a change and the cancellation of a booking made while it waited; a change aborted -----------------
