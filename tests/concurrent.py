@@ -58,8 +58,9 @@ def all_at_once(jobs: list[Callable[[], str]]) -> list[str]:
     return outcomes
 
 
-def wait_until_a_connection_waits_for_a_lock(timeout: float = 30.0) -> None:
-    """Return once another connection of this database is blocked on a lock (PostgreSQL's pg_stat_activity).
+def wait_until_a_connection_waits_for_a_lock(timeout: float = 30.0, count: int = 1) -> None:
+    """Return once another connection of this database (or `count` others) is blocked on a lock (PostgreSQL's
+    pg_stat_activity).
 
     For a test that holds a lock and must know that its rival now waits for it. SQLite's writers queue on the
     database's one write lock and leave nothing to observe, so there it returns at once.
@@ -74,8 +75,8 @@ def wait_until_a_connection_waits_for_a_lock(timeout: float = 30.0) -> None:
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
             )
-            if cursor.fetchone()[0] > 0:
+            if cursor.fetchone()[0] >= count:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError("no other connection came to wait for a lock")
+                raise TimeoutError(f"fewer than {count} other connections came to wait for a lock")
             time.sleep(0.01)

@@ -113,7 +113,7 @@ def appointment_book(
         slot = _slot_locked(clinic, request.slot.pk)
         practitioner_id = slot.session.practitioner_id
         if not slot.bookable:
-            raise BookingError(unbookable_reason(slot))
+            raise BookingError(_unbookable_reason_locked(slot))
         if slot.capacity == 1 and practitioner_id is not None:
             Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
@@ -194,10 +194,13 @@ def appointment_book(
     return appointment
 
 
+REMOVED_FROM_SESSION = "This slot was removed from its session by a change to the rota; choose another time."
+
+
 def unbookable_reason(slot: Slot) -> str:
     """Why a slot (with its session) takes no booking, in words for the person trying."""
     if slot.retired:
-        return "This slot was removed from its session by a change to the rota; choose another time."
+        return REMOVED_FROM_SESSION
     if slot.session.out_state:
         return (
             f"This session is {slot.session.get_out_state_display().lower()} "
@@ -206,17 +209,30 @@ def unbookable_reason(slot: Slot) -> str:
     return "This slot cannot be booked (a blank slot)."
 
 
+def _unbookable_reason_locked(slot: Slot) -> str:
+    """Why a slot just locked takes no booking. PostgreSQL gives the locked row as it is now but the session read
+    with it as it was before any wait for the lock, so a take-out that made the slot unbookable meanwhile would read
+    as "a blank slot": read the session again (only on this refusal)."""
+    slot.session.refresh_from_db(fields=["out_state", "out_reason"])
+    return unbookable_reason(slot)
+
+
 def _slot_locked(clinic: Clinic, pk: int) -> Slot:
     """The slot, with its session, locked for the rest of the transaction: bookings and holds of one slot queue
     here. FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings' inserts then need
     not wait for this lock."""
     no_key = connection.features.has_select_for_no_key_update
-    return (
-        Slot.objects.for_clinic(clinic)
-        .select_for_update(no_key=no_key, of=("self",))
-        .select_related("session")
-        .get(pk=pk)
-    )
+    try:
+        return (
+            Slot.objects.for_clinic(clinic)
+            .select_for_update(no_key=no_key, of=("self",))
+            .select_related("session")
+            .get(pk=pk)
+        )
+    except Slot.DoesNotExist:
+        # The caller read the slot a moment ago; a change to the rota deleted it since (an empty slot it removed),
+        # perhaps while this waited for its lock.
+        raise BookingError(REMOVED_FROM_SESSION) from None
 
 
 def _hold_to_accept(clinic: Clinic, slot: Slot, hold: Hold) -> Hold:
@@ -251,7 +267,7 @@ def hold_take(*, clinic: Clinic, actor: User | None, slot: Slot, kind: str, expi
     with transaction.atomic():
         locked = _slot_locked(clinic, slot.pk)
         if not locked.bookable:
-            raise BookingError(unbookable_reason(locked))
+            raise BookingError(_unbookable_reason_locked(locked))
         if locked.booked_count >= locked.capacity and locked.held_count:
             locked = _expired_holds_released(clinic, locked)
         if locked.booked_count >= locked.capacity:

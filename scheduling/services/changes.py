@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
@@ -61,28 +61,30 @@ class ChangeError(ValidationError):
     """A change that cannot be made; the message is shown to the user and nothing is written."""
 
 
+# PostgreSQL's codes for a transaction aborted to break a deadlock, and for a row lock not taken at once (NOWAIT).
+LOCK_CONFLICTS = frozenset({"40P01", "55P03"})
+
+
 def _retrying_deadlocks(work: Callable[[], T], attempts: int = 3) -> T:
-    """Run a change again when PostgreSQL broke a deadlock by aborting it (a cancellation that took an appointment
-    while we waited on its slot): the change then sees that cancellation and carries on."""
+    """Run a change again when PostgreSQL broke a deadlock by aborting it, or it stood back from an appointment
+    another transaction holds (`_lock`): the change then sees what that transaction did and carries on. Each attempt
+    is a transaction of its own; inside a caller's transaction there is none to start again, so no retry."""
+    if connection.in_atomic_block:
+        return work()
     for attempt in range(attempts):
         try:
             return work()
         except OperationalError as error:
-            if attempt == attempts - 1 or "deadlock" not in str(error).lower():
+            if attempt == attempts - 1 or getattr(error.__cause__, "sqlstate", None) not in LOCK_CONFLICTS:
                 raise
     raise AssertionError("unreachable")
 
 
 def _lock(clinic: Clinic, session_ids: Sequence[int]) -> None:
-    """Lock the sessions' live appointments, then their slots, each in id order."""
-    list(
-        Appointment.objects.for_clinic(clinic)
-        .live()
-        .filter(slot__session__in=session_ids)
-        .select_for_update(of=("self",))
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    """Lock the sessions' live appointments, then their slots, each in id order; then, without waiting, the
+    appointments booked while we waited for the slots."""
+    live = Appointment.objects.for_clinic(clinic).live().filter(slot__session__in=session_ids)
+    locked = set(live.select_for_update(of=("self",)).order_by("id").values_list("id", flat=True))
     list(
         Slot.objects.for_clinic(clinic)
         .filter(session__in=session_ids)
@@ -90,6 +92,19 @@ def _lock(clinic: Clinic, session_ids: Sequence[int]) -> None:
         .order_by("id")
         .values_list("id", flat=True)
     )
+    # A booking that went in while we waited for its slot is not locked yet, and its patient's cancellation (which
+    # locks the appointment, then the slot we hold) may have it: waiting for it here would deadlock, and PostgreSQL
+    # might abort the cancellation. So take such appointments NOWAIT; if one is held, the change starts again
+    # (`_retrying_deadlocks`), this time locking it with the rest before any slot.
+    late = [pk for pk in live.order_by("id").values_list("id", flat=True) if pk not in locked]
+    if late:
+        list(
+            Appointment.objects.for_clinic(clinic)
+            .filter(pk__in=late)
+            .select_for_update(of=("self",), nowait=True)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
 
 
 # --- Replacing sessions' slots (one session edited, a template applied) -------------------------------------------

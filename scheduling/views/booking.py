@@ -119,7 +119,7 @@ def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
     context = book_context(request, obj)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
     if not obj.bookable:
-        context["refusal"] = "This slot cannot be booked (a blank slot)."
+        context["refusal"] = services.unbookable_reason(obj)  # blank, removed by a change, or its session out
     elif not patient_id:
         # Step 1: find the patient.
         query = request.GET.get("q", "").strip()

@@ -178,6 +178,10 @@ def session_resume(request: ClinicRequest, session: UUID) -> HttpResponse:
     return redirect(f"{reverse('scheduling:day-sessions')}?date={obj.date:%Y-%m-%d}")
 
 
+def _dealt_with_elsewhere(count: int) -> str:
+    return f" {count} {'was' if count == 1 else 'were'} already dealt with." if count > 0 else ""
+
+
 @require_http_methods(["GET", "POST"])
 def displaced(request: ClinicRequest) -> HttpResponse:
     """The displaced patients: a proposal each, and rebook, cancel (telling them) or leave for a phone call."""
@@ -187,7 +191,9 @@ def displaced(request: ClinicRequest) -> HttpResponse:
         clinic=request.clinic, membership=request.membership, handled_since=now - dt.timedelta(days=HANDLED_DAYS)
     )
     waiting = [row for row in rows if row.waiting]
-    form = DisplacedActionForm(request.POST or None, rows=[(str(row.public_id), str(row.public_id)) for row in waiting])
+    # Every row shown may be ticked, handled ones too: a colleague may have dealt with a row since this member's page
+    # was drawn (or at the same moment), and that is said, never a form error.
+    form = DisplacedActionForm(request.POST or None, rows=[(str(row.public_id), str(row.public_id)) for row in rows])
     if request.method == "POST" and form.is_valid():
         chosen_ids = set(form.cleaned_data["rows"])
         chosen = [row.id for row in waiting if str(row.public_id) in chosen_ids]
@@ -200,6 +206,7 @@ def displaced(request: ClinicRequest) -> HttpResponse:
             if outcome.left:
                 text += f" No free place for {len(outcome.left)}: {', '.join(outcome.left[:5])}"
                 text += "…" if len(outcome.left) > 5 else "."
+            text += _dealt_with_elsewhere(len(chosen_ids) - outcome.done - len(outcome.left))
             (messages.warning if outcome.left else messages.success)(request, text)
         elif action == "cancel":
             outcome = services.displaced_cancel(
@@ -212,11 +219,13 @@ def displaced(request: ClinicRequest) -> HttpResponse:
             messages.success(
                 request,
                 f"Cancelled {outcome.done} appointment{'s' if outcome.done != 1 else ''}; "
-                "each patient is asked to rebook.",
+                "each patient is asked to rebook." + _dealt_with_elsewhere(len(chosen_ids) - outcome.done),
             )
         else:
             outcome = services.displaced_to_contact(clinic=request.clinic, actor=request.user, rows=chosen)
-            messages.success(request, f"{outcome.done} marked “to contact”.")
+            messages.success(
+                request, f"{outcome.done} marked “to contact”." + _dealt_with_elsewhere(len(chosen_ids) - outcome.done)
+            )
         return redirect("scheduling:displaced")
     proposals = selectors.worklist_proposals(clinic=request.clinic, rows=waiting, now=now)
     context = {
