@@ -412,7 +412,7 @@ def test_a_template_edit_applied_to_the_rota_displaces_the_booking_it_removes(
     # Setup → Sessions → the template: the second slot's type cleared in the builder, and saved.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Setup").click()
     page.get_by_role("navigation", name="Appointments setup").get_by_role("link", name="Sessions").click()
-    page.get_by_role("link", name="Dr Abbott AM").click()
+    page.get_by_role("link", name="Dr Abbott AM", exact=True).click()
     builder_rows = page.locator("#slot-list .slot-row:not(.ghost)")
     expect(builder_rows).to_have_count(4)
     builder_rows.nth(1).locator("summary").click()
@@ -427,7 +427,7 @@ def test_a_template_edit_applied_to_the_rota_displaces_the_booking_it_removes(
     assert not Displacement.objects.exists()
 
     # Back to the builder, whose note leads to applying the template to the sessions already on the rota.
-    page.get_by_role("link", name="Dr Abbott AM").click()
+    page.get_by_role("link", name="Dr Abbott AM", exact=True).click()
     page.get_by_role("link", name="apply this session to allocated sessions").click()
     expect(page.get_by_role("heading", name="Apply “Dr Abbott AM” to allocated sessions")).to_be_visible()
     look(page, "template-apply", found)

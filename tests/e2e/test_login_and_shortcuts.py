@@ -24,7 +24,7 @@ def test_sign_in_then_alt_c_opens_the_calendar(page, live_server, csp_violations
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(membership.clinic.name)
 
-    page.get_by_role("link", name="Patients").click()
+    page.get_by_role("link", name="Patients", exact=True).click()
     expect(page).to_have_url(re.compile(r"/patients/$"))
     page.keyboard.press("Alt+c")
     expect(page).to_have_url(re.compile(r"/calendar/$"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 import requests
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 
@@ -613,11 +613,11 @@ def test_cancelling_a_booking_that_landed_while_a_change_waited_never_deadlocks_
     zed, wyn = PatientFactory.create_batch(2, clinic=clinic_a)
     first_holding, second_holding = threading.Event(), threading.Event()
 
-    def book_holding(patient, holding, waiters):
+    def book_holding(patient, holding, waiters, strict=True):
         with transaction.atomic():
             Slot.objects.select_for_update().get(pk=slot.pk)  # appointment_book's first step, held a while
             holding.set()
-            wait_until_a_connection_waits_for_a_lock(count=waiters)
+            wait_until_a_connection_waits_for_a_lock(count=waiters, strict=strict)
             appointment_book(
                 clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=BookingRequest(slot, patient)
             )
@@ -628,7 +628,9 @@ def test_cancelling_a_booking_that_landed_while_a_change_waited_never_deadlocks_
 
     def second_booking():  # another booking queued ahead of the change
         first_holding.wait(timeout=30)
-        book_holding(wyn, second_holding, 2)  # the change and Zed's cancellation queue behind it
+        # The change and Zed's cancellation queue behind it, unless PostgreSQL handed the slot to the change first
+        # (waiters on one row are not strictly served in turn): then go on after a while all the same.
+        book_holding(wyn, second_holding, 2, strict=False)
         return "Wyn booked"
 
     def change():
@@ -648,9 +650,9 @@ def test_cancelling_a_booking_that_landed_while_a_change_waited_never_deadlocks_
 
     assert len(outcomes) == 4 and {"Zed booked", "Zed cancelled", "sessions cancelled"} < set(outcomes), outcomes
     (wyn_told,) = set(outcomes) - {"Zed booked", "Zed cancelled", "sessions cancelled"}
-    # PostgreSQL queues Wyn's booking ahead of the change; SQLite's writers take turns in no set order, so there the
-    # change may come first and Wyn is refused.
-    assert wyn_told == "Wyn booked" or (connection.vendor == "sqlite" and wyn_told == SICK), outcomes
+    # Wyn's booking usually goes ahead of the change; when the change comes first (SQLite's writers take turns in
+    # no set order, and PostgreSQL may hand the row to either waiter), Wyn is refused.
+    assert wyn_told in ("Wyn booked", SICK), outcomes
     assert Appointment.objects.get(patient=zed).status == AppointmentStatus.CANCELLED
     if wyn_told == "Wyn booked":
         wyns = Appointment.objects.get(patient=wyn)
