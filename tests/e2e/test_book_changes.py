@@ -426,8 +426,10 @@ def test_a_template_edit_applied_to_the_rota_displaces_the_booking_it_removes(
     assert Slot.objects.get(pk=p.booked[1].slot_id).bookable
     assert not Displacement.objects.exists()
 
-    # Back to the builder, whose note leads to applying the template to the sessions already on the rota.
-    page.get_by_role("link", name="Dr Abbott AM", exact=True).click()
+    # Saving a session that is on the rota leads straight on to applying it to the sessions already allocated; the
+    # builder's note links there too.
+    expect(page.get_by_role("heading", name="Apply “Dr Abbott AM” to allocated sessions")).to_be_visible()
+    page.get_by_role("link", name="Back to the session").click()
     page.get_by_role("link", name="apply this session to allocated sessions").click()
     expect(page.get_by_role("heading", name="Apply “Dr Abbott AM” to allocated sessions")).to_be_visible()
     look(page, "template-apply", found)
