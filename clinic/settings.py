@@ -219,6 +219,7 @@ CELERY_BEAT_SCHEDULE = {
     "google-channels": {"task": "calendar_sync.tasks.google_renew_channels", "schedule": 3600.0},
     "notifications-tick": {"task": "notifications.tasks.tick", "schedule": SWEEP_SECONDS},
     "holds-expire": {"task": "scheduling.tasks.holds_expire", "schedule": SWEEP_SECONDS},
+    "waitlist-sweep": {"task": "scheduling.tasks.waitlist_sweep", "schedule": SWEEP_SECONDS},
     "online-checks-purge": {"task": "online.tasks.checks_purge", "schedule": 3600.0},
 }
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -30,10 +31,10 @@ from notifications import channels, ics
 from notifications.consent import consent_record
 from notifications.models import Channel, ConsentSource, ContactPreference, Kind, Message, NotificationSettings, Status
 from notifications.recording import channels_on, clinic_settings, kind_on, refusal, reminders_find
-from notifications.signals import booking_url, manage_url
+from notifications.signals import booking_url, manage_url, offer_url
 from notifications.wording import DECLINE_REASONS, Facts, Visit, Worded, when_text, word
 from patients.models import Patient
-from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot
+from scheduling.models import Appointment, AppointmentStatus, CancelCategory, Slot, WaitlistOffer
 
 if TYPE_CHECKING:
     from clinic.models import Practitioner
@@ -231,8 +232,16 @@ def _prepare(message: Message, now: dt.datetime) -> Prepared | Outcome:
     if message.kind not in ABOUT_A_SLOT and message.kind not in CANCELLING and message.appointment_id:
         manage = manage_url(message.appointment)
     rebook = booking_url(message.clinic_id) if message.kind == Kind.REBOOK else ""
+    offered = offer_url(gathered_offer) if (gathered_offer := _offer_of(message)) is not None else ""
     worded = word(
-        facts, chosen, message.channel, sender=sender, unsubscribe_url=leave, manage_url=manage, rebook_url=rebook
+        facts,
+        chosen,
+        message.channel,
+        sender=sender,
+        unsubscribe_url=leave,
+        manage_url=manage,
+        rebook_url=rebook,
+        offer_url=offered,
     )
     if message.channel == Channel.SMS:
         return Prepared(
@@ -285,7 +294,15 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
             return "The offered place no longer exists."
         visit = _visit_of_slot(slot, chosen, uid=f"offer-{message.public_id}", sequence=0)
         reason = DECLINE_REASONS.get(message.category, "") if message.kind == Kind.DECLINED else ""
-        facts = Facts(kind=message.kind, clinic=clinic, first_name=first_name, visits=[visit], reason=reason)
+        until = ""
+        offer = _offer_of(message)
+        if offer is not None:
+            if offer.hold.ended_at is not None:
+                return f"The offer ended before this message went ({offer.hold.get_outcome_display().lower()})."
+            until = when_text(offer.hold.expires_at, visit.zone)
+        facts = Facts(
+            kind=message.kind, clinic=clinic, first_name=first_name, visits=[visit], reason=reason, until=until
+        )
         return facts, visit.zone
     ids = message.appointment_ids or [message.appointment_id]
     appointments = list(
@@ -317,6 +334,16 @@ def _facts(message: Message, chosen: NotificationSettings) -> tuple[Facts, ZoneI
         kind=message.kind, clinic=clinic, first_name=first_name, visits=visits, old_when=old_when, reason=reason
     )
     return facts, visits[0].zone
+
+
+def _offer_of(message: Message) -> WaitlistOffer | None:
+    """The waitlist offer an offer message tells of (its ref), with its hold."""
+    if message.kind != Kind.OFFER or not message.ref:
+        return None
+    try:
+        return WaitlistOffer.objects.for_clinic(message.clinic_id).select_related("hold").get(public_id=message.ref)
+    except (WaitlistOffer.DoesNotExist, ValidationError):
+        return None
 
 
 def reason_words(category: str) -> str:

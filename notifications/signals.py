@@ -6,6 +6,9 @@ answers when its clinic has it on; without an answer the message says to contact
 
 Asked with `clinic_id` (`booking_link`): the absolute URL where the clinic's patients book online, or None; a
 message asking a patient to rebook (their session was cancelled) carries it.
+
+Asked with `offer` (`offer_link`: a scheduling WaitlistOffer): the absolute URL where the patient takes or lets go
+of an offered place (online answers, for every clinic: the page needs no online booking).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from django.dispatch import Signal
 
 manage_link = Signal()
 booking_link = Signal()
+offer_link = Signal()
 
 
 def manage_url(appointment: object) -> str:
@@ -25,6 +29,13 @@ def manage_url(appointment: object) -> str:
 
 def booking_url(clinic_id: int) -> str:
     for _receiver, answer in booking_link.send(sender=None, clinic_id=clinic_id):
+        if answer:
+            return str(answer)
+    return ""
+
+
+def offer_url(offer: object) -> str:
+    for _receiver, answer in offer_link.send(sender=None, offer=offer):
         if answer:
             return str(answer)
     return ""

@@ -22,6 +22,7 @@ PLACEHOLDERS: dict[str, str] = {
     "location": "where",
     "old_when": "the time it was moved from (moves only)",
     "reason": "why it was cancelled, in the category's words (cancellations only)",
+    "until": "when an offered place stops being kept for the patient (offers only)",
 }
 
 DEFAULT_WORDING: dict[str, str] = {
@@ -34,7 +35,10 @@ DEFAULT_WORDING: dict[str, str] = {
         "Dear {first_name}, we are sorry: your session at {clinic} on {when} had to be cancelled ({reason}). "
         "Please contact us to book another time."
     ),
-    Kind.OFFER: "Dear {first_name}, a place has come free at {clinic} on {when}. Reply to this message to take it.",
+    Kind.OFFER: (
+        "Dear {first_name}, a place has come free at {clinic} on {when}, and you are next on the waiting list. "
+        "We are keeping it for you until {until}."
+    ),
     Kind.REQUESTED: (
         "Dear {first_name}, we have your request for {when} at {clinic}. The time is kept for you while the clinic "
         "looks at it; we will tell you when it is confirmed."
@@ -112,6 +116,7 @@ class Facts:
     visits: list[Visit]  # in time order; one, or a series' dates
     old_when: str = ""
     reason: str = ""
+    until: str = ""  # an offer: when the place stops being kept
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ def word(
     unsubscribe_url: str,
     manage_url: str = "",
     rebook_url: str = "",
+    offer_url: str = "",
 ) -> Worded:
     first = facts.visits[0]
     values = {
@@ -143,6 +149,7 @@ def word(
         "location": first.location,
         "old_when": facts.old_when,
         "reason": facts.reason,
+        "until": facts.until,
     }
     intro = fill(opening(settings, facts.kind), values)
     subject = SUBJECTS[facts.kind].format(day=f"{first.starts_at.astimezone(first.zone):%a %-d %b}")
@@ -151,11 +158,15 @@ def word(
         extra = f" ({len(facts.visits)} dates in all: see your email.)" if len(facts.visits) > 1 else ""
         if rebook_url:
             extra += f" Book online: {rebook_url}"
+        if offer_url:
+            extra += f" Take it or let it go: {offer_url}"
         return Worded(subject=subject, text=f"{intro}{extra} {sender}. Reply STOP to stop texts.")
     if manage_url:
         intro += f"\n\nTo view, cancel or move it: {manage_url}"
     if rebook_url:
         intro += f"\n\nTo book another time online: {rebook_url}"
+    if offer_url:
+        intro += f"\n\nTo take the place, or let it go to the next person: {offer_url}"
     lines = [intro, ""]
     if len(facts.visits) > 1:
         lines.append("Dates:")

@@ -43,6 +43,13 @@ def manage_link_for(sender: Any, appointment: Any, **kwargs: Any) -> str | None:
     return manage_url(appointment.clinic, appointment)
 
 
+def offer_link_for(sender: Any, offer: Any, **kwargs: Any) -> str:
+    """The signed page where the patient takes or lets go of an offered place (for every clinic)."""
+    from online.services import offer_url
+
+    return offer_url(offer)
+
+
 def appointment_section(sender: Any, request: Any, appointment: Any, **kwargs: Any) -> SafeString | None:
     """On the appointment page: how it was booked online (the patient's reason, a request's answer) and what the
     patient changed themselves."""

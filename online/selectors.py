@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from clinic.models import Clinic, Location, Practitioner
 from online.models import BookingMode, OnlineBooking, OnlineSettings, OnlineStatus, PractitionerOnline
 from patients.models import visible_patients
-from scheduling.models import Availability, Slot
+from scheduling.models import Availability, Slot, WaitlistOffer
 from scheduling.selectors.booking import OnlinePlace, online_places, slot_details
 from sessions_setup.models import SlotType
 
@@ -36,6 +36,26 @@ def clinic_taking_bookings(slug: str) -> tuple[Clinic, OnlineSettings] | None:
         else None
     )
     return (found.clinic, found) if found is not None else None
+
+
+def offer_at(slug: str, offer_id: str) -> tuple[Clinic, OnlineSettings | None, WaitlistOffer] | None:
+    """A waitlist offer of the clinic at `slug` (its signed link names it), with what the page shows; the clinic's
+    online settings when it has them. Offers need no online booking: every clinic's patients may answer one."""
+    found = (
+        WaitlistOffer.objects.select_related(
+            "clinic",
+            "hold",
+            "entry__patient",
+            "slot__slot_type",
+            "slot__session__practitioner",
+            "slot__session__location",
+        )
+        .filter(clinic__slug=slug, public_id=offer_id)
+        .first()
+    )
+    if found is None:
+        return None
+    return found.clinic, OnlineSettings.objects.for_clinic(found.clinic).first(), found
 
 
 def online_types(clinic: Clinic) -> list[SlotType]:

@@ -33,7 +33,15 @@ from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineSettings
 from online.selectors import place_offered
 from patients.selectors import patient_matching_online
 from patients.services import patient_register_online
-from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, CancelCategory, HoldKind, HoldOutcome
+from scheduling.models import (
+    Appointment,
+    AppointmentSource,
+    AppointmentStatus,
+    CancelCategory,
+    HoldKind,
+    HoldOutcome,
+    WaitlistOffer,
+)
 from scheduling.services.booking import (
     BookingError,
     BookingRequest,
@@ -57,6 +65,7 @@ CODE_TRIES = 5
 BY_PATIENT = "patient online"
 MANAGE_SALT = "online.manage"
 DONE_SALT = "online.done"
+OFFER_SALT = "online.offer"
 
 
 class CheckError(BookingError):
@@ -242,6 +251,15 @@ def manage_token(appointment: Appointment) -> str:
 
 def manage_url(clinic: Clinic, appointment: Appointment) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("online:manage", args=[clinic.slug, manage_token(appointment)])
+
+
+def offer_token(offer: WaitlistOffer) -> str:
+    """The signed key of a waitlist offer's page (it names the offer only; the offer itself runs out)."""
+    return signing.dumps(str(offer.public_id), salt=OFFER_SALT)
+
+
+def offer_url(offer: WaitlistOffer) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("online:offer", args=[offer.clinic.slug, offer_token(offer)])
 
 
 def done_token(booking: OnlineBooking) -> str:

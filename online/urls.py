@@ -1,6 +1,6 @@
 from django.urls import path
 
-from online.views import booking, manage, staff
+from online.views import booking, manage, offer, staff
 
 app_name = "online"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("book/<slug:slug>/done/<str:token>/", booking.done, name="done"),
     path("book/<slug:slug>/manage/<str:token>/", manage.manage, name="manage"),
     path("book/<slug:slug>/manage/<str:token>/move/", manage.move, name="move"),
+    path("book/<slug:slug>/offer/<str:token>/", offer.offer, name="offer"),
     path("book/<slug:slug>/<uuid:slot_type>/", booking.times, name="times"),
     path("book/<slug:slug>/<uuid:slot_type>/<uuid:slot>/", booking.details, name="details"),
     # The staff side.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Self
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -91,6 +92,8 @@ class Session(TenantModel):
     open_session = models.BooleanField(default=False)
     travel_clinic = models.BooleanField(default=False)
     closed_session = models.BooleanField(default=False)
+    # The closed session refuses new patients once its allocation's first session has started (else a warning).
+    closed_enforced = models.BooleanField(default=False, db_default=False)
     # Taken out of the book (Take sessions out): its slots are not bookable meanwhile.
     out_state = models.CharField(max_length=10, choices=SessionOut.choices, blank=True, default="", db_default="")
     out_reason = models.CharField(max_length=10, choices=OutReason.choices, blank=True, default="", db_default="")
@@ -486,6 +489,164 @@ class Displacement(TenantModel):
 
     def __str__(self) -> str:
         return f"displaced {self.appointment_id}"
+
+
+class WaitlistKind(models.TextChoices):
+    SLOT = "slot", "A slot"
+    SERIES = "series", "A group series"
+    PREFERENCE = "preference", "A practitioner or type, on preferred days and times"
+
+
+class SeriesScope(models.TextChoices):
+    ANY = "any", "Any occurrence"
+    FROM_DATE = "from_date", "Occurrences from a date"
+
+
+class WaitlistState(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offered a place"
+    BOOKED = "booked", "Booked"
+    REMOVED = "removed", "Taken off the list"
+
+
+class WaitlistEntryQuerySet(TenantQuerySet):
+    def open(self) -> Self:
+        """Still on the list: waiting, or with an offer out."""
+        return self.filter(state__in=(WaitlistState.WAITING, WaitlistState.OFFERED))
+
+
+class WaitlistEntry(TenantModel):
+    """A patient waiting for a place: in one slot, in a group series (any occurrence, or from a date), or with a
+    practitioner and/or slot type on preferred weekdays and times. Entries are offered freed places in `position`
+    order (then the order they were added)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="waitlist_entries")
+    kind = models.CharField(max_length=12, choices=WaitlistKind.choices)
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, null=True, blank=True, related_name="waitlist_entries")
+    allocation = models.ForeignKey(
+        Allocation, on_delete=models.CASCADE, null=True, blank=True, related_name="waitlist_entries"
+    )
+    scope = models.CharField(max_length=10, choices=SeriesScope.choices, blank=True)
+    from_date = models.DateField(null=True, blank=True)
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.CASCADE, null=True, blank=True, related_name="waitlist_entries"
+    )
+    slot_type = models.ForeignKey(SlotType, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    weekdays = models.CharField(max_length=13, blank=True, help_text="ISO weekday numbers 1-7, comma separated.")
+    time_from = models.TimeField(null=True, blank=True)
+    time_until = models.TimeField(null=True, blank=True)
+    position = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=WaitlistState.choices, default=WaitlistState.WAITING)
+    note = models.CharField(max_length=200, blank=True)
+    appointment = models.ForeignKey("Appointment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WaitlistEntryQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
+
+    class Meta:
+        verbose_name_plural = "waitlist entries"
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["clinic", "state", "position"], name="waitlist_clinic_state_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="slot", slot__isnull=False, allocation__isnull=True)
+                    | Q(kind="series", slot__isnull=True, allocation__isnull=False, slot_type__isnull=False)
+                    & (Q(scope="any", from_date__isnull=True) | Q(scope="from_date", from_date__isnull=False))
+                    | Q(kind="preference", slot__isnull=True, allocation__isnull=True)
+                ),
+                name="waitlist_entry_shape",
+            ),
+            models.CheckConstraint(
+                condition=Q(time_from__isnull=True) | Q(time_until__isnull=True) | Q(time_until__gt=F("time_from")),
+                name="waitlist_entry_times_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"waitlist {self.public_id}"
+
+    @property
+    def weekday_numbers(self) -> list[int]:
+        return [int(n) for n in self.weekdays.split(",") if n]
+
+
+class WaitlistOffer(TenantModel):
+    """A freed place offered to a waitlist entry: a hold on the slot (counted against capacity) until the patient
+    takes it (a booking with the source "waitlist"), lets it go, or it runs out. Offered by hand when
+    `offered_by` is set, else automatically."""
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="offers")
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+")
+    hold = models.OneToOneField(Hold, on_delete=models.PROTECT, related_name="offer")
+    offered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "slot"], name="waitlist_offer_once_per_entry_and_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"offer {self.public_id}"
+
+
+class FreedPlace(TenantModel):
+    """A place that came free in a slot (a cancellation, a move, a hold ended, a change that raised capacity):
+    follow-up work written in the transaction that freed it, for the offer run (nudged after commit, or beat's
+    sweep). `due_at` waits out quiet hours."""
+
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+")
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["due_at"], name="freedplace_due_idx")]
+
+    def __str__(self) -> str:
+        return f"freed {self.slot_id}"
+
+
+class WaitlistSettings(TenantModel):
+    """A clinic's rules for offering freed places (one row per clinic; the defaults when it has none)."""
+
+    offers_on = models.BooleanField(
+        "offer freed places automatically",
+        default=True,
+        help_text="Off: freed places wait for reception to offer or book them from the list.",
+    )
+    hold_minutes = models.PositiveSmallIntegerField(
+        "an offer holds its place for (minutes)",
+        default=120,
+        validators=[MinValueValidator(5), MaxValueValidator(10080)],
+    )
+    shortest_hold_minutes = models.PositiveSmallIntegerField(
+        "shortest hold near the start (minutes)",
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(1440)],
+        help_text="Near the start an offer is shortened to end the lead time before it, but never below this: "
+        "a place starting sooner than this plus the lead time is not offered.",
+    )
+    lead_minutes = models.PositiveSmallIntegerField(
+        "lead time before the start (minutes)",
+        default=60,
+        validators=[MaxValueValidator(10080)],
+        help_text="An offer ends at least this long before the appointment, so the patient can get there.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "waitlist settings"
+        constraints = [models.UniqueConstraint(fields=["clinic"], name="waitlistsettings_one_per_clinic")]
+
+    def __str__(self) -> str:
+        return f"waitlist settings of {self.clinic_id}"
 
 
 class OtherEvent(TenantModel):

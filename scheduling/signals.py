@@ -91,3 +91,26 @@ appointment_sections = Signal()
 def appointment_page_sections(request: object, appointment: object) -> list[str]:
     answers = appointment_sections.send(sender=None, request=request, appointment=appointment)
     return [html for _receiver, html in answers if html]
+
+
+# Sent inside the offer's transaction when a freed place is offered to a waitlist entry, with clinic_id and offer
+# (the WaitlistOffer's primary key): notifications records the offer's messages (with its link) in that transaction.
+waitlist_offered = Signal()
+
+
+def tell_offer(clinic_id: int, offer: int) -> None:
+    with transaction.atomic(savepoint=False):
+        waitlist_offered.send(sender=None, clinic_id=clinic_id, offer=offer)
+
+
+# Asked before a freed place is offered, with clinic_id, zone (a ZoneInfo: the slot's location) and now: when the
+# clinic's quiet hours end, if now is inside them (notifications answers with a datetime), else None. Offers never
+# go out in quiet hours: the freed place waits until they end.
+quiet_hours_query = Signal()
+
+
+def quiet_hours_end(clinic_id: int, zone: object, now: object) -> object:
+    for _receiver, answer in quiet_hours_query.send(sender=None, clinic_id=clinic_id, zone=zone, now=now):
+        if answer is not None:
+            return answer
+    return None

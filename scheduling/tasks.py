@@ -11,3 +11,19 @@ def holds_expire() -> int:
     from scheduling.services.booking import holds_expire as expire
 
     return expire()
+
+
+@shared_task(ignore_result=True)
+def waitlist_offer(freed_ids: list[int]) -> int:
+    """Offer the places these rows freed to the first people waiting (the rows were written with the change)."""
+    from scheduling.services.waitlist import freed_offer
+
+    return freed_offer(freed_ids)
+
+
+@shared_task(ignore_result=True)
+def waitlist_sweep() -> int:
+    """Every minute: freed places whose nudge was lost, or that waited out quiet hours, are offered."""
+    from scheduling.services.waitlist import freed_sweep
+
+    return freed_sweep()

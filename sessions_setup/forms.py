@@ -88,6 +88,7 @@ class SessionTemplateForm(PaletteForm):
             "open_session",
             "travel_clinic",
             "closed_session",
+            "closed_enforced",
             "nominal_start",
         ]
         widgets = {
@@ -107,6 +108,7 @@ class SessionTemplateForm(PaletteForm):
         "open_session",
         "travel_clinic",
         "closed_session",
+        "closed_enforced",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -121,6 +123,8 @@ class SessionTemplateForm(PaletteForm):
                 self.add_error("practitioner_role", "Required when the session is GP Connect bookable.")
             if not data.get("location"):
                 self.add_error("location", "Required when the session is GP Connect bookable.")
+        if data.get("closed_enforced") and not data.get("closed_session"):
+            self.add_error("closed_enforced", "Only a closed session can be enforced: tick “Closed session” too.")
         return data
 
     def option_fields(self) -> list[forms.BoundField]:

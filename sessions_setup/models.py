@@ -137,7 +137,14 @@ class SessionTemplate(TenantModel):
         "closed session",
         default=False,
         help_text="The practitioner prefers no new patients once the session (or its series) has begun. "
-        "A warning only: booking stays possible.",
+        "A warning, unless the clinic enforces it below.",
+    )
+    closed_enforced = models.BooleanField(
+        "enforce the closed session",
+        default=False,
+        help_text="Once the first session of its rota allocation has started, new patients are refused; only a member "
+        "with “Schedule Admin: Manage Appointments” can add one, with a reason. Patients already in the group keep "
+        "their places.",
     )
     nominal_start = models.TimeField(default="08:00", help_text="Slot times in the builder count from here.")
     position = models.PositiveIntegerField(default=0)

@@ -63,6 +63,7 @@ class SessionInfo(NamedTuple):
     open_session: bool
     travel_clinic: bool
     closed_session: bool
+    closed_enforced: bool
 
 
 SESSION_FIELDS = (
@@ -84,6 +85,7 @@ SESSION_FIELDS = (
     "open_session",
     "travel_clinic",
     "closed_session",
+    "closed_enforced",
 )
 
 

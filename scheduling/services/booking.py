@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from clinic.models import Clinic, Department, Membership, Practitioner
+from clinic.models import Clinic, Department, Membership, NamedPermission, Practitioner
 from clinic.services import audit_record
 from patients.models import may_see_blocked
 from scheduling.models import (
@@ -30,6 +30,8 @@ from scheduling.models import (
     Slot,
 )
 from scheduling.selectors.booking import busy_events_during
+from scheduling.selectors.waitlist import group_closed_to_new, in_group
+from scheduling.services.freed import places_freed
 from scheduling.signals import PatientNews, announce_calendar_change, hold_ended, tell_patient
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class BookingRequest:
     series: Series | None = None
     source: str = AppointmentSource.RECEPTION  # who booked: reception, online, fhir, waitlist
     hold: Hold | None = None  # the hold this booking turns into an appointment (its place is already taken)
+    # Why a new patient joins an enforced closed group that has begun (only with "Schedule Admin: Manage
+    # Appointments"; audited). Empty: the closed group refuses them.
+    closed_override: str = ""
 
 
 def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> BookingRequest:
@@ -110,10 +115,11 @@ def appointment_book(
     may_book(membership, patient)
     with transaction.atomic():
         no_key = connection.features.has_select_for_no_key_update
-        slot = _slot_locked(clinic, request.slot.pk)
+        slot = slot_locked(clinic, request.slot.pk)
         practitioner_id = slot.session.practitioner_id
         if not slot.bookable:
             raise BookingError(_unbookable_reason_locked(slot))
+        override = _closed_group_check(clinic, membership, slot, request)
         if slot.capacity == 1 and practitioner_id is not None:
             Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         if Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
@@ -184,6 +190,7 @@ def appointment_book(
                 "blocked": patient.is_blocked,
                 "source": request.source,
                 **({"hold": str(hold.public_id)} if hold is not None else {}),
+                **({"closed_override": override} if override else {}),
                 # Booked over the practitioner's busy time (reception was warned): which events, by id.
                 "busy_events": [str(e.public_id) for e in busy_events_during(clinic=clinic, slot=slot)],
             },
@@ -192,6 +199,45 @@ def appointment_book(
         if tell:
             tell_patient(clinic.pk, PatientNews.BOOKED, [appointment.pk])
     return appointment
+
+
+def closed_group_refusal(
+    clinic: Clinic, slot: Slot, patient_id: int, *, now: dt.datetime, moved_from: int | None = None
+) -> str:
+    """Why an enforced closed group refuses this patient now ("" when it does not): it has begun and they are not
+    in it (moving within it is allowed: `moved_from`, the appointment being moved). A warning-only closed session
+    refuses nobody."""
+    session = slot.session
+    began = group_closed_to_new(clinic, session, now)
+    if began is None or in_group(clinic, session, patient_id):
+        return ""
+    if moved_from is not None:
+        group = (
+            Q(slot__session__allocation_id=session.allocation_id) if session.allocation_id else Q(slot__session=session)
+        )
+        if Appointment.objects.for_clinic(clinic).filter(group, pk=moved_from).exists():
+            return ""
+    local = began.astimezone(ZoneInfo(session.time_zone))
+    return f"This group is closed: it began on {local:%a %-d %b %Y}, and new patients are not added after that."
+
+
+def _closed_group_check(clinic: Clinic, membership: Membership | None, slot: Slot, request: BookingRequest) -> str:
+    """Refuse a new patient an enforced closed group that has begun, unless a member with "Schedule Admin: Manage
+    Appointments" gives a reason (returned, for the audit); "" when the group does not refuse them."""
+    moved_from = request.rescheduled_from.pk if request.rescheduled_from is not None else None
+    refusal = closed_group_refusal(clinic, slot, request.patient.pk, now=timezone.now(), moved_from=moved_from)
+    if not refusal:
+        return ""
+    allowed = membership is not None and membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS)
+    if not allowed:
+        raise BookingError(
+            f"{refusal} Only a member with “{NamedPermission.MANAGE_APPOINTMENTS.label}” can add a new patient, "
+            "with a reason."
+        )
+    reason = request.closed_override.strip()
+    if not reason:
+        raise BookingError(f"{refusal} To add this patient anyway, give a reason.")
+    return reason[:200]
 
 
 REMOVED_FROM_SESSION = "This slot was removed from its session by a change to the rota; choose another time."
@@ -217,7 +263,7 @@ def _unbookable_reason_locked(slot: Slot) -> str:
     return unbookable_reason(slot)
 
 
-def _slot_locked(clinic: Clinic, pk: int) -> Slot:
+def slot_locked(clinic: Clinic, pk: int) -> Slot:
     """The slot, with its session, locked for the rest of the transaction: bookings and holds of one slot queue
     here. FOR NO KEY UPDATE where the database has it: the foreign-key checks of other bookings' inserts then need
     not wait for this lock."""
@@ -265,7 +311,7 @@ def hold_take(*, clinic: Clinic, actor: User | None, slot: Slot, kind: str, expi
     if expires_at <= timezone.now():
         raise BookingError("A hold must last into the future.")
     with transaction.atomic():
-        locked = _slot_locked(clinic, slot.pk)
+        locked = slot_locked(clinic, slot.pk)
         if not locked.bookable:
             raise BookingError(_unbookable_reason_locked(locked))
         if locked.booked_count >= locked.capacity and locked.held_count:
@@ -293,7 +339,7 @@ def hold_end(*, clinic: Clinic, actor: User | None, hold: Hold, outcome: str) ->
     if outcome not in (HoldOutcome.DECLINED, HoldOutcome.WITHDRAWN, HoldOutcome.EXPIRED):
         raise BookingError("A hold ends declined, withdrawn or expired (accepting it is a booking).")
     with transaction.atomic():
-        slot = _slot_locked(clinic, hold.slot_id)
+        slot = slot_locked(clinic, hold.slot_id)
         locked = Hold.objects.for_clinic(clinic).select_for_update().get(pk=hold.pk)
         if locked.ended_at is not None:
             raise BookingError(f"This has already been dealt with ({locked.get_outcome_display().lower()}).")
@@ -313,6 +359,7 @@ def _hold_close(clinic: Clinic, actor: User | None, hold: Hold, slot: Slot, outc
     audit_record(clinic=clinic, actor=actor, action="hold.ended", target=hold, detail={"outcome": outcome})
     announce_calendar_change([slot.session.practitioner_id])
     hold_ended.send(sender=None, clinic_id=clinic.pk, hold=hold.pk, outcome=outcome)
+    places_freed(clinic.pk, [hold.slot_id], now=now)
 
 
 HOLDS_PER_SWEEP = 500
@@ -376,6 +423,7 @@ def appointment_cancel(
         announce_calendar_change([locked.practitioner_id], appointments=[locked.pk])
         if tell:
             tell_patient(clinic.pk, PatientNews.CANCELLED, [locked.pk], category=category)
+        places_freed(clinic.pk, [locked.slot_id], now=locked.cancelled_at)
     return locked
 
 

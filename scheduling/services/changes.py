@@ -40,10 +40,12 @@ from scheduling.models import (
     Session,
     SessionOut,
     Slot,
+    WaitlistEntry,
 )
 from scheduling.replan import Fate, PlannedSlot, replan
 from scheduling.selectors import changes as selectors
 from scheduling.services.booking import BookingError, appointment_cancel, appointment_reschedule
+from scheduling.services.freed import places_freed
 from scheduling.signals import announce_calendar_change, hold_ended
 from sessions_setup.models import SessionTemplate, SlotType
 
@@ -118,6 +120,35 @@ class Applied:
     holds_ended: int
 
 
+def _free_places(clinic: Clinic, session_ids: Sequence[int]) -> dict[tuple[int, dt.datetime], int] | None:
+    """Free places per (session, start) of the sessions' bookable slots, when anyone waits (None when nobody does:
+    nothing to offer, nothing read)."""
+    if not WaitlistEntry.objects.for_clinic(clinic).open().exists():
+        return None
+    rows = (
+        Slot.objects.for_clinic(clinic)
+        .filter(session__in=session_ids, bookable=True, retired=False)
+        .values_list("session_id", "starts_at", "capacity", "booked_count")
+    )
+    return {(session, start): capacity - booked for session, start, capacity, booked in rows}
+
+
+def _record_opened(
+    clinic: Clinic, session_ids: Sequence[int], before: dict[tuple[int, dt.datetime], int] | None
+) -> None:
+    """Places a change opened (capacity raised, slots added, sessions resumed) are freed places: offered to the
+    waitlist after commit."""
+    if before is None:
+        return
+    rows = (
+        Slot.objects.for_clinic(clinic)
+        .filter(session__in=session_ids, bookable=True, retired=False, starts_at__gt=timezone.now())
+        .values_list("pk", "session_id", "starts_at", "capacity", "booked_count")
+    )
+    opened = [pk for pk, session, at, capacity, booked in rows if capacity - booked > before.get((session, at), 0)]
+    places_freed(clinic.pk, opened)
+
+
 def _apply_plans(
     *,
     clinic: Clinic,
@@ -135,6 +166,7 @@ def _apply_plans(
     keeps the first ones and moves the rest to a retired twin. Holds that lost their place are ended; each displaced
     appointment gets a worklist row. Rows are written by value groups (a year's template change is a few UPDATEs)."""
     ids = [info.id for info in infos]
+    before = _free_places(clinic, ids)
     current = selectors.current_slots(clinic=clinic, session_ids=ids)
     positions = dict(
         Slot.objects.for_clinic(clinic)
@@ -248,6 +280,7 @@ def _apply_plans(
     change.sessions = sessions
     change.displaced_count = rows
     change.save(update_fields=["sessions", "displaced_count"])
+    _record_opened(clinic, ids, before)
     return Applied(change, sessions, rows, len(ended))
 
 
@@ -495,6 +528,7 @@ TEMPLATE_FIELDS = (
     ("open_session", "Open session"),
     ("travel_clinic", "Travel clinic"),
     ("closed_session", "Closed session"),
+    ("closed_enforced", "Closed session enforced"),
 )
 
 
@@ -738,6 +772,9 @@ def sessions_resume(*, clinic: Clinic, actor: User | None, sessions: Sequence[Se
                 summary=f"{len(out)} session(s) resumed",
                 sessions=len(out),
             )
+            before = _free_places(clinic, out)
+            if before is not None:
+                before = {}  # a session taken out offered nothing: every free place it has now is new
             Session.objects.for_clinic(clinic).filter(pk__in=out).update(out_state="", out_reason="")
             Slot.objects.for_clinic(clinic).filter(session__in=out, retired=False, slot_type__bookable=True).update(
                 bookable=True
@@ -766,6 +803,7 @@ def sessions_resume(*, clinic: Clinic, actor: User | None, sessions: Sequence[Se
                 target=change,
                 detail={"sessions": len(out), "stood": stood},
             )
+            _record_opened(clinic, out, before)
             return Applied(change, len(out), 0, 0)
 
     return _retrying_deadlocks(work)

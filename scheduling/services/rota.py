@@ -239,6 +239,7 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
             template.open_session,
             template.travel_clinic,
             template.closed_session,
+            template.closed_enforced,
         )
         bulk_insert(
             Session._meta.db_table,
@@ -346,6 +347,7 @@ SESSION_INSERT_COLUMNS = (
     "open_session",
     "travel_clinic",
     "closed_session",
+    "closed_enforced",
 )
 
 

@@ -701,6 +701,7 @@ def test_beat_sweeps_pulls_and_renews_channels_with_tasks_that_exist(settings):
         "calendar_sync.tasks.google_renew_channels": 3600.0,
         "notifications.tasks.tick": settings.SWEEP_SECONDS,
         "scheduling.tasks.holds_expire": settings.SWEEP_SECONDS,
+        "scheduling.tasks.waitlist_sweep": settings.SWEEP_SECONDS,
         "online.tasks.checks_purge": 3600.0,
     }
     assert set(scheduled) <= set(app.tasks)

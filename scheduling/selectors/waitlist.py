@@ -1,0 +1,236 @@
+"""Reads of the waitlist: the clinic's rules for offers, who is first for a freed place, how many wait for a slot,
+the list page, the places an entry could take now, and a group's roster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+
+from patients.models import visible_patients
+from scheduling.models import (
+    Appointment,
+    Hold,
+    SeriesScope,
+    Session,
+    SessionOut,
+    Slot,
+    WaitlistEntry,
+    WaitlistKind,
+    WaitlistOffer,
+    WaitlistSettings,
+    WaitlistState,
+)
+
+if TYPE_CHECKING:
+    from clinic.models import Clinic, Membership
+
+
+def rules_for(clinic_id: int) -> WaitlistSettings:
+    """The clinic's rules for offers (its row, or the defaults)."""
+    return WaitlistSettings.objects.for_clinic(clinic_id).first() or WaitlistSettings(clinic_id=clinic_id)
+
+
+def offer_expiry(rules: WaitlistSettings, starts_at: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """When an offer made now of a place starting at `starts_at` runs out: the clinic's hold time, shortened to end
+    the lead time before the start; None when that leaves less than the shortest hold (too late to offer)."""
+    latest = starts_at - dt.timedelta(minutes=rules.lead_minutes)
+    expires = min(now + dt.timedelta(minutes=rules.hold_minutes), latest)
+    shortest = dt.timedelta(minutes=min(rules.shortest_hold_minutes, rules.hold_minutes))
+    if expires - now < shortest:
+        return None
+    return expires
+
+
+def slot_match(slot: Slot) -> Q:
+    """The entries a slot (with its session) answers: this slot; its group series (any occurrence, or from a date on
+    or before its date) for its type; a practitioner (or anyone) and type (or any) whose weekdays and times take in
+    the slot on its location's clock."""
+    session = slot.session
+    zone = ZoneInfo(session.time_zone)
+    start, end = slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone)
+    end_time = end.time() if end.date() == start.date() else dt.time(23, 59, 59)
+    match = Q(kind=WaitlistKind.SLOT, slot_id=slot.pk)
+    if session.allocation_id is not None and slot.slot_type_id is not None:
+        match |= Q(kind=WaitlistKind.SERIES, allocation_id=session.allocation_id, slot_type_id=slot.slot_type_id) & (
+            Q(scope=SeriesScope.ANY) | Q(from_date__lte=session.date)
+        )
+    who = Q(practitioner__isnull=True)
+    if session.practitioner_id is not None:
+        who |= Q(practitioner_id=session.practitioner_id)
+    what = Q(slot_type__isnull=True)
+    if slot.slot_type_id is not None:
+        what |= Q(slot_type_id=slot.slot_type_id)
+    match |= (
+        Q(kind=WaitlistKind.PREFERENCE)
+        & who
+        & what
+        & (Q(weekdays="") | Q(weekdays__contains=str(start.isoweekday())))
+        & (Q(time_from__isnull=True) | Q(time_from__lte=start.time()))
+        & (Q(time_until__isnull=True) | Q(time_until__gte=end_time))
+    )
+    return match
+
+
+def _group_members(clinic: Clinic, session: Session) -> QuerySet[Appointment]:
+    group = Q(slot__session__allocation_id=session.allocation_id) if session.allocation_id else Q(slot__session=session)
+    return Appointment.objects.for_clinic(clinic).live().filter(group).values("patient_id")
+
+
+def first_in_line(clinic: Clinic, slot: Slot, *, members_only: bool) -> QuerySet[WaitlistEntry]:
+    """The waiting entries a freed place in `slot` may go to, first first: matching, not archived, not booked in the
+    slot already, never offered this slot before; only patients already in the group when it is closed to new
+    ones. One query, whatever the length of the list."""
+    entries = (
+        WaitlistEntry.objects.for_clinic(clinic)
+        .filter(slot_match(slot), state=WaitlistState.WAITING, patient__is_archived=False)
+        .exclude(patient_id__in=Appointment.objects.for_clinic(clinic).live().filter(slot=slot).values("patient_id"))
+        .exclude(Exists(WaitlistOffer.objects.for_clinic(clinic).filter(entry=OuterRef("pk"), slot=slot)))
+        .order_by("position", "id")
+    )
+    if members_only:
+        entries = entries.filter(patient_id__in=_group_members(clinic, slot.session))
+    return entries
+
+
+def waiting_for_slot(clinic: Clinic, slot: Slot) -> int:
+    """How many wait for this slot (the tooltip's "Full · 3 waiting"): open entries it answers whose patient is not
+    booked in it."""
+    booked = Appointment.objects.for_clinic(clinic).live().filter(slot=slot).values("patient_id")
+    return (
+        WaitlistEntry.objects.for_clinic(clinic)
+        .open()
+        .filter(slot_match(slot))
+        .exclude(patient_id__in=booked)
+        .values("patient_id")
+        .distinct()
+        .count()
+    )
+
+
+def entries_list(
+    *, clinic: Clinic, membership: Membership, state: str = "open", kind: str = "", practitioner_id: int | None = None
+) -> QuerySet[WaitlistEntry]:
+    """The list page's entries (the patients this member may see), in offer order, with everything a row shows and
+    the live offer's hold: a fixed number of queries."""
+    entries = (
+        WaitlistEntry.objects.for_clinic(clinic)
+        .filter(visible_patients(membership, through="patient"))
+        .select_related(
+            "patient",
+            "slot__session__practitioner",
+            "slot__slot_type",
+            "allocation__template",
+            "allocation__practitioner",
+            "practitioner",
+            "slot_type",
+            "added_by",
+        )
+        .annotate(
+            live_offer_expires=Hold.objects.for_clinic(clinic)
+            .live()
+            .filter(offer__entry=OuterRef("pk"))
+            .values("expires_at")[:1],
+            offers_made=Count("offers"),
+        )
+        .order_by("position", "id")
+    )
+    if state == "open":
+        entries = entries.open()
+    elif state in WaitlistState.values:
+        entries = entries.filter(state=state)
+    if kind in WaitlistKind.values:
+        entries = entries.filter(kind=kind)
+    if practitioner_id is not None:
+        entries = entries.filter(
+            Q(practitioner_id=practitioner_id)
+            | Q(slot__session__practitioner_id=practitioner_id)
+            | Q(allocation__practitioner_id=practitioner_id)
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A free place an entry could be offered or booked into now."""
+
+    slot: Slot
+    free: int
+    offer_until: dt.datetime | None  # None: too close to its start to offer (book it directly)
+
+
+def candidates_for(clinic: Clinic, entry: WaitlistEntry, now: dt.datetime, limit: int = 8) -> list[Candidate]:
+    """The next free, bookable places this entry answers (soonest first), for an offer or a booking by hand."""
+    rules = rules_for(clinic.pk)
+    slots = (
+        Slot.objects.for_clinic(clinic)
+        .filter(bookable=True, starts_at__gt=now, booked_count__lt=F("capacity"), session__out_state="")
+        .select_related("session__practitioner", "session__location", "slot_type")
+        .order_by("starts_at", "id")
+    )
+    if entry.kind == WaitlistKind.SLOT:
+        slots = slots.filter(pk=entry.slot_id)
+    elif entry.kind == WaitlistKind.SERIES:
+        slots = slots.filter(session__allocation_id=entry.allocation_id, slot_type_id=entry.slot_type_id)
+        if entry.scope == SeriesScope.FROM_DATE and entry.from_date:
+            slots = slots.filter(session__date__gte=entry.from_date)
+    else:
+        if entry.practitioner_id:
+            slots = slots.filter(session__practitioner_id=entry.practitioner_id)
+        if entry.slot_type_id:
+            slots = slots.filter(slot_type_id=entry.slot_type_id)
+        slots = slots.filter(starts_at__lt=now + dt.timedelta(days=90))
+    booked = Appointment.objects.for_clinic(clinic).live().filter(patient_id=entry.patient_id).values("slot_id")
+    slots = slots.exclude(pk__in=booked)
+    found: list[Candidate] = []
+    for slot in slots[: limit * 20 if entry.kind == WaitlistKind.PREFERENCE else limit]:
+        if entry.kind == WaitlistKind.PREFERENCE and not _preference_takes(entry, slot):
+            continue
+        found.append(Candidate(slot, slot.capacity - slot.booked_count, offer_expiry(rules, slot.starts_at, now)))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _preference_takes(entry: WaitlistEntry, slot: Slot) -> bool:
+    """The preference rule in Python, for a slot already loaded (the same rule as slot_match)."""
+    zone = ZoneInfo(slot.session.time_zone)
+    start, end = slot.starts_at.astimezone(zone), slot.ends_at.astimezone(zone)
+    end_time = end.time() if end.date() == start.date() else dt.time(23, 59, 59)
+    if entry.weekday_numbers and start.isoweekday() not in entry.weekday_numbers:
+        return False
+    if entry.time_from is not None and start.time() < entry.time_from:
+        return False
+    return not (entry.time_until is not None and end_time > entry.time_until)
+
+
+def group_began(clinic: Clinic, session: Session) -> dt.datetime:
+    """When a session's group began: the first session of its rota allocation that was not cancelled (an ad-hoc
+    session is its own group)."""
+    if session.allocation_id is None:
+        return session.starts_at
+    first = (
+        Session.objects.for_clinic(clinic)
+        .filter(allocation_id=session.allocation_id)
+        .exclude(out_state=SessionOut.CANCELLED)
+        .order_by("starts_at")
+        .values_list("starts_at", flat=True)
+        .first()
+    )
+    return first or session.starts_at
+
+
+def group_closed_to_new(clinic: Clinic, session: Session, now: dt.datetime) -> dt.datetime | None:
+    """When the session's enforced closed group began, if it has (None: it takes new patients)."""
+    if not (session.closed_session and session.closed_enforced):
+        return None
+    began = group_began(clinic, session)
+    return began if began <= now else None
+
+
+def in_group(clinic: Clinic, session: Session, patient_id: int) -> bool:
+    """Whether the patient holds a place (any status but cancelled) in the session's group."""
+    return _group_members(clinic, session).filter(patient_id=patient_id).exists()
