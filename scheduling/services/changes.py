@@ -166,7 +166,7 @@ def _apply_plans(
     keeps the first ones and moves the rest to a retired twin. Holds that lost their place are ended; each displaced
     appointment gets a worklist row. Rows are written by value groups (a year's template change is a few UPDATEs)."""
     ids = [info.id for info in infos]
-    before = _free_places(clinic, ids)
+    free_before = _free_places(clinic, ids)
     current = selectors.current_slots(clinic=clinic, session_ids=ids)
     positions = dict(
         Slot.objects.for_clinic(clinic)
@@ -280,7 +280,7 @@ def _apply_plans(
     change.sessions = sessions
     change.displaced_count = rows
     change.save(update_fields=["sessions", "displaced_count"])
-    _record_opened(clinic, ids, before)
+    _record_opened(clinic, ids, free_before)
     return Applied(change, sessions, rows, len(ended))
 
 

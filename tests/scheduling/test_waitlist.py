@@ -238,17 +238,15 @@ def test_each_offer_is_told_once_however_often_the_run_comes(clinic_a, admin_a, 
 
 @time_machine.travel(NOW, tick=False)
 def test_a_raised_capacity_offers_every_new_place_in_order(clinic_a, admin_a, group):
-    from scheduling.services.changes import SessionEdit, session_edit
+    from scheduling.services.changes import template_apply
 
     slot = group["slot"]
     entries = wait_for_slot(clinic_a, admin_a, slot, "Ada", "Ben", "Cy")
-    bigger = SlotTypeFactory(clinic=clinic_a, name="DBT skills (5)", capacity=5, default_length_minutes=60)
-    session_edit(
-        clinic=clinic_a,
-        actor=admin_a.user,
-        session=group["session"],
-        edit=SessionEdit(slot_types={slot.pk: bigger.pk}, keep=1),
-    )
+    group["type"].capacity = 5
+    group["type"].save()
+    template_apply(clinic=clinic_a, actor=admin_a.user, template=group["session"].template, first_date=NOW.date())
+    slot.refresh_from_db()
+    assert (slot.capacity, slot.booked_count, slot.held_count, slot.retired) == (5, 5, 2, False)
     offered = [e for e in entries if live_offer(e) is not None]
     assert offered == entries[:2]
 
