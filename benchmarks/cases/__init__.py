@@ -30,6 +30,7 @@ FAMILIES = (
     "google",
     "reminders",
     "online",
+    "waitlist",
     "changes",
 )
 for family in FAMILIES:
