@@ -173,6 +173,7 @@ def rota_setup() -> RotaState:
                     "open_session": template.open_session,
                     "travel_clinic": template.travel_clinic,
                     "closed_session": template.closed_session,
+                    "closed_enforced": template.closed_enforced,
                     "out_state": "",  # in the book, as the rota service makes every session
                     "out_reason": "",
                 }
