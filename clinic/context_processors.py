@@ -22,6 +22,7 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         ("patients", "Patients", reverse("patients:list")),
     ]
     if membership.role in (Role.ADMIN, Role.RECEPTION):
+        items.append(("waitlist", "Waiting list", reverse("scheduling:waitlist")))
         items.append(("messages", "Messages", reverse("notifications:list")))
     if membership.role in (Role.ADMIN, Role.RECEPTION) or membership.has_permission(NamedPermission.MANAGE_SESSIONS):
         items.append(("displaced", "Displaced patients", reverse("scheduling:displaced")))
@@ -43,6 +44,8 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         section = "setup"
     if current == "scheduling" and match and match.url_name == "displaced":
         section = "displaced"
+    if current == "scheduling" and match and (match.url_name or "").startswith(("waitlist", "roster")):
+        section = "waitlist"
     if current in ("notifications", "online") and match and match.url_name in ("settings", "practitioner"):
         section = "clinic"  # "Messages to patients" and "Online booking" are pages of the clinic's settings
     return {

@@ -24,6 +24,7 @@ from scheduling.models import (
     OtherEvent,
     Session,
     Slot,
+    WaitlistEntry,
 )
 
 if TYPE_CHECKING:
@@ -155,3 +156,35 @@ def may_handle_displaced(membership: Membership) -> bool:
 def require_displaced_handler(request: ClinicRequest) -> None:
     if not may_handle_displaced(request.membership):
         raise PermissionDenied("Reception and admins deal with displaced patients.")
+
+
+def may_use_waitlist(membership: Membership) -> bool:
+    """Reception and admins keep the waitlist (clinicians read their calendars)."""
+    return membership.role in (Role.ADMIN, Role.RECEPTION)
+
+
+def waitlist_keeper(request: ClinicRequest) -> None:
+    if not may_use_waitlist(request.membership):
+        raise PermissionDenied("Only reception and admins keep the waiting list.")
+
+
+def entry_for_member(request: ClinicRequest, entry_id: UUID) -> WaitlistEntry:
+    """A waitlist entry of this clinic whose patient this member may see (else 404), with what its page shows."""
+    waitlist_keeper(request)
+    return scoped_get_or_404(
+        WaitlistEntry.objects.for_clinic(request.clinic)
+        .filter(visible_patients(request.membership, through="patient"))
+        .select_related(
+            "patient",
+            "slot__session__practitioner",
+            "slot__session__location",
+            "slot__slot_type",
+            "allocation__template",
+            "allocation__practitioner",
+            "practitioner",
+            "slot_type",
+            "added_by",
+        ),
+        request.clinic,
+        public_id=entry_id,
+    )

@@ -24,13 +24,24 @@ from scheduling.hours import (
     parse_time,
     ranges_to_json,
 )
-from scheduling.models import WEEKDAY_NAMES, Allocation, CancelCategory, OutReason, SessionOut, Slot
+from scheduling.models import (
+    WEEKDAY_NAMES,
+    Allocation,
+    CancelCategory,
+    OutReason,
+    SeriesScope,
+    SessionOut,
+    Slot,
+    WaitlistKind,
+    WaitlistSettings,
+)
 from scheduling.recurrence import MAX_OCCURRENCES, NTH_NAMES, Frequency, RecurrenceError, RecurrenceRule
 from scheduling.services.booking import BookingRequest
 from scheduling.services.calendar import EventData
 from scheduling.services.changes import SessionEdit, TakeOut
 from scheduling.services.rota import AllocationRequest
 from scheduling.services.series import CancelScope
+from scheduling.services.waitlist import EntryData
 from sessions_setup.models import ReportingCategory, SessionTemplate, SlotType
 
 
@@ -455,9 +466,18 @@ class BookingForm(forms.Form):
         patient: Patient,
         slot: Slot,
         own_department_id: int | None = None,
+        closed_refusal: str = "",
+        may_override: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if closed_refusal and may_override:
+            # An enforced closed group that has begun: a new patient joins only with a reason (audited).
+            self.fields["closed_override"] = forms.CharField(
+                label="Reason to add a new patient to this closed group",
+                max_length=200,
+                help_text=closed_refusal,
+            )
         # What a booking starts with: the primary plan (else self pay), the slot's practitioner and type.
         practitioner = slot.session.practitioner
         self.initial = {
@@ -520,6 +540,7 @@ class BookingForm(forms.Form):
             coverage=None if self_pay else self.coverages.get(data.get("coverage") or ""),
             secondary_coverage=self.coverages.get(data.get("secondary_coverage") or ""),
             self_pay=self_pay,
+            closed_override=data.get("closed_override", ""),
         )
 
 
@@ -998,3 +1019,110 @@ class DisplacedActionForm(forms.Form):
         if data.get("action") == "cancel" and not (data.get("reason") or "").strip():
             self.add_error("reason", "Give a reason for the cancellation.")
         return data
+
+
+# --- The waitlist ---------------------------------------------------------------------------------------------
+
+
+class WaitlistEntryForm(forms.Form):
+    """Add a patient to the waitlist: for a slot, a group series (any occurrence, or from a date), or a practitioner
+    and/or type on preferred days and times. The kinds offered depend on where reception came from."""
+
+    kind = forms.ChoiceField(label="Waiting for", widget=forms.RadioSelect)
+    from_date = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Series: from a date."
+    )
+    practitioner = forms.ModelChoiceField(
+        queryset=Practitioner.objects.none(), required=False, empty_label="Anyone", label="Practitioner"
+    )
+    slot_type = forms.ModelChoiceField(
+        queryset=SlotType.objects.none(), required=False, empty_label="Any type", label="Type of appointment"
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label="Days",
+        choices=[(i + 1, name) for i, name in enumerate(WEEKDAY_NAMES)],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any day.",
+    )
+    time_from = forms.TimeField(
+        label="Not before", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    time_until = forms.TimeField(
+        label="Finished by", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    note = forms.CharField(
+        max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "e.g. can come at short notice"})
+    )
+
+    def __init__(self, *args: Any, clinic: Clinic, slot: Slot | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slot = slot
+        practitioners = cast("forms.ModelChoiceField[Practitioner]", self.fields["practitioner"])
+        practitioners.queryset = Practitioner.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
+        practitioners.to_field_name = "public_id"
+        types = cast("forms.ModelChoiceField[SlotType]", self.fields["slot_type"])
+        types.queryset = SlotType.objects.for_clinic(clinic).filter(bookable=True, is_active=True)
+        types.to_field_name = "public_id"
+        kinds = []
+        if slot is not None:
+            kinds.append(("slot", "This slot only"))
+            if slot.session.allocation_id is not None and slot.capacity > 1:
+                kinds += [("series_any", "Any occurrence of this group"), ("series_from", "Occurrences from a date")]
+        kinds.append(("preference", "A practitioner or type, on preferred days and times"))
+        kind = cast("forms.ChoiceField", self.fields["kind"])
+        kind.choices = kinds
+        self.initial.setdefault("kind", kinds[0][0])
+        if slot is not None:
+            self.initial.setdefault(
+                "practitioner", slot.session.practitioner.public_id if slot.session.practitioner else None
+            )
+            self.initial.setdefault("slot_type", slot.slot_type.public_id if slot.slot_type else None)
+            self.initial.setdefault("from_date", slot.session.date)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("kind")
+        if kind == "series_from" and not data.get("from_date"):
+            self.add_error("from_date", "Choose the date the patient can start from.")
+        if kind == "preference" and not data.get("practitioner") and not data.get("slot_type"):
+            self.add_error("practitioner", "Choose a practitioner, a type of appointment, or both.")
+        start, end = data.get("time_from"), data.get("time_until")
+        if kind == "preference" and start and end and end <= start:
+            self.add_error("time_until", "The latest time must come after the earliest.")
+        return data
+
+    def entry_data(self, patient: Patient) -> EntryData:
+        data = self.cleaned_data
+        kind = data["kind"]
+        note = data.get("note") or ""
+        slot = self.slot
+        if kind == "slot":
+            return EntryData(patient=patient, kind=WaitlistKind.SLOT, slot=slot, note=note)
+        if kind in ("series_any", "series_from") and slot is not None:
+            return EntryData(
+                patient=patient,
+                kind=WaitlistKind.SERIES,
+                allocation=slot.session.allocation,
+                slot_type=slot.slot_type,
+                scope=SeriesScope.ANY if kind == "series_any" else SeriesScope.FROM_DATE,
+                from_date=data.get("from_date") if kind == "series_from" else None,
+                note=note,
+            )
+        return EntryData(
+            patient=patient,
+            kind=WaitlistKind.PREFERENCE,
+            practitioner=data.get("practitioner"),
+            slot_type=data.get("slot_type"),
+            weekdays=data.get("weekdays") or (),
+            time_from=data.get("time_from"),
+            time_until=data.get("time_until"),
+            note=note,
+        )
+
+
+class WaitlistRulesForm(forms.ModelForm):
+    class Meta:
+        model = WaitlistSettings
+        fields = ["offers_on", "hold_minutes", "shortest_hold_minutes", "lead_minutes"]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scheduling.views import booking, calendar, changes, rota, series
+from scheduling.views import booking, calendar, changes, rota, series, waitlist
 
 app_name = "scheduling"
 urlpatterns = [
@@ -39,4 +39,12 @@ urlpatterns = [
     path("sessions/<uuid:session>/edit/", changes.session_edit, name="session-edit"),
     path("sessions/<uuid:session>/resume/", changes.session_resume, name="session-resume"),
     path("displaced/", changes.displaced, name="displaced"),
+    path("waitlist/", waitlist.waitlist_list, name="waitlist"),
+    path("waitlist/add/", waitlist.waitlist_add, name="waitlist-add"),
+    path("waitlist/rules/", waitlist.waitlist_settings, name="waitlist-settings"),
+    path("waitlist/<uuid:entry>/", waitlist.waitlist_entry, name="waitlist-entry"),
+    path("waitlist/<uuid:entry>/remove/", waitlist.waitlist_remove, name="waitlist-remove"),
+    path("roster/<uuid:slot>/", waitlist.roster, name="roster"),
+    path("roster/<uuid:slot>/csv/", waitlist.roster_csv, name="roster-csv"),
+    path("roster/<uuid:slot>/attendance/", waitlist.roster_attendance, name="roster-attendance"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -75,7 +75,7 @@ def slot_match(slot: Slot) -> Q:
     return match
 
 
-def _group_members(clinic: Clinic, session: Session) -> QuerySet[Appointment]:
+def _group_members(clinic: Clinic, session: Session) -> QuerySet[Appointment, dict[str, Any]]:
     group = Q(slot__session__allocation_id=session.allocation_id) if session.allocation_id else Q(slot__session=session)
     return Appointment.objects.for_clinic(clinic).live().filter(group).values("patient_id")
 
@@ -234,3 +234,149 @@ def group_closed_to_new(clinic: Clinic, session: Session, now: dt.datetime) -> d
 def in_group(clinic: Clinic, session: Session, patient_id: int) -> bool:
     """Whether the patient holds a place (any status but cancelled) in the session's group."""
     return _group_members(clinic, session).filter(patient_id=patient_id).exists()
+
+
+ROSTER_COLUMNS = 12
+
+
+@dataclass(frozen=True)
+class RosterColumn:
+    slot: Slot
+    local_start: dt.datetime
+    waiting: int
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    patient_id: int
+    label: str
+    restricted: bool
+    cells: list[Appointment | None]
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A group session's occurrences (its allocation's slots of the same type at the same local time) as columns, its
+    patients as rows, each cell the patient's appointment that day."""
+
+    slot: Slot
+    columns: list[RosterColumn]
+    rows: list[RosterRow]
+    earlier: dt.date | None  # the first date of the previous page, if any
+    later: dt.date | None
+    total_occurrences: int
+    closed_since: dt.datetime | None
+
+
+def group_occurrences(clinic: Clinic, slot: Slot) -> list[Slot]:
+    """Every occurrence of a slot's group: slots of the same type at the same time on its location's clock in the
+    sessions of its rota allocation (an ad-hoc session's group is the slot alone), in date order, retired ones
+    left out."""
+    session = slot.session
+    if session.allocation_id is None:
+        return [slot]
+    zone = ZoneInfo(session.time_zone)
+    at = slot.starts_at.astimezone(zone).time()
+    candidates = (
+        Slot.objects.for_clinic(clinic)
+        .filter(session__allocation_id=session.allocation_id, slot_type_id=slot.slot_type_id, retired=False)
+        .select_related("session", "slot_type")
+        .order_by("starts_at", "id")
+    )
+    return [s for s in candidates if s.starts_at.astimezone(ZoneInfo(s.session.time_zone)).time() == at]
+
+
+def group_roster(
+    *, clinic: Clinic, membership: Membership, slot: Slot, now: dt.datetime, first: dt.date | None = None
+) -> Roster:
+    """One page of the roster (ROSTER_COLUMNS occurrences from `first`, else from a few before today): a fixed number
+    of queries, whatever the number of patients."""
+    from patients.display import staff_label
+    from patients.models import may_see_blocked
+
+    occurrences = group_occurrences(clinic, slot)
+    if first is not None:
+        start = next((i for i, s in enumerate(occurrences) if s.session.date >= first), max(len(occurrences) - 1, 0))
+    else:
+        upcoming = next((i for i, s in enumerate(occurrences) if s.ends_at > now), len(occurrences))
+        start = max(0, upcoming - 3)
+    page = occurrences[start : start + ROSTER_COLUMNS]
+    columns = [
+        RosterColumn(s, s.starts_at.astimezone(ZoneInfo(s.session.time_zone)), waiting_for_slot(clinic, s))
+        for s in page
+    ]
+    appointments = (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .filter(slot__in=[s.pk for s in page])
+        .select_related("patient")
+        .order_by("patient__last_name", "patient__first_name", "patient_id")
+    )
+    sees_blocked = may_see_blocked(membership)
+    index = {s.pk: i for i, s in enumerate(page)}
+    rows: dict[int, RosterRow] = {}
+    for appointment in appointments:
+        patient = appointment.patient
+        if patient.pk not in rows:
+            rows[patient.pk] = RosterRow(
+                patient.pk,
+                staff_label(
+                    first_name=patient.first_name,
+                    last_name=patient.last_name,
+                    preferred_name=patient.preferred_name,
+                    internal_id=patient.internal_id,
+                    is_blocked=patient.is_blocked,
+                    may_see_blocked=sees_blocked,
+                    internal_ids_enabled=clinic.internal_ids_enabled,
+                ),
+                patient.is_blocked and not sees_blocked,
+                [None] * len(page),
+            )
+        rows[patient.pk].cells[index[appointment.slot_id]] = appointment
+    ordered = sorted(rows.values(), key=lambda r: (r.restricted, r.label.lower()))
+    return Roster(
+        slot=slot,
+        columns=columns,
+        rows=ordered,
+        earlier=occurrences[max(0, start - ROSTER_COLUMNS)].session.date if start > 0 else None,
+        later=occurrences[start + ROSTER_COLUMNS].session.date if start + ROSTER_COLUMNS < len(occurrences) else None,
+        total_occurrences=len(occurrences),
+        closed_since=group_closed_to_new(clinic, slot.session, now),
+    )
+
+
+def roster_table(*, clinic: Clinic, membership: Membership, slot: Slot) -> list[list[str]]:
+    """The whole roster as a CSV table: a row per patient, a column per occurrence, each cell the status."""
+    from patients.display import staff_label
+    from patients.models import may_see_blocked
+
+    occurrences = group_occurrences(clinic, slot)
+    index = {s.pk: i for i, s in enumerate(occurrences)}
+    sees_blocked = may_see_blocked(membership)
+    header = ["Patient"] + [
+        f"{s.starts_at.astimezone(ZoneInfo(s.session.time_zone)):%Y-%m-%d %H:%M}" for s in occurrences
+    ]
+    rows: dict[int, list[str]] = {}
+    for appointment in (
+        Appointment.objects.for_clinic(clinic).live().filter(slot__in=list(index)).select_related("patient")
+    ):
+        patient = appointment.patient
+        row = rows.setdefault(
+            patient.pk,
+            [
+                staff_label(
+                    first_name=patient.first_name,
+                    last_name=patient.last_name,
+                    preferred_name=patient.preferred_name,
+                    internal_id=patient.internal_id,
+                    is_blocked=patient.is_blocked,
+                    may_see_blocked=sees_blocked,
+                    internal_ids_enabled=clinic.internal_ids_enabled,
+                )
+            ]
+            + [""] * len(occurrences),
+        )
+        row[1 + index[appointment.slot_id]] = appointment.get_status_display()
+    body = sorted(rows.values(), key=lambda r: r[0].lower())
+    places = ["Places booked"] + [f"{s.booked_count - s.held_count}/{s.capacity}" for s in occurrences]
+    return [header, *body, places]

@@ -52,8 +52,9 @@ from scheduling.signals import quiet_hours_end, tell_offer
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from clinic.models import Allocation, Clinic, Membership, Practitioner
+    from clinic.models import Clinic, Membership, Practitioner
     from patients.models import Patient
+    from scheduling.models import Allocation
     from sessions_setup.models import SlotType
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def waitlist_add(*, clinic: Clinic, actor: User, membership: Membership, data: E
 def waitlist_remove(*, clinic: Clinic, actor: User | None, entry: WaitlistEntry, by: str = "") -> WaitlistEntry:
     """Take an entry off the list; an offer it has out is withdrawn (its place is offered to the next)."""
     with transaction.atomic():
-        locked = WaitlistEntry.objects.for_clinic(clinic).select_for_update().get(pk=entry.pk)
+        locked = _entry_locked(clinic, entry)
         if locked.state not in (WaitlistState.WAITING, WaitlistState.OFFERED):
             raise BookingError(f"This entry is no longer waiting ({locked.get_state_display().lower()}).")
         for offer in _live_offers(clinic, locked):
@@ -184,6 +185,16 @@ def rules_save(*, clinic: Clinic, actor: User, rules: WaitlistSettings) -> Waitl
 
 
 # Offers ----------------------------------------------------------------------------------------------------
+
+
+def _entry_locked(clinic: Clinic, entry: WaitlistEntry, also: int | None = None) -> WaitlistEntry:
+    """The entry, locked, after the slots of its live offers (and `also`), in id order: the order every writer takes
+    them (a slot, then its holds, then the entry), so reception's removal or booking never deadlocks with the
+    patient taking or letting go of an offer, or with the offer's expiry."""
+    slots = {offer.slot_id for offer in _live_offers(clinic, entry)} | ({also} if also is not None else set())
+    for slot_id in sorted(slots):
+        slot_locked(clinic, slot_id)
+    return WaitlistEntry.objects.for_clinic(clinic).select_for_update().select_related("patient").get(pk=entry.pk)
 
 
 def _live_offers(clinic: Clinic, entry: WaitlistEntry) -> list[WaitlistOffer]:
@@ -409,7 +420,7 @@ def waitlist_book(
     """Reception books the entry's patient straight into a place (source "waitlist"): with the entry's own offer of
     that place when it has one out; another offer it has out is withdrawn. The entry is done."""
     with transaction.atomic():
-        locked = WaitlistEntry.objects.for_clinic(clinic).select_for_update().select_related("patient").get(pk=entry.pk)
+        locked = _entry_locked(clinic, entry, also=slot.pk)
         if locked.state not in (WaitlistState.WAITING, WaitlistState.OFFERED):
             raise BookingError(f"This entry is no longer waiting ({locked.get_state_display().lower()}).")
         own_hold = None

@@ -93,14 +93,17 @@ def book_context(request: ClinicRequest, slot: Slot) -> dict[str, Any]:
     }
 
 
-def booking_form(request: ClinicRequest, slot: Slot, patient: Patient) -> BookingForm:
-    """The booking form for a patient and slot, filled from the request or with the slot's defaults."""
+def booking_form(request: ClinicRequest, slot: Slot, patient: Patient, closed_refusal: str = "") -> BookingForm:
+    """The booking form for a patient and slot, filled from the request or with the slot's defaults (and the reason
+    a new patient joins an enforced closed group, for a member who may give one)."""
     return BookingForm(
         request.POST or None,
         clinic=request.clinic,
         patient=patient,
         slot=slot,
         own_department_id=request.membership.department_id,
+        closed_refusal=closed_refusal,
+        may_override=request.membership.has_permission(NamedPermission.MANAGE_APPOINTMENTS),
     )
 
 
@@ -135,8 +138,9 @@ def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
         return render(request, template, context)
     else:
         patient = booking_patient(request, patient_id)
-        form = booking_form(request, obj, patient)
-        context |= {"patient": patient, "form": form, "step": "form"}
+        closed = services.closed_group_refusal(request.clinic, obj, patient.pk, now=timezone.now())
+        form = booking_form(request, obj, patient, closed)
+        context |= {"patient": patient, "form": form, "step": "form", "closed_refusal": closed}
         action = request.POST.get("action")
         if request.method == "POST" and form.is_valid():
             booking = form.booking_request(slot=obj, patient=patient)

@@ -31,6 +31,7 @@ from scheduling.access import (
     event_for_manager,
     manageable_practitioners,
     manages_every_calendar,
+    may_use_waitlist,
     override_for_manager,
     own_practitioner,
     practitioner_for_manager,
@@ -50,6 +51,7 @@ from scheduling.hours import clean_ranges, weekly_from_json
 from scheduling.models import OtherEvent
 from scheduling.selectors import booking as booking_selectors
 from scheduling.selectors import calendar as selectors
+from scheduling.selectors.waitlist import group_closed_to_new, waiting_for_slot
 from scheduling.services import calendar as services
 from scheduling.services.booking import unbookable_reason
 
@@ -188,6 +190,9 @@ def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
         "zone": request.viewer_zone.key,
         "unbookable": "" if obj.bookable else unbookable_reason(obj),
         "may_edit_session": request.membership.has_permission(NamedPermission.MANAGE_SESSIONS),
+        "keeps_waitlist": may_use_waitlist(request.membership),
+        "waiting": waiting_for_slot(request.clinic, obj) if obj.bookable and obj.starts_at > timezone.now() else 0,
+        "closed_since": group_closed_to_new(request.clinic, session, timezone.now()),
     }
     return render(request, page_or_fragment(request, "scheduling/slot.html", "tip"), context)
 

@@ -41,9 +41,15 @@ def test_navigation_depends_on_role(admin_client_a, reception_client_a):
     admin_nav = admin_client_a.get(reverse("home")).context["nav_items"]
     reception_nav = reception_client_a.get(reverse("home")).context["nav_items"]
     assert [item["label"] for item in admin_nav] == [
-        "Calendar", "Patients", "Messages", "Displaced patients", "Setup", "Sync", "Clinic"
+        "Calendar", "Patients", "Waiting list", "Messages", "Displaced patients", "Setup", "Sync", "Clinic"
     ]  # fmt: skip
-    assert [item["label"] for item in reception_nav] == ["Calendar", "Patients", "Messages", "Displaced patients"]
+    assert [item["label"] for item in reception_nav] == [
+        "Calendar",
+        "Patients",
+        "Waiting list",
+        "Messages",
+        "Displaced patients",
+    ]
 
 
 def test_every_signed_in_page_and_fragment_is_kept_out_of_caches(clinic_a, admin_client_a):

@@ -99,6 +99,18 @@ def make_online_request(clinic):
     )  # fmt: skip
 
 
+def make_waitlist_entry(clinic):
+    """A patient waiting for a practitioner on Tuesday afternoons."""
+    import datetime as dt
+
+    from scheduling.models import WaitlistEntry, WaitlistKind
+
+    return WaitlistEntry.objects.create(
+        clinic=clinic, patient=PatientFactory(clinic=clinic), kind=WaitlistKind.PREFERENCE,
+        practitioner=PractitionerFactory(clinic=clinic), weekdays="2", time_from=dt.time(13), position=1,
+    )  # fmt: skip
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
     "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
@@ -114,6 +126,7 @@ OBJECT_MAKERS = {
     "message": make_message,
     "booking": make_online_request,
     "session": make_session,
+    "entry": make_waitlist_entry,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
@@ -285,6 +298,14 @@ CROSS_CLINIC = {
         "an unsubscribe link names the patient (its signature is the permission); an SMS STOP names only a number",
     ),
     "notifications/services.py Message.objects.filter": (1, "Twilio's status callback names the message by its SID"),
+    "online/selectors.py WaitlistOffer.objects.select_related": (
+        1,
+        "the public offer page: the offer its signed link names, found by the clinic's slug and the offer's id",
+    ),
+    "scheduling/services/waitlist.py FreedPlace.objects.filter": (
+        2,
+        "the offer run (a task loading the freed places it was given) and beat's sweep of freed places",
+    ),
     "scheduling/services/booking.py Hold.objects.live": (
         1,
         "beat's sweep ends every clinic's lapsed holds; each is then read and ended through for_clinic",

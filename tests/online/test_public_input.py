@@ -30,6 +30,7 @@ def public_urls(clinic, slot_type, slot, appointment, booking) -> dict[str, str]
         "online:done": done_token(booking),
         "online:manage": manage_token(appointment),
         "online:move": manage_token(appointment),
+        "online:offer": "not-a-token",  # a real offer's page meets garbage in tests/online/test_offer_page.py
     }
     urls = {}
     for route in all_routes():
@@ -50,7 +51,7 @@ def test_every_public_page_answers_garbage_without_a_server_error(
     booking = OnlineBooking.objects.get()
     urls = public_urls(clinic_a, consult, session.slots.last(), booking.appointment, booking)
     assert set(urls) == {"online:landing", "online:times", "online:details", "online:check", "online:done",
-                         "online:manage", "online:move"}  # fmt: skip
+                         "online:manage", "online:move", "online:offer"}  # fmt: skip
     client.raise_request_exception = True
     for url in urls.values():
         for payload in [*GARBAGE, {"tz": "Not/AZone", "day": "2027-02-30", "location": "x", "practitioner": "-1"},

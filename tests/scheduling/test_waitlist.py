@@ -69,7 +69,8 @@ def group(clinic_a):
     slot = session.slots.get()
     members = [PatientFactory(clinic=clinic_a, first_name=f"Member{i}", email=f"m{i}@example.org") for i in range(3)]
     for patient in members:
-        appointment_book(clinic=clinic_a, actor=None, membership=None, request=BookingRequest(slot=slot, patient=patient))
+        request = BookingRequest(slot=slot, patient=patient)
+        appointment_book(clinic=clinic_a, actor=None, membership=None, request=request)
     slot.refresh_from_db()
     return {"slot": slot, "session": session, "members": members, "type": dbt, "practitioner": therapist}
 
@@ -254,7 +255,7 @@ def test_a_raised_capacity_offers_every_new_place_in_order(clinic_a, admin_a, gr
 @time_machine.travel(NOW, tick=False)
 def test_series_and_preference_entries_are_offered_in_position_order(clinic_a, admin_a, group):
     slot, session = group["slot"], group["session"]
-    ada, ben, cy = (PatientFactory(clinic=clinic_a, first_name=n, email=f"{n}@example.org") for n in ("Ada", "Ben", "Cy"))
+    ada, ben, cy = (PatientFactory(clinic=clinic_a, first_name=n, email=f"{n}@example.org") for n in "ABC")
     wrong_day = waitlist_add(
         clinic=clinic_a,
         actor=admin_a.user,
@@ -274,7 +275,10 @@ def test_series_and_preference_entries_are_offered_in_position_order(clinic_a, a
         actor=admin_a.user,
         membership=admin_a,
         data=EntryData(
-            patient=cy, kind=WaitlistKind.SERIES, allocation=session.allocation, slot_type=group["type"],
+            patient=cy,
+            kind=WaitlistKind.SERIES,
+            allocation=session.allocation,
+            slot_type=group["type"],
             scope=SeriesScope.ANY,
         ),
     )

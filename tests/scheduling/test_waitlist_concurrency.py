@@ -16,7 +16,6 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.core import mail
 from django.db import connection, transaction
 from django.db.models import Count
@@ -448,23 +447,15 @@ def test_two_slots_freed_at_once_for_one_preference_offer_that_patient_one_and_t
 
 # --- 5. Reception acting on the entry while the patient takes the offer ---------------------------------------------
 
-POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
-
-@pytest.mark.xfail(
-    POSTGRES,
-    strict=True,
-    raises=AssertionError,
-    reason="Known bug: offer_accept locks slot, hold, then entry; waitlist_remove and waitlist_book lock the entry, "
-    "then the slot (hold_end / appointment_book). Crossing, PostgreSQL detects a deadlock and kills one of them.",
-)
 @pytest.mark.parametrize("rival", ["remove", "book"])
 def test_reception_removing_or_booking_the_entry_while_the_patient_takes_its_offer_settles_one_way(
     clinic_a, admin_a, day, rival
 ):
     """The patient's take has the slot and waits for the offer's hold; reception's removal (or booking straight from
-    the list) has the entry and waits for the slot; then the take gets the hold and wants the entry. One of them must
-    win and the other be told why, never a database error. (SQLite serialises writers: nothing to cross.)"""
+    the list) would have the entry and wait for the slot; then the take gets the hold and wants the entry. Reception
+    takes the slot before the entry (the order every writer keeps), so one of them wins and the other is told why,
+    never a database error. (SQLite serialises writers: nothing to cross.)"""
     slot, members = full_group(clinic_a, day, capacity=3)
     (ada,) = waiting(clinic_a, admin_a, ["Ada"], **for_slot(slot))
     cancel(clinic_a, live_appointments(slot).order_by("id").first())
