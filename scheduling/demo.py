@@ -48,6 +48,7 @@ def seed_clinic(clinic: Clinic) -> None:
     if admin is not None:
         seed_series(clinic, admin)
         seed_changes(clinic, admin)
+        seed_waitlist(clinic, admin)
 
 
 def seed_rota(clinic: Clinic, actor: Any) -> None:
@@ -299,3 +300,102 @@ def seed_changes(clinic: Clinic, admin: Membership) -> None:
             sessions_take_out(clinic=clinic, actor=admin.user, take=take)
         except ChangeError:
             continue  # no session that day
+
+
+# clinic slug -> (group template, its slot type, the practitioner a preference waits for, their type, weekday)
+WAITLIST = {
+    "riverside": ("Ante-Natal Clinic", "Antenatal group", "Dr Sarah Smith", "Normal", 2),
+    "lakeview": ("Evening group", "Group therapy", "Dr Maria Lopez", "Therapy 50", 2),
+}
+
+
+def seed_waitlist(clinic: Clinic, admin: Membership) -> None:
+    """A full group a few days ahead with three patients waiting for it (this slot, any occurrence of the group, a
+    practitioner on Tuesday afternoons): cancel a place there and the first is offered it (seeded once)."""
+    from scheduling.models import SeriesScope, WaitlistEntry, WaitlistKind
+    from scheduling.services.booking import BookingError, appointment_book
+    from scheduling.services.waitlist import EntryData, waitlist_add
+
+    plan = WAITLIST.get(clinic.slug)
+    if plan is None or WaitlistEntry.objects.for_clinic(clinic).exists():
+        return
+    if clinic.slug == "lakeview":
+        enforce_closed(clinic, admin, "Evening group")
+    template_name, type_name, practitioner_name, wanted_type, weekday = plan
+    soon = timezone.now() + dt.timedelta(days=2)
+    slot = (
+        Slot.objects.for_clinic(clinic)
+        .filter(session__template__name=template_name, slot_type__name=type_name, starts_at__gte=soon, bookable=True)
+        .select_related("session__allocation", "slot_type")
+        .order_by("starts_at", "position")
+        .first()
+    )
+    if slot is None:
+        return
+    booked = set(Appointment.objects.for_clinic(clinic).live().filter(slot=slot).values_list("patient_id", flat=True))
+    people = list(
+        Patient.objects.for_clinic(clinic)
+        .filter(is_blocked=False, is_archived=False)
+        .exclude(pk__in=booked)
+        .exclude(email="")
+        .order_by("last_name", "first_name")
+    )
+    free = slot.capacity - slot.booked_count
+    to_book, waiting = people[:free], people[free : free + 3]
+    for patient in to_book:
+        try:
+            appointment_book(
+                clinic=clinic,
+                actor=admin.user,
+                membership=admin,
+                request=BookingRequest(slot=slot, patient=patient),
+                tell=False,
+            )
+        except BookingError:
+            continue
+    slot.refresh_from_db()
+    if slot.booked_count < slot.capacity or len(waiting) < 3:
+        return
+    practitioner = Practitioner.objects.for_clinic(clinic).filter(name=practitioner_name).first()
+    preference_type = SlotType.objects.for_clinic(clinic).filter(name=wanted_type).first()
+    wishes = [
+        EntryData(patient=waiting[0], kind=WaitlistKind.SLOT, slot=slot, note="Can come at short notice"),
+        EntryData(
+            patient=waiting[1],
+            kind=WaitlistKind.SERIES,
+            allocation=slot.session.allocation,
+            slot_type=slot.slot_type,
+            scope=SeriesScope.ANY,
+            note="Referred by the midwife" if clinic.slug == "riverside" else "Referred by Dr Lopez",
+        ),
+        EntryData(
+            patient=waiting[2],
+            kind=WaitlistKind.PREFERENCE,
+            practitioner=practitioner,
+            slot_type=preference_type,
+            weekdays=[weekday],
+            time_from=dt.time(13),
+            note="Tuesday afternoons only",
+        ),
+    ]
+    for wish in wishes:
+        try:
+            waitlist_add(clinic=clinic, actor=admin.user, membership=admin, data=wish)
+        except BookingError:
+            continue
+
+
+def enforce_closed(clinic: Clinic, admin: Membership, template_name: str) -> None:
+    """The DBT skills group closes once it has begun: the template's closed session enforced, applied to its sessions
+    (the patients booked already are in the group and keep their places)."""
+    from scheduling.services.changes import ChangeError, template_apply
+
+    template = SessionTemplate.objects.for_clinic(clinic).filter(name=template_name).first()
+    if template is None:
+        return
+    template.closed_session = template.closed_enforced = True
+    template.save(update_fields=["closed_session", "closed_enforced", "updated_at"])
+    try:
+        template_apply(clinic=clinic, actor=admin.user, template=template, first_date=clinic.today())
+    except ChangeError:
+        return
