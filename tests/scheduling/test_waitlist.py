@@ -100,8 +100,10 @@ def live_offer(entry):
 
 
 def offer_link(patient) -> str:
-    body = next(m.body for m in mail.outbox if patient.email in m.to and "place has come free" in m.body)
-    return re.search(r"http://[^\s]+/offer/[^\s]+/", body).group(0).split("8000", 1)[1]
+    body = next(str(m.body) for m in mail.outbox if patient.email in m.to and "place has come free" in m.body)
+    found = re.search(r"http://[^\s]+/offer/[^\s]+/", body)
+    assert found is not None, body
+    return found.group(0).split("8000", 1)[1]
 
 
 @time_machine.travel(NOW, tick=False)

@@ -141,13 +141,15 @@ def live_offers(entry=None):
 
 
 def offer_emails(patient) -> list[str]:
-    return [m.body for m in mail.outbox if patient.email in m.to and FREE_PLACE in m.body]
+    return [str(m.body) for m in mail.outbox if patient.email in m.to and FREE_PLACE in m.body]
 
 
 def offer_path(patient) -> str:
     """The offer page's path, from the one offer email the patient was sent."""
     (body,) = offer_emails(patient)
-    return urlsplit(re.search(r"https?://\S+/offer/\S+/", body).group(0)).path
+    found = re.search(r"https?://\S+/offer/\S+/", body)
+    assert found is not None, body
+    return urlsplit(found.group(0)).path
 
 
 def take(path: str, label: str = "take") -> Post:
