@@ -373,7 +373,7 @@ def run_example(data):
     got = [o.entry_id for o in offers]
     if len(want) == 2 and expected[0].patient == expected[1].patient:
         # Two places, and the first two eligible entries are one patient's: whether the second place goes to their
-        # second entry or to the next person is left to the test of one patient waiting twice.
+        # second entry or to the next person is left to test_one_patient_is_never_offered_two_places_in_one_slot.
         event("the first two eligible entries are one patient's")
         others = [e.entry.pk for e in expected if e.patient != expected[0].patient]
         assert got[:1] == want[:1] and got[1:] in ([want[1]], others[:1]), describe(entries, expected, target)
@@ -769,3 +769,29 @@ def test_a_warning_only_closed_group_books_anyone(clinic_a):
     online = book_as(clinic_a, None, group["slots"][2], PatientFactory(clinic=clinic_a))
     at_desk = book_as(clinic_a, MembershipFactory(clinic=clinic_a), group["slots"][4], PatientFactory(clinic=clinic_a))
     assert override_of(online) is None and override_of(at_desk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sends_in_this_process")
+def test_one_patient_is_never_offered_two_places_in_one_slot(clinic_a):
+    """An offer goes to the first eligible *person*: a patient waiting twice for the same slot (here for the slot
+    and by preference) can take only one place in it (a second booking is refused), so a second place offered to
+    them is held for nothing while the next person waits."""
+    group = group_of(clinic_a, weeks=(2,), capacity=3)
+    slot = group["slots"][2]
+    occupants = fill(clinic_a, slot)
+    twice = PatientFactory(clinic=clinic_a, first_name="Twice")
+    for_the_slot = waiting(clinic_a, twice, 1, kind=WaitlistKind.SLOT, slot=slot)
+    by_preference = waiting(clinic_a, twice, 2, kind=WaitlistKind.PREFERENCE, slot_type=group["type"])
+    next_person = waiting(
+        clinic_a, PatientFactory(clinic=clinic_a, first_name="Next"), 3, kind=WaitlistKind.SLOT, slot=slot
+    )
+    with time_machine.travel(NOW, tick=False):
+        cancel(clinic_a, occupants[0])
+        cancel(clinic_a, occupants[1])
+    offers = [(e.patient.first_name, e.kind) for e in offered(clinic_a, slot)]
+    assert offers[0] == ("Twice", WaitlistKind.SLOT) and for_the_slot.offers.exists()
+    assert offers == [("Twice", WaitlistKind.SLOT), ("Next", WaitlistKind.SLOT)], "a second place for the same patient"
+    assert next_person.offers.exists()
+    by_preference.refresh_from_db()
+    assert by_preference.state == WaitlistState.WAITING
