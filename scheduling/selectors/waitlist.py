@@ -82,13 +82,19 @@ def _group_members(clinic: Clinic, session: Session) -> QuerySet[Appointment, di
 
 def first_in_line(clinic: Clinic, slot: Slot, *, members_only: bool) -> QuerySet[WaitlistEntry]:
     """The waiting entries a freed place in `slot` may go to, first first: matching, not archived, not booked in the
-    slot already, never offered this slot before; only patients already in the group when it is closed to new
+    slot already nor holding an offer of it, never offered this slot before; only patients already in the group when it is closed to new
     ones. One query, whatever the length of the list."""
     entries = (
         WaitlistEntry.objects.for_clinic(clinic)
         .filter(slot_match(slot), state=WaitlistState.WAITING, patient__is_archived=False)
         .exclude(patient_id__in=Appointment.objects.for_clinic(clinic).live().filter(slot=slot).values("patient_id"))
         .exclude(Exists(WaitlistOffer.objects.for_clinic(clinic).filter(entry=OuterRef("pk"), slot=slot)))
+        # A patient holding an offer of this slot already (through another of their entries) waits for one place.
+        .exclude(
+            patient_id__in=WaitlistOffer.objects.for_clinic(clinic)
+            .filter(slot=slot, hold__ended_at__isnull=True)
+            .values("entry__patient_id")
+        )
         .order_by("position", "id")
     )
     if members_only:
