@@ -135,7 +135,7 @@ def answers(e: EntryFacts, target: SlotFacts) -> bool:
         return (
             e.allocation == target.allocation
             and e.slot_type == target.slot_type
-            and (e.scope == SeriesScope.ANY or e.from_date <= target.session_date)
+            and (e.scope == SeriesScope.ANY or (e.from_date is not None and e.from_date <= target.session_date))
         )
     day = target.local_start.date()
     return (
