@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from clinic.models import Location
 from scheduling.hours import (
@@ -19,6 +19,8 @@ from scheduling.models import (
     Appointment,
     AppointmentStatus,
     OtherEvent,
+    Session,
+    SessionOut,
     Slot,
 )
 from scheduling.selectors.calendar import open_for_online_booking
@@ -187,6 +189,17 @@ def online_places(
         slots = slots.filter(session__practitioner__in=[p.pk for p in practitioners])
     if location is not None:
         slots = slots.filter(session__location=location)
+    # An enforced closed group that has begun takes no new patients: never offered online (a member of the group is
+    # booked by reception, or through the waiting list).
+    began = (
+        Session.objects.for_clinic(clinic)
+        .filter(allocation_id=OuterRef("session__allocation_id"), starts_at__lte=now)
+        .exclude(out_state=SessionOut.CANCELLED)
+    )
+    slots = slots.exclude(
+        Q(session__closed_enforced=True)
+        & (Exists(began) | Q(session__allocation__isnull=True, session__starts_at__lte=now))
+    )
     found = [
         OnlinePlace(public_id, starts_at, ends_at, capacity - booked, *rest)
         for public_id, starts_at, ends_at, capacity, booked, *rest in slots.order_by("starts_at", "id").values_list(

@@ -82,8 +82,8 @@ def _group_members(clinic: Clinic, session: Session) -> QuerySet[Appointment, di
 
 def first_in_line(clinic: Clinic, slot: Slot, *, members_only: bool) -> QuerySet[WaitlistEntry]:
     """The waiting entries a freed place in `slot` may go to, first first: matching, not archived, not booked in the
-    slot already nor holding an offer of it, never offered this slot before; only patients already in the group when it is closed to new
-    ones. One query, whatever the length of the list."""
+    slot already nor holding an offer of it, never offered this slot before; only patients already in the group when
+    it is closed to new ones. One query, whatever the length of the list."""
     entries = (
         WaitlistEntry.objects.for_clinic(clinic)
         .filter(slot_match(slot), state=WaitlistState.WAITING, patient__is_archived=False)

@@ -305,3 +305,25 @@ def test_book_appointment_refuses_a_new_patient_in_an_enforced_closed_group_with
     page = reception.get(reverse("scheduling:book", args=[dbt["slots"][4].public_id]), {"patient": other.public_id})
     text = page.content.decode()
     assert "Only a member with" in text and "Reason to add a new patient" not in text
+
+
+def test_an_enforced_closed_group_that_has_begun_is_not_offered_online(clinic_a, dbt):
+    from scheduling.models import Availability, Session
+    from scheduling.selectors.booking import online_places
+
+    evenings = {str(d): [["17:00", "21:00"]] for d in range(1, 8)}
+    Availability.objects.create(
+        clinic=clinic_a, practitioner=dbt["therapist"], time_zone="Europe/London", weekly=evenings
+    )
+    slot = dbt["slots"][3]
+    appointment_cancel(clinic=clinic_a, actor=None, appointment=slot.appointments.first(), reason="Away")
+    until = NOW + dt.timedelta(days=30)
+
+    def offered() -> list:
+        return [p.slot for p in online_places(clinic=clinic_a, slot_type=dbt["kind"], now=NOW, until=until)]
+
+    dbt["kind"].online_bookable = True
+    dbt["kind"].save()
+    assert slot.public_id in offered()  # a warning-only closed session (or an open one) is offered
+    Session.objects.filter(allocation=dbt["allocation"]).update(closed_session=True, closed_enforced=True)
+    assert slot.public_id not in offered()
