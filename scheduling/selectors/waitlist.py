@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from patients.models import visible_patients
 from scheduling.models import (
     Appointment,
+    FreedPlace,
     Hold,
     SeriesScope,
     Session,
@@ -100,6 +101,13 @@ def first_in_line(clinic: Clinic, slot: Slot, *, members_only: bool) -> QuerySet
     if members_only:
         entries = entries.filter(patient_id__in=_group_members(clinic, slot.session))
     return entries
+
+
+def offers_waiting_for_morning(clinic: Clinic, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """Freed places waiting for quiet hours to end before they are offered: how many, and when the first goes."""
+    pending = FreedPlace.objects.for_clinic(clinic).filter(due_at__gt=now)
+    first = pending.order_by("due_at").values_list("due_at", flat=True).first()
+    return (pending.values("slot_id").distinct().count() if first else 0), first
 
 
 def waiting_for_slot(clinic: Clinic, slot: Slot) -> int:

@@ -105,6 +105,7 @@ def waitlist_list(request: ClinicRequest) -> HttpResponse:
         )[:500]
     )
     zone = request.viewer_zone
+    morning, first_at = selectors.offers_waiting_for_morning(request.clinic, timezone.now())
     rows = [
         {"entry": e, "label": patient_label(request, e.patient), "wants": wants(e, zone), "place": i}
         for i, e in enumerate(entries, start=1)
@@ -119,6 +120,8 @@ def waitlist_list(request: ClinicRequest) -> HttpResponse:
         "practitioner": practitioner,
         "zone": zone.key,
         "is_admin": request.membership.is_admin,
+        "morning": morning,
+        "morning_at": first_at,
     }
     return render(request, "scheduling/waitlist.html", context)
 

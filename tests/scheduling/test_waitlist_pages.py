@@ -327,3 +327,19 @@ def test_an_enforced_closed_group_that_has_begun_is_not_offered_online(clinic_a,
     assert slot.public_id in offered()  # a warning-only closed session (or an open one) is offered
     Session.objects.filter(allocation=dbt["allocation"]).update(closed_session=True, closed_enforced=True)
     assert slot.public_id not in offered()
+
+
+def test_the_list_says_when_a_place_freed_at_night_will_be_offered(
+    clinic_a, admin_a, reception_a, dbt, django_capture_on_commit_callbacks
+):
+    slot = dbt["slots"][2]
+    (entry,) = waiting(clinic_a, admin_a, slot, 1)
+    with time_machine.travel(dt.datetime(2027, 6, 10, 22, tzinfo=dt.UTC), tick=False):  # 23:00 in London
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment_cancel(clinic=clinic_a, actor=None, appointment=slot.appointments.first(), reason="Away")
+        entry.refresh_from_db()
+        assert entry.state == WaitlistState.WAITING
+        answer = logged_in_client(reception_a).get(reverse("scheduling:waitlist"))  # signed in at night
+        assert answer.status_code == 200, answer
+        page = answer.content.decode()
+    assert "1 freed place will be offered when quiet hours end" in page
