@@ -28,6 +28,7 @@ from scheduling.models import (
 
 if TYPE_CHECKING:
     from clinic.models import Clinic, Membership
+    from patients.models import Patient
 
 
 def rules_for(clinic_id: int) -> WaitlistSettings:
@@ -300,12 +301,26 @@ def group_occurrences(clinic: Clinic, slot: Slot) -> list[Slot]:
     return [s for s in candidates if s.starts_at.astimezone(ZoneInfo(s.session.time_zone)).time() == at]
 
 
+def patient_label(clinic: Clinic, patient: Patient, sees_blocked: bool) -> str:
+    """A patient as the waiting list and the roster name them (a blocked one only "Restricted patient" to those who may not see them)."""
+    from patients.display import staff_label
+
+    return staff_label(
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        preferred_name=patient.preferred_name,
+        internal_id=patient.internal_id,
+        is_blocked=patient.is_blocked,
+        may_see_blocked=sees_blocked,
+        internal_ids_enabled=clinic.internal_ids_enabled,
+    )
+
+
 def group_roster(
     *, clinic: Clinic, membership: Membership, slot: Slot, now: dt.datetime, first: dt.date | None = None
 ) -> Roster:
     """One page of the roster (ROSTER_COLUMNS occurrences from `first`, else from a few before today): a fixed number
     of queries, whatever the number of patients."""
-    from patients.display import staff_label
     from patients.models import may_see_blocked
 
     occurrences = group_occurrences(clinic, slot)
@@ -334,15 +349,7 @@ def group_roster(
         if patient.pk not in rows:
             rows[patient.pk] = RosterRow(
                 patient.pk,
-                staff_label(
-                    first_name=patient.first_name,
-                    last_name=patient.last_name,
-                    preferred_name=patient.preferred_name,
-                    internal_id=patient.internal_id,
-                    is_blocked=patient.is_blocked,
-                    may_see_blocked=sees_blocked,
-                    internal_ids_enabled=clinic.internal_ids_enabled,
-                ),
+                patient_label(clinic, patient, sees_blocked),
                 patient.is_blocked and not sees_blocked,
                 [None] * len(page),
             )
@@ -361,7 +368,6 @@ def group_roster(
 
 def roster_table(*, clinic: Clinic, membership: Membership, slot: Slot) -> list[list[str]]:
     """The whole roster as a CSV table: a row per patient, a column per occurrence, each cell the status."""
-    from patients.display import staff_label
     from patients.models import may_see_blocked
 
     occurrences = group_occurrences(clinic, slot)
@@ -375,21 +381,7 @@ def roster_table(*, clinic: Clinic, membership: Membership, slot: Slot) -> list[
         Appointment.objects.for_clinic(clinic).live().filter(slot__in=list(index)).select_related("patient")
     ):
         patient = appointment.patient
-        row = rows.setdefault(
-            patient.pk,
-            [
-                staff_label(
-                    first_name=patient.first_name,
-                    last_name=patient.last_name,
-                    preferred_name=patient.preferred_name,
-                    internal_id=patient.internal_id,
-                    is_blocked=patient.is_blocked,
-                    may_see_blocked=sees_blocked,
-                    internal_ids_enabled=clinic.internal_ids_enabled,
-                )
-            ]
-            + [""] * len(occurrences),
-        )
+        row = rows.setdefault(patient.pk, [patient_label(clinic, patient, sees_blocked)] + [""] * len(occurrences))
         row[1 + index[appointment.slot_id]] = appointment.get_status_display()
     body = sorted(rows.values(), key=lambda r: r[0].lower())
     places = ["Places booked"] + [f"{s.booked_count - s.held_count}/{s.capacity}" for s in occurrences]

@@ -19,7 +19,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import ClinicRequest, admin_required
 from clinic.models import NamedPermission
-from patients.display import staff_label
 from patients.models import Patient, may_see_blocked
 from patients.selectors import patient_search
 from scheduling.access import (
@@ -46,15 +45,7 @@ from scheduling.views.booking import booking_patient
 
 
 def patient_label(request: ClinicRequest, patient: Patient) -> str:
-    return staff_label(
-        first_name=patient.first_name,
-        last_name=patient.last_name,
-        preferred_name=patient.preferred_name,
-        internal_id=patient.internal_id,
-        is_blocked=patient.is_blocked,
-        may_see_blocked=may_see_blocked(request.membership),
-        internal_ids_enabled=request.clinic.internal_ids_enabled,
-    )
+    return selectors.patient_label(request.clinic, patient, may_see_blocked(request.membership))
 
 
 def wants(entry: WaitlistEntry, zone: ZoneInfo) -> str:
