@@ -302,7 +302,8 @@ def group_occurrences(clinic: Clinic, slot: Slot) -> list[Slot]:
 
 
 def patient_label(clinic: Clinic, patient: Patient, sees_blocked: bool) -> str:
-    """A patient as the waiting list and the roster name them (a blocked one only "Restricted patient" to those who may not see them)."""
+    """A patient as the waiting list and the roster name them (a blocked one is only "Restricted patient" to a
+    member who may not see them)."""
     from patients.display import staff_label
 
     return staff_label(
