@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -33,11 +34,15 @@ from scheduling.models import (
     Session,
     SessionOut,
     Slot,
+    WaitlistEntry,
+    WaitlistKind,
+    WaitlistOffer,
 )
 from scheduling.services import calendar as calendar_services
 from scheduling.services.booking import BookingRequest, appointment_book, hold_take
 from scheduling.services.changes import TakeOut, sessions_take_out
 from scheduling.services.rota import AllocationRequest, allocation_create
+from scheduling.services.waitlist import EntryData, offer_by_hand, waitlist_add
 from sessions_setup.models import SessionTemplate, SlotType
 from sessions_setup.palette import PALETTE
 from tests.conftest import ALL_PERMISSIONS
@@ -119,6 +124,8 @@ class RealisticClinic:
     email_check: EmailCheck  # a code sent, not yet typed
     session: Session  # Dr Smith's Monday session (booked, editable)
     out_session: Session  # Dr Patel's Friday session, cancelled (sickness): its patient waits on the worklist
+    waitlist_entry: WaitlistEntry  # Mary, waiting for Dr Smith's group therapy, offered Monday's place
+    offer: WaitlistOffer  # that offer, open
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -397,6 +404,32 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         take=TakeOut(patel, None, WEEK[4], WEEK[4], SessionOut.CANCELLED, OutReason.SICKNESS, "Flu"),
     )
 
+    # The waiting list: Ed Moss waits for Tuesday's full group; Mary for Dr Smith's group therapy on any day, and
+    # reception offered her a place in Monday's group by hand. The offer is made as of the next noon in London (never
+    # in the quiet hours, whatever the time the tests run), so it is still open while the pages are walked.
+    waitlist_add(
+        clinic=clinic,
+        actor=reception.user,
+        membership=reception,
+        data=EntryData(patient=others[4], kind=WaitlistKind.SLOT, slot=tuesday_group, note="Any time after 10"),
+    )
+    waitlist_entry = waitlist_add(
+        clinic=clinic,
+        actor=reception.user,
+        membership=reception,
+        data=EntryData(patient=mary, kind=WaitlistKind.PREFERENCE, practitioner=smith, slot_type=group_type),
+    )
+    here = timezone.now().astimezone(ZoneInfo("Europe/London"))
+    noon = here.replace(hour=12, minute=0, second=0, microsecond=0)
+    offer = offer_by_hand(
+        clinic=clinic,
+        actor=reception.user,
+        membership=reception,
+        entry=waitlist_entry,
+        slot=group_slot,
+        now=noon if noon > here else noon + dt.timedelta(days=1),
+    )
+
     # A few more audit lines: a blocked record opened, a setting changed.
     patient_record_opened(clinic=clinic, actor=admin.user, patient=blocked, view="detail")
     audit_record(clinic=clinic, actor=admin.user, action="clinic.settings_changed", target=clinic)
@@ -432,4 +465,6 @@ def build_clinic():  # -> RealisticClinic; untyped, as factory_boy types what it
         email_check=email_check,
         session=monday,
         out_session=friday,
+        waitlist_entry=waitlist_entry,
+        offer=offer,
     )

@@ -29,7 +29,7 @@ from playwright.sync_api import Page, expect
 
 from notifications.models import Message
 from notifications.sending import unsubscribe_token
-from online.services import done_token, manage_token
+from online.services import done_token, manage_token, offer_token
 from tests.e2e.calendar_browser import ARM_SETTLE, WINTER_DAY, find_and_pick, sign_in, tip
 from tests.e2e.realistic_clinic import RealisticClinic, build_clinic
 from tests.factories import TEST_PASSWORD, ClinicFactory, PatientFactory, UserFactory
@@ -113,12 +113,32 @@ SESSION_SETUP_PAGES = dict.fromkeys(
     ),
     MANAGE_SESSIONS,
 )
+CSV = {"scheduling:roster-csv": "200 text/csv"}
+WAITLIST_PAGES = dict.fromkeys(
+    (
+        "scheduling:waitlist",
+        "scheduling:waitlist-add",
+        "scheduling:waitlist-settings",
+        "scheduling:waitlist-entry",
+        "scheduling:waitlist-remove",
+        "scheduling:roster",
+        "scheduling:roster-csv",
+        "scheduling:roster-attendance",
+    ),
+    "403 (reception and admins keep the waiting list)",
+)
 NOT_OWN_GOOGLE = {"calendar_sync:google-default": "403 (only a practitioner connects their own Google account)"}
 SKIPPED: dict[str, dict[str, str]] = {
-    "admin": SKIPPED_FOR_EVERYONE | NOT_OWN_GOOGLE | {"sessions_setup:index": "302 (to the session templates)"},
-    "reception": SKIPPED_FOR_EVERYONE | NOT_OWN_GOOGLE | CLINIC_ADMIN_PAGES | SESSION_SETUP_PAGES,
+    "admin": SKIPPED_FOR_EVERYONE | NOT_OWN_GOOGLE | CSV | {"sessions_setup:index": "302 (to the session templates)"},
+    "reception": SKIPPED_FOR_EVERYONE
+    | NOT_OWN_GOOGLE
+    | CLINIC_ADMIN_PAGES
+    | SESSION_SETUP_PAGES
+    | CSV
+    | {"scheduling:waitlist-settings": ADMINS_ONLY},
     "clinician": SKIPPED_FOR_EVERYONE
     | CLINIC_ADMIN_PAGES
+    | WAITLIST_PAGES
     | SESSION_SETUP_PAGES
     | dict.fromkeys(
         (
@@ -172,6 +192,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "slug": world.clinic.slug,
         "booking": world.online_request.public_id,
         "session": world.session.public_id,
+        "entry": world.waitlist_entry.public_id,
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
@@ -190,6 +211,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "online:done": {"token": done_token(world.online_request)},
         "online:manage": {"token": manage},
         "online:move": {"token": manage},
+        "online:offer": {"token": offer_token(world.offer)},
     }
     kwargs = dict(by_route.get(route.name, {}))
     for keyword in route.converters:
@@ -232,6 +254,9 @@ def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
         "scheduling:availability-edit": ["?add=1"],
         "patients:list": ["?q=thorn"],
         "calendar_sync:index": [f"?practitioner={world.smith.public_id}"],
+        # The waiting list's other kinds and states, and adding a patient for a full group slot (both steps).
+        "scheduling:waitlist": ["?state=removed", "?kind=slot"],
+        "scheduling:waitlist-add": [f"?slot={world.group_slot.public_id}&q=thorn", f"?patient={mary}"],
     }
 
 
@@ -447,6 +472,7 @@ ONLINE_PUBLIC = (
     "online:done",
     "online:manage",
     "online:move",
+    "online:offer",
 )
 
 
