@@ -258,7 +258,8 @@ ROSTER_COLUMNS = 12
 class RosterColumn:
     slot: Slot
     local_start: dt.datetime
-    waiting: int
+    waiting: int | None
+    begun: bool  # attendance is marked once a session has begun
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,12 @@ def group_roster(
         start = max(0, upcoming - 3)
     page = occurrences[start : start + ROSTER_COLUMNS]
     columns = [
-        RosterColumn(s, s.starts_at.astimezone(ZoneInfo(s.session.time_zone)), waiting_for_slot(clinic, s))
+        RosterColumn(
+            s,
+            s.starts_at.astimezone(ZoneInfo(s.session.time_zone)),
+            waiting_for_slot(clinic, s) if s.starts_at > now else None,  # nobody waits for a session that began
+            s.starts_at <= now,
+        )
         for s in page
     ]
     appointments = (
@@ -385,5 +391,7 @@ def roster_table(*, clinic: Clinic, membership: Membership, slot: Slot) -> list[
         row = rows.setdefault(patient.pk, [patient_label(clinic, patient, sees_blocked)] + [""] * len(occurrences))
         row[1 + index[appointment.slot_id]] = appointment.get_status_display()
     body = sorted(rows.values(), key=lambda r: r[0].lower())
-    places = ["Places booked"] + [f"{s.booked_count - s.held_count}/{s.capacity}" for s in occurrences]
+    places = ["Places booked"] + [
+        f"{s.booked_count}/{s.capacity}" + (f" ({s.held_count} held)" if s.held_count else "") for s in occurrences
+    ]
     return [header, *body, places]

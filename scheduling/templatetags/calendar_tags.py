@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from django import template
 
@@ -51,3 +52,12 @@ def why_label(value: str) -> str:
 @register.filter
 def state_label(value: str) -> str:
     return DisplacedState(value).label if value in DisplacedState.values else value
+
+
+@register.filter
+def at(items: Sequence[object], index: int) -> object:
+    """The item at a position (the roster's column of a cell)."""
+    try:
+        return items[int(index)]
+    except (IndexError, TypeError, ValueError):
+        return None
