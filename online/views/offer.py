@@ -17,7 +17,7 @@ from clinic.access import public
 from clinic.proxy import client_ip
 from online import selectors, services
 from online.limits import over_limit
-from online.views.booking import _page, patient_zone
+from online.views.booking import _page, _too_many, patient_zone
 from scheduling.models import HoldOutcome
 from scheduling.services.booking import BookingError
 from scheduling.services.waitlist import offer_accept, offer_decline
@@ -54,9 +54,9 @@ def _opened(request: HttpRequest, slug: str, token: str) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def offer(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """The offer; POST takes it, or (after a confirmation) lets it go."""
-    if over_limit("offer", client_ip(request), limit=settings.ONLINE_PAGE_LIMIT, window_seconds=60):
-        raise Http404(GONE)
     context = _opened(request, slug, token)
+    if over_limit("offer", client_ip(request), limit=settings.ONLINE_PAGE_LIMIT, window_seconds=60):
+        return _too_many(request, context["clinic"], context["online"])
     clinic, the_offer = context["clinic"], context["offer"]
     here = reverse("online:offer", args=[slug, token])
     if request.method == "POST":
