@@ -9,7 +9,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from clinic.models import Department, Location, Membership, Practitioner, TenantModel, TenantQuerySet, TimeZoneField
+from clinic.models import (
+    Department,
+    Location,
+    Membership,
+    Practitioner,
+    PractitionerRole,
+    TenantModel,
+    TenantQuerySet,
+    TimeZoneField,
+)
 from patients.models import Coverage, Patient
 from scheduling.recurrence import RecurrenceRule
 from sessions_setup import palette
@@ -94,6 +103,11 @@ class Session(TenantModel):
     closed_session = models.BooleanField(default=False)
     # The closed session refuses new patients once its allocation's first session has started (else a warning).
     closed_enforced = models.BooleanField(default=False, db_default=False)
+    # GP Connect (seed 000): the template's flag and the practitioner role a third party is told it is booking.
+    gp_connect_bookable = models.BooleanField("GP Connect bookable", default=False, db_default=False)
+    practitioner_role = models.CharField(
+        max_length=20, choices=PractitionerRole.choices, blank=True, default="", db_default=""
+    )
     # Taken out of the book (Take sessions out): its slots are not bookable meanwhile.
     out_state = models.CharField(max_length=10, choices=SessionOut.choices, blank=True, default="", db_default="")
     out_reason = models.CharField(max_length=10, choices=OutReason.choices, blank=True, default="", db_default="")

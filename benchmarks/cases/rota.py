@@ -174,6 +174,8 @@ def rota_setup() -> RotaState:
                     "travel_clinic": template.travel_clinic,
                     "closed_session": template.closed_session,
                     "closed_enforced": template.closed_enforced,
+                    "gp_connect_bookable": template.gp_connect_bookable,
+                    "practitioner_role": template.practitioner_role,
                     "out_state": "",  # in the book, as the rota service makes every session
                     "out_reason": "",
                 }

@@ -64,6 +64,8 @@ class SessionInfo(NamedTuple):
     travel_clinic: bool
     closed_session: bool
     closed_enforced: bool
+    gp_connect_bookable: bool
+    practitioner_role: str
 
 
 SESSION_FIELDS = (
@@ -86,6 +88,8 @@ SESSION_FIELDS = (
     "travel_clinic",
     "closed_session",
     "closed_enforced",
+    "gp_connect_bookable",
+    "practitioner_role",
 )
 
 

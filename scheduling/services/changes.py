@@ -529,6 +529,8 @@ TEMPLATE_FIELDS = (
     ("travel_clinic", "Travel clinic"),
     ("closed_session", "Closed session"),
     ("closed_enforced", "Closed session enforced"),
+    ("gp_connect_bookable", "GP Connect bookable"),
+    ("practitioner_role", "Practitioner role"),
 )
 
 

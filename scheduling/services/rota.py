@@ -240,6 +240,8 @@ def allocation_create(*, clinic: Clinic, actor: User | None, request: Allocation
             template.travel_clinic,
             template.closed_session,
             template.closed_enforced,
+            template.gp_connect_bookable,
+            template.practitioner_role,
         )
         bulk_insert(
             Session._meta.db_table,
@@ -348,6 +350,8 @@ SESSION_INSERT_COLUMNS = (
     "travel_clinic",
     "closed_session",
     "closed_enforced",
+    "gp_connect_bookable",
+    "practitioner_role",
 )
 
 

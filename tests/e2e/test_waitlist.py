@@ -114,7 +114,7 @@ def weekly(
 
 
 def person(clinic, first: str, last: str) -> Patient:
-    return PatientFactory(clinic=clinic, first_name=first, last_name=last, email=f"{first.lower()}@example.org")
+    return PatientFactory.create(clinic=clinic, first_name=first, last_name=last, email=f"{first.lower()}@example.org")
 
 
 @pytest.fixture
@@ -203,14 +203,20 @@ def said(page: Page):
     return page.locator("main > [role=status] .messages")
 
 
+def plain_text(message) -> str:
+    body = message.get_body(("plain",))
+    return body.get_content() if body is not None else ""
+
+
 def offer_link(smtp: SmtpServer, address: str, *, count: int = 1) -> str:
     """The link in the `count`-th offer email to an address, once it has come."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        offers = [r for r in smtp.to(address) if OFFER_SUBJECT in r.message.get_body(("plain",)).get_content()]
+        offers = [r for r in smtp.to(address) if OFFER_SUBJECT in plain_text(r.message)]
         if len(offers) >= count:
-            body = offers[count - 1].message.get_body(("plain",)).get_content()
-            return re.search(r"https?://\S+/offer/\S+/", body).group(0)
+            found = re.search(r"https?://\S+/offer/\S+/", plain_text(offers[count - 1].message))
+            assert found is not None, "the offer email has no link"
+            return found.group(0)
         time.sleep(0.05)
     raise AssertionError(f"no offer email to {address}: {[r.subject for r in smtp.to(address)]}")
 
