@@ -73,11 +73,13 @@ def test_the_time_taken_does_not_tell_a_patient_from_a_stranger(
     slot = session.slots.first()
     ask_for_code(client, clinic_a, consult, slot, **details())  # warm up
     timings: dict[str, list[float]] = {"known": [], "stranger": []}
-    for _ in range(15):  # interleaved, so a slow moment of the machine falls on both
-        for name, person in (("known", KNOWN), ("stranger", STRANGER)):
+    people = [("known", KNOWN), ("stranger", STRANGER)]
+    for round_ in range(21):  # interleaved, first one then the other, so a slow moment falls on both
+        for name, person in people if round_ % 2 else people[::-1]:
             started = time.perf_counter()
             ask_for_code(client, clinic_a, consult, slot, **person)
             timings[name].append(time.perf_counter() - started)
-    known, stranger = statistics.median(timings["known"]), statistics.median(timings["stranger"])
-    # Noise only: within half of each other (plus 5 ms for a busy machine).
+    # The fastest of many tries is the work itself; a busy machine (CI runs other jobs) only adds to the
+    # rest. A path that did more work for a known patient is slower every time, its fastest try included.
+    known, stranger = min(timings["known"]), min(timings["stranger"])
     assert abs(known - stranger) <= 0.5 * min(known, stranger) + 0.005, timings
