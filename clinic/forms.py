@@ -28,7 +28,7 @@ class TimeZoneSelect(forms.Select):
 class ClinicSettingsForm(forms.ModelForm):
     class Meta:
         model = Clinic
-        fields = ["name", "time_zone", "internal_ids_enabled", "bills_insurance"]
+        fields = ["name", "time_zone", "internal_ids_enabled", "bills_insurance", "ods_code"]
         widgets = {"time_zone": TimeZoneSelect()}
 
 

@@ -59,6 +59,13 @@ class Clinic(models.Model):
         help_text="Keep patients' insurance plans and choose a plan (or SELF PAY) when booking. "
         "Off for a practice whose patients never pay through insurance.",
     )
+    ods_code = models.CharField(
+        "ODS code",
+        max_length=10,
+        blank=True,
+        help_text="The practice's Organisation Data Service code (NHS), e.g. A12345: third parties booking "
+        "through the FHIR API find the practice by it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "calendar_sync",
     "notifications",
     "online",
+    "oauth2_provider",
+    "fhir_api",
 ]
 
 MIDDLEWARE = [
@@ -300,6 +302,25 @@ ONLINE_CODE_LIMIT_IP = int(os.environ.get("ONLINE_CODE_LIMIT_IP", "20"))
 ONLINE_CODE_LIMIT_EACH = int(os.environ.get("ONLINE_CODE_LIMIT_EACH", "5"))
 ONLINE_VERIFY_LIMIT_IP = int(os.environ.get("ONLINE_VERIFY_LIMIT_IP", "40"))
 ONLINE_LINK_DAYS = int(os.environ.get("ONLINE_LINK_DAYS", "180"))  # how long an email's manage link works
+
+# --- The FHIR API (fhir_api/) ------------------------------------------------------------
+# Consumers are OAuth2 clients (django-oauth-toolkit, client credentials only): each is bound to one clinic and to
+# the scopes its admin chose (fhir_api/oauth.py checks both). Client secrets are hashed; access tokens are never
+# stored, only their SHA-256 (RFC 9700's token storage).
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "fhir_api.oauth.ConsumerValidator",
+    "SCOPES": {
+        "slot.read": "Search free slots",
+        "appointment.read": "Read appointments and find patients",
+        "appointment.write": "Book, amend and cancel appointments",
+    },
+    "DEFAULT_SCOPES": ["slot.read"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("FHIR_TOKEN_SECONDS", "3600")),
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+}
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+# Free slots a search may span (GP Connect: at most 14 days; more is a 422).
+FHIR_SEARCH_DAYS = 14
 
 # --- Internationalisation and time ----------------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -60,5 +60,6 @@ urlpatterns = [
     path("setup/", include("sessions_setup.urls")),
     path("sync/", include("calendar_sync.urls")),
     path("messages/", include("notifications.urls")),
+    path("", include("fhir_api.urls")),
     path("", include("online.urls")),
 ]

@@ -114,3 +114,19 @@ def quiet_hours_end(clinic_id: int, zone: object, now: object) -> object:
         if answer is not None:
             return answer
     return None
+
+
+# Asked while drawing a calendar, a slot's tooltip or an appointment's page, with clinic_id and appointments (the
+# primary keys of appointments whose source is not reception): an observer that knows more of where some came from
+# answers {pk: words}, e.g. fhir_api names the consumer ("Booked through the FHIR API by NHS 111"). One question per
+# page, asked only when such appointments are on it.
+source_names_query = Signal()
+
+
+def source_names(clinic_id: int, appointment_ids: Iterable[int]) -> dict[int, str]:
+    pks = sorted(set(appointment_ids))
+    names: dict[int, str] = {}
+    if pks:
+        for _receiver, answer in source_names_query.send(sender=None, clinic_id=clinic_id, appointments=pks):
+            names.update(answer or {})
+    return names

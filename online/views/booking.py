@@ -21,7 +21,7 @@ from clinic.access import public
 from clinic.proxy import client_ip
 from online import selectors, services
 from online.forms import CodeForm, DetailsForm
-from online.limits import over_limit
+from clinic.limits import over_limit
 from online.models import BookingMode, OnlineBooking, OnlineSettings
 from scheduling.services.booking import BookingError
 

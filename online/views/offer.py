@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 from clinic.access import public
 from clinic.proxy import client_ip
 from online import selectors, services
-from online.limits import over_limit
+from clinic.limits import over_limit
 from online.views.booking import _page, _too_many, patient_zone
 from scheduling.models import HoldOutcome
 from scheduling.services.booking import BookingError

@@ -81,15 +81,7 @@ def next_available(
     kinds = list(
         SlotType.objects.for_clinic(clinic).filter(bookable=True).only("pk", "release_rule", "release_days_before")
     )
-    released = Q()
-    if any(kind.release_rule != ReleaseRule.ANY_TIME for kind in kinds):
-        zones = release_zones(clinic=clinic)
-    for kind in kinds:
-        if kind.release_rule == ReleaseRule.ANY_TIME:
-            released |= Q(slot_type=kind.pk)
-            continue
-        days = 0 if kind.release_rule == ReleaseRule.ON_THE_DAY else kind.release_days_before
-        released |= Q(slot_type=kind.pk) & released_by(now=now, zones=zones, days_ahead=days)
+    released = released_of_types(clinic=clinic, kinds=kinds, now=now)
     if not released:
         return []
     slots = Slot.objects.for_clinic(clinic).filter(
@@ -107,6 +99,67 @@ def next_available(
         slots.select_related("slot_type", "session", "session__practitioner", "session__location").order_by(
             "starts_at", "id"
         )[:limit]
+    )
+
+
+def released_of_types(*, clinic: Clinic, kinds: Sequence[SlotType], now: dt.datetime) -> Q:
+    """Slots of these types released for booking now, each by its type's release rule (an empty Q: no types).
+    One query (the locations' zones) when a type has a rule other than "any time"."""
+    released = Q()
+    zones: list[str] = []
+    if any(kind.release_rule != ReleaseRule.ANY_TIME for kind in kinds):
+        zones = release_zones(clinic=clinic)
+    for kind in kinds:
+        if kind.release_rule == ReleaseRule.ANY_TIME:
+            released |= Q(slot_type=kind.pk)
+            continue
+        days = 0 if kind.release_rule == ReleaseRule.ON_THE_DAY else kind.release_days_before or 0
+        released |= Q(slot_type=kind.pk) & released_by(now=now, zones=zones, days_ahead=days)
+    return released
+
+
+def open_to_new_patients(clinic: Clinic, now: dt.datetime) -> Q:
+    """Slots a new patient may join: not in an enforced closed group that has begun (its allocation's first
+    session, or the session itself when it has no allocation, started before now)."""
+    began = (
+        Session.objects.for_clinic(clinic)
+        .filter(allocation_id=OuterRef("session__allocation_id"), starts_at__lte=now)
+        .exclude(out_state=SessionOut.CANCELLED)
+    )
+    return ~(
+        Q(session__closed_enforced=True)
+        & (Exists(began) | Q(session__allocation__isnull=True, session__starts_at__lte=now))
+    )
+
+
+def third_party_slots(
+    *, clinic: Clinic, slot_types: Sequence[SlotType], now: dt.datetime, first: dt.datetime, last: dt.datetime
+) -> QuerySet[Slot]:
+    """The free places a third party (the FHIR API) may book: slots of these types that start from `first` (and
+    not before now) and end by `last`, in sessions on the rota released for GP Connect (the template's flag, with
+    the practitioner role and location the seed makes mandatory), honouring each type's release rule, never held
+    or full, never a session taken out, a retired slot or an enforced closed group that has begun. With their
+    session, practitioner, location and type, soonest first."""
+    released = released_of_types(clinic=clinic, kinds=slot_types, now=now)
+    if not released:
+        return Slot.objects.none()
+    return (
+        Slot.objects.for_clinic(clinic)
+        .filter(
+            released,
+            open_to_new_patients(clinic, now),
+            Q(session__practitioner__isnull=True) | Q(session__practitioner__is_active=True),
+            bookable=True,
+            retired=False,
+            booked_count__lt=F("capacity"),
+            starts_at__gte=max(first, now),
+            ends_at__lte=last,
+            session__gp_connect_bookable=True,
+            session__out_state="",
+        )
+        .exclude(session__practitioner_role="")
+        .select_related("slot_type", "session", "session__practitioner", "session__location")
+        .order_by("starts_at", "id")
     )
 
 
@@ -191,15 +244,7 @@ def online_places(
         slots = slots.filter(session__location=location)
     # An enforced closed group that has begun takes no new patients: never offered online (a member of the group is
     # booked by reception, or through the waiting list).
-    began = (
-        Session.objects.for_clinic(clinic)
-        .filter(allocation_id=OuterRef("session__allocation_id"), starts_at__lte=now)
-        .exclude(out_state=SessionOut.CANCELLED)
-    )
-    slots = slots.exclude(
-        Q(session__closed_enforced=True)
-        & (Exists(began) | Q(session__allocation__isnull=True, session__starts_at__lte=now))
-    )
+    slots = slots.filter(open_to_new_patients(clinic, now))
     found = [
         OnlinePlace(public_id, starts_at, ends_at, capacity - booked, *rest)
         for public_id, starts_at, ends_at, capacity, booked, *rest in slots.order_by("starts_at", "id").values_list(

@@ -1,5 +1,6 @@
-"""Rate limits of the public site: fixed windows counted in the cache (Redis in production, shared by every
-web process; local memory in `make run`). Keys are hashed: no address, email or phone is stored in the cache."""
+"""Rate limits (the public booking site's, the FHIR API's per client): fixed windows counted in the cache (Redis in
+production, shared by every web process; local memory in `make run`). Keys are hashed: no address, email, phone
+or client id is stored in the cache."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from clinic.nudges import cache_quietly
 
 def _key(scope: str, value: str, window: int) -> str:
     digest = hashlib.sha256(f"{settings.SECRET_KEY}:{scope}:{value.strip().casefold()}".encode()).hexdigest()[:32]
-    return f"online-limit:{scope}:{window}:{digest}"
+    return f"limit:{scope}:{window}:{digest}"
 
 
 def over_limit(scope: str, value: str | None, *, limit: int, window_seconds: int) -> bool:
