@@ -42,7 +42,9 @@ class ConsumerForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.clinic = clinic
         self.consumer = consumer
-        self.fields["slot_types"].queryset = SlotType.objects.for_clinic(clinic).filter(bookable=True, is_active=True)
+        types = self.fields["slot_types"]
+        assert isinstance(types, forms.ModelMultipleChoiceField)
+        types.queryset = SlotType.objects.for_clinic(clinic).filter(bookable=True, is_active=True)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

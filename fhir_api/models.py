@@ -57,7 +57,7 @@ class Consumer(TenantModel):
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ConsumerQuerySet.as_manager()
+    objects = ConsumerQuerySet.as_manager()  # type: ignore[misc]  # a narrower manager of the same kind
 
     class Meta:
         ordering = ["name", "id"]

@@ -128,5 +128,6 @@ def source_names(clinic_id: int, appointment_ids: Iterable[int]) -> dict[int, st
     names: dict[int, str] = {}
     if pks:
         for _receiver, answer in source_names_query.send(sender=None, clinic_id=clinic_id, appointments=pks):
-            names.update(answer or {})
+            if isinstance(answer, dict):
+                names.update(answer)
     return names

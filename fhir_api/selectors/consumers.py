@@ -36,7 +36,7 @@ def consumer_list_rows(clinic: Clinic) -> list[Consumer]:
         .values_list("object_id", "last")
     )
     for consumer in consumers:
-        consumer.last_call = last.get(str(consumer.public_id))  # type: ignore[attr-defined]
+        consumer.last_call = last.get(str(consumer.public_id))
     return consumers
 
 

@@ -15,13 +15,8 @@ from clinic.access import ClinicRequest, admin_required, scoped_get_or_404
 from fhir_api.forms import ConsumerForm
 from fhir_api.models import Consumer
 from fhir_api.selectors.consumers import consumer_list_rows, recent_calls
-from fhir_api.services.consumers import (
-    Credentials,
-    consumer_create,
-    consumer_revoke,
-    consumer_rotate,
-    consumer_update,
-)
+from fhir_api.services import consumers as services
+from fhir_api.services.consumers import Credentials
 
 
 def _credentials_page(request: ClinicRequest, credentials: Credentials, *, new: bool) -> HttpResponse:
@@ -52,7 +47,7 @@ def consumer_add(request: ClinicRequest) -> HttpResponse:
     form = ConsumerForm(request.POST or None, clinic=request.clinic)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        credentials = consumer_create(
+        credentials = services.consumer_create(
             clinic=request.clinic,
             actor=request.user,
             name=data["name"],
@@ -83,7 +78,7 @@ def consumer_edit(request: ClinicRequest, consumer: UUID) -> HttpResponse:
     form = ConsumerForm(request.POST or None, initial=initial, clinic=request.clinic, consumer=found)
     if request.method == "POST" and found.revoked_at is None and form.is_valid():
         data = form.cleaned_data
-        consumer_update(
+        services.consumer_update(
             clinic=request.clinic,
             actor=request.user,
             consumer=found,
@@ -109,7 +104,7 @@ def consumer_rotate(request: ClinicRequest, consumer: UUID) -> HttpResponse:
         return redirect("fhir_api:consumers")
     if request.method == "POST":
         return _credentials_page(
-            request, consumer_rotate(clinic=request.clinic, actor=request.user, consumer=found), new=False
+            request, services.consumer_rotate(clinic=request.clinic, actor=request.user, consumer=found), new=False
         )
     return render(request, "fhir_api/confirm.html", {"consumer": found, "action": "rotate"})
 
@@ -119,7 +114,7 @@ def consumer_rotate(request: ClinicRequest, consumer: UUID) -> HttpResponse:
 def consumer_revoke(request: ClinicRequest, consumer: UUID) -> HttpResponse:
     found = scoped_get_or_404(Consumer, request.clinic, public_id=consumer)
     if request.method == "POST":
-        consumer_revoke(clinic=request.clinic, actor=request.user, consumer=found)
+        services.consumer_revoke(clinic=request.clinic, actor=request.user, consumer=found)
         flash.success(request, f"Revoked {found.name}: its tokens no longer work.")
         return redirect("fhir_api:consumers")
     return render(request, "fhir_api/confirm.html", {"consumer": found, "action": "revoke"})
