@@ -63,6 +63,8 @@ class Clinic(models.Model):
         "ODS code",
         max_length=10,
         blank=True,
+        default="",
+        db_default="",
         help_text="The practice's Organisation Data Service code (NHS), e.g. A12345: third parties booking "
         "through the FHIR API find the practice by it.",
     )

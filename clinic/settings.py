@@ -317,6 +317,15 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["slot.read"],
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("FHIR_TOKEN_SECONDS", "3600")),
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # Only client credentials are used; the rest of RFC 9700's recommendations hold too (no implicit or password
+    # grant, no tokens in URLs, https redirects only), so nothing unused is left open.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 # Free slots a search may span (GP Connect: at most 14 days; more is a 422).

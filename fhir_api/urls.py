@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import path
 from oauth2_provider.views import TokenView
 
 from clinic.access import public
@@ -27,7 +27,7 @@ api_patterns = [
     path(f"fhir/Patient/{ID}/Appointment", api.patient_appointments, name="patient-appointments"),
     path("fhir/Appointment", api.appointments, name="appointments"),
     path(f"fhir/Appointment/{ID}", api.appointment, name="appointment"),
-    re_path(r"^fhir/(?P<rest>.*)$", api.unknown, name="unknown"),
+    path("fhir/<path:rest>", api.unknown, name="unknown"),
 ]
 
 consumer_patterns = [

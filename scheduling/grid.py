@@ -195,6 +195,7 @@ class AppointmentRow(NamedTuple):
     internal_id: str
     is_blocked: bool
     source: str  # AppointmentSource: where the booking came from
+    id: int
 
 
 class SessionSummaryRow(NamedTuple):
@@ -425,7 +426,7 @@ def build_grid(
     today: dt.date,
     session_rows: Sequence[SessionRow],
     slot_rows: Sequence[SlotRow],
-    appointments_by_slot: Mapping[int, list[tuple[str, str, str]]],
+    appointments_by_slot: Mapping[int, list[tuple[str, str, str, str]]],
     events: Iterable[OtherEvent],
     office_hours: Mapping[int | None, list[Interval] | None],
     slot_url: str,
@@ -571,7 +572,7 @@ def slot_cell(
     slot: SlotRow,
     piece: Piece,
     practitioner_id: int | None,
-    appointments_by_slot: Mapping[int, list[tuple[str, str, str]]],
+    appointments_by_slot: Mapping[int, list[tuple[str, str, str, str]]],
     locked: Collection[int],
     closed_sessions: Collection[int],
     out_sessions: Mapping[int, str] | None = None,
@@ -615,7 +616,8 @@ def slot_cell(
             css += f" booked st-{people[0][1]}"
             title = f"{when} · {type_name} · {label} ({AppointmentStatus(people[0][1]).label})"
             if people[0][2] != AppointmentSource.RECEPTION:
-                title += f" · {AppointmentSource(people[0][2]).label.lower()}"
+                words = people[0][3]
+                title += f" · {words[:1].lower()}{words[1:]}"
             if practitioner_id in locked:
                 title += " · synced to Google (its title there is set here)"
         elif slot.held_count:
@@ -635,11 +637,7 @@ def slot_cell(
         "title": title,
         "locked": bool(people) and not group and practitioner_id in locked,
         # Booked by someone other than reception (online, a third party, the waitlist): the source badge.
-        "source": (
-            AppointmentSource(people[0][2]).label
-            if people and not group and people[0][2] != AppointmentSource.RECEPTION
-            else ""
-        ),
+        "source": people[0][3] if people and not group and people[0][2] != AppointmentSource.RECEPTION else "",
         # The "online bookings" highlight: slots with a booking or hold from the site stay bright.
         "online": any(person[2] == AppointmentSource.ONLINE for person in people) or bool(slot.held_count),
         "closed": slot.session_id in closed_sessions and slot.bookable,  # the Closed Session icon, in the slot

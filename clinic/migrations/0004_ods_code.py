@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='clinic',
             name='ods_code',
-            field=models.CharField(blank=True, help_text="The practice's Organisation Data Service code (NHS), e.g. A12345: third parties booking through the FHIR API find the practice by it.", max_length=10, verbose_name='ODS code'),
+            field=models.CharField(blank=True, default='', db_default='', help_text="The practice's Organisation Data Service code (NHS), e.g. A12345: third parties booking through the FHIR API find the practice by it.", max_length=10, verbose_name='ODS code'),
         ),
     ]

@@ -41,6 +41,7 @@ from scheduling.hours import (
 )
 from scheduling.models import (
     Appointment,
+    AppointmentSource,
     Availability,
     AvailabilityOverride,
     CalendarPreference,
@@ -49,7 +50,7 @@ from scheduling.models import (
     Session,
     Slot,
 )
-from scheduling.signals import practitioners_synced_to_google
+from scheduling.signals import practitioners_synced_to_google, source_names
 
 if TYPE_CHECKING:
     from clinic.models import Clinic, Membership, Practitioner
@@ -141,6 +142,7 @@ def calendar_grid_rows(
                 "patient__internal_id",
                 "patient__is_blocked",
                 "source",
+                "id",
             ),
         )
     )
@@ -382,7 +384,9 @@ def calendar_page(
 
     session_rows, slot_rows, appointment_rows = calendar_grid_rows(clinic=clinic, scope=scope)
     sees_blocked = may_see_blocked(membership)
-    appointments: dict[int, list[tuple[str, str, str]]] = {}
+    appointments: dict[int, list[tuple[str, str, str, str]]] = {}
+    # Where each booking came from, in words: a source's observer may name more (the FHIR consumer).
+    named = source_names(clinic.pk, [row.id for row in appointment_rows if row.source != AppointmentSource.RECEPTION])
     for row in appointment_rows:
         label = staff_label(
             first_name=row.first_name,
@@ -393,7 +397,8 @@ def calendar_page(
             may_see_blocked=sees_blocked,
             internal_ids_enabled=clinic.internal_ids_enabled,
         )
-        appointments.setdefault(row.slot_id, []).append((label, row.status, row.source))
+        words = named.get(row.id) or AppointmentSource(row.source).label
+        appointments.setdefault(row.slot_id, []).append((label, row.status, row.source, words))
     events = calendar_events(clinic=clinic, scope=scope)
     column_keys: list[tuple[int | None, str, str]] = [(p.pk, p.name, str(p.public_id)) for p in who.columns]
     if who.include_clinic_wide and any(row.practitioner_id is None for row in session_rows):

@@ -36,12 +36,12 @@ from scheduling.forms import (
     SeriesCancelForm,
 )
 from scheduling.grid import CalendarQuery
-from scheduling.models import Appointment, AppointmentStatus, Slot
+from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, Slot
 from scheduling.selectors import booking as selectors
 from scheduling.selectors.series import open_drafts
 from scheduling.services import booking as services
 from scheduling.services.series import CancelScope, SeriesCancelled, series_cancel
-from scheduling.signals import appointment_page_sections
+from scheduling.signals import appointment_page_sections, source_names
 
 
 def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
@@ -243,6 +243,12 @@ def appointment_context(request: ClinicRequest, obj: Appointment, error: str) ->
         "drafts": list(open_drafts(clinic=request.clinic, series=obj.series)) if obj.series_id else [],
         # Sections of observers (notifications: the messages about the appointment); scheduling imports none.
         "sections": appointment_page_sections(request, obj),
+        # Where it came from, in words (an observer may name more: the FHIR consumer that booked it).
+        "source_words": (
+            source_names(request.clinic.pk, [obj.pk]).get(obj.pk) or obj.get_source_display()
+            if obj.source != AppointmentSource.RECEPTION
+            else obj.get_source_display()
+        ),
     }
 
 

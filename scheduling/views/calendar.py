@@ -48,12 +48,13 @@ from scheduling.forms import (
 )
 from scheduling.grid import ALL_TAB, VIEWS, CalendarQuery, parse_query
 from scheduling.hours import clean_ranges, weekly_from_json
-from scheduling.models import OtherEvent
+from scheduling.models import AppointmentSource, OtherEvent
 from scheduling.selectors import booking as booking_selectors
 from scheduling.selectors import calendar as selectors
 from scheduling.selectors.waitlist import group_closed_to_new, waiting_for_slot
 from scheduling.services import calendar as services
 from scheduling.services.booking import unbookable_reason
+from scheduling.signals import source_names
 
 SHORTCUTS = [
     ("Alt+C", "Open the calendar from any page"),
@@ -160,6 +161,8 @@ def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
     """The slot's tooltip: when, what, whose, places, and who is booked."""
     obj = slot_for_member(request, slot)
     sees_blocked = may_see_blocked(request.membership)
+    booked = list(booking_selectors.slot_appointments(clinic=request.clinic, slot=obj))
+    named = source_names(request.clinic.pk, [a.pk for a in booked if a.source != AppointmentSource.RECEPTION])
     people = [
         {
             "label": staff_label(
@@ -175,8 +178,9 @@ def slot_detail(request: ClinicRequest, slot: UUID) -> HttpResponse:
             "status": a.get_status_display(),
             "status_key": a.status,
             "public_id": a.public_id,
+            "source": "" if a.source == AppointmentSource.RECEPTION else named.get(a.pk) or a.get_source_display(),
         }
-        for a in booking_selectors.slot_appointments(clinic=request.clinic, slot=obj)
+        for a in booked
     ]
     session = obj.session
     context = {

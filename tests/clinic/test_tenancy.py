@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import ast
 from pathlib import Path
 
@@ -111,6 +113,17 @@ def make_waitlist_entry(clinic):
     )  # fmt: skip
 
 
+def make_consumer(clinic):
+    """A FHIR API consumer (its OAuth2 client made through the service)."""
+    from fhir_api.services.consumers import consumer_create
+
+    admin = MembershipFactory(clinic=clinic, role=Role.ADMIN).user
+    return consumer_create(
+        clinic=clinic, actor=admin, name=f"Walk {uuid.uuid4().hex[:8]}", organisation_type="urgent-care", ods_code="",
+        scopes=["slot.read"], slot_types=[SlotTypeFactory(clinic=clinic)], rate_limit=60,
+    ).consumer  # fmt: skip
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
     "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
@@ -127,6 +140,7 @@ OBJECT_MAKERS = {
     "booking": make_online_request,
     "session": make_session,
     "entry": make_waitlist_entry,
+    "consumer": make_consumer,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
