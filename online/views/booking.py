@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic.access import public
+from clinic.limits import over_limit
 from clinic.proxy import client_ip
 from online import selectors, services
 from online.forms import CodeForm, DetailsForm
-from clinic.limits import over_limit
 from online.models import BookingMode, OnlineBooking, OnlineSettings
 from scheduling.services.booking import BookingError
 

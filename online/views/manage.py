@@ -17,9 +17,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from clinic.access import public
+from clinic.limits import over_limit
 from clinic.proxy import client_ip
 from online import selectors, services
-from clinic.limits import over_limit
 from online.views.booking import STRIP_DAYS, _clinic, _page, _too_many, patient_zone
 from scheduling.models import Appointment, AppointmentStatus
 from scheduling.services.booking import BookingError

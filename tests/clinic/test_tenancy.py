@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 import ast
+import uuid
 from pathlib import Path
 
 import pytest
