@@ -38,11 +38,14 @@ BH_SLOT_TYPES: list[dict[str, Any]] = [
      "reporting_category": "group"},
 ]  # fmt: skip
 
+# Released to third parties through the FHIR API (seed 000: the role and the location are then mandatory).
+GP_CONNECT: dict[str, Any] = {"gp_connect_bookable": True, "practitioner_role": "gp"}
+
 # name -> (colour, description, pattern of slot type names (None = blank), total slots, extra fields)
 GP_TEMPLATES: dict[str, tuple[str, str, list[str | None], int, dict[str, Any]]] = {
     "Dr Smith AM": ("navy", "Routine + on-the-day", ["Normal", "Online routine", "Telephone", "Book on the day"], 24,
-                    {}),
-    "Dr Patel PM": ("teal", "Telephone first", ["Telephone", "Online routine", "Normal", None], 16, {}),
+                    GP_CONNECT),
+    "Dr Patel PM": ("teal", "Telephone first", ["Telephone", "Online routine", "Normal", None], 16, GP_CONNECT),
     "Nurses PM surgery": ("green", "Bloods, dressings, reviews", ["Nurse 15"], 12, {}),
     "Flu & COVID clinic": ("red", "Saturday vaccination clinic", ["COVID vaccination"], 36,
                            {"open_session": True}),
