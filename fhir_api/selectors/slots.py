@@ -27,19 +27,14 @@ def free_slots(
     return list(third_party_slots(clinic=consumer.clinic, slot_types=kinds, now=now, first=first, last=last))
 
 
-INCLUDES = {
-    "_include": {"Slot:schedule"},
-    "_include:recurse": {"Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"},
-}
+INCLUDES = {"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"}
 
 
 def asked_includes(params: Any) -> set[str]:
-    """The _include and _include:recurse values asked for that we serve (others are ignored, as GP Connect
-    asks of unknown search filters). Schedule:actor:Practitioner brings each schedule's PractitionerRole too."""
-    asked: set[str] = set()
-    for key, known in INCLUDES.items():
-        asked |= {value for value in params.getlist(key) if value in known}
-    return asked
+    """The includes asked for that we serve, as _include or _include:recurse (GP Connect sends the schedule's
+    actors and the location's organisation with :recurse; either is taken). Others are ignored, as GP Connect
+    asks of unknown search filters. Schedule:actor:Practitioner brings each schedule's PractitionerRole too."""
+    return {value for key in ("_include", "_include:recurse") for value in params.getlist(key) if value in INCLUDES}
 
 
 def slot_search_bundle(
