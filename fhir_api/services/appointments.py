@@ -54,9 +54,15 @@ def fhir_book(*, consumer: Consumer, slot: Slot, patient: Patient, said: Booked)
     return booking
 
 
-def _locked(consumer: Consumer, booking: FhirBooking) -> tuple[FhirBooking, Appointment]:
+def _locked_at(consumer: Consumer, booking: FhirBooking, version: str) -> tuple[FhirBooking, Appointment]:
+    """The booking and its appointment, locked, if still at the version the consumer read (else VersionConflict:
+    someone changed it since); a cancelled one cannot change."""
     locked = FhirBooking.objects.for_clinic(consumer.clinic).select_for_update().get(pk=booking.pk)
     appointment = Appointment.objects.for_clinic(consumer.clinic).select_for_update().get(pk=locked.appointment_id)
+    if version_of(appointment, locked) != version:
+        raise VersionConflict
+    if appointment.status == AppointmentStatus.CANCELLED:
+        raise BookingError("This appointment is cancelled: it cannot change.")
     return locked, appointment
 
 
@@ -66,11 +72,7 @@ def fhir_amend(
     """Change the description and comment of the consumer's booking, if it is still at the version the consumer
     read (else VersionConflict: someone changed it since)."""
     with transaction.atomic():
-        locked, appointment = _locked(consumer, booking)
-        if version_of(appointment, locked) != expected_version:
-            raise VersionConflict
-        if appointment.status == AppointmentStatus.CANCELLED:
-            raise BookingError("A cancelled appointment cannot be amended.")
+        locked, appointment = _locked_at(consumer, booking, expected_version)
         locked.description = description[:500]
         locked.comment = comment[:1000]
         locked.save(update_fields=["description", "comment", "updated_at"])
@@ -91,11 +93,7 @@ def fhir_cancel(*, consumer: Consumer, booking: FhirBooking, expected_version: s
     if not reason:
         raise BookingError("Give the reason for the cancellation (cancelationReason).")
     with transaction.atomic():
-        locked, appointment = _locked(consumer, booking)
-        if version_of(appointment, locked) != expected_version:
-            raise VersionConflict
-        if appointment.status == AppointmentStatus.CANCELLED:
-            raise BookingError("This appointment is already cancelled.")
+        locked, appointment = _locked_at(consumer, booking, expected_version)
         if appointment.starts_at <= timezone.now():
             raise BookingError("An appointment that has started cannot be cancelled through the API.")
         appointment_cancel(

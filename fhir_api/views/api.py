@@ -5,6 +5,7 @@ list, amend and cancel appointments. Thin: reads in selectors, writes in service
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from clinic.access import public
+from clinic.models import Clinic
 from fhir_api import resources
 from fhir_api.access import Caller, fhir_endpoint
 from fhir_api.capability import capability_statement
@@ -28,7 +30,7 @@ from fhir_api.http import (
     negotiate,
     slot_window,
 )
-from fhir_api.models import Scope
+from fhir_api.models import Consumer, Scope
 from fhir_api.selectors import appointments as appointment_selectors
 from fhir_api.selectors import slots as slot_selectors
 from fhir_api.services.appointments import Booked, VersionConflict, fhir_amend, fhir_book, fhir_cancel
@@ -102,40 +104,28 @@ def slot_read(request: HttpRequest, caller: Caller, public_id: str) -> HttpRespo
     return fhir_response(resources.slot(found, free=free))
 
 
-@fhir_endpoint(*READ_DIRECTORY, interaction="schedule.read")
-def schedule_read(request: HttpRequest, caller: Caller, public_id: str) -> HttpResponse:
+# The directory: how to find each kind of resource the consumer may read, and how to show it.
+DIRECTORY: dict[str, tuple[Callable[[Consumer, str], Any], Callable[[Any, Clinic], dict[str, Any]]]] = {
+    "Schedule": (slot_selectors.schedule_of, lambda row, clinic: resources.schedule(row)),
+    "Practitioner": (slot_selectors.practitioner_of, lambda row, clinic: resources.practitioner(row)),
+    "PractitionerRole": (
+        slot_selectors.practitioner_role_of,
+        lambda found, clinic: resources.practitioner_role(found[0], found[1], clinic),
+    ),
+    "Location": (slot_selectors.location_of, resources.location),
+}
+
+
+@fhir_endpoint(*READ_DIRECTORY, interaction="directory.read")
+def directory_read(request: HttpRequest, caller: Caller, kind: str, public_id: str) -> HttpResponse:
+    """A Schedule, Practitioner, PractitionerRole or Location the slots point at."""
     _method(request, "GET")
-    found = slot_selectors.schedule_of(caller.consumer, public_id)
+    find, show = DIRECTORY[kind]
+    caller.audit["resource"] = kind
+    found = find(caller.consumer, public_id)
     if found is None:
-        raise _not_found("Schedule", public_id)
-    return fhir_response(resources.schedule(found))
-
-
-@fhir_endpoint(*READ_DIRECTORY, interaction="practitioner.read")
-def practitioner_read(request: HttpRequest, caller: Caller, public_id: str) -> HttpResponse:
-    _method(request, "GET")
-    found = slot_selectors.practitioner_of(caller.consumer, public_id)
-    if found is None:
-        raise _not_found("Practitioner", public_id)
-    return fhir_response(resources.practitioner(found))
-
-
-@fhir_endpoint(*READ_DIRECTORY, interaction="practitionerrole.read")
-def practitioner_role_read(request: HttpRequest, caller: Caller, public_id: str) -> HttpResponse:
-    _method(request, "GET")
-    found = slot_selectors.practitioner_role_of(caller.consumer, public_id)
-    if found is None:
-        raise _not_found("PractitionerRole", public_id)
-    return fhir_response(resources.practitioner_role(found[0], found[1], caller.clinic))
-
-
-@fhir_endpoint(*READ_DIRECTORY, interaction="location.read")
-def location_read(request: HttpRequest, caller: Caller, public_id: str) -> HttpResponse:
-    _method(request, "GET")
-    found = slot_selectors.location_of(caller.consumer, public_id)
-    if found is None:
-        raise _not_found("Location", public_id)
-    return fhir_response(resources.location(found, caller.clinic))
+        raise _not_found(kind, public_id)
+    return fhir_response(show(found, caller.clinic))
 
 
 @fhir_endpoint(*READ_DIRECTORY, interaction="organization.read")
