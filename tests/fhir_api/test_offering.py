@@ -245,7 +245,7 @@ def closed_group(clinic, practitioner, location, slot_types, first: dt.date, las
     template = template_with_slots(
         clinic,
         slot_types,
-        name=f"Closed group {first}",
+        name=f"Closed {first:%d%m%y}",
         gp_connect_bookable=True,
         practitioner_role="nurse",
         location=location,
