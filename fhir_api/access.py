@@ -65,7 +65,8 @@ def fhir_endpoint(
     *scopes: str, interaction: str, names_requester: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """A FHIR interaction: the caller must hold one of `scopes`; the view gets the Caller. Errors become
-    OperationOutcomes; every call that got as far as a consumer is audited (`fhir.<interaction>`)."""
+    OperationOutcomes; every call that got as far as a consumer is audited (`fhir.<interaction>`, where "{kind}"
+    stands for the resource type a shared view serves)."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @public
@@ -102,7 +103,7 @@ def fhir_endpoint(
                 audit_record(
                     clinic=caller.clinic,
                     actor=None,
-                    action=f"fhir.{interaction}",
+                    action=f"fhir.{interaction.format(kind=str(kwargs.get('kind', '')).lower())}",
                     target=caller.consumer,
                     detail={
                         "consumer": caller.consumer.name,

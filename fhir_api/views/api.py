@@ -116,12 +116,11 @@ DIRECTORY: dict[str, tuple[Callable[[Consumer, str], Any], Callable[[Any, Clinic
 }
 
 
-@fhir_endpoint(*READ_DIRECTORY, interaction="directory.read")
+@fhir_endpoint(*READ_DIRECTORY, interaction="{kind}.read")
 def directory_read(request: HttpRequest, caller: Caller, kind: str, public_id: str) -> HttpResponse:
     """A Schedule, Practitioner, PractitionerRole or Location the slots point at."""
     _method(request, "GET")
     find, show = DIRECTORY[kind]
-    caller.audit["resource"] = kind
     found = find(caller.consumer, public_id)
     if found is None:
         raise _not_found(kind, public_id)
