@@ -166,7 +166,7 @@ def third_party_slots(
 def release_zones(*, clinic: Clinic) -> list[str]:
     """The zones a clinic's slots run on: its own first, then its locations' (one query)."""
     own = str(clinic.time_zone)
-    found = set(Location.objects.for_clinic(clinic).values_list("time_zone", flat=True).distinct())
+    found = set(Location.objects.for_clinic(clinic).order_by().values_list("time_zone", flat=True).distinct())
     return [own, *sorted(found - {own})]
 
 
