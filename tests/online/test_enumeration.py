@@ -5,7 +5,6 @@ noise. Nobody is looked up before the code."""
 from __future__ import annotations
 
 import re
-import statistics
 import time
 
 import pytest
