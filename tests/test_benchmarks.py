@@ -180,7 +180,7 @@ def test_fhir_slot_search_finds_the_free_slots_in_as_many_queries_whatever_their
     assert 0 < entry["short_free_slots"] < entry["free_slots"] < entry["slots_in_window"]  # some booked
     assert entry["queries"] == entry["short_queries"] > 0  # checked by the case too: it fails otherwise
     assert entry["entries"] > entry["free_slots"]  # the includes came along
-    assert entry["p95_s"] >= entry["min_s"] > 0
+    assert entry["p95_s"] > 0 and entry["min_s"] > 0  # p95: the run's own timings, taken inside the harness's
     assert entry["checks"] == 2
 
 
