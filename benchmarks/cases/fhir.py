@@ -135,6 +135,7 @@ class SearchState:
     clinic: Clinic
     client: Client
     headers: dict[str, str]
+    monday: dt.date  # the first day of the rota's two weeks
     url: str  # the 14 days
     short_url: str  # the first SEARCH_SHORT_DAYS of them
     floor_url: str  # the same search over the week before the rota: nothing found
@@ -241,6 +242,7 @@ def search_setup() -> SearchState:
         clinic=clinic,
         client=client,
         headers=headers,
+        monday=monday,
         url=search_url(monday, SEARCH_DAYS),
         short_url=search_url(monday, SEARCH_SHORT_DAYS),
         floor_url=search_url(monday - dt.timedelta(days=7), 7),
@@ -289,9 +291,8 @@ def free_in(state: SearchState, first: dt.date, days: int) -> tuple[int, int]:
 def search_check(state: SearchState) -> None:
     """The Bundle holds every free slot of the 14 days and nothing booked, each practitioner, role, schedule and
     location once, the organisation once; a search over fewer slots takes as many queries."""
-    monday = book_monday(timezone.now())
     kinds = bundle_kinds(state.bundles[-1])
-    slots, free = free_in(state, monday, SEARCH_DAYS)
+    slots, free = free_in(state, state.monday, SEARCH_DAYS)
     sessions = Session.objects.for_clinic(state.clinic).filter(slots__booked_count=0).distinct().count()
     expected = {
         "total": free,
@@ -327,10 +328,9 @@ def search_figures(result: Result) -> Result:
     content = search_get(state, state.url)
     kinds = bundle_kinds(content)
     short = bundle_kinds(search_get(state, state.short_url))
-    monday = book_monday(timezone.now())
     figures: Result = {
         "p95_s": percentile(timed, 0.95),
-        "slots_in_window": free_in(state, monday, SEARCH_DAYS)[0],
+        "slots_in_window": free_in(state, state.monday, SEARCH_DAYS)[0],
         "free_slots": kinds["Slot"],
         "entries": sum(count for kind, count in kinds.items() if kind != "total"),
         "bundle_kb": round(len(content) / 1024, 1),
