@@ -29,12 +29,30 @@ class FhirError(Exception):
 
 
 def pruned(value: Any) -> Any:
-    """FHIR JSON has no empty strings, lists or objects: leave them out."""
+    """FHIR JSON has no empty strings, lists or objects: leave them out (and None). One pass: a search's Bundle
+    holds tens of thousands of values."""
     if isinstance(value, dict):
-        kept = {k: pruned(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in ("", [], {}, None)}
+        kept: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                item = pruned(item)
+                if not item:
+                    continue
+            elif item is None or item == "":
+                continue
+            kept[key] = item
+        return kept
     if isinstance(value, list):
-        return [item for item in (pruned(v) for v in value) if item not in ("", [], {}, None)]
+        items: list[Any] = []
+        for item in value:
+            if isinstance(item, dict | list):
+                item = pruned(item)
+                if not item:
+                    continue
+            elif item is None or item == "":
+                continue
+            items.append(item)
+        return items
     return value
 
 

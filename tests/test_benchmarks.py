@@ -174,6 +174,37 @@ def test_online_book_http_books_beside_reception_and_never_overbooks(tiny_run: T
         assert entry[f"{level}_ratio_to_healthz"] > 0, level
 
 
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_fhir_slot_search_finds_the_free_slots_in_as_many_queries_whatever_their_number(tiny_run: TinyRun) -> None:
+    entry = tiny_run.results()["cases"]["fhir_slot_search"]
+    assert 0 < entry["short_free_slots"] < entry["free_slots"] < entry["slots_in_window"]  # some booked
+    assert entry["queries"] == entry["short_queries"] > 0  # checked by the case too: it fails otherwise
+    assert entry["entries"] > entry["free_slots"]  # the includes came along
+    assert entry["p95_s"] > 0 and entry["min_s"] > 0  # p95: the run's own timings, taken inside the harness's
+    assert entry["checks"] == 2
+
+
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_fhir_book_http_books_through_the_api_and_never_overbooks(tiny_run: TinyRun) -> None:
+    data = tiny_run.results()
+    if tiny_run.vendor != "postgresql":  # no skip: the harness reports it skipped, and says why
+        assert data["env"]["skipped"]["fhir_book_http"] == "needs PostgreSQL"
+        assert "fhir_book_http: skipped (needs PostgreSQL)" in tiny_run.done.stdout
+        return
+    from benchmarks.cases.fhir import BOOK_TINY
+
+    entry = data["cases"]["fhir_book_http"]
+    levels = [key.removesuffix("_overbooked") for key in entry if key.endswith("_overbooked")]
+    assert levels == [f"c{clients}" for clients in BOOK_TINY.per_client]
+    for (clients, per_client), level in zip(BOOK_TINY.per_client.items(), levels, strict=True):
+        assert entry[f"{level}_overbooked"] == 0, level
+        assert entry[f"{level}_requests"] == clients * per_client, level
+        assert entry[f"{level}_refused"] < entry[f"{level}_requests"], level
+        assert 0 < entry[f"{level}_p50_s"] <= entry[f"{level}_p95_s"], level
+        assert entry[f"{level}_bookings_per_s"] > 0 and entry[f"{level}_ratio_to_healthz"] > 0, level
+    assert entry[f"{levels[-1]}_refused"] > 0  # its clients met in a group slot: more requests than places
+
+
 def test_a_tiny_run_never_writes_the_full_size_results(tmp_path: Path) -> None:
     done = run_benchmarks("home_page", "--size", "tiny", "--output", str(harness.DEFAULT_OUTPUT))
     assert done.returncode != 0

@@ -31,6 +31,7 @@ FAMILIES = (
     "reminders",
     "online",
     "waitlist",
+    "fhir",
     "changes",
 )
 for family in FAMILIES:

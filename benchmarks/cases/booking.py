@@ -80,7 +80,7 @@ ALERT = re.compile(r'<p class="message error" role="alert">(.*?)</p>', re.S)
 @dataclass(frozen=True)
 class Booking:
     url: str
-    form: dict[str, str]
+    form: dict[str, str] | str  # a form's fields, or a body already encoded (the FHIR API's JSON)
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,20 @@ def slots_dealt(
 
 
 def booking_plan(
-    base_url: str, clients: int, singles: Iterator[Slot], groups: Iterator[Slot], patients: Iterator[Patient]
+    base_url: str,
+    clients: int,
+    singles: Iterator[Slot],
+    groups: Iterator[Slot],
+    patients: Iterator[Patient],
+    *,
+    per_client: int | None = None,
+    request: Callable[[str, Slot, Patient], Booking] = booking_request,
 ) -> tuple[list[list[Booking]], tuple[int, int]]:
-    """Each client's bookings, all (slot, patient) pairs distinct, and the (booked, refused) they must come to."""
-    per_client = BOOKING_PER_CLIENT[clients]
+    """Each client's bookings (``per_client`` each, by default the size's; each made by ``request``, by default
+    the booking form's post), all (slot, patient) pairs distinct, and the (booked, refused) they must come to."""
+    per_client = BOOKING_PER_CLIENT[clients] if per_client is None else per_client
     slots, group_slots = slots_dealt(clients, per_client, singles, groups, group_requests=BOOKING_GROUP_REQUESTS)
-    plan = [[booking_request(base_url, slot, next(patients)) for slot in mine] for mine in slots]
+    plan = [[request(base_url, slot, next(patients)) for slot in mine] for mine in slots]
     booked = clients * per_client - len(group_slots) * BOOKING_GROUP_REQUESTS
     booked += sum(min(BOOKING_GROUP_REQUESTS, slot.capacity) for slot in group_slots)
     return plan, (booked, clients * per_client - booked)

@@ -20,11 +20,47 @@ def consumer_types(consumer: Consumer) -> list[SlotType]:
     return list(consumer.slot_types.filter(is_active=True, bookable=True, clinic=consumer.clinic_id))
 
 
+# The columns the Slot, Schedule, Practitioner, PractitionerRole and Location resources are built from (resources.py):
+# a search reads thousands of rows of five models each, and building a model instance costs by the column.
+RESOURCE_FIELDS = (
+    "public_id",
+    "session_id",
+    "slot_type_id",
+    "starts_at",
+    "ends_at",
+    "capacity",
+    "booked_count",
+    "slot_type__public_id",
+    "slot_type__name",
+    "slot_type__kind",
+    "session__public_id",
+    "session__practitioner_id",
+    "session__location_id",
+    "session__time_zone",
+    "session__starts_at",
+    "session__ends_at",
+    "session__name",
+    "session__description",
+    "session__practitioner_role",
+    "session__out_state",
+    "session__practitioner__public_id",
+    "session__practitioner__name",
+    "session__practitioner__is_active",
+    "session__location__public_id",
+    "session__location__name",
+    "session__location__is_active",
+    "session__location__address",
+    "session__location__postcode",
+)
+
+
 def free_slots(
     *, consumer: Consumer, now: dt.datetime, first: dt.datetime, last: dt.datetime, types: list[SlotType] | None = None
 ) -> list[Slot]:
+    """The free slots the consumer may book, with what their resources need of them (RESOURCE_FIELDS)."""
     kinds = consumer_types(consumer) if types is None else types
-    return list(third_party_slots(clinic=consumer.clinic, slot_types=kinds, now=now, first=first, last=last))
+    found = third_party_slots(clinic=consumer.clinic, slot_types=kinds, now=now, first=first, last=last)
+    return list(found.only(*RESOURCE_FIELDS))
 
 
 INCLUDES = {"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"}
@@ -46,19 +82,25 @@ def slot_search_bundle(
     matches = [resources.slot(row, free=True) for row in slots]
     included: dict[str, dict[str, Any]] = {}
     if "Slot:schedule" in includes:
+        # Each resource is built the first time it is met only: a session's slots share it.
         for row in slots:
             session = row.session
-            included.setdefault(f"Schedule/{session.pk}", resources.schedule(session))
+            key = f"Schedule/{session.pk}"
+            if key not in included:
+                included[key] = resources.schedule(session)
             practitioner = session.practitioner
             if "Schedule:actor:Practitioner" in includes and practitioner is not None:
-                included.setdefault(f"Practitioner/{practitioner.pk}", resources.practitioner(practitioner))
+                key = f"Practitioner/{practitioner.pk}"
+                if key not in included:
+                    included[key] = resources.practitioner(practitioner)
                 role = session.practitioner_role
-                included.setdefault(
-                    f"PractitionerRole/{practitioner.pk}-{role}",
-                    resources.practitioner_role(practitioner, role, clinic),
-                )
+                key = f"PractitionerRole/{practitioner.pk}-{role}"
+                if key not in included:
+                    included[key] = resources.practitioner_role(practitioner, role, clinic)
             if "Schedule:actor:Location" in includes:
-                included.setdefault(f"Location/{session.location_id}", resources.location(session.location, clinic))
+                key = f"Location/{session.location_id}"
+                if key not in included:
+                    included[key] = resources.location(session.location, clinic)
         # GP Connect's known issue: the organisation comes with any slots found, asked for or not.
         if slots:
             included.setdefault("Organization", resources.organization(clinic))
