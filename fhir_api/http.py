@@ -56,9 +56,13 @@ def pruned(value: Any) -> Any:
     return value
 
 
-def fhir_response(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+def fhir_response(
+    data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None, *, prune: bool = True
+) -> HttpResponse:
+    """The resource as FHIR JSON. `prune=False` for one built without empty elements already (the slot search's
+    Bundle: thousands of entries)."""
     response = HttpResponse(
-        json.dumps(pruned(data), ensure_ascii=False, separators=(",", ":")),
+        json.dumps(pruned(data) if prune else data, ensure_ascii=False, separators=(",", ":")),
         status=status,
         content_type=f"{FHIR_JSON}; charset=utf-8",
     )

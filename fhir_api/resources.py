@@ -72,6 +72,20 @@ def _service_type(slot_type: Any) -> list[dict[str, Any]]:
     ]
 
 
+def slot_type_parts(slot_type: Any) -> dict[str, Any]:
+    """What a Slot says of its type: the delivery channel (GP Connect's extension) and the serviceType."""
+    if slot_type is None:
+        return {}
+    return {
+        "extension": [{"url": DELIVERY_CHANNEL, "valueCode": DELIVERY[SlotKind(slot_type.kind)]}],
+        "serviceType": _service_type(slot_type),
+    }
+
+
+def places_free(capacity: int, booked: int) -> str:
+    return f"Group: {capacity - booked} of {capacity} places free"
+
+
 def _role_concept(role: str) -> dict[str, Any]:
     return {"coding": [{"system": ROLE_CODES, "code": role, "display": Role(role).label}], "text": Role(role).label}
 
@@ -81,16 +95,14 @@ def slot(row: Slot, *, free: bool) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Slot",
         "id": str(row.public_id),
-        "serviceType": _service_type(row.slot_type),
+        **slot_type_parts(row.slot_type),
         "schedule": {"reference": f"Schedule/{session.public_id}"},
         "status": "free" if free else "busy",
         "start": instant(row.starts_at, session.time_zone),
         "end": instant(row.ends_at, session.time_zone),
     }
-    if row.slot_type is not None:
-        resource["extension"] = [{"url": DELIVERY_CHANNEL, "valueCode": DELIVERY[SlotKind(row.slot_type.kind)]}]
     if row.capacity > 1:
-        resource["comment"] = f"Group: {row.capacity - row.booked_count} of {row.capacity} places free"
+        resource["comment"] = places_free(row.capacity, row.booked_count)
     return resource
 
 

@@ -4,11 +4,13 @@ Organization): only what the consumer may see, of its own clinic."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from clinic.models import Location, Practitioner, PractitionerRole
 from fhir_api import resources
+from fhir_api.http import pruned
 from fhir_api.models import Consumer
 from scheduling.models import Session, Slot
 from scheduling.selectors.booking import third_party_slots
@@ -73,38 +75,100 @@ def asked_includes(params: Any) -> set[str]:
     return {value for key in ("_include", "_include:recurse") for value in params.getlist(key) if value in INCLUDES}
 
 
+class SlotRow(NamedTuple):
+    """A free slot as the search reads it: plain values (a 14-day search reads thousands)."""
+
+    public_id: UUID
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    capacity: int
+    booked_count: int
+    slot_type_id: int
+    session_id: int
+
+
+def free_slot_rows(
+    *, consumer: Consumer, now: dt.datetime, first: dt.datetime, last: dt.datetime
+) -> tuple[list[SlotRow], list[SlotType], dict[int, Session]]:
+    """The search's free slots as plain rows, the consumer's types, and the slots' sessions (with practitioner and
+    location): a fixed number of queries whatever the number of slots."""
+    kinds = consumer_types(consumer)
+    found = third_party_slots(clinic=consumer.clinic, slot_types=kinds, now=now, first=first, last=last)
+    rows = [SlotRow(*row) for row in found.select_related(None).values_list(*SlotRow._fields)]
+    sessions = (
+        Session.objects.for_clinic(consumer.clinic)
+        .filter(pk__in={row.session_id for row in rows})
+        .select_related("practitioner", "location")
+        if rows
+        else []
+    )
+    return rows, kinds, {session.pk: session for session in sessions}
+
+
 def slot_search_bundle(
-    *, consumer: Consumer, slots: list[Slot], includes: set[str], base: str, self_url: str
+    *,
+    consumer: Consumer,
+    rows: list[SlotRow],
+    kinds: list[SlotType],
+    sessions: dict[int, Session],
+    includes: set[str],
+    base: str,
+    self_url: str,
 ) -> dict[str, Any]:
     """The searchset Bundle of a free-slot search: the slots, then each included schedule, practitioner, role,
-    location and the organisation once (built from the rows already read: no more queries)."""
+    location and the organisation once. What slots share (their type's serviceType and delivery channel, their
+    session's clock and reference) is built once, and nothing empty is written, so the Bundle needs no pruning."""
     clinic = consumer.clinic
-    matches = [resources.slot(row, free=True) for row in slots]
-    included: dict[str, dict[str, Any]] = {}
-    if "Slot:schedule" in includes:
-        # Each resource is built the first time it is met only: a session's slots share it.
-        for row in slots:
-            session = row.session
-            key = f"Schedule/{session.pk}"
-            if key not in included:
-                included[key] = resources.schedule(session)
-            practitioner = session.practitioner
-            if "Schedule:actor:Practitioner" in includes and practitioner is not None:
-                key = f"Practitioner/{practitioner.pk}"
-                if key not in included:
-                    included[key] = resources.practitioner(practitioner)
-                role = session.practitioner_role
-                key = f"PractitionerRole/{practitioner.pk}-{role}"
-                if key not in included:
-                    included[key] = resources.practitioner_role(practitioner, role, clinic)
-            if "Schedule:actor:Location" in includes:
-                key = f"Location/{session.location_id}"
-                if key not in included:
-                    included[key] = resources.location(session.location, clinic)
+    by_type = {kind.pk: resources.slot_type_parts(kind) for kind in kinds}
+    clocks = {pk: (ZoneInfo(s.time_zone), {"reference": f"Schedule/{s.public_id}"}) for pk, s in sessions.items()}
+    match = {"mode": "match"}
+    entries = []
+    for row in rows:
+        zone, schedule = clocks[row.session_id]
+        public_id = str(row.public_id)
+        resource = {
+            "resourceType": "Slot",
+            "id": public_id,
+            **by_type[row.slot_type_id],
+            "schedule": schedule,
+            "status": "free",
+            "start": row.starts_at.astimezone(zone).isoformat(timespec="seconds"),
+            "end": row.ends_at.astimezone(zone).isoformat(timespec="seconds"),
+        }
+        if row.capacity > 1:
+            resource["comment"] = resources.places_free(row.capacity, row.booked_count)
+        entries.append({"fullUrl": f"{base}/Slot/{public_id}", "resource": resource, "search": match})
+    included: list[dict[str, Any]] = []
+    if "Slot:schedule" in includes and rows:
+        practitioners: dict[int, Practitioner] = {}
+        roles: set[tuple[int, str]] = set()
+        locations: dict[int, Location] = {}
+        for session in sessions.values():
+            included.append(resources.schedule(session))
+            if session.practitioner is not None:
+                practitioners[session.practitioner.pk] = session.practitioner
+                roles.add((session.practitioner.pk, session.practitioner_role))
+            locations[session.location_id] = session.location
+        if "Schedule:actor:Practitioner" in includes:
+            included += [resources.practitioner(p) for p in practitioners.values()]
+            included += [resources.practitioner_role(practitioners[pk], role, clinic) for pk, role in sorted(roles)]
+        if "Schedule:actor:Location" in includes:
+            included += [resources.location(location, clinic) for location in locations.values()]
         # GP Connect's known issue: the organisation comes with any slots found, asked for or not.
-        if slots:
-            included.setdefault("Organization", resources.organization(clinic))
-    return resources.bundle(matches, list(included.values()), base=base, self_url=self_url)
+        included.append(resources.organization(clinic))
+    entries += [
+        {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": pruned(r), "search": {"mode": "include"}}
+        for r in included
+    ]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(rows),
+        "link": [{"relation": "self", "url": self_url}],
+    }
+    if entries:
+        bundle["entry"] = entries
+    return bundle
 
 
 def _uuid(value: str) -> UUID | None:

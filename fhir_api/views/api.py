@@ -78,16 +78,20 @@ def slot_search(request: HttpRequest, caller: Caller) -> HttpResponse:
     _method(request, "GET")
     zone = ZoneInfo(caller.clinic.time_zone)
     first, last = slot_window(request, zone, settings.FHIR_SEARCH_DAYS)
-    slots = slot_selectors.free_slots(consumer=caller.consumer, now=timezone.now(), first=first, last=last)
-    caller.audit.update({"start": first.isoformat(), "end": last.isoformat(), "found": len(slots)})
+    rows, kinds, sessions = slot_selectors.free_slot_rows(
+        consumer=caller.consumer, now=timezone.now(), first=first, last=last
+    )
+    caller.audit.update({"start": first.isoformat(), "end": last.isoformat(), "found": len(rows)})
     bundle = slot_selectors.slot_search_bundle(
         consumer=caller.consumer,
-        slots=slots,
+        rows=rows,
+        kinds=kinds,
+        sessions=sessions,
         includes=slot_selectors.asked_includes(request.GET),
         base=_base(request),
         self_url=request.build_absolute_uri(),
     )
-    return fhir_response(bundle)
+    return fhir_response(bundle, prune=False)
 
 
 @fhir_endpoint(*READ_DIRECTORY, interaction="slot.read")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 # Measured (the same at both sizes), then pinned:
 # the slot search: the token, its consumer, the consumer's slot types, the locations' zones (a release rule), the
 # slots with their sessions, practitioners, locations and types, and the audit row;
-SLOT_SEARCH_QUERIES = 6
+SLOT_SEARCH_QUERIES = 7
 # a patient's appointments: the token, its consumer, the patient, the appointments with all they show (their FHIR
 # bookings and consumers too), and the audit row;
 PATIENT_APPOINTMENTS_QUERIES = 5
