@@ -27,9 +27,12 @@ def free_slots(
     return list(third_party_slots(clinic=consumer.clinic, slot_types=kinds, now=now, first=first, last=last))
 
 
+RECURSIVE_INCLUDES = {"Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"}
 INCLUDES = {
     "_include": {"Slot:schedule"},
-    "_include:recurse": {"Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"},
+    # GP Connect (STU3) says :recurse; FHIR R4 renamed the modifier :iterate, which R4 clients send.
+    "_include:recurse": RECURSIVE_INCLUDES,
+    "_include:iterate": RECURSIVE_INCLUDES,
 }
 
 
