@@ -5,6 +5,9 @@ appointments and cancel, checking the database at each step."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import threading
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +31,21 @@ REQUESTER_HEADERS = {
     "X-Requesting-Organization": REQUESTER["HTTP_X_REQUESTING_ORGANIZATION"],
 }
 TIMEOUT = 30
+
+
+@pytest.fixture(autouse=True)
+def requests_served() -> Iterator[None]:
+    """The live server serves each HTTP connection in a thread that keeps its database connection until the client
+    hangs up. A response fhirpy raised on (in a pytest.raises) stays referenced from the exception's traceback, a
+    reference cycle, so its socket closes only when the garbage collector runs: run it, then wait for the server's
+    threads, so that no database connection outlives the test (on PostgreSQL one would keep the test database from
+    being dropped)."""
+    yield
+    gc.collect()
+    for thread in threading.enumerate():
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(timeout=10)
+            assert not thread.is_alive(), "a client connection to the live server was left open"
 
 
 def bearer_token(base_url: str, credentials) -> str:
