@@ -15,12 +15,12 @@ import pytest
 import requests
 from django.utils import timezone
 from fhirpy import SyncFHIRClient
-from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome
+from fhirpy.base.exceptions import AuthorizationError, ForbiddenError, MultipleResourcesFound, OperationOutcome
 from fhirpy.base.searchset import Raw
 
 from fhir_api.models import FhirBooking
 from scheduling.models import Appointment
-from tests.fhir_api.conftest import NHS_NUMBER, REQUESTER
+from tests.fhir_api.conftest import NHS_NUMBER, REQUESTER, make_consumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -231,10 +231,6 @@ def test_fhirpy_searches_books_reads_lists_and_cancels(
 
 
 def test_fhirpy_without_a_token_or_scope_is_refused(live_server, practice, admin_a, consult, gp_session, credentials):
-    from fhirpy.base.exceptions import AuthorizationError, ForbiddenError
-
-    from tests.fhir_api.conftest import make_consumer
-
     today = local_today(practice)
     search = {"start__ge": today, "end__le": today + dt.timedelta(days=7), "status": "free"}
     anonymous = SyncFHIRClient(f"{live_server.url}/fhir", requests_config={"timeout": TIMEOUT})
