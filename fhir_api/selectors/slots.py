@@ -69,10 +69,11 @@ INCLUDES = {"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Loca
 
 
 def asked_includes(params: Any) -> set[str]:
-    """The includes asked for that we serve, as _include or _include:recurse (GP Connect sends the schedule's
-    actors and the location's organisation with :recurse; either is taken). Others are ignored, as GP Connect
+    """The includes asked for that we serve, as _include, _include:recurse (GP Connect, STU3) or _include:iterate
+    (FHIR R4's name for the same modifier, which R4 clients send); any is taken. Others are ignored, as GP Connect
     asks of unknown search filters. Schedule:actor:Practitioner brings each schedule's PractitionerRole too."""
-    return {value for key in ("_include", "_include:recurse") for value in params.getlist(key) if value in INCLUDES}
+    keys = ("_include", "_include:recurse", "_include:iterate")
+    return {value for key in keys for value in params.getlist(key) if value in INCLUDES}
 
 
 class SlotRow(NamedTuple):
