@@ -39,6 +39,7 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
         "sessions_setup": "setup",
         "calendar_sync": "sync",
         "notifications": "messages",
+        "fhir_api": "clinic",  # the FHIR API consumers are a page of the clinic's settings
     }.get(current, current)
     if match and match.url_name in SETUP_PAGES_IN_SCHEDULING:
         section = "setup"

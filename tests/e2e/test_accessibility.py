@@ -27,6 +27,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
+from fhir_api.models import Consumer
+from fhir_api.services.consumers import consumer_create
 from notifications.models import Message
 from notifications.sending import unsubscribe_token
 from online.services import done_token, manage_token, offer_token
@@ -69,6 +71,31 @@ SKIPPED_FOR_EVERYONE = {
     "notifications:twilio-status": POST_ONLY,
     "notifications:twilio-inbound": POST_ONLY,
 }
+# The FHIR API answers machines in JSON (its pages for people are the admins' consumer pages, below).
+NO_TOKEN = "401 (the FHIR API, without a bearer token)"
+FHIR_API_ROUTES = {
+    "fhir_api:token": POST_ONLY,
+    "fhir_api:metadata": "200 application/fhir+json",
+    **dict.fromkeys(
+        (
+            "fhir_api:slot-search",
+            "fhir_api:slot",
+            "fhir_api:schedule",
+            "fhir_api:practitioner",
+            "fhir_api:practitioner-role",
+            "fhir_api:location",
+            "fhir_api:organization",
+            "fhir_api:patient-search",
+            "fhir_api:patient",
+            "fhir_api:patient-appointments",
+            "fhir_api:appointments",
+            "fhir_api:appointment",
+            "fhir_api:unknown",
+        ),
+        NO_TOKEN,
+    ),
+}
+SKIPPED_FOR_EVERYONE |= FHIR_API_ROUTES
 ADMINS_ONLY = "403 (clinic admins only)"
 CLINIC_ADMIN_PAGES = dict.fromkeys(
     (
@@ -90,6 +117,11 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "notifications:settings",
         "online:settings",
         "online:practitioner",
+        "fhir_api:consumers",
+        "fhir_api:consumer-add",
+        "fhir_api:consumer-edit",
+        "fhir_api:consumer-rotate",
+        "fhir_api:consumer-revoke",
     ),
     ADMINS_ONLY,
 )
@@ -193,6 +225,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "booking": world.online_request.public_id,
         "session": world.session.public_id,
         "entry": world.waitlist_entry.public_id,
+        "consumer": walk_consumer(world).public_id,
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
@@ -212,6 +245,22 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "online:manage": {"token": manage},
         "online:move": {"token": manage},
         "online:offer": {"token": offer_token(world.offer)},
+        # The FHIR API's ids (any: without a token, every one is answered 401 before it is looked up).
+        **dict.fromkeys(
+            (
+                "fhir_api:slot",
+                "fhir_api:schedule",
+                "fhir_api:practitioner",
+                "fhir_api:practitioner-role",
+                "fhir_api:location",
+                "fhir_api:organization",
+                "fhir_api:patient",
+                "fhir_api:patient-appointments",
+                "fhir_api:appointment",
+            ),
+            {"public_id": str(world.free_slot.public_id)},
+        ),
+        "fhir_api:unknown": {"rest": "Encounter"},
     }
     kwargs = dict(by_route.get(route.name, {}))
     for keyword in route.converters:
@@ -238,6 +287,24 @@ def failed_message(world: RealisticClinic) -> Message:
         },
     )
     return message
+
+
+def walk_consumer(world: RealisticClinic) -> Consumer:
+    """A FHIR API consumer of the clinic (so its page and its New secret and Revoke steps are pages to open)."""
+    found = Consumer.objects.for_clinic(world.clinic).first()
+    if found is not None:
+        return found
+    admin = world.members["admin"]
+    return consumer_create(
+        clinic=world.clinic,
+        actor=admin.user,
+        name="NHS 111 (walk)",
+        organisation_type="urgent-care",
+        ods_code="NHS111",
+        scopes=["slot.read", "appointment.read", "appointment.write"],
+        slot_types=world.slot_types[:1],
+        rate_limit=120,
+    ).consumer
 
 
 def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
@@ -497,6 +564,7 @@ def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations)
         "notifications:twilio-status",
         "notifications:twilio-inbound",
         *ONLINE_PUBLIC,
+        *FHIR_API_ROUTES,
     }, "a new public route: visit it here if it is a page"
 
     # The patients' booking site, as a patient sees it (signed out): every page, with real ids and tokens.
