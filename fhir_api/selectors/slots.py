@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from clinic.models import Location, Practitioner, PractitionerRole
 from fhir_api import resources
-from fhir_api.http import pruned
 from fhir_api.models import Consumer
 from scheduling.models import Session, Slot
 from scheduling.selectors.booking import third_party_slots
@@ -106,6 +105,17 @@ def free_slot_rows(
     return rows, kinds, {session.pk: session for session in sessions}
 
 
+def session_clock(session: Session) -> dt.tzinfo:
+    """The clock a session's slots are written on: its zone's offset when one offset holds from its start to its
+    end (nearly always: a fixed offset is quicker to write thousands of times), else the zone itself (a session
+    across a change of the clocks)."""
+    zone = ZoneInfo(session.time_zone)
+    offset = session.starts_at.astimezone(zone).utcoffset()
+    if offset is not None and offset == session.ends_at.astimezone(zone).utcoffset():
+        return dt.timezone(offset)
+    return zone
+
+
 def slot_search_bundle(
     *,
     consumer: Consumer,
@@ -118,10 +128,11 @@ def slot_search_bundle(
 ) -> dict[str, Any]:
     """The searchset Bundle of a free-slot search: the slots, then each included schedule, practitioner, role,
     location and the organisation once. What slots share (their type's serviceType and delivery channel, their
-    session's clock and reference) is built once, and nothing empty is written, so the Bundle needs no pruning."""
+    session's clock and reference) is built once, and nothing empty is written (resources.py leaves out what it
+    lacks), so the Bundle needs no pruning."""
     clinic = consumer.clinic
     by_type = {kind.pk: resources.slot_type_parts(kind) for kind in kinds}
-    clocks = {pk: (ZoneInfo(s.time_zone), {"reference": f"Schedule/{s.public_id}"}) for pk, s in sessions.items()}
+    clocks = {pk: (session_clock(s), {"reference": f"Schedule/{s.public_id}"}) for pk, s in sessions.items()}
     match = {"mode": "match"}
     entries = []
     for row in rows:
@@ -158,7 +169,7 @@ def slot_search_bundle(
         # GP Connect's known issue: the organisation comes with any slots found, asked for or not.
         included.append(resources.organization(clinic))
     entries += [
-        {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": pruned(r), "search": {"mode": "include"}}
+        {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}}
         for r in included
     ]
     bundle: dict[str, Any] = {
