@@ -190,18 +190,20 @@ def _uuid(value: str) -> UUID | None:
         return None
 
 
-def slot_of(consumer: Consumer, public_id: str) -> Slot | None:
-    """A slot the consumer may see: in a GP Connect session, of one of its types."""
+def slot_of(consumer: Consumer, public_id: str, types: list[SlotType] | None = None) -> Slot | None:
+    """A slot the consumer may see: in a GP Connect session, of one of its types (`types`, when the caller has
+    read them already)."""
     pk = _uuid(public_id)
     if pk is None:
         return None
+    kinds = consumer_types(consumer) if types is None else types
     return (
         Slot.objects.for_clinic(consumer.clinic)
         .select_related("slot_type", "session", "session__practitioner", "session__location")
         .filter(
             public_id=pk,
             session__gp_connect_bookable=True,
-            slot_type__in=[kind.pk for kind in consumer_types(consumer)],
+            slot_type__in=[kind.pk for kind in kinds],
         )
         .first()
     )

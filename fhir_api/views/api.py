@@ -286,7 +286,8 @@ def appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     if not description:
         raise FhirError(422, "Give a description of the appointment.", "INVALID_RESOURCE")
     comment = _text(data, "comment", 1000)
-    slot = slot_selectors.slot_of(caller.consumer, str(slot_ids[0]))
+    kinds = slot_selectors.consumer_types(caller.consumer)
+    slot = slot_selectors.slot_of(caller.consumer, str(slot_ids[0]), kinds)
     if slot is None:
         raise FhirError(422, "No such slot is offered to this client.", "INVALID_RESOURCE")
     for key, moment in (("start", slot.starts_at), ("end", slot.ends_at)):
@@ -297,7 +298,7 @@ def appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
         raise FhirError(422, "No such patient here (find one with Patient?identifier=…).", "INVALID_RESOURCE")
     caller.audit.update({"slot": str(slot.public_id), "patient": str(patient.public_id)})
     offered = slot_selectors.free_slots(
-        consumer=caller.consumer, now=timezone.now(), first=slot.starts_at, last=slot.ends_at
+        consumer=caller.consumer, now=timezone.now(), first=slot.starts_at, last=slot.ends_at, types=kinds
     )
     if slot not in offered:
         raise FhirError(409, "This slot is no longer free.", "DUPLICATE_REJECTED")
