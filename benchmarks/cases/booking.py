@@ -460,6 +460,20 @@ class Rates:
         return self.bookings_per_s / self.healthz_per_s
 
 
+def level_figures(clients: int, level: Level, rates: Rates) -> dict[str, float | int | str]:
+    """One level's figures in the results file (`c<clients>_…`), as every HTTP booking case records them."""
+    return {
+        f"c{clients}_requests": level.requests,
+        f"c{clients}_refused": level.refused,
+        f"c{clients}_p50_s": rates.p50_s,
+        f"c{clients}_p95_s": rates.p95_s,
+        f"c{clients}_bookings_per_s": round(rates.bookings_per_s, 2),
+        f"c{clients}_healthz_per_s": round(rates.healthz_per_s, 2),
+        f"c{clients}_ratio_to_healthz": round(rates.ratio, 4),
+        f"c{clients}_client_cpus": round(rates.client_cpus, 3),
+    }
+
+
 def rates_of(timed: Sequence[Level], floors: Sequence[Level]) -> Rates:
     latencies = [latency for level in timed for latency in level.latencies_s]
     return Rates(
@@ -493,15 +507,7 @@ def booking_figures(result: Result) -> Result:
     ]
     for clients in BOOKING_CLIENTS:
         rates = rates_of([run[clients] for run in timed], [floor[clients] for floor in floors])
-        figures |= {
-            f"c{clients}_requests": timed[0][clients].requests,
-            f"c{clients}_refused": timed[0][clients].refused,
-            f"c{clients}_p50_s": rates.p50_s,
-            f"c{clients}_p95_s": rates.p95_s,
-            f"c{clients}_bookings_per_s": round(rates.bookings_per_s, 2),
-            f"c{clients}_healthz_per_s": round(rates.healthz_per_s, 2),
-            f"c{clients}_ratio_to_healthz": round(rates.ratio, 4),
-            f"c{clients}_client_cpus": round(rates.client_cpus, 3),
+        figures |= level_figures(clients, timed[0][clients], rates) | {
             f"c{clients}_healthz_client_cpus": round(rates.healthz_client_cpus, 3),
         }
         lines.append(

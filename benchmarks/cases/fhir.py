@@ -38,6 +38,7 @@ from benchmarks.cases.booking import (
     booking_server,
     failures,
     healthz_levels,
+    level_figures,
     level_of,
     on_postgresql,
     post_all,
@@ -555,17 +556,7 @@ def fhir_book_figures(result: Result) -> Result:
     for clients in state.plans:
         rates = rates_of([run[clients].level for run in timed], [floor[clients] for floor in floors])
         overbooked = max(run[clients].overbooked for run in state.runs)
-        figures |= {
-            f"c{clients}_requests": timed[0][clients].level.requests,
-            f"c{clients}_refused": timed[0][clients].level.refused,
-            f"c{clients}_p50_s": rates.p50_s,
-            f"c{clients}_p95_s": rates.p95_s,
-            f"c{clients}_bookings_per_s": round(rates.bookings_per_s, 2),
-            f"c{clients}_healthz_per_s": round(rates.healthz_per_s, 2),
-            f"c{clients}_ratio_to_healthz": round(rates.ratio, 4),
-            f"c{clients}_client_cpus": round(rates.client_cpus, 3),
-            f"c{clients}_overbooked": overbooked,
-        }
+        figures |= level_figures(clients, timed[0][clients].level, rates) | {f"c{clients}_overbooked": overbooked}
         lines.append(
             f"{clients:>7}  {rates.p50_s * 1000:>8.1f}  {rates.p95_s * 1000:>8.1f}  {rates.bookings_per_s:>10.1f}"
             f"  {rates.healthz_per_s:>10.1f}  {rates.ratio:>6.3f}  {timed[0][clients].level.refused:>7}"
