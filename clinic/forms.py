@@ -122,6 +122,11 @@ class MembershipPermissionsForm(forms.Form):
         help_text="Lets this member find and book blocked (restricted) patients. Every opening is audited.",
     )
     perm_manage_sessions = forms.BooleanField(required=False, label=NamedPermission.MANAGE_SESSIONS.label)
+    perm_privacy_officer = forms.BooleanField(
+        required=False,
+        label=NamedPermission.PRIVACY_OFFICER.label,
+        help_text="Hears of every break-glass opening of a blocked patient and reviews it.",
+    )
 
     @property
     def permissions(self) -> dict[str, bool]:

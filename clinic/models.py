@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -67,6 +68,28 @@ class Clinic(models.Model):
         db_default="",
         help_text="The practice's Organisation Data Service code (NHS), e.g. A12345: third parties booking "
         "through the FHIR API find the practice by it.",
+    )
+    # Sign-in and data rights (issue 24). A member of several clinics meets the strictest of them.
+    requires_two_factor = models.BooleanField(
+        "Require two-factor sign-in",
+        default=False,
+        db_default=False,
+        help_text="Every member signs in with a code from an authenticator app as well as a password; "
+        "members without one set it up at their next sign-in.",
+    )
+    idle_logoff_minutes = models.PositiveSmallIntegerField(
+        "Sign out after idle (minutes)",
+        default=30,
+        db_default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(480)],
+        help_text="A member who does nothing for this long is signed out; a warning comes a minute before.",
+    )
+    retention_years = models.PositiveSmallIntegerField(
+        "Keep appointment records for (years)",
+        default=8,
+        db_default=8,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="A patient with an appointment in this period cannot be erased.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -194,6 +217,7 @@ class NamedPermission(models.TextChoices):
     MANAGE_APPOINTMENTS = "perm_manage_appointments", "Schedule Admin: Manage Appointments"
     ACCESS_BLOCKED_PATIENTS = "perm_access_blocked_patients", "Privacy: Access Blocked Patients"
     MANAGE_SESSIONS = "perm_manage_sessions", "Setup: Manage Sessions"
+    PRIVACY_OFFICER = "perm_privacy_officer", "Privacy: Privacy Officer (reviews break-glass)"
 
 
 class MembershipQuerySet(TenantQuerySet):
@@ -209,6 +233,7 @@ class Membership(TenantModel):
     perm_manage_appointments = models.BooleanField(NamedPermission.MANAGE_APPOINTMENTS.label, default=False)
     perm_access_blocked_patients = models.BooleanField(NamedPermission.ACCESS_BLOCKED_PATIENTS.label, default=False)
     perm_manage_sessions = models.BooleanField(NamedPermission.MANAGE_SESSIONS.label, default=False)
+    perm_privacy_officer = models.BooleanField(NamedPermission.PRIVACY_OFFICER.label, default=False, db_default=False)
     # The member's own department: Book Appointment lists it by default (seed 003).
     department = models.ForeignKey(
         "clinic.Department", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

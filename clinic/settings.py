@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "online",
     "oauth2_provider",
     "fhir_api",
+    "privacy",
 ]
 
 MIDDLEWARE = [

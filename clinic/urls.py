@@ -60,6 +60,7 @@ urlpatterns = [
     path("setup/", include("sessions_setup.urls")),
     path("sync/", include("calendar_sync.urls")),
     path("messages/", include("notifications.urls")),
+    path("privacy/", include("privacy.urls")),
     path("", include("fhir_api.urls")),
     path("", include("online.urls")),
 ]

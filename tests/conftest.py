@@ -19,7 +19,12 @@ from tests.factories import ClinicFactory, MembershipFactory
 # The two-way sync fixtures (a fake Google wired into settings, a clinician with a practitioner) for any test.
 pytest_plugins = ["tests.calendar_sync.google_helpers"]
 
-ALL_PERMISSIONS = {"perm_manage_appointments": True, "perm_access_blocked_patients": True, "perm_manage_sessions": True}
+ALL_PERMISSIONS = {
+    "perm_manage_appointments": True,
+    "perm_access_blocked_patients": True,
+    "perm_manage_sessions": True,
+    "perm_privacy_officer": True,
+}
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 

@@ -14,7 +14,12 @@ from django.db import transaction
 from clinic.models import Clinic, Department, Location, Membership, Practitioner, PractitionerRole, Role
 
 DEMO_PASSWORD = "demo-clinic-2026"
-ALL_PERMISSIONS = {"perm_manage_appointments": True, "perm_access_blocked_patients": True, "perm_manage_sessions": True}
+ALL_PERMISSIONS = {
+    "perm_manage_appointments": True,
+    "perm_access_blocked_patients": True,
+    "perm_manage_sessions": True,
+    "perm_privacy_officer": True,
+}
 
 
 @dataclass

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class PrivacyConfig(AppConfig):
+    """Break-glass access, a patient's data export and erasure, and the clinic export.
+
+    privacy may read (and erase across) every domain app; nothing imports it. It learns of what happens elsewhere
+    through the other apps' signals, connected here.
+    """
+
+    name = "privacy"
+    verbose_name = "Privacy"
+
+    def ready(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""privacy's own rows (break-glass grants and reviews, exports, erasures)."""

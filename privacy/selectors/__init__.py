@@ -1,0 +1,1 @@
+"""privacy's selectors, one module per topic (breakglass, patient_data, clinic_export)."""
