@@ -11,6 +11,7 @@ once: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,14 +83,20 @@ def book(process: WebProcess, slot, patient) -> Appointment:
             "action": "book",
         },
     )
-    assert answer["status"] == 302, answer
-    assert answer["seconds"] < ANSWERS_WITHIN, answer
+    answered_at_once(answer)
     return Appointment.objects.get(slot=slot, patient=patient, status=AppointmentStatus.BOOKED)
+
+
+def within() -> float:
+    """The bound, on a machine whose run queue is longer than its CPUs stretched by as much, at most 3 times: still
+    well short of what waiting on the broker costs (kombu's connect retries take 6 s; a silent socket, forever)."""
+    crowding = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return ANSWERS_WITHIN * min(3.0, max(1.0, crowding))
 
 
 def answered_at_once(answer: dict[str, Any], status: int = 302) -> None:
     assert answer["status"] == status, answer
-    assert answer["seconds"] < ANSWERS_WITHIN, answer
+    assert answer["seconds"] < within(), answer
 
 
 def writes_to_google(google: FakeGoogle) -> list[str]:
