@@ -8,13 +8,20 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest
 from clinic.htmx import page_or_fragment
 from patients import importer, selectors, services
-from patients.access import can_edit_patients, coverage_for_member, edits_patients, patient_for_member
+from patients.access import (
+    can_edit_patients,
+    coverage_for_member,
+    edits_patients,
+    patient_for_member,
+    restricted_search_row,
+)
 from patients.forms import CoverageForm, ImportForm, PatientForm
 from patients.models import may_see_blocked
 from patients.signals import patient_page_sections
@@ -25,8 +32,10 @@ LIST_LIMIT = 50
 @require_GET
 def patient_list(request: ClinicRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
+    restricted = None
     if query:
         patients = selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query)
+        restricted = restricted_search_row(request, query, lambda p: reverse("patients:detail", args=[p.public_id]))
     else:
         patients = list(selectors.patients_visible(clinic=request.clinic, membership=request.membership)[:LIST_LIMIT])
     context = {
@@ -36,6 +45,7 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
         "total": None if query else selectors.patients_count(clinic=request.clinic, membership=request.membership),
         "limit": selectors.SEARCH_LIMIT if query else LIST_LIMIT,
         "can_edit": can_edit_patients(request),
+        "restricted": restricted,
     }
     template = page_or_fragment(request, "patients/list.html", "results")
     return render(request, template, context)
