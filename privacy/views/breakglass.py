@@ -84,7 +84,9 @@ def reviews(request: ClinicRequest) -> HttpResponse:
 def review(request: ClinicRequest, use: UUID) -> HttpResponse:
     """One use: who, which patient, when, why, what they did under it, the alerts; and closing its review."""
     obj = scoped_get_or_404(
-        BreakGlass.objects.select_related("membership__user", "patient", "reviewed_by"), request.clinic, public_id=use
+        BreakGlass.objects.for_clinic(request.clinic).select_related("membership__user", "patient", "reviewed_by"),
+        request.clinic,
+        public_id=use,
     )
     own = obj.membership_id == request.membership.pk  # another officer reviews it
     form = ReviewForm(request.POST or None) if obj.is_open and not own else None
