@@ -328,3 +328,20 @@ def test_the_review_list_uses_a_bounded_number_of_queries(
         page = admin_client_a.get(url).content.decode()
     assert page.count("1 opened · 0 booked") == 14
     assert len(small.captured_queries) == len(large.captured_queries)
+
+
+def test_the_demo_seeds_one_use_at_riverside_awaiting_review():
+    from django.core.management import call_command
+
+    from clinic.models import Clinic, Membership
+
+    call_command("seed_demo", quiet=True)
+    call_command("seed_demo", quiet=True)
+    riverside = Clinic.objects.get(slug="riverside")
+    use = BreakGlass.objects.get()
+    assert use.clinic == riverside and use.is_open and use.patient.is_blocked
+    assert not use.membership.perm_access_blocked_patients
+    officer = Membership.objects.for_clinic(riverside).get(user__email="admin@riverside.example")
+    assert officer.perm_privacy_officer
+    page = logged_in_client(officer).get(reverse("privacy:reviews")).content.decode()
+    assert "1 opened · 0 booked" in page and use.patient.display_name in page
