@@ -58,6 +58,15 @@ def patient_for_member(request: ClinicRequest, public_id: UUID | str) -> Patient
     return let_in(request, patient)
 
 
+def patient_to_change(request: ClinicRequest, public_id: UUID | str) -> Patient:
+    """A patient this member may change the record of: as patient_for_member, but break-glass opens and books a
+    blocked patient, it never changes their record (403)."""
+    patient = patient_for_member(request, public_id)
+    if patient.break_glass:
+        raise PermissionDenied("Break-glass lets you open and book this patient, not change their record.")
+    return patient
+
+
 def active_patient_for_member(request: ClinicRequest, public_id: UUID | str) -> Patient:
     """A patient of this clinic, not archived, that this member may see, or 404 (nothing else loaded)."""
     patient = scoped_get_or_404(

@@ -111,7 +111,9 @@ def patient_record_opened(*, clinic: Clinic, actor: User, patient: Patient, view
     """Every opening of a blocked patient's record or quickview is audited (as break-glass, with the grant's id,
     when a grant let the member in: see patients.access)."""
     if patient.is_blocked:
-        detail: dict[str, object] = {"view": view} | ({"break_glass": patient.break_glass} if patient.break_glass else {})
+        detail: dict[str, object] = {"view": view}
+        if patient.break_glass:
+            detail["break_glass"] = patient.break_glass
         audit_record(clinic=clinic, actor=actor, action="patient.blocked_viewed", target=patient, detail=detail)
 
 

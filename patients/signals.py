@@ -40,6 +40,6 @@ def blocked_access_grant(*, membership: object, patient: object) -> str | None:
 def restricted_match_action(*, request: object, patient: object, next_url: str) -> dict[str, Any] | None:
     """How a search offers a blocked patient it found by an exact identifier (None: it shows nothing)."""
     for _receiver, answer in restricted_match.send(sender=None, request=request, patient=patient, next_url=next_url):
-        if answer:
-            return dict(answer)
+        if isinstance(answer, dict) and answer:
+            return answer
     return None

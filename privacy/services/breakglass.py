@@ -179,7 +179,9 @@ def _send_one(pk: int, clinic_id: int, now: dt.datetime) -> str:
         return AlertStatus.WAITING
     except Exception as error:  # noqa: BLE001 - it may have reached the server: never sent again by itself
         log.warning("break-glass alert %s: the send stopped (%s)", alert.public_id, type(error).__name__)
-        mine.update(status=AlertStatus.FAILED, detail=f"The send stopped ({type(error).__name__}); it may have arrived.")
+        mine.update(
+            status=AlertStatus.FAILED, detail=f"The send stopped ({type(error).__name__}); it may have arrived."
+        )
         return AlertStatus.FAILED
     mine.update(status=AlertStatus.SENT, sent_at=timezone.now(), detail="")
     return AlertStatus.SENT

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -27,7 +27,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
-from clinic.models import Role
+from clinic.models import Membership, Role
 from fhir_api.models import Consumer
 from fhir_api.services.consumers import consumer_create
 from notifications.models import Message
@@ -321,7 +321,10 @@ def walk_break_glass(world: RealisticClinic) -> BreakGlass:
     found = BreakGlass.objects.for_clinic(world.clinic).first()
     if found is not None:
         return found
-    member = MembershipFactory(clinic=world.clinic, role=Role.RECEPTION, user__first_name="Gus", user__last_name="Glass")
+    member = cast(
+        "Membership",
+        MembershipFactory(clinic=world.clinic, role=Role.RECEPTION, user__first_name="Gus", user__last_name="Glass"),
+    )
     return break_glass(
         clinic=world.clinic,
         actor=member.user,

@@ -111,6 +111,12 @@ def test_breaking_glass_opens_the_record_and_books_for_this_member_only(
     assert opened.status_code == 200 and "Hester" in opened.content.decode()
     viewed = AuditEvent.objects.get(action="patient.blocked_viewed")
     assert viewed.detail == {"view": "record", "break_glass": grant}
+    assert "opened by break-glass" in opened.content.decode()
+    assert "A member of staff" not in opened.content.decode()  # why it is blocked is for members with access
+    # Break-glass opens and books; it never changes the record.
+    for name in ("patients:edit", "patients:archive", "patients:merge"):
+        assert reception_client_a.get(reverse(name, args=[hidden.public_id])).status_code == 403, name
+    assert reception_client_a.post(reverse("patients:edit", args=[hidden.public_id]), {}).status_code == 403
 
     # Book Appointment: the search offers the way straight in; the booking is audited as break-glass.
     book = reverse("scheduling:book", args=[slot.public_id])
@@ -251,11 +257,18 @@ def test_an_officer_reviews_and_closes_a_use_audited(clinic_a, admin_a, admin_cl
     response = admin_client_a.post(detail_url, {"outcome": "inappropriate", "note": "Not an emergency: escalated."})
     assert response.status_code == 302
     use.refresh_from_db()
-    assert (use.outcome, use.review_note, use.reviewed_by) == ("inappropriate", "Not an emergency: escalated.", admin_a.user)
+    assert (use.outcome, use.review_note, use.reviewed_by) == (
+        "inappropriate",
+        "Not an emergency: escalated.",
+        admin_a.user,
+    )
     reviewed = AuditEvent.objects.get(action="privacy.break_glass_reviewed")
     assert reviewed.object_id == str(use.public_id) and reviewed.detail["outcome"] == "inappropriate"
     # Open and closed filters; closing twice is refused (nothing to post to).
-    assert "No use of break-glass is waiting for review." in admin_client_a.get(reverse("privacy:reviews")).content.decode()
+    assert (
+        "No use of break-glass is waiting for review."
+        in admin_client_a.get(reverse("privacy:reviews")).content.decode()
+    )
     closed = admin_client_a.get(reverse("privacy:reviews"), {"state": "closed"}).content.decode()
     assert "Inappropriate — escalate" in closed
     admin_client_a.post(detail_url, {"outcome": "appropriate", "note": "again"})
@@ -298,7 +311,10 @@ def make_uses(clinic, n):
             clinic=clinic, actor=member.user, membership=member, patient=patient, category="other", reason=REASON
         )
         AuditEvent.objects.create(
-            clinic=clinic, actor=member.user, action="patient.blocked_viewed", detail={"view": "record", "break_glass": str(use.public_id)}
+            clinic=clinic,
+            actor=member.user,
+            action="patient.blocked_viewed",
+            detail={"view": "record", "break_glass": str(use.public_id)},
         )
 
 
