@@ -18,7 +18,7 @@ from privacy.selectors.breakglass import alerts_waiting
 from privacy.services.breakglass import alerts_send, break_glass, review_close
 from privacy.tasks import break_glass_alerts_sweep
 from scheduling.models import Appointment
-from tests.conftest import logged_in_client
+from tests.conftest import logged_in_client, tasks_in_process
 from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401 (the smtp fixture)
 
@@ -182,7 +182,7 @@ def test_every_privacy_officer_gets_one_email_even_if_the_sweep_runs_twice(
     second = MembershipFactory(clinic=clinic_a, role=Role.CLINICIAN, perm_privacy_officer=True)
     MembershipFactory(clinic=clinic_a, role=Role.ADMIN, perm_privacy_officer=True, is_active=False)
     MembershipFactory(clinic=clinic_a, role=Role.ADMIN)  # not an officer
-    with django_capture_on_commit_callbacks(execute=True):
+    with tasks_in_process(), django_capture_on_commit_callbacks(execute=True):
         assert reception_client_a.post(glass_url(hidden), form()).status_code == 302
     assert sorted(r for m in smtp.received for r in m.rcpt_tos) == sorted([admin_a.user.email, second.user.email])
     message = smtp.received[0]
@@ -193,7 +193,7 @@ def test_every_privacy_officer_gets_one_email_even_if_the_sweep_runs_twice(
     assert "Hester" not in body and "Hidden" not in body and REASON not in body  # no patient, no reason by email
     assert set(BreakGlassAlert.objects.values_list("status", flat=True)) == {AlertStatus.SENT}
     # The sweep, twice, and the task again with the same ids: nothing is sent again.
-    with django_capture_on_commit_callbacks(execute=True):
+    with tasks_in_process(), django_capture_on_commit_callbacks(execute=True):
         assert break_glass_alerts_sweep() == 0
         assert break_glass_alerts_sweep() == 0
     assert alerts_send(list(BreakGlassAlert.objects.values_list("pk", flat=True))) == {}
