@@ -110,6 +110,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "clinic.context_processors.clinic_nav",
                 "online.context_processors.online_requests",
+                "privacy.context_processors.break_glass_reviews",
             ],
         },
     }
@@ -224,6 +225,7 @@ CELERY_BEAT_SCHEDULE = {
     "holds-expire": {"task": "scheduling.tasks.holds_expire", "schedule": SWEEP_SECONDS},
     "waitlist-sweep": {"task": "scheduling.tasks.waitlist_sweep", "schedule": SWEEP_SECONDS},
     "online-checks-purge": {"task": "online.tasks.checks_purge", "schedule": 3600.0},
+    "break-glass-alerts": {"task": "privacy.tasks.break_glass_alerts_sweep", "schedule": SWEEP_SECONDS},
 }
 
 # --- Authentication -------------------------------------------------------------------

@@ -75,6 +75,10 @@ class Patient(TenantModel):
 
     objects = PatientQuerySet.as_manager()  # type: ignore[misc]
 
+    # Not a column: set by patients.access when a blocked patient is let in to a member without the permission by a
+    # break-glass grant (its id), so the audit of what they do marks it as break-glass.
+    break_glass: str | None = None
+
     class Meta:
         ordering = ["last_name_key", "first_name_key", "id"]
         constraints = [

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Prefetch, Q, QuerySet
 
 from patients import identifiers
-from patients.models import Coverage, Patient, format_internal_id
+from patients.models import Coverage, Patient, format_internal_id, may_see_blocked
 
 if TYPE_CHECKING:
     from clinic.models import Clinic, Membership
@@ -24,15 +24,20 @@ MAX_QUERY = 100  # longer entries match nobody (and are not parsed)
 HIGH = "\U0010ffff"
 
 
-def patients_visible(*, clinic: Clinic, membership: Membership | None, archived: bool = False) -> QuerySet[Patient]:
-    qs = Patient.objects.for_clinic(clinic).visible_to(membership)
+def patients_visible(
+    *, clinic: Clinic, membership: Membership | None, archived: bool = False, blocked_too: bool = False
+) -> QuerySet[Patient]:
+    """blocked_too: blocked patients stay in whoever asks, for patients.access to decide on one patient it was
+    asked for by id (the permission, or a break-glass grant); never for a list or a search."""
+    qs = Patient.objects.for_clinic(clinic)
+    qs = qs if blocked_too else qs.visible_to(membership)
     return qs if archived else qs.filter(is_archived=False)
 
 
-def patient_detail(*, clinic: Clinic, membership: Membership | None) -> QuerySet[Patient]:
+def patient_detail(*, clinic: Clinic, membership: Membership | None, blocked_too: bool = False) -> QuerySet[Patient]:
     """Patients (archived too) with their coverage (where the clinic bills insurance), for the record and
     the quickview."""
-    patients = patients_visible(clinic=clinic, membership=membership, archived=True)
+    patients = patients_visible(clinic=clinic, membership=membership, archived=True, blocked_too=blocked_too)
     if not clinic.bills_insurance:
         return patients
     return patients.prefetch_related(
@@ -116,6 +121,25 @@ def patient_search(
             name &= Q(first_name_key__gte=terms.first_prefix, first_name_key__lt=terms.first_prefix + HIGH)
         return list(visible.filter(name).order_by("last_name_key", "first_name_key", "id")[:limit])
     return []
+
+
+def restricted_match(*, clinic: Clinic, membership: Membership | None, query: str) -> Patient | None:
+    """The blocked patient (not archived) a search names exactly by an identifier, internal ID or national
+    identifier, for a member who may not see blocked patients; None otherwise (one query, or none).
+
+    Names, dates of birth and phone numbers never match here: they are shared and guessable, so a blocked patient
+    cannot be found by trying them. Only someone who holds the patient's own number learns that a restricted record
+    has it, and what they can do then is break glass (with a reason, audited, reviewed).
+    """
+    if may_see_blocked(membership):
+        return None
+    terms = parse_search(query, us_dates=clinic.time_zone.startswith("America/"))
+    exact = [Q(internal_id=v) for v in [terms.internal_id] if v] + [Q(national_id=v) for v in [terms.national_id] if v]
+    if not exact:
+        return None
+    lookup = exact[0] | exact[1] if len(exact) == 2 else exact[0]
+    found = list(Patient.objects.for_clinic(clinic).filter(lookup, is_blocked=True, is_archived=False)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def national_id_holders(

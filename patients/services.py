@@ -108,9 +108,13 @@ def patient_archive(*, clinic: Clinic, actor: User, patient: Patient, archived: 
 
 
 def patient_record_opened(*, clinic: Clinic, actor: User, patient: Patient, view: str) -> None:
-    """Every opening of a blocked patient's record or quickview is audited."""
+    """Every opening of a blocked patient's record or quickview is audited (as break-glass, with the grant's id,
+    when a grant let the member in: see patients.access)."""
     if patient.is_blocked:
-        audit_record(clinic=clinic, actor=actor, action="patient.blocked_viewed", target=patient, detail={"view": view})
+        detail: dict[str, object] = {"view": view}
+        if patient.break_glass:
+            detail["break_glass"] = patient.break_glass
+        audit_record(clinic=clinic, actor=actor, action="patient.blocked_viewed", target=patient, detail=detail)
 
 
 def coverage_delete(*, clinic: Clinic, actor: User, coverage: Coverage) -> None:

@@ -5,16 +5,24 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinic import services as clinic_services
 from clinic.access import ClinicRequest
 from clinic.htmx import page_or_fragment
 from patients import importer, selectors, services
-from patients.access import can_edit_patients, coverage_for_member, edits_patients, patient_for_member
+from patients.access import (
+    can_edit_patients,
+    coverage_for_member,
+    edits_patients,
+    patient_for_member,
+    patient_to_change,
+    restricted_search_row,
+)
 from patients.forms import CoverageForm, ImportForm, PatientForm
 from patients.models import may_see_blocked
 from patients.signals import patient_page_sections
@@ -25,8 +33,10 @@ LIST_LIMIT = 50
 @require_GET
 def patient_list(request: ClinicRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
+    restricted = None
     if query:
         patients = selectors.patient_search(clinic=request.clinic, membership=request.membership, query=query)
+        restricted = restricted_search_row(request, query, lambda p: reverse("patients:detail", args=[p.public_id]))
     else:
         patients = list(selectors.patients_visible(clinic=request.clinic, membership=request.membership)[:LIST_LIMIT])
     context = {
@@ -36,6 +46,7 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
         "total": None if query else selectors.patients_count(clinic=request.clinic, membership=request.membership),
         "limit": selectors.SEARCH_LIMIT if query else LIST_LIMIT,
         "can_edit": can_edit_patients(request),
+        "restricted": restricted,
     }
     template = page_or_fragment(request, "patients/list.html", "results")
     return render(request, template, context)
@@ -44,7 +55,7 @@ def patient_list(request: ClinicRequest) -> HttpResponse:
 @edits_patients
 @require_http_methods(["GET", "POST"])
 def patient_edit(request: ClinicRequest, patient: UUID | None = None) -> HttpResponse:
-    instance = patient_for_member(request, patient) if patient else None
+    instance = patient_to_change(request, patient) if patient else None
     can_block = may_see_blocked(request.membership)  # who may see blocked records may also block one
     form = PatientForm(request.POST or None, instance=instance, clinic=request.clinic, can_block=can_block)
     if request.method == "POST" and form.is_valid():
@@ -66,7 +77,7 @@ def patient_detail(request: ClinicRequest, patient: UUID) -> HttpResponse:
     services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="record")
     context = {
         "patient": obj,
-        "can_edit": can_edit_patients(request),
+        "can_edit": can_edit_patients(request) and not obj.break_glass,
         # Sections of observers (notifications: contact preferences); patients imports none of them.
         "sections": patient_page_sections(request, obj),
     }
@@ -78,13 +89,13 @@ def patient_quickview(request: ClinicRequest, patient: UUID) -> HttpResponse:
     obj = patient_for_member(request, patient)
     services.patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj, view="quickview")
     template = page_or_fragment(request, "patients/quickview.html", "panel")
-    return render(request, template, {"patient": obj, "can_edit": can_edit_patients(request)})
+    return render(request, template, {"patient": obj, "can_edit": can_edit_patients(request) and not obj.break_glass})
 
 
 @edits_patients
 @require_http_methods(["GET", "POST"])
 def patient_archive(request: ClinicRequest, patient: UUID) -> HttpResponse:
-    obj = patient_for_member(request, patient)
+    obj = patient_to_change(request, patient)
     if request.method == "POST":
         services.patient_archive(clinic=request.clinic, actor=request.user, patient=obj, archived=not obj.is_archived)
         messages.success(request, f"{obj.display_name} is {'archived' if obj.is_archived else 'restored'}.")
@@ -97,7 +108,7 @@ def patient_archive(request: ClinicRequest, patient: UUID) -> HttpResponse:
 def coverage_edit(request: ClinicRequest, patient: UUID, coverage: UUID | None = None) -> HttpResponse:
     if not request.clinic.bills_insurance:
         raise Http404("This practice does not bill insurance.")
-    obj = patient_for_member(request, patient)
+    obj = patient_to_change(request, patient)
     instance = coverage_for_member(request, obj, coverage) if coverage else None
     if request.method == "POST" and instance is not None and request.POST.get("action") == "delete":
         services.coverage_delete(clinic=request.clinic, actor=request.user, coverage=instance)
@@ -140,7 +151,7 @@ def patient_import(request: ClinicRequest) -> HttpResponse:
 def patient_merge(request: ClinicRequest, patient: UUID) -> HttpResponse:
     """Merge this record (typically one registered online) into the patient it really is: find them, check both
     side by side, confirm. Everything of this record moves to the one kept; this one is archived."""
-    duplicate = patient_for_member(request, patient)
+    duplicate = patient_to_change(request, patient)
     query = request.GET.get("q", "").strip()
     found = (
         [
@@ -154,8 +165,8 @@ def patient_merge(request: ClinicRequest, patient: UUID) -> HttpResponse:
     keep = None
     if keep_id := request.POST.get("keep") or request.GET.get("keep"):
         try:
-            keep = patient_for_member(request, UUID(keep_id))
-        except (ValueError, Http404):
+            keep = patient_to_change(request, UUID(keep_id))
+        except (ValueError, Http404, PermissionDenied):
             keep = None
     error = ""
     if request.method == "POST" and keep is not None and request.POST.get("confirm") == "merge":

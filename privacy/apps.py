@@ -12,4 +12,9 @@ class PrivacyConfig(AppConfig):
     verbose_name = "Privacy"
 
     def ready(self) -> None:
-        pass
+        from patients import signals as patient_signals
+        from privacy import receivers
+
+        # Break-glass: does a grant let this member in to this blocked patient; what a search offers for one.
+        patient_signals.blocked_access_query.connect(receivers.blocked_access, dispatch_uid="privacy.blocked_access")
+        patient_signals.restricted_match.connect(receivers.restricted_match, dispatch_uid="privacy.restricted_match")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from clinic.models import Clinic, Department, Membership, NamedPermission, Practitioner
 from clinic.services import audit_record
 from patients.models import may_see_blocked
+from patients.signals import blocked_access_grant
 from scheduling.models import (
     Appointment,
     AppointmentSource,
@@ -84,14 +85,19 @@ def booking_like(source: Appointment | Series, *, slot: Slot, **more: Any) -> Bo
     )
 
 
-def may_book(membership: Membership | None, patient: Patient) -> None:
-    """Refuse a patient this member may not book (blocked without the permission, or archived). No membership:
-    the patient books themselves online (or a system does), and the caller applies its own rule for blocked
-    patients (online turns their bookings into requests)."""
+def may_book(membership: Membership | None, patient: Patient) -> str | None:
+    """Refuse a patient this member may not book (blocked without the permission or a break-glass grant, or
+    archived). No membership: the patient books themselves online (or a system does), and the caller applies its
+    own rule for blocked patients (online turns their bookings into requests). Returns the id of the break-glass
+    grant that lets this member book a blocked patient, when that is what does (for the audit)."""
+    grant = None
     if membership is not None and patient.is_blocked and not may_see_blocked(membership):
-        raise BookingError("You do not have permission to book this patient.")
+        grant = blocked_access_grant(membership=membership, patient=patient)
+        if grant is None:
+            raise BookingError("You do not have permission to book this patient.")
     if patient.is_archived:
         raise BookingError("This patient's record is archived; restore it before booking.")
+    return grant
 
 
 def appointment_book(
@@ -112,7 +118,7 @@ def appointment_book(
     both booked. On SQLite, IMMEDIATE transactions serialise writers instead.
     """
     patient = request.patient
-    may_book(membership, patient)
+    grant = may_book(membership, patient)
     with transaction.atomic():
         no_key = connection.features.has_select_for_no_key_update
         slot = slot_locked(clinic, request.slot.pk)
@@ -188,6 +194,7 @@ def appointment_book(
                 "slot": str(slot.public_id),
                 "patient": str(patient.public_id),
                 "blocked": patient.is_blocked,
+                **({"break_glass": grant} if grant else {}),
                 "source": request.source,
                 **({"hold": str(hold.public_id)} if hold is not None else {}),
                 **({"closed_override": override} if override else {}),

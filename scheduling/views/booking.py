@@ -22,7 +22,7 @@ from django_htmx.http import trigger_client_event
 from clinic.access import ClinicRequest, permission_required, viewer_today
 from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission
-from patients.access import active_patient_for_member, patient_for_member
+from patients.access import active_patient_for_member, patient_for_member, restricted_search_row
 from patients.models import Patient, may_see_blocked
 from patients.selectors import patient_search
 from patients.services import patient_record_opened
@@ -129,6 +129,11 @@ def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
         context["query"] = query
         context["results"] = (
             patient_search(clinic=request.clinic, membership=request.membership, query=query) if query else []
+        )
+        # A blocked patient named exactly by an identifier: break glass, then back here with them chosen.
+        book_url = reverse("scheduling:book", args=[obj.public_id])
+        context["restricted"] = (
+            restricted_search_row(request, query, lambda p: f"{book_url}?patient={p.public_id}") if query else None
         )
         template = "scheduling/book.html"
         if request.htmx and request.htmx.target == "booking-results":

@@ -123,6 +123,17 @@ def make_consumer(clinic):
     ).consumer  # fmt: skip
 
 
+def make_break_glass_use(clinic):
+    from privacy.services.breakglass import break_glass
+
+    member = MembershipFactory(clinic=clinic, role=Role.RECEPTION)
+    patient = PatientFactory(clinic=clinic, is_blocked=True, blocked_reason="Walk")
+    reason = "A walk through every object URL."
+    return break_glass(
+        clinic=clinic, actor=member.user, membership=member, patient=patient, category="other", reason=reason
+    )
+
+
 OBJECT_MAKERS = {
     "member": lambda clinic: MembershipFactory(clinic=clinic, role=Role.RECEPTION),
     "slot_type": lambda clinic: SlotTypeFactory(clinic=clinic),
@@ -140,6 +151,7 @@ OBJECT_MAKERS = {
     "session": make_session,
     "entry": make_waitlist_entry,
     "consumer": make_consumer,
+    "use": make_break_glass_use,
     "public_id": None,  # generic tenant pages: resolved by the route name below
 }
 
@@ -267,7 +279,7 @@ def test_reception_cannot_open_clinic_admin_pages(reception_client_a):
     assert reception_client_a.get(reverse("sessions_setup:index")).status_code == 403
 
 
-APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online")
+APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online", "privacy")
 # Methods that read no tenant data: they write the rows given (with their clinic), or return nothing.
 WRITES_ONLY = {"create", "bulk_create", "bulk_update", "none"}
 # Deliberate queries of tenant data across clinics (or before a clinic is known), each with its reason.
@@ -324,6 +336,11 @@ CROSS_CLINIC = {
         "beat's sweep ends every clinic's lapsed holds; each is then read and ended through for_clinic",
     ),
     "online/services.py EmailCheck.objects.filter": (1, "the hourly purge deletes every clinic's expired checks"),
+    "privacy/selectors/breakglass.py BreakGlassAlert.objects.filter": (1, "beat's sweep of every clinic's alerts"),
+    "privacy/services/breakglass.py BreakGlassAlert.objects.filter": (
+        1,
+        "a send task claiming the alert it was given; all after the claim goes through for_clinic",
+    ),
     "online/selectors.py OnlineSettings.objects.select_related": (
         1,
         "the public booking site has no session: its address names the clinic by its slug",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -27,14 +27,17 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
+from clinic.models import Membership, Role
 from fhir_api.models import Consumer
 from fhir_api.services.consumers import consumer_create
 from notifications.models import Message
 from notifications.sending import unsubscribe_token
 from online.services import done_token, manage_token, offer_token
+from privacy.models import BreakGlass
+from privacy.services.breakglass import break_glass
 from tests.e2e.calendar_browser import ARM_SETTLE, WINTER_DAY, find_and_pick, sign_in, tip
 from tests.e2e.realistic_clinic import RealisticClinic, build_clinic
-from tests.factories import TEST_PASSWORD, ClinicFactory, PatientFactory, UserFactory
+from tests.factories import TEST_PASSWORD, ClinicFactory, MembershipFactory, PatientFactory, UserFactory
 from tests.url_walk import Route, all_routes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,6 +163,7 @@ WAITLIST_PAGES = dict.fromkeys(
     "403 (reception and admins keep the waiting list)",
 )
 NOT_OWN_GOOGLE = {"calendar_sync:google-default": "403 (only a practitioner connects their own Google account)"}
+PRIVACY_OFFICER_PAGES = dict.fromkeys(("privacy:reviews", "privacy:review"), "403 (privacy officers only)")
 SKIPPED: dict[str, dict[str, str]] = {
     "admin": SKIPPED_FOR_EVERYONE | NOT_OWN_GOOGLE | CSV | {"sessions_setup:index": "302 (to the session templates)"},
     "reception": SKIPPED_FOR_EVERYONE
@@ -167,8 +171,10 @@ SKIPPED: dict[str, dict[str, str]] = {
     | CLINIC_ADMIN_PAGES
     | SESSION_SETUP_PAGES
     | CSV
+    | PRIVACY_OFFICER_PAGES
     | {"scheduling:waitlist-settings": ADMINS_ONLY},
     "clinician": SKIPPED_FOR_EVERYONE
+    | PRIVACY_OFFICER_PAGES
     | CLINIC_ADMIN_PAGES
     | WAITLIST_PAGES
     | SESSION_SETUP_PAGES
@@ -226,6 +232,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "session": world.session.public_id,
         "entry": world.waitlist_entry.public_id,
         "consumer": walk_consumer(world).public_id,
+        "use": walk_break_glass(world).public_id,
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
@@ -236,6 +243,8 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "scheduling:book": {"slot": world.free_slot.public_id},
         "scheduling:session-resume": {"session": world.out_session.public_id},  # a session taken out
         "scheduling:series-new": {"slot": world.free_slot.public_id},
+        # The blocked patient: the reason form for members without the permission ("no need" for the admin).
+        "privacy:break-glass": {"patient": world.blocked.public_id},
         "notifications:unsubscribe": {"token": unsubscribe_token(str(world.mary.public_id), "email")},
         "password_reset_confirm": {"token": default_token_generator.make_token(user)},
         "online:times": {"slot_type": online_type},
@@ -307,6 +316,25 @@ def walk_consumer(world: RealisticClinic) -> Consumer:
     ).consumer
 
 
+def walk_break_glass(world: RealisticClinic) -> BreakGlass:
+    """A use of break-glass waiting for review (by a member of its own, so the walk's members get no grant)."""
+    found = BreakGlass.objects.for_clinic(world.clinic).first()
+    if found is not None:
+        return found
+    member = cast(
+        "Membership",
+        MembershipFactory(clinic=world.clinic, role=Role.RECEPTION, user__first_name="Gus", user__last_name="Glass"),
+    )
+    return break_glass(
+        clinic=world.clinic,
+        actor=member.user,
+        membership=member,
+        patient=world.blocked,
+        category="clinical_emergency",
+        reason="Collapsed in the waiting room; the GP needed the allergies.",
+    )
+
+
 def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
     """More addresses of some routes: the states their query strings open (results, a chosen patient...)."""
     mary = world.mary.public_id
@@ -319,7 +347,8 @@ def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
         "scheduling:slot-new": [f"?date={DAY}&practitioner={world.smith.public_id}"],
         "scheduling:appointments-report": [f"?first_date={DAY[:8]}01&last_date={DAY[:8]}31"],
         "scheduling:availability-edit": ["?add=1"],
-        "patients:list": ["?q=thorn"],
+        "patients:list": ["?q=thorn", f"?q={world.blocked.internal_id}"],
+        "privacy:reviews": ["?state=closed"],
         "calendar_sync:index": [f"?practitioner={world.smith.public_id}"],
         # The waiting list's other kinds and states, and adding a patient for a full group slot (both steps).
         "scheduling:waitlist": ["?state=removed", "?kind=slot"],
