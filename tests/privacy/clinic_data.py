@@ -51,7 +51,9 @@ def clinic_with_data(clinic: Clinic, tag: str, *, patients: int = 3) -> ClinicDa
 
     slot_type = SlotTypeFactory(clinic=clinic, name=f"Visit {tag}")
     session = allocate_session(clinic, practitioner=practitioner, day=dt.date(2027, 6, 7), slot_types=[slot_type] * 3)
-    people = [PatientFactory(clinic=clinic, first_name=f"Pat{tag}", last_name=f"Person{tag}{n}") for n in range(patients)]
+    people = [
+        PatientFactory(clinic=clinic, first_name=f"Pat{tag}", last_name=f"Person{tag}{n}") for n in range(patients)
+    ]
     data.words += [person.last_name for person in people]
     for slot, person in zip(session.slots.order_by("position"), people, strict=False):
         book(slot, person)

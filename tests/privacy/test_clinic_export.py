@@ -54,7 +54,9 @@ def expected_rows(label: str, clinic) -> set[int]:
     if label == "auth.User":
         members = Membership.objects.for_clinic(clinic).values("user_id")
         practitioners = Practitioner.objects.for_clinic(clinic).values("user_id")
-        return set(get_user_model().objects.filter(Q(pk__in=members) | Q(pk__in=practitioners)).values_list("pk", flat=True))
+        return set(
+            get_user_model().objects.filter(Q(pk__in=members) | Q(pk__in=practitioners)).values_list("pk", flat=True)
+        )
     if label == "oauth2_provider.Application":
         return set(Consumer.objects.for_clinic(clinic).values_list("application_id", flat=True))
     if any(field.name == "clinic" for field in model._meta.concrete_fields):
@@ -74,7 +76,9 @@ def exported_ids(files: dict[str, bytes], entry: dict[str, Any]) -> tuple[set[in
 
 @pytest.fixture
 def two_clinics() -> tuple[ClinicData, ClinicData]:
-    return clinic_with_data(ClinicFactory(name="North"), "North"), clinic_with_data(ClinicFactory(name="South"), "South")
+    return clinic_with_data(ClinicFactory(name="North"), "North"), clinic_with_data(
+        ClinicFactory(name="South"), "South"
+    )
 
 
 def test_every_model_of_the_project_is_decided_once():
@@ -212,7 +216,9 @@ def test_an_admin_exports_in_process_sees_it_done_and_downloads_it_once(clinic_a
     assert again.status_code == 410 and "has been used" in again.content.decode()
     page = admin_client_a.get(export_url()).content.decode()
     assert "the link has been used" in page and "Download zip (once)" not in page
-    actions = list(AuditEvent.objects.for_clinic(clinic_a).filter(object_id=str(export.public_id)).values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.for_clinic(clinic_a).filter(object_id=str(export.public_id)).values_list("action", flat=True)
+    )
     assert sorted(actions) == ["clinic_export.downloaded", "clinic_export.requested"]
 
 
@@ -251,7 +257,9 @@ def test_a_link_with_a_wrong_token_is_a_404(clinic_a, admin_client_a):
     url = download_link(admin_client_a)
     export_id = url.split("/")[3]
     token = url.split("/")[5]
-    assert admin_client_a.get(reverse("privacy:clinic-export-download", args=[export_id, token + "x"])).status_code == 404
+    assert (
+        admin_client_a.get(reverse("privacy:clinic-export-download", args=[export_id, token + "x"])).status_code == 404
+    )
     assert admin_client_a.get(reverse("privacy:clinic-export-download", args=[export_id, "made-up"])).status_code == 404
     assert admin_client_a.get(url).status_code == 200  # the real one still works (once)
 
@@ -369,11 +377,14 @@ def test_a_real_worker_on_redis_writes_the_export_the_request_queued(clinic_a, a
             "from clinic.models import Clinic\n"
             "from django.contrib.auth import get_user_model\n"
             "from privacy.services.clinic_export import clinic_export_request\n"
-            f"clinic = Clinic.objects.get(pk={clinic_a.pk}); user = get_user_model().objects.get(pk={admin_a.user.pk})\n"
+            f"clinic = Clinic.objects.get(pk={clinic_a.pk})\n"
+            f"user = get_user_model().objects.get(pk={admin_a.user.pk})\n"
             "print(clinic_export_request(clinic=clinic, actor=user).pk)\n",
         )
         export = eventually(
-            lambda: ClinicExport.objects.filter(clinic=clinic_a, state=ExportState.DONE).first(), "finish the export", 90
+            lambda: ClinicExport.objects.filter(clinic=clinic_a, state=ExportState.DONE).first(),
+            "finish the export",
+            90,
         )
     assert export.models_done == len(export_plan().parts)
     client = logged_in_client(admin_a)
@@ -381,4 +392,6 @@ def test_a_real_worker_on_redis_writes_the_export_the_request_queued(clinic_a, a
     with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     patients = next(entry for entry in manifest["models"] if entry["model"] == "patients.Patient")
-    assert patients["rows"] == 3 and manifest["database"] == ("postgresql" if "postgres" in worker_database_url() else "sqlite")
+    assert patients["rows"] == 3 and manifest["database"] == (
+        "postgresql" if "postgres" in worker_database_url() else "sqlite"
+    )
