@@ -152,8 +152,19 @@ def coverage_kwargs(clinic):
     return {"patient": patient.public_id, "coverage": coverage.public_id}
 
 
+def clinic_export_kwargs(clinic):
+    """A finished clinic export and its download link's token (the worker's service run in this process)."""
+    from privacy.models import ClinicExport
+    from privacy.services.clinic_export import clinic_export_run, download_token
+
+    export = ClinicExport.objects.create(clinic=clinic)
+    clinic_export_run(export.pk)
+    export.refresh_from_db()
+    return {"export": export.public_id, "token": download_token(export)}
+
+
 # Routes whose keywords must name related objects (a patient's own coverage) get all of them at once.
-ROUTE_MAKERS = {"patients:coverage-edit": coverage_kwargs}
+ROUTE_MAKERS = {"patients:coverage-edit": coverage_kwargs, "privacy:clinic-export-download": clinic_export_kwargs}
 
 
 GENERIC_MAKERS = {
@@ -267,7 +278,7 @@ def test_reception_cannot_open_clinic_admin_pages(reception_client_a):
     assert reception_client_a.get(reverse("sessions_setup:index")).status_code == 403
 
 
-APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online")
+APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online", "privacy")
 # Methods that read no tenant data: they write the rows given (with their clinic), or return nothing.
 WRITES_ONLY = {"create", "bulk_create", "bulk_update", "none"}
 # Deliberate queries of tenant data across clinics (or before a clinic is known), each with its reason.
@@ -324,6 +335,15 @@ CROSS_CLINIC = {
         "beat's sweep ends every clinic's lapsed holds; each is then read and ended through for_clinic",
     ),
     "online/services.py EmailCheck.objects.filter": (1, "the hourly purge deletes every clinic's expired checks"),
+    "privacy/services/clinic_export.py ClinicExport.objects.filter": (
+        5,
+        "the export task claims the row its id names, and beat's sweep handles every clinic's queued, stopped and "
+        "expired exports by id",
+    ),
+    "privacy/services/clinic_export.py ClinicExport.objects.select_related": (
+        1,
+        "the export task reads the row it claimed with its clinic; all after it goes through for_clinic",
+    ),
     "online/selectors.py OnlineSettings.objects.select_related": (
         1,
         "the public booking site has no session: its address names the clinic by its slug",
