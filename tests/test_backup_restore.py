@@ -87,10 +87,12 @@ def _postgres_counts(dbname: str) -> dict[str, int]:
                 " WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name"
             )
         ]
-        return {
-            table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
-            for table in tables
-        }
+        counts = {}
+        for table in tables:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            assert row is not None
+            counts[table] = int(row[0])
+        return counts
 
 
 def _sqlite_counts(path: str) -> dict[str, int]:

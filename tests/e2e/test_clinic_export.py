@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from pathlib import Path
 
 import pytest
 from django.test import TestCase
@@ -35,7 +34,7 @@ def exports_section(page: Page):
     return page.locator("section#exports")
 
 
-def test_an_admin_exports_the_clinic_watches_progress_and_downloads_once(page: Page, live_server, tmp_path: Path):
+def test_an_admin_exports_the_clinic_watches_progress_and_downloads_once(page, live_server, tmp_path):
     clinic = ClinicFactory(name="Export Clinic")
     admin = MembershipFactory(clinic=clinic, role=Role.ADMIN, **ALL_PERMISSIONS)
     clinic_with_data(clinic, "Browser")
@@ -95,7 +94,7 @@ def test_an_admin_exports_the_clinic_watches_progress_and_downloads_once(page: P
     assert found == [], "\n".join(found)
 
 
-def test_the_page_works_on_a_tablet(page: Page, live_server):
+def test_the_page_works_on_a_tablet(page, live_server):
     clinic = ClinicFactory(name="Tablet Clinic")
     admin = MembershipFactory(clinic=clinic, role=Role.ADMIN, **ALL_PERMISSIONS)
     with TestCase.captureOnCommitCallbacks(execute=True), tasks_in_process():

@@ -38,7 +38,7 @@ class ClinicData:
     words: list[str] = field(default_factory=list)  # this clinic's own words (names), for cross-clinic searches
 
 
-def clinic_with_data(clinic: Clinic, tag: str, *, patients: int = 3) -> ClinicData:
+def clinic_with_data(clinic, tag, *, patients=3):
     """Members, a practitioner with a feed and a Google connection, a session with bookings, patients with
     coverage, an event, a message, an online email check, a FHIR consumer and audit events: each named with `tag`."""
     data = ClinicData(clinic, tag)

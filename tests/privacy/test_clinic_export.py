@@ -75,7 +75,7 @@ def exported_ids(files: dict[str, bytes], entry: dict[str, Any]) -> tuple[set[in
 
 
 @pytest.fixture
-def two_clinics() -> tuple[ClinicData, ClinicData]:
+def two_clinics():
     return clinic_with_data(ClinicFactory(name="North"), "North"), clinic_with_data(
         ClinicFactory(name="South"), "South"
     )
@@ -284,7 +284,7 @@ def test_members_who_are_not_admins_are_refused(clinic_a, admin_client_a, recept
 
 
 def test_the_page_reads_a_bounded_number_of_queries(clinic_a, admin_a, admin_client_a, django_assert_num_queries):
-    def add(count: int) -> None:
+    def add(count):
         for n in range(count):
             other = MembershipFactory(clinic=clinic_a, role=Role.ADMIN).user
             ClinicExport.objects.create(
