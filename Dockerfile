@@ -14,7 +14,7 @@ COPY . .
 RUN DJANGO_ENV=production SECRET_KEY=build-only-placeholder-key-not-used-at-runtime-0123456789 \
     ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput
 
-RUN useradd --create-home --uid 10001 clinic && chown -R clinic /app
+RUN mkdir -p /app/exports && useradd --create-home --uid 10001 clinic && chown -R clinic /app
 USER clinic
 EXPOSE 8000
 CMD ["gunicorn", "clinic.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -226,6 +226,7 @@ CELERY_BEAT_SCHEDULE = {
     "waitlist-sweep": {"task": "scheduling.tasks.waitlist_sweep", "schedule": SWEEP_SECONDS},
     "online-checks-purge": {"task": "online.tasks.checks_purge", "schedule": 3600.0},
     "break-glass-alerts": {"task": "privacy.tasks.break_glass_alerts_sweep", "schedule": SWEEP_SECONDS},
+    "clinic-export-sweep": {"task": "privacy.tasks.clinic_export_sweep", "schedule": SWEEP_SECONDS},
 }
 
 # --- Authentication -------------------------------------------------------------------
@@ -333,6 +334,16 @@ OAUTH2_PROVIDER = {
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 # Free slots a search may span (GP Connect: at most 14 days; more is a 422).
 FHIR_SEARCH_DAYS = 14
+
+# --- Data rights (privacy/) ------------------------------------------------------------
+# A clinic's export (a zip of its data) is written here by the worker and streamed from here once: a folder that the
+# web and worker processes share (docker-compose mounts the "exports" volume), never under static files.
+PRIVACY_EXPORT_DIR = Path(os.environ.get("PRIVACY_EXPORT_DIR") or (BASE_DIR / "exports"))
+# How long an export's download link works (then beat deletes the file); rows are written in chunks of this many.
+PRIVACY_EXPORT_LINK_HOURS = float(os.environ.get("PRIVACY_EXPORT_LINK_HOURS", "24"))
+PRIVACY_EXPORT_CHUNK = int(os.environ.get("PRIVACY_EXPORT_CHUNK", "2000"))
+# A running export whose progress has not moved for this long is taken as lost (its worker died) and failed.
+PRIVACY_EXPORT_STALE_MINUTES = float(os.environ.get("PRIVACY_EXPORT_STALE_MINUTES", "30"))
 
 # --- Internationalisation and time ----------------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -1,6 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from privacy.views import breakglass
+from privacy.views import clinic_export
 
 app_name = "privacy"
 
@@ -8,4 +9,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("break-glass/patient/<uuid:patient>/", breakglass.break_glass, name="break-glass"),
     path("break-glass/reviews/", breakglass.reviews, name="reviews"),
     path("break-glass/reviews/<uuid:use>/", breakglass.review, name="review"),
+    path("export/", clinic_export.export_page, name="clinic-export"),
+    path("export/<uuid:export>/download/<str:token>/", clinic_export.export_download, name="clinic-export-download"),
 ]

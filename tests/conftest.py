@@ -59,6 +59,15 @@ def logged_in_client(membership: Membership) -> Client:
     return client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _clinic_exports_in_a_temporary_folder(tmp_path_factory):
+    """Clinic exports (privacy) are written under a folder of the test run, never the project's own."""
+    from django.test import override_settings
+
+    with override_settings(PRIVACY_EXPORT_DIR=tmp_path_factory.mktemp("exports")):
+        yield
+
+
 @pytest.fixture
 def clinic_a():
     return ClinicFactory(name="Clinic A", slug="clinic-a", internal_ids_enabled=True)

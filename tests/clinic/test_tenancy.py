@@ -164,8 +164,19 @@ def coverage_kwargs(clinic):
     return {"patient": patient.public_id, "coverage": coverage.public_id}
 
 
+def clinic_export_kwargs(clinic):
+    """A finished clinic export and its download link's token (the worker's service run in this process)."""
+    from privacy.models import ClinicExport
+    from privacy.services.clinic_export import clinic_export_run, download_token
+
+    export = ClinicExport.objects.create(clinic=clinic)
+    clinic_export_run(export.pk)
+    export.refresh_from_db()
+    return {"export": export.public_id, "token": download_token(export)}
+
+
 # Routes whose keywords must name related objects (a patient's own coverage) get all of them at once.
-ROUTE_MAKERS = {"patients:coverage-edit": coverage_kwargs}
+ROUTE_MAKERS = {"patients:coverage-edit": coverage_kwargs, "privacy:clinic-export-download": clinic_export_kwargs}
 
 
 GENERIC_MAKERS = {
@@ -340,6 +351,15 @@ CROSS_CLINIC = {
     "privacy/services/breakglass.py BreakGlassAlert.objects.filter": (
         1,
         "a send task claiming the alert it was given; all after the claim goes through for_clinic",
+    ),
+    "privacy/services/clinic_export.py ClinicExport.objects.filter": (
+        5,
+        "the export task claims the row its id names, and beat's sweep handles every clinic's queued, stopped and "
+        "expired exports by id",
+    ),
+    "privacy/services/clinic_export.py ClinicExport.objects.select_related": (
+        1,
+        "the export task reads the row it claimed with its clinic; all after it goes through for_clinic",
     ),
     "online/selectors.py OnlineSettings.objects.select_related": (
         1,

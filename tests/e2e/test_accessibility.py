@@ -125,6 +125,8 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "fhir_api:consumer-edit",
         "fhir_api:consumer-rotate",
         "fhir_api:consumer-revoke",
+        "privacy:clinic-export",
+        "privacy:clinic-export-download",
     ),
     ADMINS_ONLY,
 )
@@ -165,7 +167,11 @@ WAITLIST_PAGES = dict.fromkeys(
 NOT_OWN_GOOGLE = {"calendar_sync:google-default": "403 (only a practitioner connects their own Google account)"}
 PRIVACY_OFFICER_PAGES = dict.fromkeys(("privacy:reviews", "privacy:review"), "403 (privacy officers only)")
 SKIPPED: dict[str, dict[str, str]] = {
-    "admin": SKIPPED_FOR_EVERYONE | NOT_OWN_GOOGLE | CSV | {"sessions_setup:index": "302 (to the session templates)"},
+    "admin": SKIPPED_FOR_EVERYONE
+    | NOT_OWN_GOOGLE
+    | CSV
+    | {"sessions_setup:index": "302 (to the session templates)"}
+    | {"privacy:clinic-export-download": "200 application/zip (the export's file, once)"},
     "reception": SKIPPED_FOR_EVERYONE
     | NOT_OWN_GOOGLE
     | CLINIC_ADMIN_PAGES
@@ -270,6 +276,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
             {"public_id": str(world.free_slot.public_id)},
         ),
         "fhir_api:unknown": {"rest": "Encounter"},
+        "privacy:clinic-export-download": walk_export(world) if route.name == "privacy:clinic-export-download" else {},
     }
     kwargs = dict(by_route.get(route.name, {}))
     for keyword in route.converters:
@@ -333,6 +340,17 @@ def walk_break_glass(world: RealisticClinic) -> BreakGlass:
         category="clinical_emergency",
         reason="Collapsed in the waiting room; the GP needed the allergies.",
     )
+
+
+def walk_export(world: RealisticClinic) -> dict[str, Any]:
+    """A finished export of the clinic and its download link (the worker's service run in this process)."""
+    from privacy.models import ClinicExport
+    from privacy.services.clinic_export import clinic_export_run, download_token
+
+    export = ClinicExport.objects.create(clinic=world.clinic, requested_by=world.members["admin"].user)
+    clinic_export_run(export.pk)
+    export.refresh_from_db()
+    return {"export": export.public_id, "token": download_token(export)}
 
 
 def extra_visits(world: RealisticClinic) -> dict[str, list[str]]:
