@@ -1,7 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from privacy.views import breakglass
-from privacy.views import clinic_export
+from privacy.views import breakglass, clinic_export
 
 app_name = "privacy"
 
