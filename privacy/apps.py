@@ -12,4 +12,8 @@ class PrivacyConfig(AppConfig):
     verbose_name = "Privacy"
 
     def ready(self) -> None:
-        pass
+        from patients.signals import patient_sections
+        from privacy.views import patient_data
+
+        # The patient page's "Patient data" section: export and erasure (patients imports nothing of privacy).
+        patient_sections.connect(patient_data.patient_section, dispatch_uid="privacy.patient_data_section")
