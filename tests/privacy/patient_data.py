@@ -48,7 +48,7 @@ from scheduling.services.booking import (
 )
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, draft_of_new_series
 
-FIRST, LAST = "Zebedee", "Quillfeather"
+FIRST, LAST, PREFERRED = "Zebedee", "Quillfeather", "Quilly"
 BIRTH = dt.date(1975, 4, 3)
 MOBILE, HOME = "07700 900461", "01632 960782"
 EMAIL = "zebedee.quill@example.org"
@@ -75,6 +75,7 @@ def digits(phone: str) -> str:
 IDENTITY = [
     FIRST,
     LAST,
+    PREFERRED,
     *birth_date_spellings(BIRTH),
     MOBILE,
     digits(MOBILE),
@@ -108,7 +109,7 @@ def rich_patient(clinic, admin: Membership, *, day: dt.date) -> RichPatient:
         clinic=clinic,
         first_name=FIRST,
         last_name=LAST,
-        preferred_name="Zeb",
+        preferred_name=PREFERRED,
         date_of_birth=BIRTH,
         mobile_phone=MOBILE,
         home_phone=HOME,
@@ -297,14 +298,12 @@ def identity_found(needles: Iterable[str]) -> list[str]:
     like = "ILIKE" if connection.vendor == "postgresql" else "LIKE"
     with connection.cursor() as cursor:
         for table, column in _text_columns():
-            for needle in needles:
-                pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                cursor.execute(
-                    f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) {like} %s ESCAPE \'\\\'',
-                    [pattern],
-                )
-                if cursor.fetchone()[0]:
-                    hits.append(f"{table}.{column}: {needle}")
+            value = f'CAST("{column}" AS TEXT)'
+            where = " OR ".join(f"{value} {like} %s ESCAPE '!'" for _ in needles)
+            patterns = ["%" + n.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%" for n in needles]
+            cursor.execute(f'SELECT DISTINCT {value} FROM "{table}" WHERE {where}', patterns)
+            for (text,) in cursor.fetchall():
+                hits += [f"{table}.{column}: {n}" for n in needles if n.lower() in (text or "").lower()]
     for subscription_id, body in FeedDocument.objects.values_list("subscription_id", "body"):
         text = gzip.decompress(bytes(body)).decode() if body else ""
         hits += [f"feed of subscription {subscription_id}: {n}" for n in needles if n.lower() in text.lower()]
