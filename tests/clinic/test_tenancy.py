@@ -267,7 +267,7 @@ def test_reception_cannot_open_clinic_admin_pages(reception_client_a):
     assert reception_client_a.get(reverse("sessions_setup:index")).status_code == 403
 
 
-APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online")
+APPS = ("clinic", "sessions_setup", "scheduling", "patients", "calendar_sync", "notifications", "online", "privacy")
 # Methods that read no tenant data: they write the rows given (with their clinic), or return nothing.
 WRITES_ONLY = {"create", "bulk_create", "bulk_update", "none"}
 # Deliberate queries of tenant data across clinics (or before a clinic is known), each with its reason.

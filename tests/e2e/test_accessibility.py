@@ -122,9 +122,16 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "fhir_api:consumer-edit",
         "fhir_api:consumer-rotate",
         "fhir_api:consumer-revoke",
+        "privacy:retention",
     ),
     ADMINS_ONLY,
 )
+# A patient's data: admins (and privacy officers) export it, admins erase it; the walk's reception and clinician
+# are neither.
+PATIENT_DATA_PAGES = {
+    "privacy:patient-export": "403 (admins and privacy officers export a patient's data)",
+    "privacy:patient-erase": "403 (admins erase a record)",
+}
 MANAGE_SESSIONS = "403 (needs Setup: Manage Sessions)"
 SESSION_SETUP_PAGES = dict.fromkeys(
     (
@@ -167,9 +174,11 @@ SKIPPED: dict[str, dict[str, str]] = {
     | CLINIC_ADMIN_PAGES
     | SESSION_SETUP_PAGES
     | CSV
+    | PATIENT_DATA_PAGES
     | {"scheduling:waitlist-settings": ADMINS_ONLY},
     "clinician": SKIPPED_FOR_EVERYONE
     | CLINIC_ADMIN_PAGES
+    | PATIENT_DATA_PAGES
     | WAITLIST_PAGES
     | SESSION_SETUP_PAGES
     | dict.fromkeys(
