@@ -118,9 +118,11 @@ def _value(row: models.Model, field: models.Field, users: dict[int, str], seen: 
         if target_id is None:
             return None
         related = field.related_model
-        if related is not None and related._meta.label == settings.AUTH_USER_MODEL:
+        if related is None or isinstance(related, str):  # resolved by now: never "self" or a name
+            return target_id
+        if related._meta.label == settings.AUTH_USER_MODEL:
             return users.get(target_id, f"user {target_id}")
-        if related is not None and any(f.name == "public_id" for f in related._meta.concrete_fields):
+        if any(f.name == "public_id" for f in related._meta.concrete_fields):
             # Rows are named by their public ids (as in URLs); each looked up once.
             if (related, target_id) not in seen:
                 public_id = related._base_manager.filter(pk=target_id).values_list("public_id", flat=True).first()

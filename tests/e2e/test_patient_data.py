@@ -26,13 +26,17 @@ def axe_clean(page: Page, where: str) -> None:
     assert accessibility_problems(page, where) == []
 
 
-def test_export_then_erase_from_the_patients_page(page: Page, live_server, clinic_a, admin_a, js_errors, csp_violations):
+def test_export_then_erase_from_the_patients_page(
+    page: Page, live_server, clinic_a, admin_a, js_errors, csp_violations
+):
     patient = PatientFactory(
         clinic=clinic_a, first_name="Opal", last_name="Oldfield", email="opal@example.org", mobile_phone="07700 900777"
     )
     practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Long Ago")
     long_ago = timezone.localdate() - dt.timedelta(days=365 * 10)
-    session = allocate_session(clinic_a, practitioner=practitioner, day=long_ago, slot_types=[SlotTypeFactory(clinic=clinic_a)])
+    session = allocate_session(
+        clinic_a, practitioner=practitioner, day=long_ago, slot_types=[SlotTypeFactory(clinic=clinic_a)]
+    )
     book(session.slots.get(), patient, status="completed")
 
     sign_in(page, live_server, admin_a)
@@ -80,7 +84,9 @@ def test_a_refusal_within_retention_passes_axe_and_says_when(page: Page, live_se
     patient = PatientFactory(clinic=clinic_a, first_name="Recent", last_name="Visitor")
     practitioner = PractitionerFactory(clinic=clinic_a)
     day = timezone.localdate() - dt.timedelta(days=30)
-    session = allocate_session(clinic_a, practitioner=practitioner, day=day, slot_types=[SlotTypeFactory(clinic=clinic_a)])
+    session = allocate_session(
+        clinic_a, practitioner=practitioner, day=day, slot_types=[SlotTypeFactory(clinic=clinic_a)]
+    )
     book(session.slots.get(), patient, status="completed")
     sign_in(page, live_server, admin_a)
     page.goto(live_server.url + reverse("privacy:patient-erase", args=[patient.public_id]))

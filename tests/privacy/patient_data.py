@@ -221,7 +221,12 @@ def rich_patient(clinic, admin: Membership, *, day: dt.date) -> RichPatient:
         note=f"Left a message for {FIRST}",
     )
     consent_record(
-        patient=patient, channel=Channel.SMS, granted=True, source=ConsentSource.RECEPTION, actor=actor, now=timezone.now()
+        patient=patient,
+        channel=Channel.SMS,
+        granted=True,
+        source=ConsentSource.RECEPTION,
+        actor=actor,
+        now=timezone.now(),
     )
     patient_record_opened(clinic=clinic, actor=actor, patient=patient, view="record")
     # The messages the bookings recorded, sent (their words and addresses are kept).

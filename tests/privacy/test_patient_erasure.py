@@ -18,7 +18,7 @@ from calendar_sync.feed.build import feed_build
 from calendar_sync.feed.subscriptions import subscription_get_or_create
 from calendar_sync.google.changes import changes_record
 from calendar_sync.models import FeedDocument, FeedSubscription, GoogleEvent, GooglePending, SyncType
-from clinic.models import AuditEvent, Role
+from clinic.models import AuditEvent, Membership, Role
 from patients.display import IdentifierMode
 from patients.models import Patient
 from privacy.services.patient_data import ErasureRefused, patient_erase
@@ -42,7 +42,9 @@ def rich(clinic_a, admin_a):
         Patient.objects.filter(pk=made.patient.pk).update(is_blocked=False)
         made.patient.refresh_from_db()
         subscription = subscription_get_or_create(clinic=clinic_a, practitioner=made.practitioner)
-        FeedSubscription.objects.filter(pk=subscription.pk).update(enabled=True, identifier_mode=IdentifierMode.FULL_NAME)
+        FeedSubscription.objects.filter(pk=subscription.pk).update(
+            enabled=True, identifier_mode=IdentifierMode.FULL_NAME
+        )
         subscription.refresh_from_db()
         feed_build(subscription=subscription, now=timezone.now(), force=True)
     return made
@@ -190,3 +192,21 @@ def test_the_patients_events_are_deleted_from_google_and_never_sent_again(
             assert not any(LAST in e.get("summary", "") for e in again)
     assert FeedSubscription.objects.get(practitioner=practitioner).sync_type == SyncType.TWO_WAY
     assert identity_found([FIRST, LAST, EMAIL]) == []
+
+
+@pytest.mark.django_db
+def test_the_demo_has_a_riverside_patient_to_export_and_erase(capsys):
+    from django.core.management import call_command
+
+    from clinic.models import Clinic
+
+    call_command("seed_demo", "--quiet")
+    call_command("seed_demo", "--quiet")  # converges: one demo patient, however many runs
+    riverside = Clinic.objects.get(slug="riverside")
+    edith = Patient.objects.get(clinic=riverside, first_name="Edith", last_name="Longago")
+    assert Appointment.objects.filter(patient=edith, status="completed").count() == 2
+    admin = Membership.objects.filter(clinic=riverside, role=Role.ADMIN).first()
+    client = logged_in_client(admin)
+    assert "Type the patient" in client.get(erase_page(edith)).content.decode()
+    assert client.post(erase_page(edith), {"confirm_name": "Edith Longago"}).status_code == 302
+    assert identity_found(["Longago", "edith.longago@example.com", "1931-05-17"]) == []

@@ -92,7 +92,9 @@ def test_each_appointment_comes_with_its_history(admin_client_a, rich, admin_a):
     assert stories[str(first.public_id)]["rescheduled_to"] == str(moved.public_id)
     assert stories[str(moved.public_id)]["rescheduled_from"] == str(first.public_id)
     assert "appointment.rescheduled" in [e["action"] for e in stories[str(moved.public_id)]["history"]]
-    assert [e["detail"].get("to") for e in stories[str(done.public_id)]["history"] if e["action"] == "appointment.status"] == [
+    assert [
+        e["detail"].get("to") for e in stories[str(done.public_id)]["history"] if e["action"] == "appointment.status"
+    ] == [
         "arrived",
         "in_consultation",
         "completed",
@@ -109,9 +111,11 @@ def test_the_blocked_patients_record_openings_are_in_it(clinic_a, admin_client_a
     data, page = download(admin_client_a, rich.patient)
     openings = data["record_viewed_while_blocked"]
     assert [e["by"] for e in openings][-1] == viewer.user.get_full_name()
-    assert len(openings) == AuditEvent.objects.filter(
-        action="patient.blocked_viewed", object_id=str(rich.patient.public_id)
-    ).count() == 2
+    assert (
+        len(openings)
+        == AuditEvent.objects.filter(action="patient.blocked_viewed", object_id=str(rich.patient.public_id)).count()
+        == 2
+    )
     assert "Who opened the record while it was blocked" in page and viewer.user.get_full_name() in page
 
 
@@ -132,7 +136,9 @@ def test_the_page_says_what_the_file_holds_and_an_empty_record_is_still_exported
     assert "No appointments." in html
 
 
-def test_the_patient_page_offers_export_to_admins_and_privacy_officers_only(clinic_a, admin_client_a, reception_client_a):
+def test_the_patient_page_offers_export_to_admins_and_privacy_officers_only(
+    clinic_a, admin_client_a, reception_client_a
+):
     patient = PatientFactory(clinic=clinic_a)
     url = reverse("privacy:patient-export", args=[patient.public_id])
     detail = reverse("patients:detail", args=[patient.public_id])
@@ -158,5 +164,7 @@ def test_another_clinics_patient_is_a_404_on_every_patient_data_url(clinic_a, ou
     for name in ("privacy:patient-export", "privacy:patient-erase"):
         url = reverse(name, args=[patient.public_id])
         assert outsider_client.get(url).status_code == 404
-        assert outsider_client.post(url, {"confirm_name": f"{patient.first_name} {patient.last_name}"}).status_code == 404
+        assert (
+            outsider_client.post(url, {"confirm_name": f"{patient.first_name} {patient.last_name}"}).status_code == 404
+        )
     assert not AuditEvent.objects.filter(action__in=("patient.exported", "patient.erased")).exists()
