@@ -29,7 +29,7 @@ def axe_clean(page: Page, where: str) -> None:
 def test_export_then_erase_from_the_patients_page(
     page: Page, live_server, clinic_a, admin_a, js_errors, csp_violations
 ):
-    patient = PatientFactory(
+    patient: Patient = PatientFactory(  # type: ignore[assignment]  # factory_boy returns the model instance
         clinic=clinic_a, first_name="Opal", last_name="Oldfield", email="opal@example.org", mobile_phone="07700 900777"
     )
     practitioner = PractitionerFactory(clinic=clinic_a, name="Dr Long Ago")
@@ -81,7 +81,7 @@ def test_export_then_erase_from_the_patients_page(
 
 
 def test_a_refusal_within_retention_passes_axe_and_says_when(page: Page, live_server, clinic_a, admin_a):
-    patient = PatientFactory(clinic=clinic_a, first_name="Recent", last_name="Visitor")
+    patient: Patient = PatientFactory(clinic=clinic_a, first_name="Recent", last_name="Visitor")  # type: ignore[assignment]
     practitioner = PractitionerFactory(clinic=clinic_a)
     day = timezone.localdate() - dt.timedelta(days=30)
     session = allocate_session(

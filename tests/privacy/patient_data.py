@@ -46,6 +46,7 @@ from scheduling.services.booking import (
     appointment_reschedule,
     appointment_status_set,
 )
+from sessions_setup.models import SlotType
 from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, draft_of_new_series
 
 FIRST, LAST, PREFERRED = "Zebedee", "Quillfeather", "Quilly"
@@ -104,8 +105,8 @@ def rich_patient(clinic, admin: Membership, *, day: dt.date) -> RichPatient:
     an opening of the blocked record."""
     actor = admin.user
     practitioner = PractitionerFactory(clinic=clinic, name="Dr Erasmus")
-    kind = SlotTypeFactory(clinic=clinic, name="Consultation", capacity=2)
-    patient = PatientFactory(
+    kind: SlotType = SlotTypeFactory(clinic=clinic, name="Consultation", capacity=2)  # type: ignore[assignment]
+    patient: Patient = PatientFactory(  # type: ignore[assignment]  # factory_boy returns the model instance
         clinic=clinic,
         first_name=FIRST,
         last_name=LAST,
@@ -254,7 +255,7 @@ def lookups_to_patient(max_depth: int = 6) -> dict[str, list[str]]:
         for model in apps.get_models():
             for field in relation_fields(model):
                 target = field.related_model
-                if target not in found or target is model:
+                if isinstance(target, str) or target not in found or target is model:
                     continue
                 for rest in list(found[target]):
                     lookup = f"{field.name}__{rest}" if rest else field.name
