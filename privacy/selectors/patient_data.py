@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -112,23 +112,40 @@ def _user_label(user: Any) -> str:
     return (user.get_full_name() or user.email or user.get_username()) if user is not None else ""
 
 
+def _related(field: models.Field) -> type[models.Model] | None:
+    related = field.related_model
+    return None if related is None or isinstance(related, str) else related
+
+
+def _has_public_id(model: type[models.Model]) -> bool:
+    return any(f.name == "public_id" for f in model._meta.concrete_fields)
+
+
+def _public_ids_read(rows: list[models.Model], seen: dict[Any, str]) -> None:
+    """The public ids of every row these rows point at (rows are named by them, as in URLs): one query per
+    foreign key, whatever the number of rows."""
+    if not rows:
+        return
+    for field in rows[0]._meta.concrete_fields:
+        related = _related(field) if field.is_relation else None
+        if related is None or not _has_public_id(related):
+            continue
+        wanted = {getattr(row, field.attname) for row in rows} - {None}
+        wanted = {pk for pk in wanted if (related, pk) not in seen}
+        if wanted:
+            found = related._base_manager.filter(pk__in=sorted(wanted)).values_list("pk", "public_id")
+            seen.update({(related, pk): str(public_id) for pk, public_id in found})
+
+
 def _value(row: models.Model, field: models.Field, users: dict[int, str], seen: dict[Any, str]) -> Any:
     if field.is_relation:
         target_id = getattr(row, field.attname)
-        if target_id is None:
-            return None
-        related = field.related_model
-        if related is None or isinstance(related, str):  # resolved by now: never "self" or a name
+        related = _related(field)
+        if target_id is None or related is None:
             return target_id
         if related._meta.label == settings.AUTH_USER_MODEL:
             return users.get(target_id, f"user {target_id}")
-        if any(f.name == "public_id" for f in related._meta.concrete_fields):
-            # Rows are named by their public ids (as in URLs); each looked up once.
-            if (related, target_id) not in seen:
-                public_id = related._base_manager.filter(pk=target_id).values_list("public_id", flat=True).first()
-                seen[(related, target_id)] = str(public_id or target_id)
-            return seen[(related, target_id)]
-        return target_id
+        return seen.get((related, target_id), target_id)
     value = getattr(row, field.attname)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
@@ -139,7 +156,8 @@ def _value(row: models.Model, field: models.Field, users: dict[int, str], seen: 
     return value
 
 
-def _serialise(rows: Iterable[models.Model], users: dict[int, str], seen: dict[Any, str]) -> list[dict[str, Any]]:
+def _serialise(rows: list[models.Model], users: dict[int, str], seen: dict[Any, str]) -> list[dict[str, Any]]:
+    _public_ids_read(rows, seen)
     out = []
     for row in rows:
         item: dict[str, Any] = {}

@@ -11,12 +11,16 @@ import zipfile
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from clinic.models import AuditEvent, Role
 from privacy.selectors.patient_data import NOT_EXPORTED
+from scheduling.models import Appointment
+from scheduling.services.booking import BookingRequest, appointment_book
 from tests.conftest import logged_in_client
-from tests.factories import MembershipFactory, PatientFactory
+from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.privacy.patient_data import BIRTH, EMAIL, FIRST, LAST, lookups_to_patient, rich_patient, rows_reaching
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +172,29 @@ def test_another_clinics_patient_is_a_404_on_every_patient_data_url(clinic_a, ou
             outsider_client.post(url, {"confirm_name": f"{patient.first_name} {patient.last_name}"}).status_code == 404
         )
     assert not AuditEvent.objects.filter(action__in=("patient.exported", "patient.erased")).exists()
+
+
+def book_some(clinic, admin, patient, count: int, day: dt.date) -> None:
+    kind = SlotTypeFactory(clinic=clinic)
+    practitioner = PractitionerFactory(clinic=clinic)
+    session = allocate_session(clinic, practitioner=practitioner, day=day, slot_types=[kind] * count)
+    for slot in session.slots.order_by("starts_at"):
+        appointment_book(clinic=clinic, actor=admin.user, membership=admin, request=BookingRequest(slot, patient))
+
+
+def test_the_export_reads_a_bounded_number_of_queries_whatever_the_patients_history(
+    clinic_a, admin_a, admin_client_a, django_assert_max_num_queries
+):
+    patient = PatientFactory(clinic=clinic_a, email="counted@example.org", mobile_phone="07700 900999")
+    page, download_url = (reverse("privacy:patient-export", args=[patient.public_id]),) * 2
+    book_some(clinic_a, admin_a, patient, 2, NOW.date() + dt.timedelta(days=3))
+    with CaptureQueriesContext(connection) as small_page:
+        admin_client_a.get(page)
+    with CaptureQueriesContext(connection) as small_file:
+        admin_client_a.post(download_url)
+    book_some(clinic_a, admin_a, patient, 8, NOW.date() + dt.timedelta(days=4))
+    assert Appointment.objects.filter(patient=patient).count() == 10
+    with django_assert_max_num_queries(len(small_page)):
+        admin_client_a.get(page)
+    with django_assert_max_num_queries(len(small_file)):
+        admin_client_a.post(download_url)
