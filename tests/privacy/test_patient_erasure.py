@@ -210,3 +210,28 @@ def test_the_demo_has_a_riverside_patient_to_export_and_erase(capsys):
     assert "Type the patient" in client.get(erase_page(edith)).content.decode()
     assert client.post(erase_page(edith), {"confirm_name": "Edith Longago"}).status_code == 302
     assert identity_found(["Longago", "edith.longago@example.com", "1931-05-17"]) == []
+
+
+@pytest.mark.django_db
+def test_googles_deletes_are_rows_written_with_the_erasure_and_the_push_waits_for_commit(
+    clinic_a, admin_a, rich, django_capture_on_commit_callbacks
+):
+    from calendar_sync.models import GoogleConnection
+
+    connection = GoogleConnection.objects.create(
+        clinic=clinic_a, practitioner=rich.practitioner, email="dr@example.com", refresh_token="sealed"
+    )
+    keys = [f"a{a.pk}" for a in rich.appointments]
+    GoogleEvent.objects.bulk_create(
+        GoogleEvent(clinic=clinic_a, connection=connection, key=key, event_id=f"ev{i}") for i, key in enumerate(keys)
+    )
+    with time_machine.travel(dt.datetime(2035, 3, 6, 9, tzinfo=dt.UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            patient_erase(clinic=clinic_a, actor=admin_a.user, patient=rich.patient)
+            # Inside the erasure's transaction: the deletes are durable rows, whatever becomes of the broker.
+            assert sorted(GooglePending.objects.filter(connection=connection).values_list("key", flat=True)) == sorted(
+                keys
+            )
+            assert GoogleConnection.objects.get(pk=connection.pk).push_queued
+        assert callbacks  # the push is only nudged once the erasure has committed
+    assert AuditEvent.objects.get(action="patient.erased").detail["google_deletes"] == 3
