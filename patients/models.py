@@ -65,6 +65,9 @@ class Patient(TenantModel):
         help_text="Created by an online booking that matched no patient: check the details, or merge it into the "
         "patient it really is.",
     )
+    # Erased (privacy's patient erasure): the identity is gone, the row stays so appointments still count in
+    # reports; feeds and Google leave its appointments out.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Search keys, kept by save(): indexed, so every kind of search is an index lookup.
     last_name_key = models.CharField(max_length=80, editable=False)
     first_name_key = models.CharField(max_length=80, editable=False)

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from privacy.views import breakglass, clinic_export
+from privacy.views import breakglass, clinic_export, patient_data
 
 app_name = "privacy"
 
@@ -10,4 +10,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("break-glass/reviews/<uuid:use>/", breakglass.review, name="review"),
     path("export/", clinic_export.export_page, name="clinic-export"),
     path("export/<uuid:export>/download/<str:token>/", clinic_export.export_download, name="clinic-export-download"),
+    path("patients/<uuid:patient>/export/", patient_data.patient_export_page, name="patient-export"),
+    path("patients/<uuid:patient>/erase/", patient_data.patient_erase_page, name="patient-erase"),
+    path("settings/retention/", patient_data.retention_settings, name="retention"),
 ]

@@ -85,7 +85,7 @@ def feed_sources(
 
     A patient is named only as `mode` allows (Internal ID falls back to initials while the clinic has internal
     IDs off: patients.display.mode_in_use); a blocked patient only as "Restricted patient". Cancelled
-    appointments are left out, so calendar apps drop them.
+    appointments and those of erased patients are left out, so calendar apps drop them.
     """
     mode = mode_in_use(mode, internal_ids_enabled=clinic.internal_ids_enabled)
     starts, ends = feed_window(now)
@@ -93,6 +93,8 @@ def feed_sources(
         Appointment.objects.for_clinic(clinic)
         .live()
         .filter(practitioner=practitioner, starts_at__gte=starts, starts_at__lt=ends)
+        # An erased patient's appointments are never shown again (nor sent to Google).
+        .filter(patient__erased_at__isnull=True)
         .values_list(
             "pk",
             "public_id",

@@ -189,8 +189,8 @@ def _plan(
             calls.append(Call("patch", source.key, event_id, body, fp, etag=etag, sent=sent))
         else:
             unchanged += 1
-    # Mapped but not shown now: deleted or cancelled here (removed from Google), or only out of the
-    # window (an old appointment stays in Google as it was).
+    # Mapped but not shown now: deleted or cancelled here, or its patient erased (removed from Google), or only
+    # out of the window (an old appointment stays in Google as it was).
     still_here = _still_ours(connection, set(known))
     calls += [Call("delete", key, event_id) for key, (event_id, *_) in known.items() if key not in still_here]
     return calls, unchanged
@@ -203,6 +203,7 @@ def _still_ours(connection: GoogleConnection, keys: set[ItemKey]) -> set[ItemKey
         for pk in Appointment.objects.for_clinic(connection.clinic_id)
         .filter(practitioner_id=connection.practitioner_id, pk__in=appointments)
         .live()
+        .filter(patient__erased_at__isnull=True)  # an erased patient's events are deleted, even old ones
         .values_list("pk", flat=True)
     }
     found |= {

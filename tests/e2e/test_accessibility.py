@@ -127,9 +127,16 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "fhir_api:consumer-revoke",
         "privacy:clinic-export",
         "privacy:clinic-export-download",
+        "privacy:retention",
     ),
     ADMINS_ONLY,
 )
+# A patient's data: admins (and privacy officers) export it, admins erase it; the walk's reception and clinician
+# are neither.
+PATIENT_DATA_PAGES = {
+    "privacy:patient-export": "403 (admins and privacy officers export a patient's data)",
+    "privacy:patient-erase": "403 (admins erase a record)",
+}
 MANAGE_SESSIONS = "403 (needs Setup: Manage Sessions)"
 SESSION_SETUP_PAGES = dict.fromkeys(
     (
@@ -178,10 +185,12 @@ SKIPPED: dict[str, dict[str, str]] = {
     | SESSION_SETUP_PAGES
     | CSV
     | PRIVACY_OFFICER_PAGES
+    | PATIENT_DATA_PAGES
     | {"scheduling:waitlist-settings": ADMINS_ONLY},
     "clinician": SKIPPED_FOR_EVERYONE
     | PRIVACY_OFFICER_PAGES
     | CLINIC_ADMIN_PAGES
+    | PATIENT_DATA_PAGES
     | WAITLIST_PAGES
     | SESSION_SETUP_PAGES
     | dict.fromkeys(
