@@ -42,6 +42,7 @@ from fhir_api.models import FhirBooking
 from notifications.models import Message, Status
 from online.models import EmailCheck, OnlineBooking
 from patients.models import Coverage, Patient
+from privacy.models import BreakGlass
 from privacy.selectors.patient_data import erasure_refusal, patient_export_contents
 from scheduling.models import Appointment, Displacement, WaitlistEntry
 
@@ -116,6 +117,10 @@ def patient_erase(*, clinic: Clinic, actor: User, patient: Patient, now: dt.date
             description="Erased", comment=""
         )
         Coverage.objects.for_clinic(clinic).filter(patient=locked).update(member_id="", group_number="")
+        # Break-glass: who opened the record, when and why stays for the privacy officers; the words may name them.
+        BreakGlass.objects.for_clinic(clinic).filter(patient=locked).update(
+            reason="Erased with the patient's record.", review_note=""
+        )
 
         locked.title = locked.preferred_name = ""
         locked.first_name, locked.last_name = ERASED_FIRST_NAME, ERASED_LAST_NAME

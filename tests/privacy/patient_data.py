@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from calendar_sync.models import FeedDocument
-from clinic.models import Membership
+from clinic.models import Membership, Role
 from fhir_api.models import FhirBooking, OrganisationType
 from fhir_api.services.consumers import consumer_create
 from notifications.consent import consent_record
@@ -24,6 +24,8 @@ from notifications.sending import send_messages, tick
 from online.models import BookingMode, EmailCheck, OnlineBooking, OnlineStatus
 from patients.models import Coverage, Patient
 from patients.services import patient_record_opened
+from privacy.models import BreakGlassAlert
+from privacy.services.breakglass import break_glass, review_close
 from scheduling.models import (
     Appointment,
     ChangeKind,
@@ -47,7 +49,14 @@ from scheduling.services.booking import (
     appointment_status_set,
 )
 from sessions_setup.models import SlotType
-from tests.factories import PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session, draft_of_new_series
+from tests.factories import (
+    MembershipFactory,
+    PatientFactory,
+    PractitionerFactory,
+    SlotTypeFactory,
+    allocate_session,
+    draft_of_new_series,
+)
 
 FIRST, LAST, PREFERRED = "Zebedee", "Quillfeather", "Quilly"
 BIRTH = dt.date(1975, 4, 3)
@@ -230,6 +239,23 @@ def rich_patient(clinic, admin: Membership, *, day: dt.date) -> RichPatient:
         now=timezone.now(),
     )
     patient_record_opened(clinic=clinic, actor=actor, patient=patient, view="record")
+    # Break-glass by a receptionist, alerting the admin (a privacy officer), and its review; the words name them.
+    officer = Membership.objects.filter(pk=admin.pk).update(perm_privacy_officer=True)
+    assert officer == 1
+    member: Membership = MembershipFactory(clinic=clinic, role=Role.RECEPTION)  # type: ignore[assignment]
+    use = break_glass(
+        clinic=clinic,
+        actor=member.user,
+        membership=member,
+        patient=patient,
+        category="clinical_emergency",
+        reason=f"{FIRST} {LAST} collapsed at the desk; the GP needed the allergies",
+    )
+    assert BreakGlassAlert.objects.filter(use=use).exists(), "no privacy officer was alerted"
+    admin.refresh_from_db()
+    review_close(
+        clinic=clinic, actor=actor, membership=admin, use=use, outcome="appropriate", note=f"Spoke to {FIRST}: fine"
+    )
     # The messages the bookings recorded, sent (their words and addresses are kept).
     later = timezone.now() + dt.timedelta(minutes=1)
     tick(later, lambda ids: send_messages(ids, later))
