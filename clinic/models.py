@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any, Self
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -283,3 +284,25 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+
+class UserSession(AbstractBaseSession):
+    """A signed-in browser: Django's session row, kept by clinic.user_sessions.SessionStore (SESSION_ENGINE).
+
+    The key column holds the SHA-256 of the session key, never the key itself, so the table can list a user's
+    sessions ("Your active sessions") and end any of them (delete the row) without holding anything a thief
+    could present as a cookie. The other columns are copied from the session's data at each save.
+    """
+
+    session_key = models.CharField("session key (SHA-256)", max_length=64, primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    public_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    signed_in_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expire_date"], name="usersession_user_idx")]
