@@ -47,6 +47,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from clinic import user_sessions
 from clinic.models import Clinic, Membership, UserSession
 from clinic.proxy import client_ip
+from clinic.selectors import memberships_of_user
 from clinic.services import audit_record
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ BACKGROUND_HEADER = "X-Background"  # a request the page made on its own (a poll
 
 def active_memberships(user: User) -> list[Membership]:
     """The user's active memberships, with their clinics (one query)."""
-    return list(Membership.objects.filter(user=user, is_active=True).select_related("clinic"))
+    return list(memberships_of_user(user=user))
 
 
 def clinics_require_two_factor(memberships: Iterable[Membership]) -> bool:

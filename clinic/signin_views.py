@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django_otp import login as otp_login
 
 from clinic import selectors, services, signin
@@ -185,11 +185,16 @@ def sessions_list(request: ClinicRequest) -> HttpResponse:
     return render(request, "clinic/sessions.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def session_end(request: ClinicRequest, user_session: UUID) -> HttpResponse:
-    this = str(user_session) == signin.this_session_id(request)
-    if not signin.session_end(request, public_id=user_session):
+    """Sign out one of your sessions (GET asks first)."""
+    session = signin.sessions_of(request.user).filter(public_id=user_session).first()
+    if session is None:
         raise Http404("No such session.")
+    this = str(user_session) == signin.this_session_id(request)
+    if request.method == "GET":
+        return render(request, "clinic/session_end.html", {"session": session, "this": this})
+    signin.session_end(request, public_id=user_session)
     if this:
         messages.success(request, "You are signed out.")
         return redirect("login")
