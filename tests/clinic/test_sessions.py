@@ -161,3 +161,11 @@ def test_the_sessions_page_has_a_bounded_number_of_queries(admin_a, clock, djang
         signed_in(admin_a)
     with django_assert_num_queries(few_count):
         assert client.get(reverse("sessions")).content.decode().count("<td>Firefox on Windows") == 6
+
+
+def test_the_audit_page_shows_sign_in_events_in_words(admin_a, clock):
+    client = signed_in(admin_a)
+    Client(HTTP_USER_AGENT=FIREFOX).post(reverse("login"), {"username": admin_a.user.username, "password": "wrong"})
+    page = client.get(reverse("clinic:audit")).content.decode()
+    assert "Signed in" in page and "method: password · ip: 127.0.0.1 · browser: Firefox on Windows" in page
+    assert "Sign-in failed" in page and "step: password" in page

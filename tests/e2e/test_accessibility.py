@@ -27,6 +27,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
+from clinic.models import UserSession
 from fhir_api.models import Consumer
 from fhir_api.services.consumers import consumer_create
 from notifications.models import Message
@@ -58,6 +59,10 @@ SKIPPED_FOR_EVERYONE = {
     "login": "302 (signed in already)",
     "password_reset_confirm": "302 (to its set-password address; visited signed out)",
     "clinic:switch": POST_ONLY,
+    # The second step, for a member without an authenticator: to its set-up (a page, visited); the second step's
+    # own page and the recovery codes shown are visited in tests/e2e/test_sign_in_security.py.
+    "two-factor": "302 (to set up two-factor: no authenticator yet)",
+    "session-status": "200 application/json",
     "scheduling:calendar-filters": POST_ONLY,
     "calendar_sync:feed": "200 text/calendar",
     "calendar_sync:google-connect": POST_ONLY,
@@ -114,6 +119,8 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "clinic:practitioners",
         "clinic:practitioner-add",
         "clinic:practitioner-edit",
+        "clinic:signin-settings",
+        "clinic:member-two-factor-reset",
         "notifications:settings",
         "online:settings",
         "online:practitioner",
@@ -226,6 +233,7 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "session": world.session.public_id,
         "entry": world.waitlist_entry.public_id,
         "consumer": walk_consumer(world).public_id,
+        "user_session": UserSession.objects.filter(user=user, public_id__isnull=False).first().public_id,
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
@@ -554,6 +562,9 @@ def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations)
         "healthz",
         "login",
         "logout",
+        "two-factor",
+        "two-factor-setup",
+        "session-status",
         "password_reset",
         "password_reset_done",
         "password_reset_confirm",
