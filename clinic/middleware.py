@@ -4,13 +4,13 @@ signed-in pages out of caches, and signs idle sessions out (SignInMiddleware).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.utils import timezone

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
@@ -138,7 +138,7 @@ def pending_of(request: HttpRequest) -> Pending | None:
     record = request.session.get(PENDING)
     if not isinstance(record, dict) or time.time() - float(record.get("at", 0)) > PENDING_SECONDS:
         return None
-    user = get_user_model().objects.filter(pk=record.get("user"), is_active=True).first()
+    user = get_user_model().objects.filter(pk=int(record.get("user") or 0), is_active=True).first()
     if user is None:
         return None
     return Pending(user=user, backend=str(record.get("backend")), next_url=str(record.get("next") or ""))
@@ -152,7 +152,7 @@ def pending_end(request: HttpRequest) -> None:
 
 
 def user_agent_summary(request: HttpRequest) -> str:
-    """"Firefox on Windows": enough to recognise a browser on the sessions page."""
+    """ "Firefox on Windows": enough to recognise a browser on the sessions page."""
     agent = request.headers.get("User-Agent", "")
     browser = next(
         (
@@ -259,7 +259,9 @@ def second_step_failed(request: HttpRequest, *, user: User, what: str) -> None:
 
 
 @receiver(user_login_failed)
-def _audit_failed_sign_in(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any) -> None:
+def _audit_failed_sign_in(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any
+) -> None:
     """A failed password or code of a known user goes into their clinics' audit (unknown emails: axes' rows)."""
     username = credentials.get("username")
     if not username:
@@ -399,7 +401,7 @@ def this_session_id(request: HttpRequest) -> str:
 
 def session_end(request: HttpRequest, *, public_id: uuid.UUID) -> bool:
     """End one of the user's sessions (this one: signed out here). False if there is no such session of theirs."""
-    user = request.user
+    user = cast("User", request.user)
     if str(public_id) == this_session_id(request):
         sign_out(request, reason="ended from the sessions page")
         return True
@@ -407,8 +409,8 @@ def session_end(request: HttpRequest, *, public_id: uuid.UUID) -> bool:
         ended, _ = UserSession.objects.filter(user=user, public_id=public_id).delete()
         if ended:
             _audit_each_clinic(
-                active_memberships(user),  # type: ignore[arg-type]
-                actor=user,  # type: ignore[arg-type]
+                active_memberships(user),
+                actor=user,
                 action="signin.session_ended",
                 detail={"session": str(public_id)},
             )
@@ -417,10 +419,9 @@ def session_end(request: HttpRequest, *, public_id: uuid.UUID) -> bool:
 
 def sign_out_everywhere(request: HttpRequest) -> int:
     """End every session of the user, this one included (audited once, with the count)."""
-    user = request.user
+    user = cast("User", request.user)
     with transaction.atomic():
         this = user_sessions.key_hash(request.session.session_key or "")
         ended, _ = UserSession.objects.filter(user=user).exclude(session_key=this).delete()
         sign_out(request, reason=f"signed out everywhere ({ended} other sessions ended)")
     return ended + 1
-

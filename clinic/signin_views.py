@@ -27,7 +27,9 @@ from clinic.forms import SignInForm, SignInSettingsForm, TwoFactorCodeForm
 
 
 def _safe_next(request: HttpRequest, url: str | None) -> str:
-    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return url
     return resolve_url("home")
 
@@ -220,7 +222,7 @@ def session_status(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"signed_in": False, "remaining": 0}, status=401)
     if request.method == "POST":
         signin.activity(request, force=True)
-    memberships = signin.active_memberships(request.user)  # type: ignore[arg-type]
+    memberships = getattr(request, "memberships", [])  # loaded by ClinicMiddleware
     remaining = signin.idle_remaining(request, memberships) or 0
     return JsonResponse({"signed_in": True, "remaining": max(0, int(remaining))})
 

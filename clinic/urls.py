@@ -15,7 +15,9 @@ clinic_admin_patterns = [
     path("members/add/", views.member_add, name="member-add"),
     path("members/<uuid:member>/", views.member_edit, name="member-edit"),
     path("members/<uuid:member>/remove/", views.member_remove, name="member-remove"),
-    path("members/<uuid:member>/two-factor-reset/", signin_views.member_two_factor_reset, name="member-two-factor-reset"),
+    path(
+        "members/<uuid:member>/two-factor-reset/", signin_views.member_two_factor_reset, name="member-two-factor-reset"
+    ),
     path("audit/", views.audit_log, name="audit"),
     path("sign-in/", signin_views.signin_settings, name="signin-settings"),
 ]

@@ -61,12 +61,12 @@ class SessionStore(DatabaseSessionStore):
             return None
 
     def exists(self, session_key: str | None) -> bool:
-        return bool(session_key) and UserSession.objects.filter(session_key=key_hash(session_key)).exists()
+        return session_key is not None and UserSession.objects.filter(session_key=key_hash(session_key)).exists()
 
     def create_model_instance(self, data: dict[str, Any]) -> UserSession:
         user_id = data.get(SESSION_KEY)
         return UserSession(
-            session_key=key_hash(self._get_or_create_session_key()),
+            session_key=key_hash(self._get_or_create_session_key()),  # type: ignore[attr-defined]  # not in the stubs
             session_data=self.encode(data),
             expire_date=self.get_expiry_date(),
             user_id=int(user_id) if isinstance(user_id, str) and user_id.isdigit() else None,

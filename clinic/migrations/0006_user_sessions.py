@@ -6,28 +6,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0005_privacy_settings'),
+        ("clinic", "0005_privacy_settings"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UserSession',
+            name="UserSession",
             fields=[
-                ('session_data', models.TextField(verbose_name='session data')),
-                ('expire_date', models.DateTimeField(db_index=True, verbose_name='expire date')),
-                ('session_key', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='session key (SHA-256)')),
-                ('public_id', models.UUIDField(blank=True, editable=False, null=True, unique=True)),
-                ('signed_in_at', models.DateTimeField(blank=True, null=True)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=200)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("session_data", models.TextField(verbose_name="session data")),
+                ("expire_date", models.DateTimeField(db_index=True, verbose_name="expire date")),
+                (
+                    "session_key",
+                    models.CharField(
+                        max_length=64, primary_key=True, serialize=False, verbose_name="session key (SHA-256)"
+                    ),
+                ),
+                ("public_id", models.UUIDField(blank=True, editable=False, null=True, unique=True)),
+                ("signed_in_at", models.DateTimeField(blank=True, null=True)),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, default="", max_length=200)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'expire_date'], name='usersession_user_idx')],
+                "indexes": [models.Index(fields=["user", "expire_date"], name="usersession_user_idx")],
             },
         ),
     ]

@@ -151,7 +151,9 @@ def test_signing_out_is_audited(admin_a, clock):
     assert not UserSession.objects.filter(user=admin_a.user).exists()
 
 
-def test_the_sessions_page_has_a_bounded_number_of_queries(admin_a, clock, django_assert_num_queries, django_assert_max_num_queries):
+def test_the_sessions_page_has_a_bounded_number_of_queries(
+    admin_a, clock, django_assert_num_queries, django_assert_max_num_queries
+):
     client = signed_in(admin_a)
     client.get(reverse("sessions"))
     with django_assert_max_num_queries(50) as few:

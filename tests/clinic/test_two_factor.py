@@ -147,7 +147,11 @@ def test_a_requiring_clinic_enrols_the_member_at_sign_in_and_shows_the_codes_onc
 
 
 def test_a_member_of_several_clinics_meets_the_strictest(client, frozen):
-    relaxed, strict, gone = ClinicFactory(), ClinicFactory(requires_two_factor=True), ClinicFactory(requires_two_factor=True)
+    relaxed, strict, gone = (
+        ClinicFactory(),
+        ClinicFactory(requires_two_factor=True),
+        ClinicFactory(requires_two_factor=True),
+    )
     member = MembershipFactory(clinic=relaxed, role=Role.ADMIN)
     MembershipFactory(clinic=gone, user=member.user, is_active=False)  # a suspended membership does not count
     password_step(client, member.user)
@@ -249,7 +253,9 @@ def test_the_reset_of_another_clinics_member_is_a_404(outsider_client, admin_a):
     assert outsider_client.post(url).status_code == 404
 
 
-def test_members_list_shows_two_factor_in_a_bounded_number_of_queries(admin_client_a, clinic_a, django_assert_num_queries, django_assert_max_num_queries):
+def test_members_list_shows_two_factor_in_a_bounded_number_of_queries(
+    admin_client_a, clinic_a, django_assert_num_queries, django_assert_max_num_queries
+):
     MembershipFactory(clinic=clinic_a)
     admin_client_a.get(reverse("clinic:members"))  # the first request of a session writes it
     with django_assert_max_num_queries(50) as few:

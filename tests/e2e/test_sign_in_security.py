@@ -49,7 +49,9 @@ def test_a_requiring_clinic_has_the_member_set_up_two_factor_at_sign_in(page, li
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
-    expect(page.get_by_role("img", name="QR code holding your sign-in key (the key is also written below)")).to_be_visible()
+    expect(
+        page.get_by_role("img", name="QR code holding your sign-in key (the key is also written below)")
+    ).to_be_visible()
     check(page, "two-factor set-up", found)
     # No page is reachable before the set-up is done.
     page.goto(f"{base}/patients/")
