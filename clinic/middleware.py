@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
@@ -134,7 +134,7 @@ class SignInMiddleware:
     """Idle sign-out on the server, and the second step before any page (clinic/signin.py has the rules).
 
     A signed-in session idle past the strictest idle time of the user's clinics is signed out (audited) and sent
-    to sign-in with a message; htmx gets a whole-page redirect, background requests a 401. A request counts as
+    to sign-in with a message; htmx gets a whole-page redirect, the idle timer's question a 401. A request counts as
     activity unless it says it is background (`X-Background: 1`). A signed-in user whose clinic requires
     two-factor but whose session has not passed a second step reaches only public views and the second step.
     """
@@ -147,22 +147,17 @@ class SignInMiddleware:
             memberships = getattr(request, "memberships", [])
             remaining = signin.idle_remaining(request, memberships)
             if remaining is not None and remaining <= 0:
+                # Signed out here; the request goes on signed out: ClinicMiddleware sends a member page to sign-in
+                # (htmx: the whole page), a public page (the feed, the booking site) is served as to anyone.
                 minutes = signin.idle_limit_seconds(memberships) // 60
                 signin.sign_out(request, reason=f"idle for {minutes} minutes")
-                return self._signed_out(request, minutes)
-            if not signin.is_background(request):
+                if not signin.is_background(request):
+                    messages.info(
+                        request, f"You were signed out after {minutes} minutes without activity. Sign in again."
+                    )
+            elif not signin.is_background(request):
                 signin.activity(request)
         return self.get_response(request)
-
-    @staticmethod
-    def _signed_out(request: HttpRequest, minutes: int) -> HttpResponse:
-        if signin.is_background(request):
-            return JsonResponse({"signed_in": False, "remaining": 0}, status=401)
-        messages.info(request, f"You were signed out after {minutes} minutes without activity. Sign in again.")
-        login_url = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': request.get_full_path()})}"
-        if getattr(request, "htmx", False):
-            return HttpResponseClientRedirect(login_url)
-        return redirect_to_login(request.get_full_path())
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any

@@ -25,7 +25,7 @@ FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Fi
 def signed_in(membership, agent: str = FIREFOX) -> Client:
     client = Client(HTTP_USER_AGENT=agent)
     response = client.post(reverse("login"), {"username": membership.user.username, "password": TEST_PASSWORD})
-    assert response.status_code == 302 and response.url == reverse("home")
+    assert response.status_code == 302 and response["Location"] == reverse("home")
     return client
 
 
