@@ -233,9 +233,10 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "session": world.session.public_id,
         "entry": world.waitlist_entry.public_id,
         "consumer": walk_consumer(world).public_id,
-        "user_session": UserSession.objects.filter(user=user, public_id__isnull=False).values_list(
-            "public_id", flat=True
-        )[0],
+        # The session the walk signed in with (none when the walk is signed out).
+        "user_session": UserSession.objects.filter(user=user, public_id__isnull=False)
+        .values_list("public_id", flat=True)
+        .first(),
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
