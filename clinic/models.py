@@ -292,10 +292,11 @@ class AuditEvent(models.Model):
 
     @property
     def sign_in_detail(self) -> str:
-        """A sign-in event's detail in words ("method: recovery code · ip: 10.0.0.5"); empty for other events."""
+        """A sign-in event's detail in words ("ip: 10.0.0.5 · method: recovery code"); empty for other events."""
         if self.action not in SIGN_IN_ACTIONS:
             return ""
-        return " · ".join(f"{key}: {value}" for key, value in self.detail.items() if key != "user_id")
+        # Sorted: PostgreSQL's jsonb keeps its own key order.
+        return " · ".join(f"{key}: {value}" for key, value in sorted(self.detail.items()) if key != "user_id")
 
 
 SIGN_IN_ACTIONS = {

@@ -169,5 +169,5 @@ def test_the_audit_page_shows_sign_in_events_in_words(admin_a, clock):
     client = signed_in(admin_a)
     Client(HTTP_USER_AGENT=FIREFOX).post(reverse("login"), {"username": admin_a.user.username, "password": "wrong"})
     page = client.get(reverse("clinic:audit")).content.decode()
-    assert "Signed in" in page and "method: password · ip: 127.0.0.1 · browser: Firefox on Windows" in page
+    assert "Signed in" in page and "browser: Firefox on Windows · ip: 127.0.0.1 · method: password" in page
     assert "Sign-in failed" in page and "step: password" in page
