@@ -171,3 +171,16 @@ def test_the_audit_page_shows_sign_in_events_in_words(admin_a, clock):
     page = client.get(reverse("clinic:audit")).content.decode()
     assert "Signed in" in page and "browser: Firefox on Windows · ip: 127.0.0.1 · method: password" in page
     assert "Sign-in failed" in page and "step: password" in page
+
+
+def test_signing_out_this_browser_from_the_list(admin_a, clock):
+    client = signed_in(admin_a)
+    mine = UserSession.objects.get(user=admin_a.user)
+    page = client.get(reverse("session-end", args=[mine.public_id])).content.decode()
+    assert "Sign out this browser?" in page
+    response = client.post(reverse("session-end", args=[mine.public_id]))
+    assert response.status_code == 302 and response.url == reverse("login")
+    assert client.get(reverse("home")).status_code == 302
+    assert AuditEvent.objects.for_clinic(admin_a.clinic).get(action="signin.signed_out").detail["reason"] == (
+        "ended from the sessions page"
+    )

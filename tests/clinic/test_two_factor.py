@@ -284,3 +284,12 @@ def test_a_member_enrols_voluntarily_and_makes_new_recovery_codes(admin_a, froze
     # The next sign-in asks for a code, though no clinic requires it.
     other = Client()
     assert password_step(other, admin_a.user).url == reverse("two-factor")
+
+
+def test_the_second_step_must_follow_the_password_within_ten_minutes(client, admin_a, frozen):
+    device = enrolled(admin_a.user)
+    password_step(client, admin_a.user)
+    frozen.shift(dt.timedelta(minutes=10, seconds=1))
+    response = client.post(reverse("two-factor"), {"code": code_of(device, at=NOW + dt.timedelta(minutes=10))})
+    assert response.status_code == 302 and response.url == reverse("login")
+    assert client.get(reverse("home")).url.startswith(reverse("login"))
