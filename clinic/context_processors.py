@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from clinic import signin
 from clinic.models import NamedPermission, Role
 
 # The rota lives in scheduling (it writes dated sessions) but belongs to the Setup section.
@@ -52,4 +53,15 @@ def clinic_nav(request: HttpRequest) -> dict[str, Any]:
     return {
         "nav_items": [{"key": k, "label": label, "url": url, "active": k == section} for k, label, url in items],
         "switchable_memberships": request.memberships,  # type: ignore[attr-defined]
+        "idle_signout": idle_signout(request),
     }
+
+
+def idle_signout(request: HttpRequest) -> dict[str, int] | None:
+    """The idle timer's figures for the page (static/js/idle.js): seconds left and the limit; None when the
+    session has no sign-in record."""
+    memberships = request.memberships  # type: ignore[attr-defined]
+    remaining = signin.idle_remaining(request, memberships)
+    if remaining is None:
+        return None
+    return {"remaining": max(0, int(remaining)), "limit": signin.idle_limit_seconds(memberships)}

@@ -173,3 +173,32 @@ class SignInForm(AuthenticationForm):
         field = self.fields["username"]
         field.label = "Email"
         field.widget.attrs.update({"autocomplete": "username", "inputmode": "email", "spellcheck": "false"})
+
+
+class TwoFactorCodeForm(forms.Form):
+    """The second step's code: six digits from the authenticator app, or a recovery code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The 6 digits your authenticator app shows now, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false", "autofocus": True}
+        ),
+    )
+
+    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if label:
+            self.fields["code"].label = label
+            self.fields["code"].help_text = "The 6 digits the app shows for this account now."
+            self.fields["code"].widget.attrs["inputmode"] = "numeric"
+
+
+class SignInSettingsForm(forms.ModelForm):
+    """The clinic's "Sign-in and security": two-factor for every member, and the idle sign-out."""
+
+    class Meta:
+        model = Clinic
+        fields = ["requires_two_factor", "idle_logoff_minutes"]
+        widgets = {"idle_logoff_minutes": forms.NumberInput(attrs={"min": 5, "max": 480})}

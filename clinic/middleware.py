@@ -1,20 +1,23 @@
-"""Refuses NUL in request data, sets request.clinic and request.membership, keeps non-members out, and keeps
-signed-in pages out of caches."""
+"""Refuses NUL in request data, sets request.clinic and request.membership, keeps non-members out, keeps
+signed-in pages out of caches, and signs idle sessions out (SignInMiddleware)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
+from clinic import signin
 from clinic.models import Membership
 from clinic.selectors import memberships_of_user
 
@@ -124,4 +127,46 @@ class ClinicMiddleware:
             return redirect_to_login(request.get_full_path())
         if request.membership is None:  # type: ignore[attr-defined]
             return render(request, "clinic/no_clinic.html", status=403)
+        return None
+
+
+class SignInMiddleware:
+    """Idle sign-out on the server, and the second step before any page (clinic/signin.py has the rules).
+
+    A signed-in session idle past the strictest idle time of the user's clinics is signed out (audited) and sent
+    to sign-in with a message; htmx gets a whole-page redirect, the idle timer's question a 401. A request counts as
+    activity unless it says it is background (`X-Background: 1`). A signed-in user whose clinic requires
+    two-factor but whose session has not passed a second step reaches only public views and the second step.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and signin.is_tracked(request):
+            memberships = getattr(request, "memberships", [])
+            remaining = signin.idle_remaining(request, memberships)
+            if remaining is not None and remaining <= 0:
+                # Signed out here; the request goes on signed out: ClinicMiddleware sends a member page to sign-in
+                # (htmx: the whole page), a public page (the feed, the booking site) is served as to anyone.
+                minutes = signin.idle_limit_seconds(memberships) // 60
+                signin.sign_out(request, reason=f"idle for {minutes} minutes")
+                if not signin.is_background(request):
+                    messages.info(
+                        request, f"You were signed out after {minutes} minutes without activity. Sign in again."
+                    )
+            elif not signin.is_background(request):
+                signin.activity(request)
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if getattr(view_func, "clinic_public", False) or request.path.startswith(settings.STATIC_URL):
+            return None
+        if signin.second_step_owed(request):
+            step = f"{resolve_url('two-factor')}?{urlencode({'next': request.get_full_path()})}"
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(step)
+            return HttpResponseRedirect(step)
         return None

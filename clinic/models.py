@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any, Self
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -283,3 +284,50 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+    @property
+    def label(self) -> str:
+        """The action in words where it has some (sign-in events), else its code."""
+        return SIGN_IN_ACTIONS.get(self.action, self.action)
+
+    @property
+    def sign_in_detail(self) -> str:
+        """A sign-in event's detail in words ("ip: 10.0.0.5 · method: recovery code"); empty for other events."""
+        if self.action not in SIGN_IN_ACTIONS:
+            return ""
+        # Sorted: PostgreSQL's jsonb keeps its own key order.
+        return " · ".join(f"{key}: {value}" for key, value in sorted(self.detail.items()) if key != "user_id")
+
+
+SIGN_IN_ACTIONS = {
+    "signin.succeeded": "Signed in",
+    "signin.failed": "Sign-in failed",
+    "signin.signed_out": "Signed out",
+    "signin.second_factor": "Passed the second step",
+    "signin.session_ended": "Ended another session",
+    "two_factor.enrolled": "Set up two-factor",
+    "two_factor.recovery_codes_renewed": "Made new recovery codes",
+    "two_factor.reset": "Reset a member's two-factor",
+}
+
+
+class UserSession(AbstractBaseSession):
+    """A signed-in browser: Django's session row, kept by clinic.user_sessions.SessionStore (SESSION_ENGINE).
+
+    The key column holds the SHA-256 of the session key, never the key itself, so the table can list a user's
+    sessions ("Your active sessions") and end any of them (delete the row) without holding anything a thief
+    could present as a cookie. The other columns are copied from the session's data at each save.
+    """
+
+    session_key = models.CharField("session key (SHA-256)", max_length=64, primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    public_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    signed_in_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expire_date"], name="usersession_user_idx")]

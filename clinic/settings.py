@@ -62,6 +62,9 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_celery_beat",
     "clinic",
     "sessions_setup",
@@ -84,11 +87,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "clinic.middleware.ClinicMiddleware",
+    # After the clinic (it reads the user's memberships): idle sign-out and the second step owed.
+    "clinic.middleware.SignInMiddleware",
     # Axes must be last: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -262,6 +269,14 @@ if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured("TRUSTED_PROXY_COUNT is the number of proxies in front of the app: 0 or more.")
 AXES_CLIENT_IP_CALLABLE = "clinic.proxy.client_ip"
 
+# Two-factor sign-in (clinic/signin.py): authenticator apps (TOTP) and recovery codes, through django-otp.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Clinic Scheduler")
+# A typed code never reaches axes' failure log.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "password"]
+
+# Sessions in the database under the SHA-256 of their key, with who, when and which browser in columns: the
+# "Your active sessions" list, "sign out everywhere" (clinic/user_sessions.py).
+SESSION_ENGINE = "clinic.user_sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 12
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

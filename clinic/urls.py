@@ -5,9 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
-from clinic import views
+from clinic import signin_views, views
 from clinic.access import public
-from clinic.forms import SignInForm
 
 clinic_admin_patterns = [
     path("", views.clinic_settings, name="settings"),
@@ -16,7 +15,11 @@ clinic_admin_patterns = [
     path("members/add/", views.member_add, name="member-add"),
     path("members/<uuid:member>/", views.member_edit, name="member-edit"),
     path("members/<uuid:member>/remove/", views.member_remove, name="member-remove"),
+    path(
+        "members/<uuid:member>/two-factor-reset/", signin_views.member_two_factor_reset, name="member-two-factor-reset"
+    ),
     path("audit/", views.audit_log, name="audit"),
+    path("sign-in/", signin_views.signin_settings, name="signin-settings"),
 ]
 for page in views.PAGES.values():
     singular = page.singular
@@ -29,9 +32,17 @@ for page in views.PAGES.values():
 account_patterns = [
     path(
         "login/",
-        public(auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm)),
+        public(signin_views.SignInView.as_view()),
         name="login",
     ),
+    path("two-factor/", signin_views.two_factor, name="two-factor"),
+    path("two-factor/set-up/", signin_views.two_factor_setup, name="two-factor-setup"),
+    path("two-factor/recovery-codes/", signin_views.recovery_codes, name="recovery-codes"),
+    path("security/", signin_views.account_security, name="account-security"),
+    path("sessions/", signin_views.sessions_list, name="sessions"),
+    path("sessions/<uuid:user_session>/end/", signin_views.session_end, name="session-end"),
+    path("sessions/end-all/", signin_views.sign_out_everywhere, name="sign-out-everywhere"),
+    path("session/", signin_views.session_status, name="session-status"),
     path("logout/", public(auth_views.LogoutView.as_view()), name="logout"),
     path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clinic import selectors, services
+from clinic import selectors, services, signin
 from clinic.access import ClinicRequest, admin_required, public, scoped_get_or_404
 from clinic.forms import (
     ClinicSettingsForm,
@@ -165,7 +165,8 @@ def tenant_edit(request: ClinicRequest, page: str, public_id: UUID | None = None
 @admin_required
 @require_GET
 def member_list(request: ClinicRequest) -> HttpResponse:
-    return render(request, "clinic/members.html", {"members": selectors.members_list(clinic=request.clinic)})
+    members = signin.with_two_factor(selectors.members_list(clinic=request.clinic))
+    return render(request, "clinic/members.html", {"members": members})
 
 
 @admin_required

@@ -75,7 +75,8 @@
     fetch(url, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded" },
+      // Not activity: the page sends it by itself (clinic/signin.py, idle sign-out).
+      headers: { "X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded", "X-Background": "1" },
       body: "time_zone=" + encodeURIComponent(zone)
     }).then(function (response) {
       if (response.status === 204 && document.querySelector("[data-zone-sensitive]")) {

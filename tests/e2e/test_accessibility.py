@@ -27,7 +27,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import Page, expect
 
-from clinic.models import Membership, Role
+from clinic.models import Membership, Role, UserSession
 from fhir_api.models import Consumer
 from fhir_api.services.consumers import consumer_create
 from notifications.models import Message
@@ -61,6 +61,10 @@ SKIPPED_FOR_EVERYONE = {
     "login": "302 (signed in already)",
     "password_reset_confirm": "302 (to its set-password address; visited signed out)",
     "clinic:switch": POST_ONLY,
+    # The second step, for a member without an authenticator: to its set-up (a page, visited); the second step's
+    # own page and the recovery codes shown are visited in tests/e2e/test_sign_in_security.py.
+    "two-factor": "302 (to set up two-factor: no authenticator yet)",
+    "session-status": "200 application/json",
     "scheduling:calendar-filters": POST_ONLY,
     "calendar_sync:feed": "200 text/calendar",
     "calendar_sync:google-connect": POST_ONLY,
@@ -117,6 +121,8 @@ CLINIC_ADMIN_PAGES = dict.fromkeys(
         "clinic:practitioners",
         "clinic:practitioner-add",
         "clinic:practitioner-edit",
+        "clinic:signin-settings",
+        "clinic:member-two-factor-reset",
         "notifications:settings",
         "online:settings",
         "online:practitioner",
@@ -248,6 +254,10 @@ def route_kwargs(route: Route, world: RealisticClinic, role: str) -> dict[str, A
         "entry": world.waitlist_entry.public_id,
         "consumer": walk_consumer(world).public_id,
         "use": walk_break_glass(world).public_id,
+        # The session the walk signed in with (none when the walk is signed out).
+        "user_session": UserSession.objects.filter(user=user, public_id__isnull=False)
+        .values_list("public_id", flat=True)
+        .first(),
     }
     online_type = world.online_type.public_id
     manage = manage_token(world.appointment)
@@ -610,6 +620,9 @@ def test_the_public_pages_pass_axe(page, live_server, js_errors, csp_violations)
         "healthz",
         "login",
         "logout",
+        "two-factor",
+        "two-factor-setup",
+        "session-status",
         "password_reset",
         "password_reset_done",
         "password_reset_confirm",

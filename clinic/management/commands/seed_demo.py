@@ -156,6 +156,10 @@ class Command(BaseCommand):
         for clinic_name, email, role in logins:
             self.stdout.write(f"  {email:<32} {role:<24} {clinic_name}")
         self.stdout.write(f"  password for every demo login: {DEMO_PASSWORD}")
+        self.stdout.write(
+            "  (the demo clinics do not require two-factor sign-in: an admin turns it on at Clinic → Sign-in and "
+            "security, and each member then sets up an authenticator app at their next sign-in)"
+        )
 
     def _seed_clinic(self, demo: DemoClinic) -> list[tuple[str, str, str]]:
         clinic, _ = Clinic.objects.update_or_create(
