@@ -35,6 +35,8 @@ EXCLUDED_MODELS: dict[str, str] = {
     "oauth2_provider.IDToken": "OpenID Connect tokens: " + SECRET,
     "oauth2_provider.DeviceGrant": "OAuth device codes: " + SECRET,
     "sessions.Session": "sign-in sessions: " + SECRET,
+    "clinic.UserSession": "sign-in sessions (a user's own, across clinics; keyed by a hash of the secret key): "
+    + SECRET,
     # Second factors (issue 24's two-factor sign-in): the keys and recovery codes are secrets.
     "otp_totp.TOTPDevice": "authenticator app (TOTP) keys: " + SECRET,
     "otp_static.StaticDevice": "recovery code devices: " + SECRET,
