@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from clinic.access import ClinicRequest, scoped_get_or_404
 from clinic.models import Membership, NamedPermission, Practitioner, Role
 from clinic.selectors import practitioners_list
-from patients.models import visible_patients
+from patients.models import may_see_blocked, visible_patients
+from patients.signals import blocked_access_grant
 from scheduling.models import (
     Allocation,
     Appointment,
@@ -70,11 +72,11 @@ def slot_for_member(request: ClinicRequest, slot_id: UUID | str | None) -> Slot:
 
 
 def appointment_for_member(request: ClinicRequest, appointment_id: UUID) -> Appointment:
-    """An appointment of this clinic whose patient this member may see, with what its pages show."""
-    return scoped_get_or_404(
-        Appointment.objects.for_clinic(request.clinic)
-        .filter(visible_patients(request.membership, through="patient"))
-        .select_related(
+    """An appointment of this clinic whose patient this member may see, with what its pages show. A blocked
+    patient's is a 404 without the permission, unless a break-glass grant lets this member in to that patient (then
+    `appointment.patient.break_glass` names the grant, for the audit)."""
+    appointment = scoped_get_or_404(
+        Appointment.objects.for_clinic(request.clinic).select_related(
             "patient",
             "slot",
             "slot__session",
@@ -87,6 +89,12 @@ def appointment_for_member(request: ClinicRequest, appointment_id: UUID) -> Appo
         request.clinic,
         public_id=appointment_id,
     )
+    patient = appointment.patient
+    if patient.is_blocked and not may_see_blocked(request.membership):
+        patient.break_glass = blocked_access_grant(membership=request.membership, patient=patient)
+        if patient.break_glass is None:
+            raise Http404("No appointment matches the given query.")
+    return appointment
 
 
 def draft_for_member(request: ClinicRequest, draft_id: UUID) -> DraftOccurrence:

@@ -71,7 +71,7 @@ def series_book(*, clinic: Clinic, actor: User, membership: Membership, request:
         raise BookingError("Choose the appointment type of the series.")
     if not request.plan:
         raise BookingError("Every occurrence was removed: there is nothing to book.")
-    may_book(membership, booking.patient)
+    grant = may_book(membership, booking.patient)
     request.rule.check()
     zone = ZoneInfo(request.time_zone)
     to_book = sorted((o for o in request.plan if o.slot is not None), key=lambda o: o.starts_at)
@@ -140,7 +140,12 @@ def series_book(*, clinic: Clinic, actor: User, membership: Membership, request:
             actor=actor,
             action="series.booked",
             target=series,
-            detail={"patient": str(booking.patient.public_id), "booked": len(to_book), "drafts": len(drafts)},
+            detail={
+                "patient": str(booking.patient.public_id),
+                "booked": len(to_book),
+                "drafts": len(drafts),
+                **({"break_glass": grant} if grant else {}),
+            },
         )
         # One confirmation listing every booked date.
         tell_patient(clinic.pk, PatientNews.SERIES, booked)

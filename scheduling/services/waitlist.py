@@ -82,7 +82,7 @@ def waitlist_add(*, clinic: Clinic, actor: User, membership: Membership, data: E
     """Put a patient at the end of the waitlist for a slot, a group series or a preference. Refused for a patient
     the member may not book, a slot that is past or has a free place (book it instead), and a patient already
     waiting for the same thing."""
-    may_book(membership, data.patient)
+    grant = may_book(membership, data.patient)
     fields: dict[str, Any] = {"kind": data.kind, "patient": data.patient}
     if data.kind == WaitlistKind.SLOT:
         slot = data.slot
@@ -133,7 +133,12 @@ def waitlist_add(*, clinic: Clinic, actor: User, membership: Membership, data: E
             actor=actor,
             action="waitlist.added",
             target=entry,
-            detail={"kind": data.kind, "patient": str(data.patient.public_id), "blocked": data.patient.is_blocked},
+            detail={
+                "kind": data.kind,
+                "patient": str(data.patient.public_id),
+                "blocked": data.patient.is_blocked,
+                **({"break_glass": grant} if grant else {}),
+            },
         )
     return entry
 

@@ -232,6 +232,8 @@ def appointment_detail(request: ClinicRequest, appointment: UUID) -> HttpRespons
                 response = render(request, "scheduling/appointment.html#tip", appointment_context(request, obj, ""))
                 return trigger_client_event(response, "calendar:refresh")
             return redirect("scheduling:appointment", appointment=obj.public_id)
+    if obj.patient.break_glass:  # opened through a break-glass grant: audited as such
+        patient_record_opened(clinic=request.clinic, actor=request.user, patient=obj.patient, view="appointment")
     template = page_or_fragment(request, "scheduling/appointment.html", "tip")
     return render(request, template, appointment_context(request, obj, error), status=422 if error else 200)
 

@@ -18,6 +18,7 @@ from privacy.selectors.breakglass import alerts_waiting
 from privacy.services.breakglass import alerts_send, break_glass, review_close
 from privacy.tasks import break_glass_alerts_sweep
 from scheduling.models import Appointment
+from scheduling.services.booking import appointment_cancel
 from tests.conftest import logged_in_client, tasks_in_process
 from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.smtp_server import SmtpServer, smtp_fixture  # noqa: F401 (the smtp fixture)
@@ -128,10 +129,17 @@ def test_breaking_glass_opens_the_record_and_books_for_this_member_only(
     assert Appointment.objects.filter(patient=hidden).count() == 1
     booked = AuditEvent.objects.get(action="appointment.booked")
     assert booked.detail["break_glass"] == grant and booked.detail["blocked"] is True
+    # The appointment just booked opens too (the booking leads there), audited as break-glass.
+    appointment = Appointment.objects.get(patient=hidden)
+    page = reception_client_a.get(reverse("scheduling:appointment", args=[appointment.public_id]))
+    assert page.status_code == 200 and "Hester" in page.content.decode()
+    seen = AuditEvent.objects.filter(action="patient.blocked_viewed", detail__view="appointment").get()
+    assert seen.detail == {"view": "appointment", "break_glass": grant}
 
     # Another member without the permission is still kept out, and so is another blocked patient.
     other = logged_in_client(MembershipFactory(clinic=clinic_a, role=Role.RECEPTION, perm_manage_appointments=True))
     assert other.get(record).status_code == 404
+    assert other.get(reverse("scheduling:appointment", args=[appointment.public_id])).status_code == 404
     second = PatientFactory(clinic=clinic_a, is_blocked=True, blocked_reason="VIP")
     assert reception_client_a.get(reverse("patients:detail", args=[second.public_id])).status_code == 404
 
@@ -143,12 +151,20 @@ def test_the_grant_expires(clinic_a, reception_client_a, hidden, slot):
         reception_client_a.post(glass_url(hidden), form())
     with time_machine.travel(start + dt.timedelta(minutes=BREAK_GLASS_MINUTES - 1), tick=False):
         assert reception_client_a.get(record).status_code == 200
+        book = reverse("scheduling:book", args=[slot.public_id])
+        data = {"patient": str(hidden.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
+        assert reception_client_a.post(book, {**data, "action": "book"}).status_code == 302
+        appointment = Appointment.objects.get(patient=hidden)
+        page = reverse("scheduling:appointment", args=[appointment.public_id])
+        assert reception_client_a.get(page).status_code == 200
+        appointment_cancel(clinic=clinic_a, actor=None, appointment=appointment, reason="Test")
     with time_machine.travel(start + dt.timedelta(minutes=BREAK_GLASS_MINUTES, seconds=1), tick=False):
         assert reception_client_a.get(record).status_code == 404
+        assert reception_client_a.get(page).status_code == 404
         book = reverse("scheduling:book", args=[slot.public_id])
         data = {"patient": str(hidden.public_id), "coverage": "self", "slot_type": str(slot.slot_type.public_id)}
         assert reception_client_a.post(book, {**data, "action": "book"}).status_code == 404
-        assert not Appointment.objects.exists()
+        assert not Appointment.objects.exclude(pk=appointment.pk).exists()
         # The search offers break-glass again.
         page = reception_client_a.get(reverse("patients:list"), {"q": "P000777"}).content.decode()
         assert "Break glass to open" in page
@@ -361,3 +377,46 @@ def test_the_demo_seeds_one_use_at_riverside_awaiting_review():
     assert officer.perm_privacy_officer
     page = logged_in_client(officer).get(reverse("privacy:reviews")).content.decode()
     assert "1 opened · 0 booked" in page and use.patient.display_name in page
+
+
+def test_a_series_and_a_waiting_list_entry_under_a_grant_are_audited_as_break_glass(clinic_a, reception_a, hidden):
+    from scheduling.models import WaitlistKind
+    from scheduling.services.series import series_book
+    from scheduling.services.waitlist import EntryData, waitlist_add
+    from tests.scheduling.test_series_concurrency import series_request, weekly_mondays
+
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    slots = weekly_mondays(clinic_a, practitioner, SlotTypeFactory(clinic=clinic_a, capacity=1), weeks=2)
+    request = series_request(hidden, practitioner, slots)
+    with pytest.raises(ValidationError):  # no grant yet: refused as any booking of a blocked patient
+        series_book(clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=request)
+    use = break_glass(
+        clinic=clinic_a,
+        actor=reception_a.user,
+        membership=reception_a,
+        patient=hidden,
+        category=BreakGlassCategory.SAFEGUARDING,
+        reason=REASON,
+    )
+    series_book(clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=request)
+    booked = AuditEvent.objects.get(action="series.booked")
+    assert booked.detail["break_glass"] == str(use.public_id) and booked.detail["booked"] == 2
+    occurrences = AuditEvent.objects.filter(action="appointment.booked")
+    assert [event.detail["break_glass"] for event in occurrences] == [str(use.public_id)] * 2
+
+    waitlist_add(
+        clinic=clinic_a,
+        actor=reception_a.user,
+        membership=reception_a,
+        data=EntryData(
+            patient=PatientFactory(clinic=clinic_a), kind=WaitlistKind.PREFERENCE, practitioner=practitioner
+        ),
+    )
+    waitlist_add(
+        clinic=clinic_a,
+        actor=reception_a.user,
+        membership=reception_a,
+        data=EntryData(patient=hidden, kind=WaitlistKind.PREFERENCE, practitioner=practitioner),
+    )
+    added = AuditEvent.objects.filter(action="waitlist.added").order_by("id")
+    assert [event.detail.get("break_glass") for event in added] == [None, str(use.public_id)]
