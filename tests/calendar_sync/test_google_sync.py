@@ -703,6 +703,7 @@ def test_beat_sweeps_pulls_and_renews_channels_with_tasks_that_exist(settings):
         "scheduling.tasks.holds_expire": settings.SWEEP_SECONDS,
         "scheduling.tasks.waitlist_sweep": settings.SWEEP_SECONDS,
         "online.tasks.checks_purge": 3600.0,
+        "privacy.tasks.break_glass_alerts_sweep": settings.SWEEP_SECONDS,
         "privacy.tasks.clinic_export_sweep": settings.SWEEP_SECONDS,
     }
     assert set(scheduled) <= set(app.tasks)
