@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 
 from clinic.access import ClinicRequest, scoped_get_or_404
 from clinic.models import Membership, NamedPermission, Practitioner, Role
 from clinic.selectors import practitioners_list
-from patients.models import may_see_blocked, visible_patients
-from patients.signals import blocked_access_grant
+from patients.access import let_in
+from patients.models import visible_patients
 from scheduling.models import (
     Allocation,
     Appointment,
@@ -89,11 +88,7 @@ def appointment_for_member(request: ClinicRequest, appointment_id: UUID) -> Appo
         request.clinic,
         public_id=appointment_id,
     )
-    patient = appointment.patient
-    if patient.is_blocked and not may_see_blocked(request.membership):
-        patient.break_glass = blocked_access_grant(membership=request.membership, patient=patient)
-        if patient.break_glass is None:
-            raise Http404("No appointment matches the given query.")
+    let_in(request, appointment.patient)
     return appointment
 
 
