@@ -43,8 +43,15 @@ def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
 def tasks_in_process() -> Iterator[None]:
     """Nudged tasks run in this process (as in the embedded default), even when REDIS_URL names a broker: for
     tests about what a task does, not about the worker (those start a real one)."""
+    from celery._state import _set_task_join_will_block
+
     from clinic.celery import app
 
+    # Celery marks "a task is running here" in one flag for the whole process while it applies an eager task, and
+    # puts back what it found when it is done. Two threads running eager tasks at once (a live server's requests)
+    # can put back each other's mark and leave it set for good; then every later `.delay().get()` in this process
+    # refuses with "Never call result.get() within a task!". No task is running as a test begins: clear it.
+    _set_task_join_will_block(False)
     previous = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     try:
