@@ -43,7 +43,7 @@ def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
 def tasks_in_process() -> Iterator[None]:
     """Nudged tasks run in this process (as in the embedded default), even when REDIS_URL names a broker: for
     tests about what a task does, not about the worker (those start a real one)."""
-    from celery._state import _set_task_join_will_block
+    from celery._state import _set_task_join_will_block  # type: ignore[attr-defined]  # not in celery-types
 
     from clinic.celery import app
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from celery._state import _set_task_join_will_block, task_join_will_block
+from celery._state import (  # type: ignore[attr-defined]  # not in celery-types
+    _set_task_join_will_block,
+    task_join_will_block,
+)
 from celery.result import denied_join_result
 
 from clinic.tasks import ping
