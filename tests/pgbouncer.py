@@ -1,12 +1,14 @@
 """Debian's PgBouncer in a subprocess, in transaction pooling, in front of the PostgreSQL on 127.0.0.1:5432.
 
-Each test's PgBouncer has its configuration in a temporary folder, listens on a free loopback port and trusts
-127.0.0.1 (as the shared server does). `default_pool_size` is small on purpose: many clients share few server
+Each test's PgBouncer runs docker-compose's configuration (deploy/pgbouncer/pgbouncer.ini) with its own server,
+port and authentication over it, from a temporary folder: a free loopback port, trust for 127.0.0.1 (as the
+shared server does). `default_pool_size` is small on purpose: many clients share few server
 connections, so anything that leans on session state shows.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -24,6 +26,7 @@ from tests.celery_worker import free_port
 from tests.conftest import in_ci
 
 POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
+DEPLOY_INI = Path(__file__).resolve().parent.parent / "deploy" / "pgbouncer" / "pgbouncer.ini"
 
 
 def pgbouncer_binary() -> str:
@@ -82,24 +85,27 @@ def pgbouncer(database: str, *, pool_size: int = 4, max_clients: int = 200) -> I
     port = free_port()
     log_path = folder / "pgbouncer.log"
     (folder / "userlist.txt").write_text(f'"{POSTGRES_USER}" ""\n')
-    settings = [
-        "[databases]",
-        f"{database} = host={POSTGRES_HOST} port={POSTGRES_PORT} dbname={database} user={POSTGRES_USER}",
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        f"listen_port = {port}",
-        "unix_socket_dir =",
-        "auth_type = trust",
-        f"auth_file = {folder / 'userlist.txt'}",
-        f"admin_users = {POSTGRES_USER}",
-        "pool_mode = transaction",
-        f"default_pool_size = {pool_size}",
-        "reserve_pool_size = 0",
-        f"max_client_conn = {max_clients}",
-        f"logfile = {log_path}",
+    # docker-compose's [pgbouncer] settings (pool_mode = transaction, its timeouts), with this test's port,
+    # authentication and pool size over them; its one database is this test's, on the shared server.
+    deployed = configparser.ConfigParser(interpolation=None)
+    deployed.read(DEPLOY_INI)
+    options = {
+        **deployed["pgbouncer"],
+        "listen_addr": "127.0.0.1",
+        "listen_port": str(port),
+        "unix_socket_dir": "",
+        "auth_type": "trust",
+        "auth_file": str(folder / "userlist.txt"),
+        "admin_users": POSTGRES_USER,
+        "default_pool_size": str(pool_size),
+        "reserve_pool_size": "0",
+        "max_client_conn": str(max_clients),
+        "logfile": str(log_path),
         # PgBouncer refuses to run as root: it switches to this user (Debian's package runs it as postgres).
-        *([f"user = {POSTGRES_USER}"] if os.geteuid() == 0 else []),
-    ]
+        **({"user": POSTGRES_USER} if os.geteuid() == 0 else {}),
+    }
+    server = f"host={POSTGRES_HOST} port={POSTGRES_PORT} dbname={database} user={POSTGRES_USER} timezone=UTC"
+    settings = ["[databases]", f"{database} = {server}", "[pgbouncer]", *(f"{k} = {v}" for k, v in options.items())]
     (folder / "pgbouncer.ini").write_text("\n".join(settings) + "\n")
     if os.geteuid() == 0:
         shutil.chown(folder, user=POSTGRES_USER)

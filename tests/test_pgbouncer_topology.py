@@ -153,18 +153,18 @@ def test_three_servers_and_three_workers_through_pgbouncer_never_overbook_and_se
     own_database,
 ):
     direct = admin_url(own_database)
-    migrated = subprocess.run(
+    # Migrations run against the database itself, not through the pooler (as docker-compose's `migrate`), while
+    # the rest starts (the servers and workers need no table to start).
+    migrating = subprocess.Popen(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=BASE_DIR,
         env=subprocess_env(drop=("DJANGO_ENV", "REDIS_URL", "DATABASE_POOLER"), DATABASE_URL=direct),
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
     )
-    assert migrated.returncode == 0, migrated.stderr[-4000:]
-    seeded = run_django(direct, SEED)
-
     with ExitStack() as stack:
+        stack.callback(lambda: migrating.poll() is None and (migrating.kill(), migrating.wait()))
         broker = stack.enter_context(redis_server(free_port()))  # its own: the default queue is this test's alone
         pooler = stack.enter_context(pgbouncer(own_database, pool_size=POOL_SIZE))
         pooled = {"DATABASE_URL": pooler.url(), "DATABASE_POOLER": "pgbouncer", "REDIS_URL": broker}
@@ -185,6 +185,9 @@ def test_three_servers_and_three_workers_through_pgbouncer_never_overbook_and_se
                     **smtp_environment(smtp),
                 )
             )
+        _, errors = migrating.communicate(timeout=240)
+        assert migrating.returncode == 0, errors[-4000:]
+        seeded = run_django(direct, SEED)
 
         # Each single slot is asked for by one client per server at the same moment; each group by GROUP_ASKS
         # clients spread over the servers. Every ask is for another patient.
@@ -205,7 +208,9 @@ def test_three_servers_and_three_workers_through_pgbouncer_never_overbook_and_se
         booked = SINGLES + GROUPS * GROUP_PLACES
         assert Counter(answers) == {"booked": booked, "full": len(asks) - booked}
 
-        # The pool was shared: more clients than server connections, and no more server connections than allowed.
+        # docker-compose's transaction pooling, and the pool was shared: more clients than server connections, and
+        # no more server connections than allowed.
+        assert [p["pool_mode"] for p in pooler.show("POOLS") if p["database"] == own_database] == ["transaction"]
         clients = [c for c in pooler.show("CLIENTS") if c["database"] == own_database]
         server_connections = [s for s in pooler.show("SERVERS") if s["database"] == own_database]
         assert len(server_connections) <= POOL_SIZE < len(clients)
@@ -226,3 +231,28 @@ def test_three_servers_and_three_workers_through_pgbouncer_never_overbook_and_se
     for slot in facts["slots"]:
         assert slot["appointments"] == slot["booked_count"] == slot["capacity"]
     assert facts["pairs_twice"] == 0
+
+
+def test_pgbouncer_keeps_each_clients_time_zone_on_a_shared_server_connection_but_not_a_plain_set(own_database):
+    """Django sets the session's TimeZone when it connects (set_config(..., false): session state). PgBouncer tracks
+    TimeZone per client and puts it back on whichever server connection the client gets ("Startup parameters",
+    https://www.pgbouncer.org/features.html), so that is safe. Any other SET stays on the server connection and
+    reaches the next client: why the code sets none (SET LOCAL, inside a transaction, would be the way)."""
+    with (
+        pgbouncer(own_database, pool_size=1) as pooler,
+        psycopg.connect(pooler.url(), autocommit=True) as first,
+        psycopg.connect(pooler.url(), autocommit=True) as second,
+    ):
+
+        def one(client: psycopg.Connection, sql: str) -> object:
+            row = client.execute(sql).fetchone()
+            assert row is not None
+            return row[0]
+
+        one(first, "SELECT set_config('TimeZone', 'UTC', false)")
+        second.execute("SET TimeZone = 'America/Chicago'")
+        second.execute("SET lock_timeout = '1234ms'")
+        assert one(first, "SELECT pg_backend_pid()") == one(second, "SELECT pg_backend_pid()")  # one server session
+        assert one(first, "SHOW TimeZone") == "UTC"
+        assert one(second, "SHOW TimeZone") == "America/Chicago"
+        assert one(first, "SHOW lock_timeout") == "1234ms"  # the other client's SET, leaked
