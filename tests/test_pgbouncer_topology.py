@@ -142,7 +142,7 @@ def ask(server: str, cookie: str, path: str, form: dict[str, str], start: thread
         http.cookies.update({"sessionid": cookie, "csrftoken": CSRF})
         start.wait(timeout=60)
         response = http.post(server + path, data=form, headers={"X-CSRFToken": CSRF}, allow_redirects=False, timeout=90)
-    if response.status_code == 302:
+    if response.status_code == 302 and "login" not in response.headers.get("Location", ""):
         return "booked"
     if response.status_code == 200 and ("This slot is full." in response.text or "This group is full" in response.text):
         return "full"
