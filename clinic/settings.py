@@ -149,6 +149,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"clinic-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Behind PgBouncer in transaction pooling ------------------------------------------
+# DATABASE_POOLER=pgbouncer: DATABASE_URL points at PgBouncer with pool_mode = transaction (docker-compose.yml), so
+# each transaction may run on a different server connection and nothing may outlive one
+# (https://www.pgbouncer.org/features.html). Django's server-side cursors (.iterator() outside a transaction
+# declares a WITH HOLD cursor) are switched off, and so are psycopg's prepared statements (prepared on one server
+# connection, executed on another: "prepared statement does not exist"; Django 5.2 already defaults to None, this
+# keeps it so whatever OPTIONS say). The time zone Django sets on connect is a parameter PgBouncer tracks per
+# client, so it is safe. Persistent connections (DB_CONN_MAX_AGE) are kept: they are connections to PgBouncer.
+# Every PostgreSQL alias defined above goes through the same pooler. Migrations run against the database itself.
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower()
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured("DATABASE_POOLER is 'pgbouncer' (PgBouncer in transaction pooling) or empty.")
+if DATABASE_POOLER:
+    for _alias in DATABASES.values():
+        if _alias["ENGINE"] != "django.db.backends.postgresql":
+            raise ImproperlyConfigured("DATABASE_POOLER=pgbouncer needs a PostgreSQL DATABASE_URL (PgBouncer's).")
+        _alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _alias["OPTIONS"] = {**_alias.get("OPTIONS", {}), "prepare_threshold": None}
+
 # --- Cache and Celery -----------------------------------------------------------------
 # Two-way Google Calendar sync: offered only when the OAuth client is configured. The endpoints can be
 # pointed elsewhere (the tests' fake Google). OAuth tokens are encrypted at rest with SYNC_TOKEN_KEYS

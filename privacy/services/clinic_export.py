@@ -2,8 +2,9 @@
 zip of CSV and JSON per model with its manifest, written in chunks), hand out its file once, and beat's sweep.
 
 The zip is written by `clinic_export_write`, which the worker and `manage.py clinic_export` share. Rows are read
-with `iterator(chunk_size=PRIVACY_EXPORT_CHUNK)` and each model's two files are written to disk as they come, so
-memory stays bounded whatever the clinic's size. Secrets are never read (their columns are not selected).
+in pages of PRIVACY_EXPORT_CHUNK (keyset paging by primary key, no server-side cursor: the same behind PgBouncer)
+and each model's two files are written to disk as they come, so memory stays bounded whatever the clinic's size.
+Secrets are never read (their columns are not selected).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import secrets
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from clinic.models import Clinic
@@ -121,18 +123,32 @@ class Progress:
     rows: int = 0
 
 
+def _in_pages(rows: QuerySet[Any], columns: list[str], size: int) -> Iterator[tuple[Any, ...]]:
+    """The rows' `columns` in primary-key order, read `size` at a time, each page its own query after the last key
+    seen (keyset paging). Memory stays bounded without a server-side cursor: behind PgBouncer in transaction
+    pooling (DATABASE_POOLER) Django has none, and `.iterator()` would fetch a whole table at once."""
+    last = None
+    while True:
+        page = rows if last is None else rows.filter(pk__gt=last)
+        found = list(page.order_by("pk").values_list(*columns, "pk")[:size])
+        for row in found:
+            yield row[:-1]
+        if len(found) < size:
+            return
+        last = found[-1][-1]
+
+
 def _write_part(
     part: ExportPart, clinic: Clinic, folder: Path, progress: Progress, report: Callable[[Progress, str], None]
 ) -> dict[str, Any]:
     """One model's CSV and JSON files, written together in one pass over its rows (in chunks)."""
     csv_path, json_path = folder / f"{part.file_stem}.csv", folder / f"{part.file_stem}.json"
-    queryset = part.rows(clinic).order_by("pk").values_list(*part.columns)
     count = 0
     with csv_path.open("w", newline="", encoding="utf-8") as csv_file, json_path.open("w", encoding="utf-8") as js:
         writer = csv.writer(csv_file)
         writer.writerow(part.columns)
         js.write("[")
-        for row in queryset.iterator(chunk_size=settings.PRIVACY_EXPORT_CHUNK):
+        for row in _in_pages(part.rows(clinic), part.columns, settings.PRIVACY_EXPORT_CHUNK):
             writer.writerow([_cell(value) for value in row])
             record = {column: _plain(value) for column, value in zip(part.columns, row, strict=True)}
             js.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))

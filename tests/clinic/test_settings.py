@@ -131,3 +131,23 @@ print(json.dumps(settings.DATABASES["default"]))
     db = json.loads(result.stdout.strip().splitlines()[-1])
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["HOST"], db["NAME"], db["USER"]) == ("db.internal", "clinic", "clinic")
+
+
+def test_database_pooler_refuses_what_it_does_not_know_and_sqlite(tmp_path):
+    unknown = run_django("print('started')", {"DATABASE_POOLER": "odyssey"}, tmp_path)
+    assert unknown.returncode != 0
+    assert "DATABASE_POOLER is 'pgbouncer'" in unknown.stderr
+    sqlite = run_django("print('started')", {"DATABASE_POOLER": "pgbouncer"}, tmp_path)
+    assert sqlite.returncode != 0
+    assert "needs a PostgreSQL DATABASE_URL" in sqlite.stderr
+
+
+def test_without_database_pooler_server_side_cursors_stay_on(tmp_path):
+    code = """
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps([db.get("DISABLE_SERVER_SIDE_CURSORS", False), "prepare_threshold" in db["OPTIONS"]]))
+"""
+    result = run_django(code, {"DATABASE_URL": "postgres://clinic@db.example:5432/clinic"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [False, False]

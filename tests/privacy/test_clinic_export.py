@@ -399,3 +399,32 @@ def test_a_real_worker_on_redis_writes_the_export_the_request_queued(clinic_a, a
     assert patients["rows"] == 3 and manifest["database"] == (
         "postgresql" if "postgres" in worker_database_url() else "sqlite"
     )
+
+
+def test_without_server_side_cursors_rows_are_read_in_pages_of_the_chunk_size(clinic_a, settings, tmp_path):
+    """Behind PgBouncer (DATABASE_POOLER=pgbouncer) Django has no server-side cursors, and `.iterator()` would fetch a
+    whole table in one result: the export reads each model in keyset pages instead, so memory stays bounded."""
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.models import Patient
+    from tests.factories import PatientFactory
+
+    PatientFactory.create_batch(5, clinic=clinic_a)
+    settings.PRIVACY_EXPORT_CHUNK = 2
+    table = Patient._meta.db_table
+    disabled = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS", False)
+    connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            manifest = services.clinic_export_write(clinic=clinic_a, target=tmp_path / "paged.zip")
+    finally:
+        connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = disabled
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    reads = [sql for sql in selects if f'FROM "{table}"' in sql]
+    assert len(reads) == 3  # 2 + 2 + 1 rows: the short page is the last
+    assert all("LIMIT 2" in sql for sql in reads)
+    (entry,) = [m for m in manifest["models"] if m["table"] == table]
+    assert entry["rows"] == 5
+    _, files = read_zip(tmp_path / "paged.zip")
+    from_json, from_csv = exported_ids(files, entry)
+    assert from_json == from_csv == set(Patient.objects.filter(clinic=clinic_a).values_list("pk", flat=True))
