@@ -99,8 +99,10 @@ def wrote() -> bool:
 
 
 def replica_is_default() -> bool:
-    """Whether the replica alias names default's own database (a test mirror, or the same URL twice): then reading
-    it through default's connection is the same data, and sees the current transaction."""
+    """Whether there is no replica alias, or it names default's own database (a test mirror, or the same URL twice):
+    then reading through default's connection is the same data, and sees the current transaction."""
+    if REPLICA not in connections.settings:
+        return True
     ours, theirs = connections[REPLICA].settings_dict, connections[DEFAULT_DB_ALIAS].settings_dict
     return all(ours.get(key) == theirs.get(key) for key in ("ENGINE", "HOST", "PORT", "NAME"))
 

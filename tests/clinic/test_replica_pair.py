@@ -7,6 +7,9 @@ that does not show a change made on the primary meanwhile read the replica, and 
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+import hashlib
 import json
 import re
 import subprocess
@@ -29,20 +32,24 @@ pytestmark = pytest.mark.xdist_group("replica-pair")
 
 BASE_DIR = Path(settings.BASE_DIR)
 PIN_SECONDS = 2.0
-DAY = "2027-06-07"
+DAY = (dt.date.today() + dt.timedelta(days=14)).isoformat()  # inside the ICS feed's window
 CALENDAR = f"/calendar/?view=day&date={DAY}"
 
 # Run in a Django process on the primary (no replica configured): a clinic, a practitioner with an other event on
-# DAY, and three members signed in (their session cookies printed).
+# DAY and an enabled ICS feed, and three members signed in (their session cookies printed).
 SEED = """
-import datetime as dt, json, django
+import datetime as dt, json, os, django
 django.setup()
 from django.test import Client
+from calendar_sync.feed.subscriptions import feed_token, subscription_get_or_create
 from clinic.models import Role
 from tests.factories import ClinicFactory, MembershipFactory, OtherEventFactory, PractitionerFactory
 clinic = ClinicFactory(name="Replica Clinic", slug="replica-clinic", time_zone="UTC")
 practitioner = PractitionerFactory(clinic=clinic, name="Dr Replica")
-noon = dt.datetime(2027, 6, 7, 12, tzinfo=dt.UTC)
+subscription = subscription_get_or_create(clinic=clinic, practitioner=practitioner)
+subscription.enabled = True
+subscription.save()
+noon = dt.datetime.combine(dt.date.fromisoformat(os.environ["SEED_DAY"]), dt.time(12), tzinfo=dt.UTC)
 OtherEventFactory(
     clinic=clinic, practitioner=practitioner, title="Before", starts_at=noon, ends_at=noon + dt.timedelta(hours=1)
 )
@@ -52,7 +59,7 @@ for name, role in (("writer", Role.ADMIN), ("other", Role.RECEPTION), ("revoked"
     client = Client()
     client.force_login(membership.user, backend="django.contrib.auth.backends.ModelBackend")
     cookies[name] = {"sessionid": client.cookies["sessionid"].value, "user_id": membership.user_id}
-print(json.dumps({"practitioner": str(practitioner.public_id), "cookies": cookies}))
+print(json.dumps({"practitioner": str(practitioner.public_id), "cookies": cookies, "feed": feed_token(subscription)}))
 """
 
 
@@ -62,6 +69,7 @@ class Site:
     url: str
     practitioner: str
     cookies: dict[str, dict[str, object]]
+    feed: str = ""
 
     def browser(self, who: str) -> requests.Session:
         session = requests.Session()
@@ -124,7 +132,7 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
 def seeded(replica_pair: ReplicaPair) -> dict[str, object]:  # noqa: F811 (the fixture imported above)
     env = site_env(replica_pair, replica=False)
     manage(["manage.py", "migrate", "--noinput", "-v", "0"], env)
-    seed = json.loads(manage(["-c", SEED], env).strip().splitlines()[-1])
+    seed = json.loads(manage(["-c", SEED], {**env, "SEED_DAY": DAY}).strip().splitlines()[-1])
     replica_pair.caught_up()
     return seed
 
@@ -132,7 +140,13 @@ def seeded(replica_pair: ReplicaPair) -> dict[str, object]:  # noqa: F811 (the f
 @pytest.fixture(scope="module")
 def site(replica_pair: ReplicaPair, seeded: dict[str, object]) -> Iterator[Site]:  # noqa: F811
     with gunicorn(site_env(replica_pair, replica=True)) as url:
-        yield Site(replica_pair, url, str(seeded["practitioner"]), seeded["cookies"])  # type: ignore[arg-type]
+        yield Site(
+            replica_pair,
+            url,
+            str(seeded["practitioner"]),
+            seeded["cookies"],  # type: ignore[arg-type]
+            str(seeded["feed"]),
+        )
 
 
 @contextmanager
@@ -209,6 +223,34 @@ def test_a_user_reads_their_own_write_at_once_then_the_replica_again_after_the_p
     assert "Mine" in site.calendar(writer).text and "Mine" in site.calendar(other).text
     with site.pair.primary() as primary:
         assert primary.execute("SELECT count(*) FROM scheduling_otherevent WHERE title = 'Mine'").fetchone()[0] == 1
+
+
+def feed_fetch(site: Site) -> requests.Response:
+    """As a calendar app fetches the feed: no session, no cookies, the plain text."""
+    response = requests.get(
+        f"{site.url}/sync/feeds/{site.feed}.ics", headers={"Accept-Encoding": "identity"}, timeout=30
+    )
+    assert response.status_code == 200
+    assert PIN_COOKIE not in response.cookies  # nobody signed in is pinned, even by a GET that built the feed
+    etag = 'W/"' + hashlib.blake2b(response.content, digest_size=16).hexdigest() + '"'
+    assert response.headers["ETag"] == etag  # the bytes are always those of the ETag served with them
+    return response
+
+
+def test_the_feed_serves_the_replicas_bytes_of_the_version_the_primary_names(site: Site):
+    first = feed_fetch(site)  # built on the primary at the first fetch
+    site.pair.caught_up()
+    with replay_paused(site.pair):
+        # The primary's stored bytes change under the same ETag: a feed still served as before came from the replica.
+        tampered = gzip.compress(b"BEGIN:VCALENDAR\r\nX-TAMPERED:1\r\nEND:VCALENDAR\r\n")
+        on_primary(site.pair, "UPDATE calendar_sync_feeddocument SET body = %s", tampered)
+        assert feed_fetch(site).content == first.content
+        # A real change builds a new version on the primary; the paused replica has not got it: the primary's
+        # bytes are served, with their own ETag.
+        assert new_event(site, site.browser("writer"), "Feed news").status_code == 302
+        fresh = feed_fetch(site)
+        assert fresh.headers["ETag"] != first.headers["ETag"] and b"Feed news" in fresh.content
+    assert feed_fetch(site).content == fresh.content
 
 
 def test_a_revoked_membership_refuses_the_calendar_at_once(site: Site):
