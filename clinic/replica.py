@@ -14,6 +14,7 @@ middleware is installed (settings), and `replica_reads()` changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -134,14 +135,15 @@ class ReplicaRouter:
         return db == DEFAULT_DB_ALIAS
 
 
-def pin_seconds() -> float:
-    return float(settings.REPLICA_PIN_SECONDS)
+def pin_for() -> dt.timedelta:
+    """How long a browser that wrote reads the primary."""
+    return dt.timedelta(seconds=float(settings.REPLICA_PIN_SECONDS))
 
 
 def is_pinned(request: HttpRequest) -> bool:
     """Whether this browser wrote within the last REPLICA_PIN_SECONDS (its signed cookie, timestamped)."""
     try:
-        request.get_signed_cookie(PIN_COOKIE, salt=PIN_SALT, max_age=pin_seconds())
+        request.get_signed_cookie(PIN_COOKIE, salt=PIN_SALT, max_age=pin_for())
     except (KeyError, signing.BadSignature):  # absent, forged, or older than the pin (SignatureExpired)
         return False
     return True
@@ -168,7 +170,7 @@ class ReplicaPinMiddleware:
                 PIN_COOKIE,
                 "1",
                 salt=PIN_SALT,
-                max_age=pin_seconds(),
+                max_age=pin_for(),
                 httponly=True,
                 samesite="Lax",
                 secure=settings.SESSION_COOKIE_SECURE,

@@ -76,7 +76,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     replica = settings.DATABASES.get("replica")
     if replica is not None:
         default = settings.DATABASES["default"]
-        replica.update({key: default[key] for key in ("ENGINE", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")})
+        replica["ENGINE"], replica["NAME"] = default["ENGINE"], default["NAME"]
+        replica["HOST"], replica["PORT"] = default["HOST"], default["PORT"]
+        replica["USER"], replica["PASSWORD"] = default["USER"], default["PASSWORD"]
+        replica["OPTIONS"] = default["OPTIONS"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -115,7 +115,7 @@ def wait_ready(port: int, *, standby: bool, timeout: float = 30.0) -> None:
     while True:
         try:
             with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres") as conn:
-                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] == standby:
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (standby,):
                     return
         except psycopg.OperationalError:
             pass
