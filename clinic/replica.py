@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -67,6 +67,21 @@ def replica_reads() -> Iterator[None]:
         yield
     finally:
         _replica_reads.reset(token)
+
+
+@contextmanager
+def primary_reads() -> Iterator[None]:
+    """Inside a replica_reads() block, reads that decide access after all: back on the primary."""
+    token = _replica_reads.set(False)
+    try:
+        yield
+    finally:
+        _replica_reads.reset(token)
+
+
+def reading_replica(model: type[Model]) -> bool:
+    """Whether a read of this model, here and now, goes to the replica."""
+    return router.db_for_read(model) == REPLICA
 
 
 View = Callable[..., HttpResponseBase]

@@ -25,6 +25,7 @@ import requests
 from django.conf import settings
 
 from clinic.replica import PIN_COOKIE
+from patients.display import RESTRICTED_LABEL
 from tests.conftest import subprocess_env
 from tests.replica_pair import ReplicaPair, free_port, replica_pair  # noqa: F401 (the fixture)
 
@@ -36,14 +37,17 @@ DAY = (dt.date.today() + dt.timedelta(days=14)).isoformat()  # inside the ICS fe
 CALENDAR = f"/calendar/?view=day&date={DAY}"
 
 # Run in a Django process on the primary (no replica configured): a clinic, a practitioner with an other event on
-# DAY and an enabled ICS feed, and three members signed in (their session cookies printed).
+# DAY, a session that day with Vera Visible booked, an enabled ICS feed, and three members signed in (their session
+# cookies printed).
 SEED = """
 import datetime as dt, json, os, django
 django.setup()
 from django.test import Client
 from calendar_sync.feed.subscriptions import feed_token, subscription_get_or_create
 from clinic.models import Role
-from tests.factories import ClinicFactory, MembershipFactory, OtherEventFactory, PractitionerFactory
+from tests.factories import (
+    ClinicFactory, MembershipFactory, OtherEventFactory, PatientFactory, PractitionerFactory, allocate_session, book
+)
 clinic = ClinicFactory(name="Replica Clinic", slug="replica-clinic", time_zone="UTC")
 practitioner = PractitionerFactory(clinic=clinic, name="Dr Replica")
 subscription = subscription_get_or_create(clinic=clinic, practitioner=practitioner)
@@ -53,6 +57,8 @@ noon = dt.datetime.combine(dt.date.fromisoformat(os.environ["SEED_DAY"]), dt.tim
 OtherEventFactory(
     clinic=clinic, practitioner=practitioner, title="Before", starts_at=noon, ends_at=noon + dt.timedelta(hours=1)
 )
+session = allocate_session(clinic, practitioner=practitioner, day=noon.date(), start=dt.time(9))
+book(session.slots.order_by("starts_at").first(), PatientFactory(clinic=clinic, first_name="Vera", last_name="Visible"))
 cookies = {}
 for name, role in (("writer", Role.ADMIN), ("other", Role.RECEPTION), ("revoked", Role.RECEPTION)):
     membership = MembershipFactory(clinic=clinic, role=role, perm_manage_appointments=True)
@@ -251,6 +257,23 @@ def test_the_feed_serves_the_replicas_bytes_of_the_version_the_primary_names(sit
         fresh = feed_fetch(site)
         assert fresh.headers["ETag"] != first.headers["ETag"] and b"Feed news" in fresh.content
     assert feed_fetch(site).content == fresh.content
+
+
+BLOCKED, UNBLOCKED = "is_blocked = true, blocked_reason = 'Staff'", "is_blocked = false, blocked_reason = ''"
+
+
+def test_a_patient_blocked_a_moment_ago_is_never_named_from_the_replica(site: Site):
+    browser = site.browser("other")  # reception, without "Privacy: Access Blocked Patients"
+    assert "Visible" in site.calendar(browser).text
+    with replay_paused(site.pair):
+        on_primary(site.pair, f"UPDATE patients_patient SET {BLOCKED} WHERE last_name = 'Visible'")
+        on_primary(site.pair, "UPDATE scheduling_otherevent SET title = 'Renamed' WHERE title = 'Before'")
+        page = site.calendar(browser).text
+        assert "Before" in page and "Renamed" not in page  # the grid still came from the paused replica
+        assert "Visible" not in page and RESTRICTED_LABEL in page  # but who is blocked was read on the primary
+    on_primary(site.pair, f"UPDATE patients_patient SET {UNBLOCKED} WHERE last_name = 'Visible'")
+    on_primary(site.pair, "UPDATE scheduling_otherevent SET title = 'Before' WHERE title = 'Renamed'")
+    site.pair.caught_up()
 
 
 def test_a_revoked_membership_refuses_the_calendar_at_once(site: Site):
