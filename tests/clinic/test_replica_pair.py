@@ -259,6 +259,21 @@ def test_the_feed_serves_the_replicas_bytes_of_the_version_the_primary_names(sit
     assert feed_fetch(site).content == fresh.content
 
 
+def test_the_appointments_report_reads_the_replica(site: Site):
+    browser = site.browser("other")  # with "Schedule Admin: Manage Appointments"
+    url = f"{site.url}/calendar/reports/appointments/?first_date={DAY}&last_date={DAY}&format=csv"
+    before = browser.get(url, timeout=30)
+    assert before.status_code == 200 and before.headers["Content-Type"].startswith("text/csv")
+    with replay_paused(site.pair):
+        on_primary(site.pair, "UPDATE scheduling_appointment SET status = 'did_not_attend' WHERE status = 'booked'")
+        assert browser.get(url, timeout=30).text == before.text  # the paused replica's counts
+    after = browser.get(url, timeout=30).text
+    assert after != before.text  # the booking now counts as did not attend
+    on_primary(site.pair, "UPDATE scheduling_appointment SET status = 'booked' WHERE status = 'did_not_attend'")
+    site.pair.caught_up()
+    assert browser.get(url, timeout=30).text == before.text
+
+
 BLOCKED, UNBLOCKED = "is_blocked = true, blocked_reason = 'Staff'", "is_blocked = false, blocked_reason = ''"
 
 
