@@ -149,6 +149,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"clinic-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Read replica (optional; clinic/replica.py) -----------------------------------------
+# DATABASE_REPLICA_URL names a streaming replica of DATABASE_URL. Only the calendar grid, the appointments report
+# and the ICS feed's stored bytes read it; everything that decides a write or grants access reads the primary. A
+# browser that wrote is pinned to the primary for REPLICA_PIN_SECONDS (a signed cookie), so it reads its own writes.
+# Unset: one database, no router, nothing changes. In test runs the replica mirrors default (no test database of
+# its own on a read-only server).
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+REPLICA_PIN_SECONDS = float(os.environ.get("REPLICA_PIN_SECONDS", "10"))
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["clinic.replica.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "clinic.replica.ReplicaPinMiddleware",
+    )
+
 # --- Behind PgBouncer in transaction pooling ------------------------------------------
 # DATABASE_POOLER=pgbouncer: DATABASE_URL points at PgBouncer with pool_mode = transaction (docker-compose.yml), so
 # each transaction may run on a different server connection and nothing may outlive one

@@ -66,6 +66,22 @@ def logged_in_client(membership: Membership) -> Client:
     return client
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """With a read replica configured (DATABASE_REPLICA_URL), the test run's replica is default's mirror (settings:
+    TEST MIRROR) on default's own server, so the router reads through default, where each test's transaction is.
+    (The real replica is tested by tests/clinic/test_replica_pair.py, with a streaming pair of its own.)"""
+    from django.conf import settings
+
+    replica = settings.DATABASES.get("replica")
+    if replica is not None:
+        default = settings.DATABASES["default"]
+        replica["ENGINE"], replica["NAME"] = default["ENGINE"], default["NAME"]
+        replica["HOST"], replica["PORT"] = default["HOST"], default["PORT"]
+        replica["USER"], replica["PASSWORD"] = default["USER"], default["PASSWORD"]
+        replica["OPTIONS"] = default["OPTIONS"]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clinic_exports_in_a_temporary_folder(tmp_path_factory):
     """Clinic exports (privacy) are written under a folder of the test run, never the project's own."""

@@ -14,6 +14,7 @@ from django.db.models import Q
 from calendar_sync.feed.ics import FeedItem, without_controls
 from calendar_sync.keys import ItemKey, split
 from calendar_sync.models import FeedDocument, FeedSubscription
+from clinic.replica import replica_reads
 from patients.display import RESTRICTED_LABEL, mode_in_use, patient_identifier
 from scheduling.models import Appointment, OtherEvent
 from scheduling.recurrence import compact_utc
@@ -45,8 +46,16 @@ def subscription_by_token_hash(token_hash: str) -> FeedSubscription | None:
 
 
 def feed_body(*, clinic: Clinic, document: FeedDocument) -> bytes:
-    """The stored bytes of a feed (kept out of the lookup, which a 304 answers without them)."""
-    return bytes(FeedDocument.objects.for_clinic(clinic).filter(pk=document.pk).values_list("body", flat=True).get())
+    """The stored bytes of a feed (kept out of the lookup, which a 304 answers without them).
+
+    The bytes of this very version (its ETag, read on the primary with the subscription): from the read replica
+    when one is configured and has it, else from the primary, so the body never belongs to another ETag."""
+    rows = FeedDocument.objects.for_clinic(clinic).filter(pk=document.pk).values_list("body", flat=True)
+    with replica_reads():
+        body = rows.filter(etag=document.etag).first()
+    if body is None:  # the replica has not replayed this build yet (or a newer build replaced it meanwhile)
+        body = rows.get()
+    return bytes(body)
 
 
 def shown_mode(subscription: FeedSubscription) -> str:

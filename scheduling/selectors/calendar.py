@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 
 from clinic.models import Location
+from clinic.replica import primary_reads, reading_replica
 from clinic.selectors import practitioners_list
 from patients.display import staff_label
 from patients.models import may_see_blocked
@@ -384,6 +385,16 @@ def calendar_page(
 
     session_rows, slot_rows, appointment_rows = calendar_grid_rows(clinic=clinic, scope=scope)
     sees_blocked = may_see_blocked(membership)
+    if not sees_blocked and appointment_rows and reading_replica(Appointment):
+        # The rows came from a read replica, perhaps a moment behind; whether a patient is blocked is an access
+        # rule, read on the primary (one query, only then), so a patient blocked a moment ago is never named.
+        with primary_reads():
+            blocked_now = set(
+                Appointment.objects.for_clinic(clinic)
+                .filter(pk__in=[row.id for row in appointment_rows], patient__is_blocked=True)
+                .values_list("pk", flat=True)
+            )
+        appointment_rows = [row._replace(is_blocked=row.id in blocked_now) for row in appointment_rows]
     appointments: dict[int, list[tuple[str, str, str, str]]] = {}
     # Where each booking came from, in words: a source's observer may name more (the FHIR consumer).
     named = source_names(clinic.pk, [row.id for row in appointment_rows if row.source != AppointmentSource.RECEPTION])

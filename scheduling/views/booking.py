@@ -22,6 +22,7 @@ from django_htmx.http import trigger_client_event
 from clinic.access import ClinicRequest, permission_required, viewer_today
 from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission
+from clinic.replica import reads_from_replica
 from patients.access import active_patient_for_member, patient_for_member, restricted_search_row
 from patients.models import Patient, may_see_blocked
 from patients.selectors import patient_search
@@ -365,6 +366,7 @@ def next_available(request: ClinicRequest) -> HttpResponse:
 
 @permission_required(NamedPermission.MANAGE_APPOINTMENTS)
 @require_GET
+@reads_from_replica  # the report's rows (page and CSV); the permission was checked on the primary's membership
 def appointments_report(request: ClinicRequest) -> HttpResponse:
     """Appointments by reporting category and status over a date range; CSV with ?format=csv."""
     today = request.clinic.today()

@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRefresh, push_url
 from clinic.access import ClinicRequest, viewer_today
 from clinic.htmx import page_or_fragment, popup_done, popup_next
 from clinic.models import NamedPermission, time_zone_names
+from clinic.replica import reads_from_replica
 from patients.display import staff_label
 from patients.models import may_see_blocked
 from scheduling.access import (
@@ -129,6 +130,7 @@ def render_calendar(request: ClinicRequest, query: CalendarQuery, problems: Sequ
 
 
 @require_GET
+@reads_from_replica  # the grid's reads (page and fragments); the member's access was read on the primary
 def calendar(request: ClinicRequest) -> HttpResponse:
     query, problems = calendar_query(request)
     return render_calendar(request, query, problems)
