@@ -1032,6 +1032,47 @@ def measure(
     return entry
 
 
+def explain(url: str, name: str, *, size: str) -> str:
+    """The case's setup on ``url`` (its clinics in the gap), then EXPLAIN (ANALYZE, BUFFERS) of each SELECT its run
+    sends, as text (the plans for docs/scale-findings.md)."""
+    from benchmarks import harness
+
+    probe_into_gap(url)
+    os.environ["BENCH_DATABASE_URL"] = url
+    harness.choose_size(size)
+    lines: list[str] = []
+    with harness.dedicated_database() as bench_url:
+        import django
+
+        django.setup()
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from benchmarks.cases import CASES
+
+        harness.prepare_django(bench_url)
+        case = CASES[name]
+        state = case.setup()
+        for _ in range(2):  # warm, then captured
+            if case.reset is not None:
+                case.reset(state)
+            with CaptureQueriesContext(connection) as captured:
+                case.run(state)
+        if case.reset is not None:
+            case.reset(state)
+        for number, query in enumerate(captured.captured_queries, 1):
+            statement = query["sql"]
+            lines.append(f"-- query {number} ({query['time']} s): {statement[:2000]}")
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+                    lines += [row[0] for row in cursor.fetchall()]
+            lines.append("")
+        if case.reset is not None:
+            case.reset(state)
+    return "\n".join(lines)
+
+
 # --- Command line ---------------------------------------------------------------------
 
 
@@ -1055,6 +1096,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     m.add_argument("--runs", type=int, help="timed runs per case (default: each case's own)")
     m.add_argument("cases", nargs="*", metavar="CASE", help=f"default: {' '.join(SCALE_CASES)}")
     m.add_argument("--output", type=Path, help="results file (default: benchmarks/results.json at full size)")
+    e = commands.add_parser("explain", help="EXPLAIN (ANALYZE, BUFFERS) of each SELECT of a case's run")
+    e.add_argument("--database-url", required=True, help="the database built by `build` (or a small one)")
+    e.add_argument("--size", choices=("full", "tiny"), default="full", help="the case's own size")
+    e.add_argument("case", choices=SCALE_CASES)
     return parser.parse_args(argv)
 
 
@@ -1067,6 +1112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         django_on(url)
         meta = build(url, args.size, args.seed, keep_indexes=args.keep_indexes)
         print(json.dumps(meta, indent=2))
+        return 0
+    if args.command == "explain":
+        print(explain(url, args.case, size=args.size))
         return 0
     small_url = postgres_url(
         args.small_database_url or urlsplit(url)._replace(path=urlsplit(url).path + "_small").geturl()
