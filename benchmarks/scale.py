@@ -938,6 +938,7 @@ def probe_into_gap(url: str) -> tuple[int, int]:
     """Move the clinic id sequence into the gap (after what earlier runs put there); return the gap."""
     with psycopg.connect(url, autocommit=True) as conn:
         first, last = read_meta(conn)["clinic_gap"]
+        first, last = int(first), int(last)
         (used,) = row(conn, "SELECT max(id) FROM clinic_clinic WHERE id BETWEEN %s AND %s", [first, last])
         current = max(first - 1, used or 0)
         if current > last - 10_000:
@@ -998,8 +999,12 @@ def measure(
         below, above = row(
             conn, "SELECT count(*) FILTER (WHERE id < %s), count(*) FILTER (WHERE id > %s) FROM clinic_clinic", gap
         )
+        meta = read_meta(conn)
     entry: dict[str, Any] = {
         "appointments": appointments,
+        "built_clinics": meta["size"]["clinics"],
+        "built_appointments": meta["rows"]["scheduling_appointment"],
+        "build_seed": meta["seed"],
         "clinics_below_probes": below,
         "clinics_above_probes": above,
         "probe_clinics": probes[2],
@@ -1025,10 +1030,14 @@ def measure(
     entry["queries_equal"] = queries_equal
     entry["runs"] = runs if runs is not None else "case defaults"
     entry["size"] = size
+    entry["timestamp"] = large["env"]["timestamp"]
+    entry["small_database"] = database_name(small_url)
     if output is not None:
         from benchmarks.harness import write_results
 
-        write_results(output, {"scale": entry}, {**large["env"], "scale_small_database": database_name(small_url)})
+        # The file's env stays as the last harness run left it: this entry says where and when it was measured.
+        previous = json.loads(output.read_text()).get("env", {}) if output.exists() else {}
+        write_results(output, {"scale": entry}, previous)
     return entry
 
 
@@ -1062,7 +1071,7 @@ def explain(url: str, name: str, *, size: str) -> str:
             case.reset(state)
         for number, query in enumerate(captured.captured_queries, 1):
             statement = query["sql"]
-            lines.append(f"-- query {number} ({query['time']} s): {statement[:2000]}")
+            lines.append(f"-- query {number} ({query['time']} s): {statement}")
             if statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)

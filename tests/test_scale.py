@@ -303,7 +303,10 @@ def test_measure_runs_each_case_with_its_clinics_midway_and_records_the_ratios(
     measured: dict[str, Any], databases: Databases
 ) -> None:
     assert measured["cases"]["other_case"] == {"median_s": 1.0}  # the file's other entries stay
+    assert measured["env"] == {}  # the file's env is the harness's: the entry carries its own when and where
     entry = measured["cases"]["scale"]
+    assert (entry["built_clinics"], entry["built_appointments"]) == (TINY.clinics, TINY.total_appointments)
+    assert entry["small_database"] == f"{databases.prefix}_small"
     assert entry["appointments"] > TINY.total_appointments  # the built ones and the cases' own
     half = TINY.clinics // 2
     # The cases' clinics (and the demo's) took ids in the gap: as many built clinics below as above them.
