@@ -1042,8 +1042,8 @@ def measure(
 
 
 def explain(url: str, name: str, *, size: str) -> str:
-    """The case's setup on ``url`` (its clinics in the gap), then EXPLAIN (ANALYZE, BUFFERS) of each SELECT its run
-    sends, as text (the plans for docs/scale-findings.md)."""
+    """The case's setup on ``url`` (its clinics in the gap), then EXPLAIN (ANALYZE, BUFFERS) of each query its run
+    sends (writes in a transaction rolled back), as text (the plans for docs/scale-findings.md)."""
     from benchmarks import harness
 
     probe_into_gap(url)
@@ -1054,7 +1054,7 @@ def explain(url: str, name: str, *, size: str) -> str:
         import django
 
         django.setup()
-        from django.db import connection
+        from django.db import connection, transaction
         from django.test.utils import CaptureQueriesContext
 
         from benchmarks.cases import CASES
@@ -1072,10 +1072,12 @@ def explain(url: str, name: str, *, size: str) -> str:
         for number, query in enumerate(captured.captured_queries, 1):
             statement = query["sql"]
             lines.append(f"-- query {number} ({query['time']} s): {statement}")
-            if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-                with connection.cursor() as cursor:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")):
+                # A write is explained in a transaction rolled back: its plan and timing, the rows left as they were.
+                with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
-                    lines += [row[0] for row in cursor.fetchall()]
+                    lines += [found[0] for found in cursor.fetchall()]
+                    transaction.set_rollback(True)
             lines.append("")
         if case.reset is not None:
             case.reset(state)
@@ -1105,7 +1107,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     m.add_argument("--runs", type=int, help="timed runs per case (default: each case's own)")
     m.add_argument("cases", nargs="*", metavar="CASE", help=f"default: {' '.join(SCALE_CASES)}")
     m.add_argument("--output", type=Path, help="results file (default: benchmarks/results.json at full size)")
-    e = commands.add_parser("explain", help="EXPLAIN (ANALYZE, BUFFERS) of each SELECT of a case's run")
+    e = commands.add_parser("explain", help="EXPLAIN (ANALYZE, BUFFERS) of each query of a case's run")
     e.add_argument("--database-url", required=True, help="the database built by `build` (or a small one)")
     e.add_argument("--size", choices=("full", "tiny"), default="full", help="the case's own size")
     e.add_argument("case", choices=SCALE_CASES)
