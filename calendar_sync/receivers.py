@@ -21,8 +21,10 @@ def on_calendar_changed(
 ) -> None:
     # scheduling sends the keys as text (it never imports calendar sync); from here on they are ItemKeys.
     items = None if keys is None else {ItemKey.parse(key) for key in keys}
-    feeds_changed(practitioner_ids, items)
-    changes_record(practitioner_ids, items)
+    # A two-way Google sync needs the practitioner's enabled feed: without any, there is no connection to look for
+    # (most bookings: one query, not two).
+    if feeds_changed(practitioner_ids, items):
+        changes_record(practitioner_ids, items)
 
 
 def on_patient_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

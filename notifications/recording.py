@@ -57,6 +57,14 @@ def address_of(patient: Patient, channel: str) -> str:
     return patient.email if channel == Channel.EMAIL else patient.mobile_phone
 
 
+def preference_of(patient: Patient) -> ContactPreference | None:
+    """The patient's contact preference as read with them (select_related), None without one."""
+    try:
+        return patient.contact_preference
+    except ContactPreference.DoesNotExist:
+        return None
+
+
 def refusal(patient: Patient, preference: ContactPreference | None, channel: str) -> str:
     """Why this patient is not to be told by this channel ("" when they may be)."""
     if not address_of(patient, channel):
@@ -87,18 +95,28 @@ def news_record(
     channels = channels_on(chosen)
     if not kind_on(chosen, kind) or not channels:
         return []
+    # The appointments with their patients' addresses and contact preferences (one query; a preference is its
+    # patient's, so of the same clinic), only what the messages need.
     rows = list(
         Appointment.objects.for_clinic(clinic_id)
         .filter(pk__in=appointments)
-        .select_related("patient")
+        .select_related("patient__contact_preference")
+        .only(
+            "clinic_id",
+            "patient_id",
+            "starts_at",
+            "patient__email",
+            "patient__mobile_phone",
+            "patient__contact_preference__patient_id",
+            "patient__contact_preference__email_ok",
+            "patient__contact_preference__sms_ok",
+        )
         .order_by("starts_at", "id")
     )
     by_patient: dict[int, list[Appointment]] = defaultdict(list)
     for appointment in rows:
         by_patient[appointment.patient_id].append(appointment)
-    preferences = {
-        p.patient_id: p for p in ContactPreference.objects.for_clinic(clinic_id).filter(patient_id__in=by_patient)
-    }
+    preferences = {patient_id: preference_of(group[0].patient) for patient_id, group in by_patient.items()}
     now = timezone.now()
     messages = []
     for patient_id, group in by_patient.items():

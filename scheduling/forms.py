@@ -442,6 +442,23 @@ class SecondaryPlanSelect(forms.Select):
         return option
 
 
+class KnownModelChoiceField(forms.ModelChoiceField):
+    """A model choice (by to_field_name) that takes a value naming one of `known` (objects already read that the
+    queryset holds) without a query; any other value is looked up in the queryset as usual. A form gives its own
+    copy of the field a new dict (never changes the one it was copied with)."""
+
+    known: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known = {}
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value in self.known:
+            return self.known[value]
+        return super().to_python(value)
+
+
 class BookingForm(forms.Form):
     """Book Appointment, beneath the patient card: coverage, department, resources and appointment type."""
 
@@ -457,7 +474,7 @@ class BookingForm(forms.Form):
         help_text="The slot's practitioner; choose others, or several, as needed.",
         widget=forms.CheckboxSelectMultiple,
     )
-    slot_type = forms.ModelChoiceField(queryset=SlotType.objects.none(), label="Appointment type", empty_label=None)
+    slot_type = KnownModelChoiceField(queryset=SlotType.objects.none(), label="Appointment type", empty_label=None)
 
     def __init__(
         self,
@@ -494,7 +511,8 @@ class BookingForm(forms.Form):
         departments = Department.objects.for_clinic(clinic).filter(is_active=True).order_by("name")
         self.fields["department"].queryset = departments  # type: ignore[attr-defined]
         self.fields["department"].to_field_name = "public_id"  # type: ignore[attr-defined]
-        if "department" not in self.initial:
+        if not self.is_bound and "department" not in self.initial:
+            # (Shown by an unbound form only: a posted form shows what was posted.)
             # The member's own department (seed 003: "automatically lists your department"), else the
             # clinic's only one: no choosing where there is nothing to choose.
             own = departments.filter(pk=own_department_id).first() if own_department_id else None
@@ -507,6 +525,10 @@ class BookingForm(forms.Form):
         types = SlotType.objects.for_clinic(clinic).filter(is_active=True, bookable=True)
         self.fields["slot_type"].queryset = types  # type: ignore[attr-defined]
         self.fields["slot_type"].to_field_name = "public_id"  # type: ignore[attr-defined]
+        own_type = slot.slot_type
+        if own_type is not None and own_type.clinic_id == clinic.pk and own_type.is_active and own_type.bookable:
+            # The slot's own type (one of `types`, read with the slot) is the usual choice: no query to find it.
+            cast(KnownModelChoiceField, self.fields["slot_type"]).known = {str(own_type.public_id): own_type}
 
     def _offer_plans(self, patient: Patient) -> None:
         self.coverages = {str(c.public_id): c for c in patient.coverages.all()}

@@ -57,11 +57,13 @@ def feed_changes_record(
     return [pk for pk, _ in subscriptions]
 
 
-def feeds_changed(practitioner_ids: Iterable[int] | QuerySet[Any], keys: Iterable[ItemKey] | None = None) -> None:
+def feeds_changed(practitioner_ids: Iterable[int] | QuerySet[Any], keys: Iterable[ItemKey] | None = None) -> list[int]:
     """Record a change on these practitioners' enabled feeds (rows in the caller's transaction) and nudge
-    their rebuild after commit (a lost nudge is delivered by the sweep)."""
-    for pk in feed_changes_record(practitioner_ids, keys):
+    their rebuild after commit (a lost nudge is delivered by the sweep). Returns the subscriptions' ids."""
+    subscriptions = feed_changes_record(practitioner_ids, keys)
+    for pk in subscriptions:
         nudge(tasks.build_feed, pk)
+    return subscriptions
 
 
 def subscriptions_waiting() -> list[int]:

@@ -30,7 +30,7 @@ from scheduling.models import (
     Session,
     Slot,
 )
-from scheduling.selectors.booking import busy_events_during
+from scheduling.selectors.booking import busy_event_ids_during
 from scheduling.selectors.waitlist import group_closed_to_new, in_group
 from scheduling.services.freed import places_freed
 from scheduling.signals import PatientNews, announce_calendar_change, hold_ended, tell_patient
@@ -152,25 +152,26 @@ def appointment_book(
             if overlapping.exists():
                 raise BookingError("The practitioner already has an appointment at that time.")
         try:
-            with transaction.atomic():
-                appointment = Appointment.objects.create(
-                    clinic=clinic,
-                    slot=slot,
-                    practitioner_id=practitioner_id,
-                    patient=patient,
-                    slot_type=request.slot_type or slot.slot_type,
-                    department=request.department,
-                    coverage=None if request.self_pay else request.coverage,
-                    secondary_coverage=None if request.self_pay else request.secondary_coverage,
-                    self_pay=request.self_pay,
-                    exclusive=slot.capacity == 1,
-                    starts_at=slot.starts_at,
-                    ends_at=slot.ends_at,
-                    created_by=actor,
-                    rescheduled_from=request.rescheduled_from,
-                    series=request.series,
-                    source=request.source,
-                )
+            # No savepoint of its own: an error here leaves this function, whose atomic block (the transaction,
+            # or the caller's savepoint) rolls back.
+            appointment = Appointment.objects.create(
+                clinic=clinic,
+                slot=slot,
+                practitioner_id=practitioner_id,
+                patient=patient,
+                slot_type=request.slot_type or slot.slot_type,
+                department=request.department,
+                coverage=None if request.self_pay else request.coverage,
+                secondary_coverage=None if request.self_pay else request.secondary_coverage,
+                self_pay=request.self_pay,
+                exclusive=slot.capacity == 1,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                created_by=actor,
+                rescheduled_from=request.rescheduled_from,
+                series=request.series,
+                source=request.source,
+            )
         except IntegrityError as error:
             # The database's last guard (the locks above should leave nothing for it to catch).
             raise BookingError("The practitioner already has an appointment at that time.") from error
@@ -199,7 +200,7 @@ def appointment_book(
                 **({"hold": str(hold.public_id)} if hold is not None else {}),
                 **({"closed_override": override} if override else {}),
                 # Booked over the practitioner's busy time (reception was warned): which events, by id.
-                "busy_events": [str(e.public_id) for e in busy_events_during(clinic=clinic, slot=slot)],
+                "busy_events": [str(public_id) for public_id in busy_event_ids_during(clinic=clinic, slot=slot)],
             },
         )
         announce_calendar_change([practitioner_id], appointments=[appointment.pk])

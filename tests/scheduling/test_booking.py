@@ -344,3 +344,56 @@ def test_a_confirmation_names_a_blocked_patient_only_to_members_who_may_see_them
     assert reception_client_a.post(cancel, {"reason": "Unwell"}).status_code == 404
     appointment.refresh_from_db()
     assert appointment.status == AppointmentStatus.BOOKED
+
+
+# The booking form's post ("Book"), as counted with the test client's session (no idle-timer record to write):
+# the session, the user and the memberships (the middleware); the slot, the patient and their plans (this clinic
+# bills insurance; the appointment type is the slot's own, read with the slot); in the transaction, the slot and
+# its practitioner locked, the patient not in the slot already, no overlapping appointment of the practitioner,
+# the appointment, the slot's count, the practitioner's busy events (for the audit), the audit row, the
+# practitioner's enabled feeds (none: no Google connection to look for), the clinic's message settings, the
+# appointment with its patient's addresses and contact preference, the messages; the savepoint the test's
+# transaction turns the booking's into, and its release. It was 25 before issue 25 (a savepoint of its own around
+# the insert, the department and the type looked up for a posted form, the Google connections looked up without
+# a feed, the contact preference read on its own).
+BOOKING_POST_QUERIES = 20
+
+
+def test_booking_a_slot_takes_a_fixed_small_number_of_queries(
+    clinic_a, reception_client_a, slot, django_assert_num_queries, django_assert_max_num_queries
+):
+    DepartmentFactory(clinic=clinic_a, name="General practice")
+    patients = PatientFactory.create_batch(2, clinic=clinic_a)
+    url = reverse("scheduling:book", args=[slot.public_id])
+    data = {"coverage": "self", "slot_type": str(slot.slot_type.public_id), "action": "book"}
+    reception_client_a.get(reverse("home"))  # the session's clinic chosen
+    with django_assert_num_queries(BOOKING_POST_QUERIES):
+        response = reception_client_a.post(url, {**data, "patient": str(patients[0].public_id)})
+    assert response.status_code == 302
+    appointment = Appointment.objects.get()
+    assert (appointment.patient, appointment.slot_type) == (patients[0], slot.slot_type)
+    assert AuditEvent.objects.filter(action="appointment.booked", object_id=str(appointment.public_id)).exists()
+    # A refusal (the slot is full now) takes no more than that either.
+    with django_assert_max_num_queries(BOOKING_POST_QUERIES):
+        refused = reception_client_a.post(url, {**data, "patient": str(patients[1].public_id)})
+    assert "This slot is full." in refused.content.decode()
+
+
+def test_a_posted_appointment_type_other_than_the_slots_is_still_checked_against_the_clinics(
+    clinic_a, clinic_b, reception_client_a, slot
+):
+    patient = PatientFactory(clinic=clinic_a)
+    url = reverse("scheduling:book", args=[slot.public_id])
+    data = {"patient": str(patient.public_id), "coverage": "self", "action": "book"}
+    theirs = SlotTypeFactory(clinic=clinic_b, name="Theirs")
+    refused = reception_client_a.post(url, {**data, "slot_type": str(theirs.public_id)})
+    assert refused.status_code == 422 and "Select a valid choice" in refused.content.decode()
+    # The slot's own type, no longer bookable: refused as any other type that is not a choice.
+    own = slot.slot_type
+    own.bookable = False
+    own.save(update_fields=["bookable"])
+    refused = reception_client_a.post(url, {**data, "slot_type": str(own.public_id)})
+    assert refused.status_code == 422 and "Select a valid choice" in refused.content.decode()
+    other = SlotTypeFactory(clinic=clinic_a, name="Long")
+    assert reception_client_a.post(url, {**data, "slot_type": str(other.public_id)}).status_code == 302
+    assert Appointment.objects.get().slot_type == other
