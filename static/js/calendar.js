@@ -160,7 +160,8 @@
       return;
     }
     if (target.closest("[data-close]")) { closeDialogs(); return; }
-    var tipLink = target.closest("a[data-tip-link]");
+    // A slot or timed event of the grid is a plain link in its column; elsewhere a link says data-tip-link.
+    var tipLink = target.closest("a[data-tip-link], .cal-col > a[href]");
     if (tipLink && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
       event.preventDefault();
       var menu = tipLink.closest("details");
@@ -200,8 +201,16 @@
   });
 
   // Show the changed item: scrolled into view, highlighted, focused (so the keyboard continues from it).
-  function showChanged(id) {
+  // A slot's id ("slot-<public id>") names its link, which carries no id of its own (the grid is thousands of
+  // them): the first link to it, on the date it starts.
+  function changedItem(id) {
     var item = id && document.getElementById(id);
+    var slot = !item && /^slot-([0-9a-f-]{36})$/.exec(id || "");
+    return slot ? document.querySelector('.cal-col > a[href$="/' + slot[1] + '/"]') : item;
+  }
+
+  function showChanged(id) {
+    var item = changedItem(id);
     if (!item) { return false; }
     item.classList.add("just-changed");
     item.scrollIntoView({ block: "center", inline: "nearest" });
