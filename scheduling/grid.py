@@ -631,6 +631,9 @@ def slot_cell(
         css += f" pass{piece.repeat}"
     return {
         "cls": css,
+        # Its element's id, on the date it starts: the calendar shows it after a change, and gives the focus back
+        # to it when the grid behind a popup was refreshed.
+        "key": f"slot-{slot.public_id}" if piece.first else "",
         "time": piece.start,
         "label": label,
         "group": group and slot.bookable,

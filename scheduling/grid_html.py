@@ -5,8 +5,8 @@ slot had dozens of them. Each column's body (its background, greyed hours, sessi
 joined here from the cells scheduling.grid.build_grid made, with every text escaped, and the template prints it.
 
 The markup is the grid's own: a slot or timed event is a plain link in its column (calendar.js opens the popup for
-any link of a `.cal-col`, so they carry no data attribute of their own); the id of a slot's element is not written
-(calendar.js finds a slot by its link, `slot-<public id>` → `a[href$="/<public id>/"]`).
+any link of a `.cal-col`, so they carry no data attribute of their own); a slot's link keeps its id
+(`slot-<public id>`, on the date it starts), which the popups' focus, the #slot-… addresses and the tests rely on.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def column_body(column: Column, rows: int, *, online_only: bool = False) -> str:
         if c["source"]:
             source = escape(str(c["source"]))
             icons += f'<span class="ico ico-online" role="img" aria-label="{source}" title="{source}"></span>'
+        key = f' id="{c["key"]}"' if c["key"] else ""
         parts.append(
-            f'<a class="{escape(str(c["cls"]))}" href="{c["href"]}" title="{escape(str(c["title"]))}">'
+            f'<a{key} class="{escape(str(c["cls"]))}" href="{c["href"]}" title="{escape(str(c["title"]))}">'
             f"<b>{c['time']}</b> {icons}{escape(str(c['label']))}</a>"
         )
     for e in column.events:

@@ -201,16 +201,8 @@
   });
 
   // Show the changed item: scrolled into view, highlighted, focused (so the keyboard continues from it).
-  // A slot's id ("slot-<public id>") names its link, which carries no id of its own (the grid is thousands of
-  // them): the first link to it, on the date it starts.
-  function changedItem(id) {
-    var item = id && document.getElementById(id);
-    var slot = !item && /^slot-([0-9a-f-]{36})$/.exec(id || "");
-    return slot ? document.querySelector('.cal-col > a[href$="/' + slot[1] + '/"]') : item;
-  }
-
   function showChanged(id) {
-    var item = changedItem(id);
+    var item = id && document.getElementById(id);
     if (!item) { return false; }
     item.classList.add("just-changed");
     item.scrollIntoView({ block: "center", inline: "nearest" });
