@@ -206,12 +206,14 @@ class SessionSummaryRow(NamedTuple):
     booked: int
 
 
-@dataclass
-class Placed:
+class Placed(NamedTuple):
     """Something placed on the grid: rows are 1-based 5-minute steps from the visible start."""
 
     row: int
     span: int
+
+
+STATUS_LABELS = dict(AppointmentStatus.choices)
 
 
 @dataclass
@@ -614,7 +616,7 @@ def slot_cell(
         elif people:
             label = people[0][0]
             css += f" booked st-{people[0][1]}"
-            title = f"{when} · {type_name} · {label} ({AppointmentStatus(people[0][1]).label})"
+            title = f"{when} · {type_name} · {label} ({STATUS_LABELS[people[0][1]]})"
             if people[0][2] != AppointmentSource.RECEPTION:
                 words = people[0][3]
                 title += f" · {words[:1].lower()}{words[1:]}"
@@ -629,7 +631,8 @@ def slot_cell(
         css += f" pass{piece.repeat}"
     return {
         "cls": css,
-        # Its element's id, on the date it starts: the calendar shows it after a change.
+        # Its element's id, on the date it starts: the calendar shows it after a change, and gives the focus back
+        # to it when the grid behind a popup was refreshed.
         "key": f"slot-{slot.public_id}" if piece.first else "",
         "time": piece.start,
         "label": label,

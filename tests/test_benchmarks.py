@@ -24,7 +24,7 @@ from psycopg import sql
 
 from benchmarks import harness
 from benchmarks.harness import Case
-from tests.conftest import subprocess_env
+from tests.conftest import in_ci, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NUMERIC_KEYS = (
@@ -281,3 +281,13 @@ def test_each_family_is_sized_by_the_chosen_size(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(harness.SIZE_ENV, "huge")
     with pytest.raises(ValueError):
         harness.size_name()
+
+
+def test_calendar_week_records_its_bytes_and_its_first_paint_in_chromium(tiny_run: TinyRun) -> None:
+    entry = tiny_run.results()["cases"]["calendar_week"]
+    assert entry["html_bytes"] > 0 and entry["slots"] > 0
+    assert entry["html_bytes_per_slot"] == round(entry["html_bytes"] / entry["slots"], 1)
+    if "first_contentful_paint_ms" not in entry and not in_ci():
+        pytest.skip("no Chromium here: the case printed why")
+    assert entry["render_cpu_slowdown"] == 4 and entry["render_loads"] >= 1
+    assert entry["first_contentful_paint_ms"] > 0 and entry["load_ms"] > 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import random
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from django.db import connection, models, transaction
 from django.test import Client
 from django.urls import reverse
 
+from benchmarks import render
 from benchmarks.cases.common import (
     CALENDAR_MONDAY,
     CALENDAR_SESSIONS,
@@ -33,7 +36,7 @@ from benchmarks.cases.common import (
     logged_in_client,
     register,
 )
-from benchmarks.harness import Case, checked, count_queries, sized
+from benchmarks.harness import Case, Result, checked, count_queries, sized
 from clinic.models import Clinic, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling.models import Appointment, OfficeHours, OtherEvent, Session, Slot
@@ -266,6 +269,37 @@ def calendar_page_setup(url: str) -> Callable[[], PageState]:
     return setup
 
 
+def calendar_week_figures(result: Result) -> Result:
+    """The week page's size (its HTML before compression, and per slot shown) and its time to first render in
+    Chromium at a 4x CPU slowdown (benchmarks.render): first-contentful-paint, DOMContentLoaded and load, in ms.
+
+    Without Chromium the browser's figures are left out (the reason is printed), except under CI, where that fails."""
+    data = calendar_setup()
+    html = get_ok(data.client, data.week_url)
+    figures: Result = {
+        "html_bytes": len(html),
+        "slots": CALENDAR_BIG.slots,
+        "html_bytes_per_slot": round(len(html) / CALENDAR_BIG.slots, 1),
+    }
+    missing = render.chromium_missing()
+    if missing:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            raise RuntimeError(f"calendar_week: {missing}")
+        print(f"calendar_week: no first paint measured: {missing}", file=sys.stderr)
+        return figures
+    timings = render.first_render(data.client, data.week_url, time_zone=CALENDAR_TIME_ZONE, loads=RENDER_LOADS)
+    checked()
+    return figures | {
+        "render_cpu_slowdown": render.CPU_SLOWDOWN,
+        "render_loads": RENDER_LOADS,
+        "first_contentful_paint_ms": timings["fcp"],
+        "dom_content_loaded_ms": timings["dcl"],
+        "load_ms": timings["load"],
+    }
+
+
+RENDER_LOADS = sized(7, 1)
+
 for case_name, case_url in (("calendar_week", "week_url"), ("calendar_month", "month_url")):
     register(
         Case(
@@ -275,5 +309,6 @@ for case_name, case_url in (("calendar_week", "week_url"), ("calendar_month", "m
             floor=lambda state: get_ok(state.client, state.floor_url),
             warmup=2,
             check=lambda state: calendar_page_check(calendar_setup(), CALENDAR_BIG),
+            extras=calendar_week_figures if case_name == "calendar_week" else None,
         )
     )

@@ -397,6 +397,7 @@ def calendar_page(
         appointment_rows = [row._replace(is_blocked=row.id in blocked_now) for row in appointment_rows]
     appointments: dict[int, list[tuple[str, str, str, str]]] = {}
     # Where each booking came from, in words: a source's observer may name more (the FHIR consumer).
+    source_labels = dict(AppointmentSource.choices)
     named = source_names(clinic.pk, [row.id for row in appointment_rows if row.source != AppointmentSource.RECEPTION])
     for row in appointment_rows:
         label = staff_label(
@@ -408,7 +409,7 @@ def calendar_page(
             may_see_blocked=sees_blocked,
             internal_ids_enabled=clinic.internal_ids_enabled,
         )
-        words = named.get(row.id) or AppointmentSource(row.source).label
+        words = named.get(row.id) or source_labels[row.source]
         appointments.setdefault(row.slot_id, []).append((label, row.status, row.source, words))
     events = calendar_events(clinic=clinic, scope=scope)
     column_keys: list[tuple[int | None, str, str]] = [(p.pk, p.name, str(p.public_id)) for p in who.columns]

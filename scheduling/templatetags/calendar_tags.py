@@ -6,8 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django import template
+from django.forms import BoundField
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
+from scheduling.grid import Grid, Group
 from scheduling.grid import clock as wall_clock
+from scheduling.grid_html import columns_html
 from scheduling.hours import HoursError, ranges_to_json, weekly_from_json
 from scheduling.models import WEEKDAY_NAMES, DisplacedState, DisplacedWhy
 
@@ -61,3 +66,31 @@ def at(items: Sequence[object], index: int) -> object:
         return items[int(index)]
     except (IndexError, TypeError, ValueError):
         return None
+
+
+@register.simple_tag
+def grid_columns(group: Group, grid: Grid, online_only: bool) -> SafeString:
+    """A calendar day's columns (scheduling.grid_html): written in Python, a busy week has thousands of cells."""
+    return columns_html(group, grid, online_only=online_only)
+
+
+@register.simple_tag
+def checkboxes(field: BoundField) -> SafeString:
+    """A multiple-choice field's boxes, each in its label, as Django's own widget writes them (the calendar's
+    filter lists every practitioner: its widget templates cost more than the rest of the menu)."""
+    boxes = []
+    for box in field.subwidgets:
+        data = box.data
+        checked = " checked" if data["selected"] else ""
+        boxes.append(
+            format_html(
+                '<label class="check"><input type="{}" name="{}" value="{}" id="{}"{}> {}</label>',
+                data["type"],
+                data["name"],
+                data["value"],
+                data["attrs"]["id"],
+                checked,
+                data["label"],
+            )
+        )
+    return mark_safe("".join(boxes))  # noqa: S308 - each part was made by format_html

@@ -160,7 +160,8 @@
       return;
     }
     if (target.closest("[data-close]")) { closeDialogs(); return; }
-    var tipLink = target.closest("a[data-tip-link]");
+    // A slot or timed event of the grid is a plain link in its column; elsewhere a link says data-tip-link.
+    var tipLink = target.closest("a[data-tip-link], .cal-col > a[href]");
     if (tipLink && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
       event.preventDefault();
       var menu = tipLink.closest("details");

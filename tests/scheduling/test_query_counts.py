@@ -167,3 +167,27 @@ def test_booking_lists_use_a_fixed_number_of_queries(
         grow(6)
         with django_assert_num_queries(len(small)):
             assert client.get(path).status_code == 200
+
+
+# What the week (All tab) may send per slot shown, its sessions and events counted in: a slot is one link in its
+# column, with its time, label and tooltip; anything repeated per slot (ids, attributes, icons' words) multiplies by
+# thousands on a busy week. (It was 316 bytes here, with a data attribute on each slot and the template's spacing.)
+WEEK_BYTES_PER_SLOT = 305
+
+
+def test_the_week_page_grows_by_a_bounded_number_of_bytes_per_slot(clinic_a, admin_client_a):
+    from scheduling.models import Slot
+
+    practitioners = PractitionerFactory.create_batch(2, clinic=clinic_a)
+    path = reverse("scheduling:calendar") + "?view=week&date=2027-06-07&tab=all"
+    admin_client_a.get(path)  # the session's first request stores the clinic
+    sizes = []
+    for day in (DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)):
+        fill_calendar(clinic_a, practitioners, day=day, sessions_each=3, bookings_each=4)
+        body = admin_client_a.get(path).content
+        slots = Slot.objects.filter(clinic=clinic_a).count()
+        assert body.count(b' class="slot ') == slots  # every slot is on the page
+        sizes.append((slots, len(body)))
+    (few, small), _, (many, large) = sizes
+    assert (large - small) / (many - few) <= WEEK_BYTES_PER_SLOT, sizes
+    assert large / many <= WEEK_BYTES_PER_SLOT + 180, sizes  # the page around the grid: ~18 KB at 108 slots

@@ -1,0 +1,122 @@
+"""A page's time to first render in a real browser on a slow CPU: Debian's Chromium, driven by Playwright, with the
+CPU throttled through the DevTools protocol (``Emulation.setCPUThrottlingRate``), as a reception PC might be.
+
+The page is served by a threaded WSGI server on the loopback (the whole middleware stack, static files through
+whitenoise, the benchmark's own database) to a browser signed in with the benchmark client's session. Each
+figure is the median of several loads of the same URL in a fresh tab: first-contentful-paint from the Performance
+API, and the ends of DOMContentLoaded and load from its navigation entry, in milliseconds.
+
+Used by the calendar_week case's extras (benchmarks/cases/calendar.py); nothing here knows about the calendar.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
+from django.db import connections
+from django.test import Client
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CPU_SLOWDOWN = 4  # Emulation.setCPUThrottlingRate: 4 = four times slower than this machine
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Read after "load": the first contentful paint and the navigation's milestones, from the page's own clock.
+TIMINGS = """() => {
+  const paint = performance.getEntriesByName("first-contentful-paint")[0];
+  const nav = performance.getEntriesByType("navigation")[0];
+  return {
+    fcp: paint ? paint.startTime : null,
+    dcl: nav ? nav.domContentLoadedEventEnd : null,
+    load: nav ? nav.loadEventEnd : null,
+    bytes: nav ? nav.decodedBodySize : null,
+  };
+}"""
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextmanager
+def served() -> Iterator[str]:
+    """This process's Django on a free loopback port, in a thread; yields its base URL."""
+    application = get_wsgi_application()
+    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
+    server.daemon_threads = True
+    server.set_app(application)
+    thread = threading.Thread(target=server.serve_forever, name="render-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        connections.close_all()
+
+
+def chromium_missing() -> str:
+    """Why the browser cannot run here ("" when it can)."""
+    return "" if os.path.exists(CHROMIUM) else f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+
+
+def first_render(client: Client, path: str, *, time_zone: str, loads: int = 5) -> dict[str, float]:
+    """Median first-contentful-paint, DOMContentLoaded and load (ms) of ``path`` at CPU_SLOWDOWN, over ``loads``
+    loads, for the user signed in on ``client``. One load first, unmeasured: the browser reports its zone."""
+    from playwright.sync_api import sync_playwright
+
+    cookies = [
+        {"name": name, "value": morsel.value, "domain": "127.0.0.1", "path": "/"}
+        for name, morsel in client.cookies.items()
+    ]
+    figures: dict[str, list[float]] = {"fcp": [], "dcl": [], "load": []}
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop in this thread; the ORM runs in the server's
+    try:
+        with served() as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(timezone_id=time_zone, viewport={"width": 1600, "height": 1000})
+                context.add_cookies(cookies)  # type: ignore[arg-type]
+                warm = context.new_page()
+                warm.goto(base + path, wait_until="load")
+                warm.wait_for_timeout(500)  # the zone's report and its one reload, if any
+                warm.close()
+                for _ in range(loads):
+                    page = context.new_page()
+                    cdp = context.new_cdp_session(page)
+                    cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
+                    page.goto(base + path, wait_until="load")
+                    timings = page.evaluate(TIMINGS)
+                    if timings["fcp"] is None:
+                        raise RuntimeError(f"{path}: the browser reported no first-contentful-paint")
+                    for key in figures:
+                        figures[key].append(float(timings[key]))
+                    cdp.detach()
+                    page.close()
+                context.close()
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    return {key: round(statistics.median(values), 1) for key, values in figures.items()}
