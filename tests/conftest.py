@@ -7,8 +7,10 @@ stands between them and clinic A's objects.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -37,6 +39,17 @@ def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", *drop}}
     env.update(extra)
     return env
+
+
+def process_stopped(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """Stop a process a test started: asked first (SIGTERM), killed if it has not gone after `timeout` seconds. Its
+    pipes, if any, are drained, so it never blocks on a full one."""
+    process.terminate()
+    try:
+        process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
 
 
 @contextmanager

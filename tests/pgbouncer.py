@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from tests.celery_worker import free_port
-from tests.conftest import in_ci
+from tests.conftest import in_ci, process_stopped
 
 POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
 DEPLOY_INI = Path(__file__).resolve().parent.parent / "deploy" / "pgbouncer" / "pgbouncer.ini"
@@ -130,10 +130,5 @@ def pgbouncer(database: str, *, pool_size: int = 4, max_clients: int = 200) -> I
                 time.sleep(0.1)
         yield pooler
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process_stopped(process, timeout=10)
         shutil.rmtree(folder, ignore_errors=True)

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from clinic.replica import PIN_COOKIE
 from patients.display import RESTRICTED_LABEL
-from tests.conftest import subprocess_env
+from tests.conftest import process_stopped, subprocess_env
 from tests.replica_pair import ReplicaPair, free_port, replica_pair  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.xdist_group("replica-pair")
@@ -126,12 +126,7 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        process_stopped(server)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ Without Chromium the tests are skipped with a message, except in CI, where that 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
+from benchmarks.render import CHROMIUM, CHROMIUM_ARGS  # one Chromium, started one way, for tests and benchmarks
 from tests.conftest import in_ci
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,15 +39,7 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
+        "args": CHROMIUM_ARGS,
     }
 
 

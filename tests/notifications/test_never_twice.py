@@ -37,7 +37,7 @@ from notifications.services import message_resend
 from scheduling.models import Appointment, Slot
 from scheduling.services.booking import appointment_reschedule
 from tests.celery_worker import BASE_DIR, REDIS_URL, eventually, redis_or_skip, worker_database_url
-from tests.conftest import ALL_PERMISSIONS, subprocess_env
+from tests.conftest import ALL_PERMISSIONS, process_stopped, subprocess_env
 from tests.factories import MembershipFactory, PatientFactory, PractitionerFactory, SlotTypeFactory, allocate_session
 from tests.factories import book as put_in
 from tests.smtp_server import SmtpServer, smtp_environment, smtp_fixture  # noqa: F401 (smtp)
@@ -109,12 +109,7 @@ class Workers:
     def stop_all(self) -> None:
         for process, _ in list(self.running):
             assert process.poll() is None, "a worker died"
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process_stopped(process)
             self._forget(process, killed=False)
 
     def send(self, task: str, *args: object) -> None:
