@@ -312,15 +312,24 @@ WAITLIST = {
 def seed_waitlist(clinic: Clinic, admin: Membership) -> None:
     """A full group a few days ahead with three patients waiting for it (this slot, any occurrence of the group, a
     practitioner on Tuesday afternoons): cancel a place there and the first is offered it (seeded once)."""
-    from scheduling.models import SeriesScope, WaitlistEntry, WaitlistKind
+    from scheduling.models import WaitlistEntry
+
+    plan = WAITLIST.get(clinic.slug)
+    if plan is None:
+        return
+    if not WaitlistEntry.objects.for_clinic(clinic).exists():
+        seed_waitlist_entries(clinic, admin, plan)
+    if clinic.slug == "lakeview":
+        # Last, so the patients above join before the group closes (the closed group would refuse them once it has
+        # begun, which depends on today's date).
+        enforce_closed(clinic, admin, "Evening group")
+
+
+def seed_waitlist_entries(clinic: Clinic, admin: Membership, plan: tuple[str, str, str, str, int]) -> None:
+    from scheduling.models import SeriesScope, WaitlistKind
     from scheduling.services.booking import BookingError, appointment_book
     from scheduling.services.waitlist import EntryData, waitlist_add
 
-    plan = WAITLIST.get(clinic.slug)
-    if plan is None or WaitlistEntry.objects.for_clinic(clinic).exists():
-        return
-    if clinic.slug == "lakeview":
-        enforce_closed(clinic, admin, "Evening group")
     template_name, type_name, practitioner_name, wanted_type, weekday = plan
     soon = timezone.now() + dt.timedelta(days=2)
     slot = (
@@ -391,8 +400,8 @@ def enforce_closed(clinic: Clinic, admin: Membership, template_name: str) -> Non
     from scheduling.services.changes import ChangeError, template_apply
 
     template = SessionTemplate.objects.for_clinic(clinic).filter(name=template_name).first()
-    if template is None:
-        return
+    if template is None or template.closed_enforced:
+        return  # enforced once: the demo leaves what a user changed since
     template.closed_session = template.closed_enforced = True
     template.save(update_fields=["closed_session", "closed_enforced", "updated_at"])
     try:

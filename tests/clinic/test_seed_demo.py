@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models import F
@@ -15,7 +17,7 @@ from clinic.management.commands.seed_demo import DEMO_PASSWORD
 from clinic.models import AuditEvent, Clinic, Department, Location, Membership, Practitioner, Role
 from patients.models import Coverage, Patient
 from scheduling.demo import seed_series
-from scheduling.models import Allocation, Appointment, Series, Session, Slot
+from scheduling.models import Allocation, Appointment, Series, Session, Slot, WaitlistEntry
 from scheduling.services.booking import BookingRequest, appointment_book
 from sessions_setup.models import SessionTemplate, SlotType, TemplateSlot
 
@@ -51,6 +53,20 @@ def test_seed_demo_is_idempotent(capsys):
     assert first["Clinic"] == 2
     assert first["SlotType"] >= 10 and first["Session"] > 50 and first["Slot"] > 500
     assert "admin@riverside.example" in printed and DEMO_PASSWORD in printed
+
+
+def test_seed_demo_is_idempotent_once_the_closed_group_has_begun():
+    # A Friday afternoon in UTC: Lakeview's enforced closed group began on Wednesday and a place in it has to be
+    # filled before its waiting list can start. The seed used to close the group first, so the booking was refused,
+    # no one was listed, and every later run applied the template again (one more audit event each time).
+    with time_machine.travel(dt.datetime(2026, 12, 4, 16, 51, tzinfo=dt.UTC), tick=True):
+        call_command("seed_demo", quiet=True)
+        first = counts()
+        call_command("seed_demo", quiet=True)
+        assert counts() == first
+    listed = set(WaitlistEntry.objects.values_list("clinic__slug", flat=True))
+    assert listed == {"riverside", "lakeview"}
+    assert SessionTemplate.objects.get(clinic__slug="lakeview", name="Evening group").closed_enforced
 
 
 def test_seed_demo_repairs_what_a_user_changed():
