@@ -179,6 +179,45 @@ def run_clients(clients: Sequence[Callable[[], list[T]]]) -> tuple[list[list[T]]
     return results, max(finished) - start, cpu_s
 
 
+def _cpu_ns(pid: int | str) -> int:
+    """CPU a process has had so far, in ns (/proc/PID/schedstat); 0 once it has gone."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def cpu_of_server_and_database(server_pid: int | None) -> tuple[int, int]:
+    """CPU so far, in ns, of a server process with its children (gunicorn's workers), and of every PostgreSQL
+    process on this machine (0, 0 where /proc cannot tell). The difference over a run is what the run cost the
+    server and the database, provided nothing else runs meanwhile and the connections persist (a backend that exits
+    takes its CPU with it)."""
+    if not Path("/proc/self/schedstat").exists():
+        return 0, 0
+    server = sum(_cpu_ns(pid) for pid in _descendants(server_pid)) if server_pid else 0
+    database = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                database += _cpu_ns(comm.parent.name)
+        except OSError:
+            continue
+    return server, database
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile (0.95: p95), interpolated between the nearest ranks."""
     if not values:

@@ -1021,6 +1021,8 @@ def measure(
         entry[f"{name}_ratio_to_small"] = ratio
         entry[f"{name}_median_s"] = big["median_s"]
         entry[f"{name}_small_median_s"] = little["median_s"]
+        if "db_cpu_ms" in big:
+            entry[f"{name}_db_cpu_ms"] = big["db_cpu_ms"]  # the database server's CPU per run (docs/scaling.md)
         if big["queries"] == little["queries"]:
             entry[f"{name}_queries"] = big["queries"]
         else:

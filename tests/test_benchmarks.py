@@ -144,8 +144,18 @@ def test_every_case_runs_once_at_tiny_size_with_its_checks(tiny_run: TinyRun) ->
             assert entry["floor_median_s"] > 0 and entry["ratio_to_floor"] > 0, name
         assert name in done.stdout
     home = cases["home_page"]
-    assert set(home) == {*NUMERIC_KEYS, "database_vendor"}  # the documented shape of a case without extras
+    # The documented shape of a case without extras; on a PostgreSQL of this machine, with the server's CPU per run.
+    database_cpu = {"db_cpu_ms"} if vendor == "postgresql" else set()
+    assert set(home) == {*NUMERIC_KEYS, "database_vendor", *database_cpu}
     assert home["queries"] > 0
+    if vendor == "postgresql":
+        assert home["db_cpu_ms"] > 0
+        booking = cases["booking_http"]
+        levels = [key.removesuffix("_requests") for key in booking if key.endswith("_requests")]
+        assert levels
+        for level in levels:  # what a booking request cost the server and the database, for docs/scaling.md
+            assert booking[f"{level}_server_cpu_ms_per_request"] > 0, level
+            assert booking[f"{level}_database_cpu_ms_per_request"] > 0, level
     for name, reason in env["skipped"].items():
         assert f"{name}: skipped ({reason})" in done.stdout
 

@@ -4,6 +4,7 @@ Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -40,7 +41,13 @@ from benchmarks.cases.common import (
     vacuum_analyze,
 )
 from benchmarks.harness import SETTINGS_MODULE, Case, Result, checked, sized
-from benchmarks.http_load import REQUEST_TIMEOUT_S, GunicornServer, percentile, run_clients
+from benchmarks.http_load import (
+    REQUEST_TIMEOUT_S,
+    GunicornServer,
+    cpu_of_server_and_database,
+    percentile,
+    run_clients,
+)
 from clinic.models import AuditEvent, Clinic, Membership, Practitioner, Role
 from patients.models import Patient
 from scheduling.models import Appointment, Session, Slot
@@ -100,6 +107,8 @@ class Level:
     latencies_s: list[float]
     refused: int
     client_cpu_s: float  # CPU time the clients (this process) used meanwhile
+    server_cpu_s: float = 0.0  # CPU time of the gunicorn server and its workers meanwhile (0: not measured)
+    database_cpu_s: float = 0.0  # CPU time of the PostgreSQL processes meanwhile (0: not measured)
 
 
 @dataclass(frozen=True)
@@ -402,10 +411,18 @@ def booking_run(state: BookingState) -> None:
     levels, booked = {}, 0
     for clients in BOOKING_CLIENTS:
         plan = state.plans[clients]
+        pid = state.server.process.pid if state.server.process is not None else None
+        server_before, database_before = cpu_of_server_and_database(pid)
         results, wall_s, cpu_s = run_clients(
             [functools.partial(book_all, http, bookings) for http, bookings in zip(state.sessions, plan, strict=False)]
         )
+        server_after, database_after = cpu_of_server_and_database(pid)
         level, errors = level_of(clients, results, wall_s, cpu_s)
+        level = dataclasses.replace(
+            level,
+            server_cpu_s=(server_after - server_before) / 1e9,
+            database_cpu_s=(database_after - database_before) / 1e9,
+        )
         booked += len(level.latencies_s)
         booking_check(state, level, errors, booked)
         levels[clients] = level
@@ -495,6 +512,23 @@ def timed_of(name: str, result: Result, runs: Sequence[T], floors: Sequence[U]) 
     return timed, timed_floors
 
 
+def cpu_per_booking(clients: int, timed: Sequence[Level]) -> Result:
+    """What one booking request (booked or refused as full) cost the server (gunicorn) and the database
+    (PostgreSQL) in CPU, in ms: medians over the timed runs (docs/scaling.md builds its capacity figures on them).
+    Nothing where it could not be read."""
+    runs = [level for level in timed if level.requests and level.server_cpu_s > 0]
+    if not runs:
+        return {}
+    return {
+        f"c{clients}_server_cpu_ms_per_request": round(
+            statistics.median(level.server_cpu_s / level.requests for level in runs) * 1000, 2
+        ),
+        f"c{clients}_database_cpu_ms_per_request": round(
+            statistics.median(level.database_cpu_s / level.requests for level in runs) * 1000, 2
+        ),
+    }
+
+
 def booking_figures(result: Result) -> Result:
     """Per number of clients, over the timed runs: p50 and p95 of the successful bookings' latencies (all runs
     pooled), bookings per second and /healthz requests per second (medians of the runs), and their ratio."""
@@ -509,6 +543,7 @@ def booking_figures(result: Result) -> Result:
         rates = rates_of([run[clients] for run in timed], [floor[clients] for floor in floors])
         figures |= level_figures(clients, timed[0][clients], rates) | {
             f"c{clients}_healthz_client_cpus": round(rates.healthz_client_cpus, 3),
+            **cpu_per_booking(clients, [run[clients] for run in timed]),
         }
         lines.append(
             f"{clients:>7}  {rates.p50_s * 1000:>8.1f}  {rates.p95_s * 1000:>8.1f}  {rates.bookings_per_s:>10.1f}"

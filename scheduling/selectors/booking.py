@@ -85,7 +85,13 @@ def next_available(
     if not released:
         return []
     slots = Slot.objects.for_clinic(clinic).filter(
-        released, bookable=True, booked_count__lt=F("capacity"), starts_at__gte=max(after or now, now)
+        released,
+        bookable=True,
+        booked_count__lt=F("capacity"),
+        starts_at__gte=max(after or now, now),
+        # Says nothing new (a session's location is its clinic's), but lets the planner read only this clinic's
+        # locations: misjudging how many slots pass the filters, it joined every clinic's by a scan (scale findings).
+        session__location__clinic=clinic,
     )
     if slot_type is not None:
         slots = slots.filter(slot_type=slot_type)
@@ -156,6 +162,7 @@ def third_party_slots(
             ends_at__lte=last,
             session__gp_connect_bookable=True,
             session__out_state="",
+            session__location__clinic=clinic,  # only this clinic's locations joined, as in next_available
         )
         .exclude(session__practitioner_role="")
         .select_related("slot_type", "session", "session__practitioner", "session__location")

@@ -127,12 +127,17 @@ def calendar_grid_rows(
             ),
         )
     )
+    # An appointment starts when its slot does (booking copies the time; a slot keeps its start, and a twin made for
+    # displaced patients copies it), so the slots' first and last starts bound the appointments' too: the query reads
+    # the week's appointments by the clinic's start-time index instead of every appointment the clinic has.
+    # (The slots come in order of their start.)
+    first_start, last_start = (slot_rows[0].starts_at, slot_rows[-1].starts_at) if slot_rows else (scope.starts_at,) * 2
     appointment_rows = list(
         map(
             AppointmentRow._make,
             Appointment.objects.for_clinic(clinic)
             .live()
-            .filter(slot__session__in=sessions)
+            .filter(slot__session__in=sessions, starts_at__range=(first_start, last_start))
             .order_by("starts_at", "id")
             .values_list(
                 "slot_id",
