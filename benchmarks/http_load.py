@@ -180,11 +180,14 @@ def run_clients(clients: Sequence[Callable[[], list[T]]]) -> tuple[list[list[T]]
 
 
 def _cpu_ns(pid: int | str) -> int:
-    """CPU a process has had so far, in ns (/proc/PID/schedstat); 0 once it has gone."""
+    """CPU a process has had so far, all its threads (gunicorn's gthread workers serve requests in threads), in
+    ns: utime + stime of /proc/PID/stat, in clock ticks; 0 once it has gone."""
     try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])  # the 14th and 15th fields, counted from after the name
     except (OSError, ValueError, IndexError):
         return 0
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -205,7 +208,7 @@ def cpu_of_server_and_database(server_pid: int | None) -> tuple[int, int]:
     process on this machine (0, 0 where /proc cannot tell). The difference over a run is what the run cost the
     server and the database, provided nothing else runs meanwhile and the connections persist (a backend that exits
     takes its CPU with it)."""
-    if not Path("/proc/self/schedstat").exists():
+    if not Path("/proc/self/stat").exists():
         return 0, 0
     server = sum(_cpu_ns(pid) for pid in _descendants(server_pid)) if server_pid else 0
     database = 0
