@@ -349,14 +349,15 @@ def test_a_confirmation_names_a_blocked_patient_only_to_members_who_may_see_them
 # The booking form's post ("Book"), as counted with the test client's session (no idle-timer record to write):
 # the session, the user and the memberships (the middleware); the slot, the patient and their plans (this clinic
 # bills insurance; the appointment type is the slot's own, read with the slot); in the transaction, the slot and
-# its practitioner locked, the patient not in the slot already, no overlapping appointment of the practitioner,
+# its practitioner locked (whether the patient is in the slot already is not asked of an empty slot), no
+# overlapping appointment of the practitioner,
 # the appointment, the slot's count, the practitioner's busy events (for the audit), the audit row, the
 # practitioner's enabled feeds (none: no Google connection to look for), the clinic's message settings, the
 # appointment with its patient's addresses and contact preference, the messages; the savepoint the test's
 # transaction turns the booking's into, and its release. It was 25 before issue 25 (a savepoint of its own around
 # the insert, the department and the type looked up for a posted form, the Google connections looked up without
-# a feed, the contact preference read on its own).
-BOOKING_POST_QUERIES = 20
+# a feed, the contact preference read on its own), and 20 until an empty slot stopped looking for the patient in it.
+BOOKING_POST_QUERIES = 19
 
 
 def test_booking_a_slot_takes_a_fixed_small_number_of_queries(
@@ -377,6 +378,26 @@ def test_booking_a_slot_takes_a_fixed_small_number_of_queries(
     with django_assert_max_num_queries(BOOKING_POST_QUERIES):
         refused = reception_client_a.post(url, {**data, "patient": str(patients[1].public_id)})
     assert "This slot is full." in refused.content.decode()
+
+
+def test_a_patient_already_in_a_group_slot_is_refused_a_second_place_in_it(clinic_a, reception_client_a):
+    kind = SlotTypeFactory(clinic=clinic_a, name="Group therapy", capacity=3)
+    group = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=DAY, slot_types=[kind]
+    ).slots.get()
+    patient, other = PatientFactory.create_batch(2, clinic=clinic_a)
+    url = reverse("scheduling:book", args=[group.public_id])
+    data = {"coverage": "self", "slot_type": str(group.slot_type.public_id), "action": "book"}
+    booked = reception_client_a.post(url, {**data, "patient": str(patient.public_id)})
+    assert booked.status_code == 302
+    again = reception_client_a.post(url, {**data, "patient": str(patient.public_id)})
+    assert "This patient is already booked in this slot." in again.content.decode()
+    assert reception_client_a.post(url, {**data, "patient": str(other.public_id)}).status_code == 302
+    group.refresh_from_db()
+    assert group.booked_count == 2
+    assert sorted(Appointment.objects.filter(slot=group).values_list("patient_id", flat=True)) == sorted(
+        [patient.pk, other.pk]
+    )
 
 
 def test_a_posted_appointment_type_other_than_the_slots_is_still_checked_against_the_clinics(
