@@ -129,7 +129,8 @@ def appointment_book(
         if slot.capacity == 1 and practitioner_id is not None:
             Practitioner.objects.for_clinic(clinic).select_for_update(no_key=no_key).filter(pk=practitioner_id).get()
         # booked_count counts the slot's live appointments and holds (read under the lock): none, nobody to find.
-        if slot.booked_count and Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient).exists():
+        in_slot = Appointment.objects.for_clinic(clinic).live().filter(slot=slot, patient=patient)
+        if slot.booked_count and in_slot.exists():
             raise BookingError("This patient is already booked in this slot.")
         hold = _hold_to_accept(clinic, slot, request.hold) if request.hold is not None else None
         if hold is None and slot.booked_count >= slot.capacity and slot.held_count:
