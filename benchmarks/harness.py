@@ -180,22 +180,25 @@ def count_queries(fn: Callable[[], object]) -> int:
 
 def database_backend_pid() -> int | None:
     """The PostgreSQL server process serving this connection, when it runs on this machine (its CPU is readable in
-    /proc); None on SQLite or a remote server."""
+    /proc) and the case's setup has opened the connection (psycopg knows the pid: no query); None on SQLite, a
+    remote server or a case that never used the database."""
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql" or not Path("/proc/self/schedstat").exists():
+    if connection.vendor != "postgresql" or connection.connection is None:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
     host = connection.settings_dict.get("HOST") or ""
     if host not in ("", "localhost", "127.0.0.1", "::1") and not host.startswith("/"):
         return None
-    return int(pid) if Path(f"/proc/{pid}/schedstat").exists() else None
+    pid = connection.connection.info.backend_pid
+    return pid if Path(f"/proc/{pid}/schedstat").exists() else None
 
 
-def cpu_ns_of(pid: int) -> int:
-    """CPU time a process has had so far, in nanoseconds (the first field of /proc/PID/schedstat)."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+def cpu_ns_of(pid: int) -> int | None:
+    """CPU time a process has had so far, in nanoseconds (the first field of /proc/PID/schedstat); None once it has
+    gone (the connection was closed and opened again: another process serves it now)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def peak_memory_mb(fn: Callable[[], object]) -> float:
@@ -243,13 +246,15 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Figures:
     # Interleaved, so that drift (other processes, CPU clocks) hits the case and its floor alike.
     times: list[float] = []
     floor_times: list[float] = []
-    backend = database_backend_pid()  # the database's own CPU per run, where it can be read
-    backend_ns = 0
+    backend_ns: list[int] = []  # the database's own CPU in each run, where it can be read
     for _ in range(runs):
         reset()
-        before_ns = cpu_ns_of(backend) if backend is not None else 0
+        backend = database_backend_pid()
+        before_ns = cpu_ns_of(backend) if backend is not None else None
         times.append(elapsed(run))
-        backend_ns += cpu_ns_of(backend) - before_ns if backend is not None else 0
+        after_ns = cpu_ns_of(backend) if backend is not None else None
+        if before_ns is not None and after_ns is not None and database_backend_pid() == backend:
+            backend_ns.append(after_ns - before_ns)
         if floor is not None:
             reset()
             floor_times.append(elapsed(floor))
@@ -271,10 +276,10 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Figures:
         "runs": runs,
         "warmup": warmup,
     }
-    if backend is not None:
-        # Mean CPU of the PostgreSQL process serving the run's own connection (queries the case sends on other
-        # connections, such as an HTTP server's, are not in it).
-        result["db_cpu_ms"] = round(backend_ns / runs / 1e6, 3)
+    if backend_ns:
+        # Mean CPU of the PostgreSQL process serving the run's own connection, over the runs it served throughout
+        # (queries the case sends on other connections, such as an HTTP server's, are not in it).
+        result["db_cpu_ms"] = round(sum(backend_ns) / len(backend_ns) / 1e6, 3)
     if floor_times:
         floor_median = statistics.median(floor_times)
         result["floor_median_s"] = floor_median
