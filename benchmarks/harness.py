@@ -30,6 +30,8 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import CaptureQueriesContext
 
+from benchmarks.process_cpu import task_cpu_ns
+
 S = TypeVar("S")
 T = TypeVar("T")
 Figures = dict[str, float | int]  # what measure() finds
@@ -189,16 +191,7 @@ def database_backend_pid() -> int | None:
     if host not in ("", "localhost", "127.0.0.1", "::1") and not host.startswith("/"):
         return None
     pid = connection.connection.info.backend_pid
-    return pid if Path(f"/proc/{pid}/schedstat").exists() else None
-
-
-def cpu_ns_of(pid: int) -> int | None:
-    """CPU time a process has had so far, in nanoseconds (the first field of /proc/PID/schedstat); None once it has
-    gone (the connection was closed and opened again: another process serves it now)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return pid if task_cpu_ns(pid) is not None else None
 
 
 def peak_memory_mb(fn: Callable[[], object]) -> float:
@@ -250,9 +243,9 @@ def measure(case: Case[Any], *, runs: int, warmup: int) -> Figures:
     for _ in range(runs):
         reset()
         backend = database_backend_pid()
-        before_ns = cpu_ns_of(backend) if backend is not None else None
+        before_ns = task_cpu_ns(backend) if backend is not None else None
         times.append(elapsed(run))
-        after_ns = cpu_ns_of(backend) if backend is not None else None
+        after_ns = task_cpu_ns(backend) if backend is not None else None
         if before_ns is not None and after_ns is not None and database_backend_pid() == backend:
             backend_ns.append(after_ns - before_ns)
         if floor is not None:

@@ -23,6 +23,8 @@ from typing import IO, TypeVar
 
 import requests
 
+from benchmarks.process_cpu import named_pids, process_cpu_ns, with_descendants
+
 T = TypeVar("T")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -179,30 +181,6 @@ def run_clients(clients: Sequence[Callable[[], list[T]]]) -> tuple[list[list[T]]
     return results, max(finished) - start, cpu_s
 
 
-def _cpu_ns(pid: int | str) -> int:
-    """CPU a process has had so far, all its threads (gunicorn's gthread workers serve requests in threads), in
-    ns: utime + stime of /proc/PID/stat, in clock ticks; 0 once it has gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        ticks = int(fields[11]) + int(fields[12])  # the 14th and 15th fields, counted from after the name
-    except (OSError, ValueError, IndexError):
-        return 0
-    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        found.append(parent)
-        for task in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
-                todo.extend(int(child) for child in task.read_text().split())
-            except OSError:
-                continue
-    return found
-
-
 def cpu_of_server_and_database(server_pid: int | None) -> tuple[int, int]:
     """CPU so far, in ns, of a server process with its children (gunicorn's workers), and of every PostgreSQL
     process on this machine (0, 0 where /proc cannot tell). The difference over a run is what the run cost the
@@ -210,14 +188,8 @@ def cpu_of_server_and_database(server_pid: int | None) -> tuple[int, int]:
     takes its CPU with it)."""
     if not Path("/proc/self/stat").exists():
         return 0, 0
-    server = sum(_cpu_ns(pid) for pid in _descendants(server_pid)) if server_pid else 0
-    database = 0
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() == "postgres":
-                database += _cpu_ns(comm.parent.name)
-        except OSError:
-            continue
+    server = sum(process_cpu_ns(pid) or 0 for pid in with_descendants(server_pid)) if server_pid else 0
+    database = sum(process_cpu_ns(pid) or 0 for pid in named_pids("postgres"))
     return server, database
 
 

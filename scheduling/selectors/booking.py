@@ -341,28 +341,29 @@ def patient_appointments(*, clinic: Clinic, patient: Any) -> QuerySet[Appointmen
 def busy_events_during(*, clinic: Clinic, slot: Slot) -> list[OtherEvent]:
     """The practitioner's busy events at the slot's time (leave, training): timed ones overlapping it,
     all-day ones on its local date. Booking stays possible; reception is warned (one query)."""
-    events = _busy_during(clinic, slot)
-    return [] if events is None else list(events.order_by("all_day", "starts_at", "title"))
+    return list(_busy_during(clinic, slot))
 
 
 def busy_event_ids_during(*, clinic: Clinic, slot: Slot) -> list[UUID]:
     """The public ids of busy_events_during, in the same order (for the booking's audit: one query, no more)."""
-    events = _busy_during(clinic, slot)
-    if events is None:
-        return []
-    return list(events.order_by("all_day", "starts_at", "title").values_list("public_id", flat=True))
+    return list(_busy_during(clinic, slot).values_list("public_id", flat=True))
 
 
-def _busy_during(clinic: Clinic, slot: Slot) -> QuerySet[OtherEvent] | None:
+def _busy_during(clinic: Clinic, slot: Slot) -> QuerySet[OtherEvent]:
+    """The practitioner's busy events at the slot's time, in order (none for a clinic-wide session: no query)."""
     practitioner_id = slot.session.practitioner_id
     if practitioner_id is None:
-        return None
+        return OtherEvent.objects.none()
     day = slot.starts_at.astimezone(ZoneInfo(str(slot.session.time_zone))).date()
-    return OtherEvent.objects.for_clinic(clinic).filter(
-        Q(all_day=False, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at)
-        | Q(all_day=True, first_date__lte=day, last_date__gte=day),
-        practitioner_id=practitioner_id,
-        busy=True,
+    return (
+        OtherEvent.objects.for_clinic(clinic)
+        .filter(
+            Q(all_day=False, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at)
+            | Q(all_day=True, first_date__lte=day, last_date__gte=day),
+            practitioner_id=practitioner_id,
+            busy=True,
+        )
+        .order_by("all_day", "starts_at", "title")
     )
 
 
