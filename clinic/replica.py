@@ -10,11 +10,18 @@ A browser that has just written (an unsafe method, or any write of a data model 
 signed cookie that pins its reads to the primary for REPLICA_PIN_SECONDS, so a user always sees their own change
 on the next calendar page even when the replica lags. With DATABASE_REPLICA_URL unset neither the router nor the
 middleware is installed (settings), and `replica_reads()` changes nothing.
+
+A replica that cannot be reached (down, restarting, refusing connections) is not fatal: the router checks the
+replica's connection before it routes a read there (once a request, with Django's health check), and when that
+fails the process reads the primary for REPLICA_RETRY_SECONDS before it tries the replica again. A replica that
+fails in the middle of a request fails that request; the next one reads the primary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -46,6 +53,8 @@ PRIMARY_MODELS = frozenset(
         "fhir_api.consumer",
     }
 )
+
+logger = logging.getLogger(__name__)
 
 _replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
 _pinned: ContextVar[bool] = ContextVar("replica_pinned", default=False)
@@ -123,8 +132,38 @@ def replica_is_default() -> bool:
     return all(ours.get(key) == theirs.get(key) for key in ("ENGINE", "HOST", "PORT", "NAME"))
 
 
+class ReplicaHealth:
+    """Whether this process may read the replica now: not while a failed connection is recent (the primary is read
+    for REPLICA_RETRY_SECONDS instead). One per process; threads share it (a float, read and set whole)."""
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+
+    def usable(self) -> bool:
+        """Connect to the replica (or check the connection kept from an earlier request, once a request, as Django's
+        CONN_HEALTH_CHECKS does); on failure, mark it down and say no."""
+        if time.monotonic() < self.down_until:
+            return False
+        replica = connections[REPLICA]
+        try:
+            replica.close_if_health_check_failed()
+            replica.ensure_connection()
+        except DatabaseError as error:
+            retry = float(settings.REPLICA_RETRY_SECONDS)
+            self.down_until = time.monotonic() + retry
+            # The error's class only: its text may carry the host and user of the connection.
+            logger.warning("read replica unreachable (%s); reading the primary for %.0f s", type(error).__name__, retry)
+            replica.close()  # nothing half-open is kept for the next request
+            return False
+        return True
+
+
+replica_health = ReplicaHealth()
+
+
 class ReplicaRouter:
-    """Reads inside replica_reads() go to the replica unless pinned, written, in a transaction or access rows."""
+    """Reads inside replica_reads() go to the replica unless pinned, written, in a transaction or access rows, or
+    the replica cannot be reached."""
 
     def db_for_read(self, model: type[Model], **hints: Any) -> str:
         if (
@@ -134,6 +173,7 @@ class ReplicaRouter:
             or primary_only(model)
             or connections[DEFAULT_DB_ALIAS].in_atomic_block  # a transaction reads what it is about to write
             or replica_is_default()
+            or not replica_health.usable()
         ):
             return DEFAULT_DB_ALIAS
         return REPLICA

@@ -157,12 +157,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # its own on a read-only server).
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 REPLICA_PIN_SECONDS = float(os.environ.get("REPLICA_PIN_SECONDS", "10"))
+# A replica that cannot be reached: its reads go to the primary for this long before the replica is tried again; a
+# connection attempt gives up after REPLICA_CONNECT_TIMEOUT seconds (a host that drops packets must not hang pages).
+REPLICA_RETRY_SECONDS = float(os.environ.get("REPLICA_RETRY_SECONDS", "30"))
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(
         DATABASE_REPLICA_URL,
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"]["OPTIONS"] = {
+            **DATABASES["replica"].get("OPTIONS", {}),
+            "connect_timeout": int(os.environ.get("REPLICA_CONNECT_TIMEOUT", "2")),
+        }
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["clinic.replica.ReplicaRouter"]
     MIDDLEWARE.insert(

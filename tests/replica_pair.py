@@ -38,6 +38,7 @@ class PairError(RuntimeError):
 class ReplicaPair:
     primary_port: int
     replica_port: int
+    root: Path  # the servers' folders (primary/, replica/) and logs
     database: str = "clinic"
 
     def url(self, port: int) -> str:
@@ -63,6 +64,18 @@ class ReplicaPair:
 
     def replica(self):
         return self.connect(self.replica_port)
+
+    @contextlib.contextmanager
+    def replica_stopped(self) -> Iterator[None]:
+        """The standby is shut down (connections to its port are refused) until the block ends; then it starts again,
+        resumes streaming from the primary and catches up."""
+        as_postgres(BIN / "pg_ctl", "-D", self.root / "replica", "-m", "fast", "-w", "stop", timeout=60)
+        try:
+            yield
+        finally:
+            as_postgres(BIN / "pg_ctl", "-D", self.root / "replica", "-l", self.root / "replica.log", "-w", "start")
+            wait_ready(self.replica_port, standby=True)
+            self.caught_up()
 
     def caught_up(self, timeout: float = 30.0) -> None:
         """Wait until the replica has replayed everything the primary has written so far."""
@@ -132,7 +145,7 @@ def start_pair(root: Path) -> ReplicaPair:
             raise PairError(f"{BIN / binary} is missing (Debian: postgresql-15)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         raise PairError("runuser is missing: the servers must run as the postgres system user")
-    pair = ReplicaPair(primary_port=free_port(), replica_port=free_port())
+    pair = ReplicaPair(primary_port=free_port(), replica_port=free_port(), root=root)
     primary, replica = root / "primary", root / "replica"
     as_postgres(BIN / "initdb", "-D", primary, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
     configure(primary, pair.primary_port, root)

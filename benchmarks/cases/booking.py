@@ -406,22 +406,35 @@ def booking_check(state: BookingState, level: Level, errors: list[str], booked_s
     checked()
 
 
+def level_measured(
+    server: GunicornServer | None, clients: int, work: Sequence[Callable[[], list[Outcome]]]
+) -> tuple[Level, list[str]]:
+    """Run the clients' ``work`` all at once: the level, with what it cost ``server`` and the database in CPU
+    (0 where that could not be read), and its errors."""
+    pid = server.process.pid if server is not None and server.process is not None else None
+    server_before, database_before = cpu_of_server_and_database(pid)
+    results, wall_s, cpu_s = run_clients(list(work))
+    server_after, database_after = cpu_of_server_and_database(pid)
+    level, errors = level_of(clients, results, wall_s, cpu_s)
+    if pid is None:
+        return level, errors
+    measured = dataclasses.replace(
+        level,
+        server_cpu_s=(server_after - server_before) / 1e9,
+        database_cpu_s=(database_after - database_before) / 1e9,
+    )
+    return measured, errors
+
+
 def booking_run(state: BookingState) -> None:
     """The three runs, 1, 8 and 32 clients, on slots of their own; each is checked once its clients are done."""
     levels, booked = {}, 0
     for clients in BOOKING_CLIENTS:
         plan = state.plans[clients]
-        pid = state.server.process.pid if state.server.process is not None else None
-        server_before, database_before = cpu_of_server_and_database(pid)
-        results, wall_s, cpu_s = run_clients(
-            [functools.partial(book_all, http, bookings) for http, bookings in zip(state.sessions, plan, strict=False)]
-        )
-        server_after, database_after = cpu_of_server_and_database(pid)
-        level, errors = level_of(clients, results, wall_s, cpu_s)
-        level = dataclasses.replace(
-            level,
-            server_cpu_s=(server_after - server_before) / 1e9,
-            database_cpu_s=(database_after - database_before) / 1e9,
+        level, errors = level_measured(
+            state.server,
+            clients,
+            [functools.partial(book_all, http, bookings) for http, bookings in zip(state.sessions, plan, strict=False)],
         )
         booked += len(level.latencies_s)
         booking_check(state, level, errors, booked)
@@ -430,15 +443,18 @@ def booking_run(state: BookingState) -> None:
 
 
 def healthz_levels(
-    url: str, sessions: Mapping[int, Sequence[requests.Session]], count: Mapping[int, int]
+    url: str,
+    sessions: Mapping[int, Sequence[requests.Session]],
+    count: Mapping[int, int],
+    server: GunicornServer | None = None,
 ) -> dict[int, Level]:
-    """Per level (a number of clients): its ``sessions`` each GET /healthz ``count[level]`` times, all at once."""
+    """Per level (a number of clients): its ``sessions`` each GET /healthz ``count[level]`` times, all at once
+    (with ``server``, what that cost it and the database in CPU)."""
     levels = {}
     for clients, https in sessions.items():
-        results, wall_s, cpu_s = run_clients(
-            [functools.partial(get_healthz, http, url, count[clients]) for http in https]
+        level, errors = level_measured(
+            server, clients, [functools.partial(get_healthz, http, url, count[clients]) for http in https]
         )
-        level, errors = level_of(clients, results, wall_s, cpu_s)
         if errors:
             raise RuntimeError(f"GET /healthz, {len(https)} clients: {len(errors)} failed ({Counter(errors)})")
         levels[clients] = level
@@ -448,7 +464,7 @@ def healthz_levels(
 def booking_floor(state: BookingState) -> None:
     """As many GET /healthz (one SELECT 1, the same session and middleware) by as many clients."""
     sessions = {clients: state.sessions[:clients] for clients in BOOKING_CLIENTS}
-    state.floors.append(healthz_levels(state.healthz_url, sessions, BOOKING_PER_CLIENT))
+    state.floors.append(healthz_levels(state.healthz_url, sessions, BOOKING_PER_CLIENT, state.server))
 
 
 def booking_reset(state: BookingState) -> None:
@@ -512,21 +528,39 @@ def timed_of(name: str, result: Result, runs: Sequence[T], floors: Sequence[U]) 
     return timed, timed_floors
 
 
-def cpu_per_booking(clients: int, timed: Sequence[Level]) -> Result:
-    """What one booking request (booked or refused as full) cost the server (gunicorn) and the database
-    (PostgreSQL) in CPU, in ms: medians over the timed runs (docs/scaling.md builds its capacity figures on them).
-    Nothing where it could not be read."""
+def cpu_per_request(clients: int, timed: Sequence[Level], prefix: str = "") -> Result:
+    """What one request (a booking, booked or refused as full; with ``prefix`` "healthz_", one GET /healthz) cost
+    the server (gunicorn) and the database (PostgreSQL) in CPU, in ms: medians over the timed runs (docs/scaling.md
+    builds its capacity figures on them). Nothing where it could not be read."""
     runs = [level for level in timed if level.requests and level.server_cpu_s > 0]
     if not runs:
         return {}
     return {
-        f"c{clients}_server_cpu_ms_per_request": round(
+        f"c{clients}_{prefix}server_cpu_ms_per_request": round(
             statistics.median(level.server_cpu_s / level.requests for level in runs) * 1000, 2
         ),
-        f"c{clients}_database_cpu_ms_per_request": round(
+        f"c{clients}_{prefix}database_cpu_ms_per_request": round(
             statistics.median(level.database_cpu_s / level.requests for level in runs) * 1000, 2
         ),
     }
+
+
+def cpu_text(clients: int, figures: Result, prefix: str) -> str:
+    """A request's server + database CPU in ms ("-" where it was not measured)."""
+    server = figures.get(f"c{clients}_{prefix}server_cpu_ms_per_request")
+    database = figures.get(f"c{clients}_{prefix}database_cpu_ms_per_request")
+    return "-" if server is None or database is None else f"{float(server) + float(database):.1f}"
+
+
+def cpu_bound_ratio(clients: int, figures: Result) -> Result:
+    """The ratio booking could reach if the CPUs were the only limit: what a /healthz costs the server and the
+    database over what a booking costs them (the clients' own CPU left out). Nothing without both figures."""
+    keys = [f"c{clients}_{p}{part}_cpu_ms_per_request" for p in ("", "healthz_") for part in ("server", "database")]
+    if not all(key in figures for key in keys):
+        return {}
+    booking = float(figures[keys[0]]) + float(figures[keys[1]])
+    healthz = float(figures[keys[2]]) + float(figures[keys[3]])
+    return {f"c{clients}_cpu_bound_ratio": round(healthz / booking, 4)} if booking else {}
 
 
 def booking_figures(result: Result) -> Result:
@@ -537,18 +571,21 @@ def booking_figures(result: Result) -> Result:
     figures: Result = {"gunicorn_workers": state.server.workers, "gunicorn_threads": state.server.threads}
     lines = [
         f"{'clients':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'bookings/s':>10}  {'healthz/s':>10}  {'ratio':>6}"
-        f"  {'client CPUs':>11}"
+        f"  {'client CPUs':>11}  {'CPU ms: booking':>15}  {'healthz':>7}  {'CPU-bound ratio':>15}"
     ]
     for clients in BOOKING_CLIENTS:
         rates = rates_of([run[clients] for run in timed], [floor[clients] for floor in floors])
         figures |= level_figures(clients, timed[0][clients], rates) | {
             f"c{clients}_healthz_client_cpus": round(rates.healthz_client_cpus, 3),
-            **cpu_per_booking(clients, [run[clients] for run in timed]),
+            **cpu_per_request(clients, [run[clients] for run in timed]),
+            **cpu_per_request(clients, [floor[clients] for floor in floors], "healthz_"),
         }
+        figures |= cpu_bound_ratio(clients, figures)
         lines.append(
             f"{clients:>7}  {rates.p50_s * 1000:>8.1f}  {rates.p95_s * 1000:>8.1f}  {rates.bookings_per_s:>10.1f}"
             f"  {rates.healthz_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.client_cpus:>4.2f}"
-            f" {rates.healthz_client_cpus:>6.2f}"
+            f" {rates.healthz_client_cpus:>6.2f}  {cpu_text(clients, figures, ''):>15}"
+            f"  {cpu_text(clients, figures, 'healthz_'):>7}  {figures.get(f'c{clients}_cpu_bound_ratio', '-'):>15}"
         )
     print("booking_http (gunicorn, PostgreSQL):\n" + "\n".join(lines) + "\n")
     return figures

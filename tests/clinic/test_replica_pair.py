@@ -33,6 +33,7 @@ pytestmark = pytest.mark.xdist_group("replica-pair")
 
 BASE_DIR = Path(settings.BASE_DIR)
 PIN_SECONDS = 2.0
+RETRY_SECONDS = 1.0  # how long a process reads the primary after the replica failed it
 DAY = (dt.date.today() + dt.timedelta(days=14)).isoformat()  # inside the ICS feed's window
 CALENDAR = f"/calendar/?view=day&date={DAY}"
 
@@ -94,7 +95,12 @@ def manage(args: list[str], env: dict[str, str]) -> str:
 
 
 def site_env(pair: ReplicaPair, *, replica: bool) -> dict[str, str]:
-    extra = {"DATABASE_URL": pair.primary_url, "DB_CONN_MAX_AGE": "0", "REPLICA_PIN_SECONDS": str(PIN_SECONDS)}
+    extra = {
+        "DATABASE_URL": pair.primary_url,
+        "DB_CONN_MAX_AGE": "0",
+        "REPLICA_PIN_SECONDS": str(PIN_SECONDS),
+        "REPLICA_RETRY_SECONDS": str(RETRY_SECONDS),
+    }
     if replica:
         extra["DATABASE_REPLICA_URL"] = pair.replica_url
     return subprocess_env(drop=("DJANGO_ENV", "REDIS_URL", "DATABASE_REPLICA_URL", "DEBUG"), **extra)
@@ -301,6 +307,25 @@ def test_a_revoked_membership_refuses_the_calendar_at_once(site: Site):
     on_primary(site.pair, "UPDATE clinic_membership SET is_active = true WHERE user_id = %s", user_id)
     site.pair.caught_up()
     assert site.calendar(browser).status_code == 200
+
+
+def test_a_replica_that_is_down_is_read_around_then_read_again_once_it_is_back(site: Site):
+    browser = site.browser("other")
+    with site.pair.replica_stopped():
+        on_primary(site.pair, "UPDATE scheduling_otherevent SET title = 'While down' WHERE title = 'Before'")
+        for _ in range(4):  # both workers: the first request of each finds the replica down, the next ones skip it
+            page = site.calendar(browser)
+            assert page.status_code == 200, page.text[:500]
+            assert "While down" in page.text and "Before" not in page.text  # the primary's rows
+    time.sleep(RETRY_SECONDS + 0.5)  # the replica is back and caught up; the workers try it again
+    with replay_paused(site.pair):
+        on_primary(site.pair, "UPDATE scheduling_otherevent SET title = 'Before' WHERE title = 'While down'")
+        for _ in range(4):
+            page = site.calendar(browser)
+            assert page.status_code == 200
+            assert "While down" in page.text and "Before" not in page.text  # the (paused) replica again
+    assert "Before" in site.calendar(browser).text
+    site.pair.caught_up()
 
 
 def test_without_a_replica_url_every_read_is_the_primarys(replica_pair: ReplicaPair, seeded):  # noqa: F811

@@ -1,8 +1,9 @@
 """The read-replica router's decisions and the pin cookie (clinic/replica.py), without a streaming pair.
 
 Settings are read once at start-up, so the router's decisions with a replica configured are taken in a fresh Django
-process (DATABASE_REPLICA_URL naming a server that need not exist: deciding connects to nothing). The pin cookie is
-the real middleware around small views of the test's own. tests/clinic/test_replica_pair.py runs it all for real.
+process (DATABASE_REPLICA_URL naming a SQLite file of the test's own, which connects at once; or a server that is not
+there, which the router must read around). The pin cookie is the real middleware around small views of the test's
+own. tests/clinic/test_replica_pair.py runs it all for real.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from scheduling.models import Slot
 from tests.conftest import subprocess_env
 
 BASE_DIR = Path(settings.BASE_DIR)
-ELSEWHERE = "postgres://postgres@127.0.0.1:1/replica_that_is_never_connected"
+ELSEWHERE = "postgres://nobody@127.0.0.1:1/replica_that_is_never_there"  # port 1: connections are refused
 
 DECISIONS = """
 import json, django
@@ -70,8 +71,16 @@ out["migrate"] = [router.allow_migrate("default", "scheduling"), router.allow_mi
 slot = Slot(); slot._state.db = "replica"
 other = Slot(); other._state.db = "default"
 out["relation"] = router.allow_relation(slot, other)
+import time
+from clinic.replica import replica_health
+out["retry_in"] = max(0.0, replica_health.down_until - time.monotonic())
 print(json.dumps(out))
 """
+
+
+def replica_file(tmp_path: Path) -> str:
+    """A replica the router can reach: a SQLite file other than default's (so not read through default)."""
+    return f"sqlite:///{tmp_path / 'replica.sqlite3'}"
 
 
 def decisions(tmp_path: Path, **env: str) -> dict[str, object]:
@@ -83,14 +92,14 @@ def decisions(tmp_path: Path, **env: str) -> dict[str, object]:
         [sys.executable, "-c", DECISIONS], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "stderr": result.stderr}
 
 
 def test_the_router_sends_only_scoped_data_reads_of_an_unpinned_request_to_the_replica(tmp_path):
-    seen = decisions(tmp_path, DATABASE_REPLICA_URL=ELSEWHERE)
+    seen = decisions(tmp_path, DATABASE_REPLICA_URL=replica_file(tmp_path))
     assert seen["routers"] == ["clinic.replica.ReplicaRouter"]
     assert seen["mirror"]["MIRROR"] == "default"  # test runs make no database on a read-only server
-    assert seen["replica_name"] == "replica_that_is_never_connected"
+    assert seen["replica_name"] == str(tmp_path / "replica.sqlite3")
     assert seen["middleware_after_auth"] == "clinic.replica.ReplicaPinMiddleware"
     assert seen["outside"] == "default"  # unscoped reads: writes' decisions, tasks, everything else
     assert seen["inside"] == ["replica", "replica", "replica"]
@@ -103,6 +112,16 @@ def test_the_router_sends_only_scoped_data_reads_of_an_unpinned_request_to_the_r
     assert seen["next_request_inside"] == "replica"
     assert seen["migrate"] == [True, False]
     assert seen["relation"] is True
+    assert seen["retry_in"] == 0  # it was reached every time
+
+
+def test_a_replica_that_cannot_be_reached_is_read_around_and_tried_again_later(tmp_path):
+    seen = decisions(tmp_path, DATABASE_REPLICA_URL=ELSEWHERE, REPLICA_RETRY_SECONDS="120")
+    assert seen["inside"] == ["default", "default", "default"]  # refused: the primary, not an error
+    assert seen["next_request_inside"] == "default"  # within the retry time, not tried again
+    assert 100 < seen["retry_in"] <= 120
+    assert "read replica unreachable (OperationalError)" in seen["stderr"]
+    assert "nobody" not in seen["stderr"] and "127.0.0.1" not in seen["stderr"]  # no connection details logged
 
 
 def test_a_replica_url_naming_the_primary_itself_reads_through_default(tmp_path):
