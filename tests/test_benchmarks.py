@@ -153,18 +153,23 @@ def test_every_case_runs_once_at_tiny_size_with_its_checks(tiny_run: TinyRun) ->
         booking = cases["booking_http"]
         levels = [key.removesuffix("_requests") for key in booking if key.endswith("_requests")]
         assert levels
-        for level in levels:  # what a booking and a /healthz cost the server and the database, for docs/scaling.md
-            for request in ("", "healthz_"):
-                assert booking[f"{level}_{request}server_cpu_ms_per_request"] > 0, (level, request)
-                assert booking[f"{level}_{request}database_cpu_ms_per_request"] > 0, (level, request)
+        for level in levels:  # what a booking request cost the server and the database, for docs/scaling.md
+            assert booking[f"{level}_server_cpu_ms_per_request"] > 0, level
+            assert booking[f"{level}_database_cpu_ms_per_request"] > 0, level
+        # What a /healthz cost them: /proc counts CPU in clock ticks (10 ms), so the tiny size's few cheap requests
+        # may read as no time at all, except the server's over the busiest level.
+        busiest = max(levels, key=lambda level: booking[f"{level}_requests"])
+        assert booking[f"{busiest}_healthz_server_cpu_ms_per_request"] > 0
+        for level in levels:
+            healthz = [booking.get(f"{level}_healthz_{part}_cpu_ms_per_request") for part in ("server", "database")]
+            if None in healthz:
+                assert f"{level}_cpu_bound_ratio" not in booking, level
+                continue
+            assert min(healthz) >= 0, level
             booking_cpu = (
                 booking[f"{level}_server_cpu_ms_per_request"] + booking[f"{level}_database_cpu_ms_per_request"]
             )
-            healthz_cpu = (
-                booking[f"{level}_healthz_server_cpu_ms_per_request"]
-                + booking[f"{level}_healthz_database_cpu_ms_per_request"]
-            )
-            assert booking[f"{level}_cpu_bound_ratio"] == pytest.approx(healthz_cpu / booking_cpu, rel=1e-3), level
+            assert booking[f"{level}_cpu_bound_ratio"] == pytest.approx(sum(healthz) / booking_cpu, rel=1e-3), level
     for name, reason in env["skipped"].items():
         assert f"{name}: skipped ({reason})" in done.stdout
 
