@@ -545,22 +545,26 @@ def cpu_per_request(clients: int, timed: Sequence[Level], prefix: str = "") -> R
     }
 
 
-def cpu_text(clients: int, figures: Result, prefix: str) -> str:
-    """A request's server + database CPU in ms ("-" where it was not measured)."""
+def request_cpu_ms(clients: int, figures: Result, prefix: str = "") -> float | None:
+    """A request's server + database CPU in ms (a booking's; with ``prefix`` "healthz_", a /healthz's), None where it
+    was not measured."""
     server = figures.get(f"c{clients}_{prefix}server_cpu_ms_per_request")
     database = figures.get(f"c{clients}_{prefix}database_cpu_ms_per_request")
-    return "-" if server is None or database is None else f"{float(server) + float(database):.1f}"
+    return None if server is None or database is None else float(server) + float(database)
+
+
+def cpu_text(clients: int, figures: Result, prefix: str) -> str:
+    cpu = request_cpu_ms(clients, figures, prefix)
+    return "-" if cpu is None else f"{cpu:.1f}"
 
 
 def cpu_bound_ratio(clients: int, figures: Result) -> Result:
     """The ratio booking could reach if the CPUs were the only limit: what a /healthz costs the server and the
     database over what a booking costs them (the clients' own CPU left out). Nothing without both figures."""
-    keys = [f"c{clients}_{p}{part}_cpu_ms_per_request" for p in ("", "healthz_") for part in ("server", "database")]
-    if not all(key in figures for key in keys):
+    booking, healthz = request_cpu_ms(clients, figures), request_cpu_ms(clients, figures, "healthz_")
+    if not booking or healthz is None:
         return {}
-    booking = float(figures[keys[0]]) + float(figures[keys[1]])
-    healthz = float(figures[keys[2]]) + float(figures[keys[3]])
-    return {f"c{clients}_cpu_bound_ratio": round(healthz / booking, 4)} if booking else {}
+    return {f"c{clients}_cpu_bound_ratio": round(healthz / booking, 4)}
 
 
 def booking_figures(result: Result) -> Result:
