@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 import requests
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 
@@ -661,9 +661,22 @@ def test_cancelling_a_booking_that_landed_while_a_change_waited_never_deadlocks_
     assert audited(clinic_a, "sessions.cancelled") == 1 and audited(clinic_a, "appointment.cancelled") == 1
 
 
+def look_for_deadlocks_after(wait: str, *, local: bool = False) -> None:
+    """Set PostgreSQL's `deadlock_timeout` for this connection (or, `local`, its transaction). SQLite's writers take
+    turns on one lock and cannot deadlock, so there it does nothing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET {'LOCAL ' if local else ''}deadlock_timeout = %s", [wait])
+
+
 def test_a_change_aborted_to_break_a_deadlock_is_made_again_and_goes_through(clinic_a, admin_a, reception_a, day):
     """Something holding a slot of the session that then wants an appointment the change has locked: PostgreSQL
-    aborts the change (it waited first), and the change is made again from the start, once the other is done."""
+    aborts the change, and the change is made again from the start, once the other is done.
+
+    PostgreSQL looks for a deadlock once per wait, `deadlock_timeout` after the wait began, and aborts the
+    transaction that finds it. The change waits first, so it looks first; but on a busy machine the other may not
+    be waiting yet a second later, and then the other finds the deadlock and is aborted instead. So each sets its
+    own timeout (superuser-only, as the suite connects): the change looks after 5 s, the other not for a minute."""
     group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=3, default_length_minutes=10)
     smith = PractitionerFactory(clinic=clinic_a)
     session = allocate_session(clinic_a, practitioner=smith, day=day, slot_types=[group] * 2)
@@ -675,6 +688,7 @@ def test_a_change_aborted_to_break_a_deadlock_is_made_again_and_goes_through(cli
 
     def other():
         with transaction.atomic():
+            look_for_deadlocks_after("60s", local=True)
             Slot.objects.select_for_update().get(pk=slot.pk)
             holding.set()
             wait_until_a_connection_waits_for_a_lock()  # the change, holding Ann's appointment, waits for this slot
@@ -682,6 +696,7 @@ def test_a_change_aborted_to_break_a_deadlock_is_made_again_and_goes_through(cli
         return "done"
 
     def change():
+        look_for_deadlocks_after("5s")  # for this thread's connection, closed after the job
         holding.wait(timeout=30)
         take = TakeOut(smith, None, day, day, SessionOut.CANCELLED, OutReason.SICKNESS)
         return f"displaced {sessions_take_out(clinic=clinic_a, actor=admin_a.user, take=take).displaced}"
