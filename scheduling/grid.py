@@ -414,6 +414,11 @@ class Grid:
     time_range: TimeRange
     all_day_rows: int
     single_column_groups: bool
+    slot_href: tuple[str, str] = ("", "")  # a slot's link: these around its public id
+    # The distinct looks of the slots written so far (scheduling.grid_html fills it as it writes the columns, and
+    # then writes it once for the page): a kind's key, its number.
+    slot_kinds: dict[tuple[str, str, str, bool], int] = field(default_factory=dict)
+    slot_kind_labels: list[str] = field(default_factory=list)  # each kind's label, unless a slot says another
 
     @property
     def hours(self) -> list[dict[str, object]]:
@@ -518,9 +523,9 @@ def build_grid(
             if target is None or spot is None:
                 continue
             cell = slot_cell(slot, piece, practitioner_id, appointments_by_slot, locked, closed_sessions, out_sessions)
-            beside = " beside" if slot.retired and (slot.session_id, slot.starts_at) in live_starts else ""
-            cell["cls"] = f"{cell['cls']}{beside} r{spot.row} h{spot.span}"
-            cell["href"] = f"{slot_prefix}{slot.public_id}{slot_suffix}"
+            if slot.retired and (slot.session_id, slot.starts_at) in live_starts:
+                cell["cls"] = f"{cell['cls']} beside"
+            cell["row"], cell["span"], cell["public_id"] = spot.row, spot.span, slot.public_id
             target.slots.append(cell)
 
     for event, found in timed:
@@ -567,6 +572,7 @@ def build_grid(
         time_range=time_range,
         all_day_rows=min(most_all_day, 3),
         single_column_groups=len(column_keys) == 1,
+        slot_href=(slot_prefix, slot_suffix),
     )
 
 
@@ -631,10 +637,11 @@ def slot_cell(
         css += f" pass{piece.repeat}"
     return {
         "cls": css,
-        # Its element's id, on the date it starts: the calendar shows it after a change, and gives the focus back
-        # to it when the grid behind a popup was refreshed.
-        "key": f"slot-{slot.public_id}" if piece.first else "",
+        # Its element has an id (slot-<public id>) on the date it starts: the calendar shows it after a change,
+        # and gives the focus back to it when the grid behind a popup was refreshed.
+        "first": piece.first,
         "time": piece.start,
+        "end": piece.end,
         "label": label,
         "group": group and slot.bookable,
         "title": title,

@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from scheduling.grid import Grid, Group
 from scheduling.grid import clock as wall_clock
-from scheduling.grid_html import columns_html
+from scheduling.grid_html import columns_html, slot_kinds_html
 from scheduling.hours import HoursError, ranges_to_json, weekly_from_json
 from scheduling.models import WEEKDAY_NAMES, DisplacedState, DisplacedWhy
 
@@ -72,6 +72,12 @@ def at(items: Sequence[object], index: int) -> object:
 def grid_columns(group: Group, grid: Grid, online_only: bool) -> SafeString:
     """A calendar day's columns (scheduling.grid_html): written in Python, a busy week has thousands of cells."""
     return columns_html(group, grid, online_only=online_only)
+
+
+@register.simple_tag
+def grid_slot_kinds(grid: Grid) -> SafeString:
+    """What the columns' slot data refers to (scheduling.grid_html): after every column of the grid."""
+    return slot_kinds_html(grid)
 
 
 @register.simple_tag

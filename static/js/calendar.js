@@ -1,9 +1,55 @@
 // The calendar: keyboard shortcuts, the slot/event popup, and new events from an empty time.
-// The grid itself is swapped by htmx (links carry href and hx-get), so this file only adds to it.
+// The grid itself is swapped by htmx (links carry href and hx-get); this file draws its slots from their data
+// and adds the rest.
 (function () {
   "use strict";
 
   function calendarEl() { return document.getElementById("calendar"); }
+
+  // The grid's slots come as data (scheduling/grid_html.py says how): each column's list is drawn as the links
+  // it stands for, where it stood, when the page has been read and after each swap. Every text in the data is
+  // escaped already; this only joins the pieces.
+  function uuidOf(shortId) {
+    var bytes = atob(shortId.replace(/-/g, "+").replace(/_/g, "/") + "==");
+    var hex = "";
+    for (var i = 0; i < bytes.length; i++) { hex += (bytes.charCodeAt(i) + 256).toString(16).slice(1); }
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" +
+      hex.slice(20);
+  }
+
+  function clockText(value) {
+    if (typeof value !== "number") { return value; }
+    var hours = Math.floor(value / 60);
+    var minutes = value % 60;
+    return (hours < 10 ? "0" : "") + hours + ":" + (minutes < 10 ? "0" : "") + minutes;
+  }
+
+  function drawSlots() {
+    var lists = document.querySelectorAll("script[data-slots]");
+    var table = document.getElementById("cal-slot-kinds");
+    if (!lists.length || !table) { return; }
+    var info = JSON.parse(table.textContent);
+    var kinds = info.kinds;
+    lists.forEach(function (list) {
+      var html = "";
+      JSON.parse(list.textContent).forEach(function (slot) {
+        var kind = kinds[slot[3]];
+        var id = uuidOf(slot[0]);
+        var start = clockText(slot[4]);
+        var label = slot.length > 5 ? slot[5] : kind[4];
+        var end = slot.length > 6 ? clockText(slot[6]) : clockText(slot[4] + slot[2] * info.rowMinutes);
+        html += "<a" + (kind[3] ? ' id="slot-' + id + '"' : "") + ' class="' + kind[0] + " r" + slot[1] + " h" +
+          slot[2] + '" href="' + info.href[0] + id + info.href[1] + '" title="' + start + "\u2013" + end + " \u00b7 " +
+          kind[2].split("\u0000").join(label) + '"><b>' + start + "</b> " + kind[1] + label + "</a>";
+      });
+      list.insertAdjacentHTML("afterend", html);
+      list.remove();
+    });
+    if (window.performance && performance.mark) { performance.mark("calendar-slots-drawn"); }
+  }
+
+  drawSlots();  // deferred: the page has been read
+  document.addEventListener("htmx:afterSwap", drawSlots);
 
   function go(url) {
     if (!url) { return; }
