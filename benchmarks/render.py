@@ -4,7 +4,8 @@ CPU throttled through the DevTools protocol (``Emulation.setCPUThrottlingRate``)
 The page is served by a threaded WSGI server on the loopback (the whole middleware stack, static files through
 whitenoise, the benchmark's own database) to a browser signed in with the benchmark client's session. Each
 figure is the median of several loads of the same URL in a fresh tab: first-contentful-paint from the Performance
-API, and the ends of DOMContentLoaded and load from its navigation entry, in milliseconds.
+API, the ends of DOMContentLoaded and load from its navigation entry, and (when asked) a mark the page's own script
+made, in milliseconds.
 
 Used by the calendar_week case's extras (benchmarks/cases/calendar.py); nothing here knows about the calendar.
 """
@@ -36,15 +37,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Read after "load": the first contentful paint and the navigation's milestones, from the page's own clock.
-TIMINGS = """() => {
+# Read after "load": the first contentful paint, the navigation's milestones and the page's own mark (if it was
+# asked for: performance.mark(name) in the page's script), from the page's own clock.
+TIMINGS = """(mark) => {
   const paint = performance.getEntriesByName("first-contentful-paint")[0];
   const nav = performance.getEntriesByType("navigation")[0];
+  const marked = mark ? performance.getEntriesByName(mark)[0] : null;
   return {
     fcp: paint ? paint.startTime : null,
     dcl: nav ? nav.domContentLoadedEventEnd : null,
     load: nav ? nav.loadEventEnd : null,
-    bytes: nav ? nav.decodedBodySize : null,
+    mark: marked ? marked.startTime : null,
   };
 }"""
 
@@ -81,9 +84,11 @@ def chromium_missing() -> str:
     return "" if os.path.exists(CHROMIUM) else f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
 
 
-def first_render(client: Client, path: str, *, time_zone: str, loads: int = 5) -> dict[str, float]:
+def first_render(client: Client, path: str, *, time_zone: str, loads: int = 5, mark: str = "") -> dict[str, float]:
     """Median first-contentful-paint, DOMContentLoaded and load (ms) of ``path`` at CPU_SLOWDOWN, over ``loads``
-    loads, for the user signed in on ``client``. One load first, unmeasured: the browser reports its zone."""
+    loads, for the user signed in on ``client``, and with ``mark`` the time of the page's first performance mark
+    of that name ("mark"; a load without it is an error). One load first, unmeasured: the browser reports its
+    zone."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
@@ -91,7 +96,7 @@ def first_render(client: Client, path: str, *, time_zone: str, loads: int = 5) -
         {"name": name, "value": morsel.value, "domain": "127.0.0.1", "path": "/"}
         for name, morsel in client.cookies.items()
     ]
-    figures: dict[str, list[float]] = {"fcp": [], "dcl": [], "load": []}
+    figures: dict[str, list[float]] = {key: [] for key in ("fcp", "dcl", "load", "mark") if key != "mark" or mark}
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop in this thread; the ORM runs in the server's
     try:
@@ -115,7 +120,9 @@ def first_render(client: Client, path: str, *, time_zone: str, loads: int = 5) -
                         page.wait_for_function(FIRST_PAINT_RECORDED, timeout=FIRST_PAINT_TIMEOUT_MS)
                     except PlaywrightTimeoutError:
                         raise RuntimeError(f"{path}: the browser reported no first-contentful-paint") from None
-                    timings = page.evaluate(TIMINGS)
+                    timings = page.evaluate(TIMINGS, mark)
+                    if mark and timings["mark"] is None:
+                        raise RuntimeError(f"{path}: the page made no performance mark {mark!r}")
                     for key in figures:
                         figures[key].append(float(timings[key]))
                     cdp.detach()

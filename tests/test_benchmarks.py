@@ -315,3 +315,4 @@ def test_calendar_week_records_its_bytes_and_its_first_paint_in_chromium(tiny_ru
         pytest.skip("no Chromium here: the case printed why")
     assert entry["render_cpu_slowdown"] == 4 and entry["render_loads"] >= 1
     assert entry["first_contentful_paint_ms"] > 0 and entry["load_ms"] > 0
+    assert 0 < entry["slots_drawn_ms"] <= entry["load_ms"]  # calendar.js draws the slots before the page is loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -320,6 +321,29 @@ def test_slots_show_type_colour_group_counts_bookings_and_the_closed_icon(clinic
     assert "c-teal" in body and "booked st-booked" in body
     assert 'aria-label="Group"></span>3/10' in body
     assert "slot blank" in body
+
+
+def test_the_slots_go_as_data_that_share_their_looks_and_a_browser_without_javascript_is_told_why_none_show(
+    clinic_a, reception_client_a
+):
+    """The browser draws the slots (calendar.js); the page carries each slot's own words once and the looks slots
+    share once for the page. Without JavaScript there would be none to see, and the page says so."""
+    practitioner = PractitionerFactory(clinic=clinic_a)
+    routine = SlotTypeFactory(clinic=clinic_a, name="Routine", colour="teal")
+    session = allocate_session(clinic_a, practitioner=practitioner, day=dt.date(2027, 6, 7), slot_types=[routine] * 6)
+    first = session.slots.order_by("starts_at").first()
+    book(first, PatientFactory(clinic=clinic_a, first_name="Nia", last_name="Okoro", internal_id="P000042"))
+    body = reception_client_a.get(f"{CALENDAR}?view=day&date=2027-06-07").content.decode()
+    assert 'class="slot' not in body and "<noscript>" in body and "turn it on to see and book them" in body
+    assert body.count("Nia Okoro · P000042") == 1  # in the data once: its link and tooltip are drawn from it
+    # Two looks, the booked and the free (each with the type's name once), for six slots; each id in short.
+    kinds = json.loads(re.search(r'id="cal-slot-kinds">(.*?)</script>', body).group(1))["kinds"]
+    assert len(kinds) == 2 and body.count("Routine") == 2 and str(first.public_id) not in body
+    links = re.findall(r'<a id="slot-([^"]*)" class="slot c-teal[^"]*" href="([^"]*)" title="([^"]*)"', drawn(body))
+    assert [key for key, _, _ in links] == [str(slot.public_id) for slot in session.slots.order_by("starts_at")]
+    assert links[0][1] == reverse("scheduling:slot", args=[first.public_id])
+    assert links[0][2] == "09:00–09:10 · Routine · Nia Okoro · P000042 (Booked)"
+    assert links[1][2] == "09:10–09:20 · Routine · free"
 
 
 def test_a_displaced_booking_is_drawn_beside_the_slot_that_took_its_time_else_at_full_width(
