@@ -65,7 +65,9 @@ def served_slots(page: Page, url: str) -> list[list[str]]:
     return slots_of(drawn(response.text()))
 
 
-def test_the_browser_draws_every_slot_as_drawn_says_on_load_and_after_a_swap(page: Page, live_server):
+def test_the_browser_draws_every_slot_as_drawn_says_on_load_and_after_a_swap(
+    page: Page, live_server, csp_violations, js_errors
+):
     world = build_clinic()
     clinic = world.clinic
     # Beside the realistic clinic's week: a name to escape, a label that is not its kind's, a slot over midnight.
@@ -94,3 +96,4 @@ def test_the_browser_draws_every_slot_as_drawn_says_on_load_and_after_a_swap(pag
     expect(page).to_have_url(re.compile(rf"date={WINTER_DAY.isoformat()}"))
     expect(page.locator(".cal-col > a.slot")).to_have_count(len(expected))
     assert page.evaluate(BROWSER_SLOTS) == expected
+    assert csp_violations == [] and js_errors == []
