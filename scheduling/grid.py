@@ -464,10 +464,9 @@ def build_grid(
     slots: list[tuple[SlotRow, int | None, list[Piece]]] = []
     # A displaced booking on a retired slot is drawn beside the slot that took its time, when one did.
     # (Only when there is one: a busy week has thousands of slots and seldom a retired one.)
-    any_retired = any(slot.retired for slot in slot_rows)
-    live_starts = (
-        {(slot.session_id, slot.starts_at) for slot in slot_rows if not slot.retired} if any_retired else set()
-    )
+    live_starts: set[tuple[int, dt.datetime]] = set()
+    if any(slot.retired for slot in slot_rows):
+        live_starts = {(slot.session_id, slot.starts_at) for slot in slot_rows if not slot.retired}
     for slot in slot_rows:
         placed = sessions.get(slot.session_id)
         if slot.retired and slot.id not in appointments_by_slot:

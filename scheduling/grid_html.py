@@ -24,6 +24,7 @@ import base64
 import json
 import re
 from html import escape
+from typing import cast
 from uuid import UUID
 
 from django.utils.safestring import SafeString, mark_safe
@@ -106,9 +107,7 @@ def slot_entry(cell: dict[str, object], grid: Grid) -> list[object]:
     if kind is None:
         kind = grid.slot_kinds[key] = len(grid.slot_kinds)
         grid.slot_kind_labels.append(label)
-    public_id = cell["public_id"]
-    uuid = public_id if isinstance(public_id, UUID) else UUID(str(public_id))
-    entry: list[object] = [short_id(uuid), row, span, kind, clock_value(start)]
+    entry: list[object] = [short_id(cast(UUID, cell["public_id"])), row, span, kind, clock_value(start)]
     end_value = clock_value(end)
     implied_end = isinstance(entry[4], int) and end_value == entry[4] + span * ROW_MINUTES
     if not implied_end:
