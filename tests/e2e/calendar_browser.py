@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -63,8 +64,13 @@ ARM_SETTLE = """() => {
 }"""
 
 
+def settle_after(page: Page, action: Callable[[], object]) -> None:
+    """Do something that swaps content in with htmx, and wait until htmx has settled it."""
+    page.evaluate(ARM_SETTLE)
+    action()
+    page.wait_for_function("() => window.__settled === true")
+
+
 def press_and_settle(page: Page, key: str) -> None:
     """Press a key that swaps something in with htmx, and wait until htmx has settled it."""
-    page.evaluate(ARM_SETTLE)
-    page.keyboard.press(key)
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: page.keyboard.press(key))

@@ -35,7 +35,7 @@ from notifications.sending import unsubscribe_token
 from online.services import done_token, manage_token, offer_token
 from privacy.models import BreakGlass
 from privacy.services.breakglass import break_glass
-from tests.e2e.calendar_browser import ARM_SETTLE, WINTER_DAY, find_and_pick, sign_in, tip
+from tests.e2e.calendar_browser import WINTER_DAY, find_and_pick, settle_after, sign_in, tip
 from tests.e2e.realistic_clinic import RealisticClinic, build_clinic
 from tests.factories import TEST_PASSWORD, ClinicFactory, MembershipFactory, PatientFactory, UserFactory
 from tests.url_walk import Route, all_routes
@@ -482,13 +482,6 @@ def classify(page: Page, url: str) -> str:
     if response.status == 200 and kind == "text/html":
         return "page"
     return f"{response.status} {kind}" if response.status == 200 else str(response.status)
-
-
-def settle_after(page: Page, action) -> None:
-    """Do something that swaps content in with htmx, and wait until htmx has settled it."""
-    page.evaluate(ARM_SETTLE)
-    action()
-    page.wait_for_function("() => window.__settled === true")
 
 
 def open_calendar(page: Page, base: str, query: str) -> None:

@@ -48,7 +48,7 @@ from scheduling.services.rota import AllocationRequest, allocation_create
 from scheduling.services.waitlist import EntryData, waitlist_add
 from sessions_setup.models import SlotType
 from tests.conftest import ALL_PERMISSIONS, tasks_in_process
-from tests.e2e.calendar_browser import ARM_SETTLE, BROWSER_ZONE, mark_page, sign_in, still_marked, tip
+from tests.e2e.calendar_browser import ARM_SETTLE, BROWSER_ZONE, mark_page, settle_after, sign_in, still_marked, tip
 from tests.e2e.test_accessibility import check
 from tests.factories import (
     ClinicFactory,
@@ -655,19 +655,21 @@ def test_the_roster_marks_attendance_in_place_and_downloads_as_csv(page, group, 
     expect(nadia.locator("td").nth(1)).to_contain_text("Booked")
 
     mark_page(page)
+    # Each step waits for htmx to settle the new grid (it wires up the new forms then, a moment after the swap):
+    # a person never beats it, a test's next key press can, and would post the form without htmx.
     with page.expect_response(lambda r: "/attendance/" in r.url) as answer:
-        page.get_by_role("button", name=f"Nadia Quist arrived on {on}").click()
+        settle_after(page, lambda: page.get_by_role("button", name=f"Nadia Quist arrived on {on}").click())
     assert answer.value.status == 200 and answer.value.request.headers.get("hx-request") == "true"
     expect(nadia.locator("td").nth(1)).to_contain_text("Arrived")
     expect(page.get_by_role("button", name=f"Nadia Quist arrived on {on}")).to_have_count(0)
     # Keyboard: DNA for Oscar.
     page.get_by_role("button", name=f"Oscar Berg did not attend on {on}").focus()
-    page.keyboard.press("Enter")
+    settle_after(page, lambda: page.keyboard.press("Enter"))
     expect(oscar.locator("td").nth(1)).to_contain_text("Did not attend")
     # Undo a slip: Nadia's DNA the week before, then back to booked.
     earliest = g.slots[0].starts_at.astimezone(LONDON)
     first_on = f"{earliest.day} {earliest:%b}"
-    page.get_by_role("button", name=f"Nadia Quist did not attend on {first_on}").click()
+    settle_after(page, lambda: page.get_by_role("button", name=f"Nadia Quist did not attend on {first_on}").click())
     expect(nadia.locator("td").nth(0)).to_contain_text("Did not attend")
     page.get_by_role("button", name=f"Nadia Quist back to booked on {first_on}").click()
     expect(nadia.locator("td").nth(0)).to_contain_text("Booked")
