@@ -316,3 +316,22 @@ def test_calendar_week_records_its_bytes_and_its_first_paint_in_chromium(tiny_ru
     assert entry["render_cpu_slowdown"] == 4 and entry["render_loads"] >= 1
     assert entry["first_contentful_paint_ms"] > 0 and entry["load_ms"] > 0
     assert 0 < entry["slots_drawn_ms"] <= entry["load_ms"]  # calendar.js draws the slots before the page is loaded
+
+
+@pytest.mark.xdist_group("fifty-connection-storms")
+def test_booking_bound_measures_the_form_beside_bookings_without_rules(tiny_run: TinyRun) -> None:
+    data = tiny_run.results()
+    if tiny_run.vendor != "postgresql":
+        assert data["env"]["skipped"]["booking_bound"] == "needs PostgreSQL"
+        return
+    from benchmarks.cases.booking_bound import VARIANTS
+
+    entry = data["cases"]["booking_bound"]
+    assert entry["checks"] >= len(VARIANTS)  # every variant's run checked: all booked, none overbooked
+    for variant in VARIANTS:
+        assert entry[f"{variant}_bookings_per_s"] > 0, variant
+        assert entry[f"{variant}_ratio_to_healthz"] == pytest.approx(
+            entry[f"{variant}_bookings_per_s"] / entry["healthz_per_s"], rel=1e-2
+        ), variant
+        assert entry[f"{variant}_server_cpu_ms_per_request"] > 0, variant
+    assert "booking_bound (gunicorn, PostgreSQL" in tiny_run.done.stdout

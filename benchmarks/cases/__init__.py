@@ -24,6 +24,7 @@ FAMILIES = (
     "patients",
     "calendar",
     "booking",
+    "booking_bound",
     "next_available",
     "series",
     "ics",

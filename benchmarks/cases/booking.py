@@ -467,13 +467,17 @@ def booking_floor(state: BookingState) -> None:
     state.floors.append(healthz_levels(state.healthz_url, sessions, BOOKING_PER_CLIENT, state.server))
 
 
-def booking_reset(state: BookingState) -> None:
+def bookings_cleared(clinic: Clinic) -> None:
     """No appointments, every booked_count 0, the dead rows vacuumed: each run starts from the same database."""
     with transaction.atomic():
-        Appointment.objects.for_clinic(state.clinic).delete()
-        AuditEvent.objects.for_clinic(state.clinic).delete()
-        Slot.objects.for_clinic(state.clinic).exclude(booked_count=0).update(booked_count=0)
+        Appointment.objects.for_clinic(clinic).delete()
+        AuditEvent.objects.for_clinic(clinic).delete()
+        Slot.objects.for_clinic(clinic).exclude(booked_count=0).update(booked_count=0)
     vacuum_analyze(Slot, Appointment, AuditEvent)
+
+
+def booking_reset(state: BookingState) -> None:
+    bookings_cleared(state.clinic)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,216 @@
+"""booking_bound: how much of the /healthz floor a booking could keep on this stack, whatever its rules.
+
+Issue 25 asks for reception booking at half the floor. ``booking_http`` measures the booking form; this case
+measures, on one gunicorn server and at the same moment, the form beside bookings stripped of every rule
+(benchmarks/bound/views.py): ``write`` (one statement), ``raw`` (the four reads any booking needs, by hand, then
+that statement) and ``orm`` (the same reads through the ORM). Their ratios to /healthz are the ceiling for any
+implementation of booking written that way: what the rules can spend is the gap between them and 0.5.
+
+Single slots only, each booked once per run by one of the clients (no refusal expected); every run is checked
+for overbooking and counts as booking_http's runs are.
+
+Sizes: FULL (the figures of results.json) and TINY (``--size tiny``), chosen by the harness."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass, field
+
+from django.urls import reverse
+
+from benchmarks.cases.booking import (
+    Booking,
+    BookingSizes,
+    GunicornServer,
+    Level,
+    book_all,
+    booking_clinic,
+    booking_server,
+    bookings_cleared,
+    cpu_per_request,
+    failures,
+    healthz_levels,
+    level_measured,
+    on_postgresql,
+    rates_of,
+    reception_session,
+    request_cpu_ms,
+    server_started,
+    slots_shuffled,
+    timed_of,
+)
+from benchmarks.cases.common import booking_fields, register, slots_miscounted
+from benchmarks.harness import Case, Result, checked, sized
+from clinic.models import Clinic
+from patients.models import Patient
+from scheduling.models import Appointment, Slot
+
+BOUND_SLUG = "bench-bound"
+BOUND_RECEPTION = "bench-bound-reception-{:02}@example.invalid"
+BOUND_SETTINGS = "benchmarks.bound.settings"
+# The booking form first (the product), then the bounds from the most work to the least.
+VARIANTS = ("form", "orm", "raw", "write")
+
+
+@dataclass(frozen=True)
+class BoundSizes:
+    clients: int
+    per_client: int  # bookings per client and variant
+    booking: BookingSizes  # the clinic: its week's practitioners and patients
+
+
+FULL = BoundSizes(
+    clients=8, per_client=40, booking=BookingSizes(practitioners=40, patients=1_400, per_client={8: 40}, workers=None)
+)
+TINY = BoundSizes(
+    clients=2, per_client=3, booking=BookingSizes(practitioners=2, patients=40, per_client={2: 3}, workers=1)
+)
+SIZE = sized(FULL, TINY)
+
+
+@dataclass
+class BoundState:
+    clinic: Clinic
+    server: GunicornServer
+    healthz_url: str
+    sessions: list = field(default_factory=list)
+    plans: dict[str, list[list[Booking]]] = field(default_factory=dict)  # variant -> each client's bookings
+    runs: list[dict[str, Level]] = field(default_factory=list)
+    floors: list[dict[int, Level]] = field(default_factory=list)
+
+
+def bound_url(variant: str, slot: Slot) -> str:
+    if variant == "form":
+        return reverse("scheduling:book", args=[slot.public_id])
+    return reverse("bound-book", args=[variant, slot.public_id], urlconf="benchmarks.bound.urls")
+
+
+@functools.cache
+def bound_setup() -> BoundState:
+    load = on_postgresql("booking_bound")
+    clinic, users = booking_clinic(BOUND_SLUG, "Benchmark booking bound", size=SIZE.booking, reception=BOUND_RECEPTION)
+    singles, _groups = slots_shuffled(clinic)
+    patients = itertools.cycle(Patient.objects.for_clinic(clinic).filter(is_blocked=False).order_by("id"))
+    server = booking_server(SIZE.booking.workers, DJANGO_SETTINGS_MODULE=BOUND_SETTINGS)
+    with server_started("booking_bound", server, load) as base_url:
+        state = BoundState(clinic=clinic, server=server, healthz_url=base_url + reverse("healthz"))
+        state.sessions = [reception_session(base_url, user) for user in users[: SIZE.clients]]
+        needed = len(VARIANTS) * SIZE.clients * SIZE.per_client
+        if Slot.objects.for_clinic(clinic).filter(bookable=True, capacity=1).count() < needed:
+            raise RuntimeError(f"booking_bound: fewer than {needed} single slots")
+        for variant in VARIANTS:  # every slot in one variant only, each patient in a slot once
+            state.plans[variant] = [
+                [
+                    Booking(base_url + bound_url(variant, slot), booking_fields(slot, next(patients), "book"))
+                    for slot in itertools.islice(singles, SIZE.per_client)
+                ]
+                for _ in range(SIZE.clients)
+            ]
+    return state
+
+
+def bound_check(state: BoundState, variant: str, level: Level, errors: list[str], booked_so_far: int) -> None:
+    """Every request booked (none refused: each slot is free, each once), as many live appointments, and no slot
+    over its capacity or miscounted."""
+    problems = failures(errors, level.requests)
+    if (len(level.latencies_s), level.refused) != (level.requests, 0):
+        problems.append(f"{len(level.latencies_s)} booked and {level.refused} refused of {level.requests}")
+    live = Appointment.objects.for_clinic(state.clinic).live().count()
+    if live != booked_so_far:
+        problems.append(f"{live} live appointments after {booked_so_far} bookings")
+    slots = Slot.objects.for_clinic(state.clinic)
+    if slots.filter(booked_count__gt=1, capacity=1).exists() or slots_miscounted(state.clinic):
+        problems.append("slots over their capacity or miscounted")
+    if problems:
+        raise RuntimeError(
+            f"booking_bound, {variant}: " + "; ".join(problems) + f" (server log: {state.server.log_path})"
+        )
+    checked()
+
+
+def bound_run(state: BoundState) -> None:
+    levels, booked = {}, 0
+    for variant in VARIANTS:
+        work = [
+            functools.partial(book_all, http, plan)
+            for http, plan in zip(state.sessions, state.plans[variant], strict=True)
+        ]
+        level, errors = level_measured(state.server, SIZE.clients, work)
+        booked += len(level.latencies_s)
+        bound_check(state, variant, level, errors, booked)
+        # Untimed: a slot of this run again, now full, for another patient, is refused and written nowhere.
+        first, other = state.plans[variant][0][:2]
+        if not isinstance(first.form, dict) or not isinstance(other.form, dict):
+            raise TypeError("booking_bound posts forms")
+        again = book_all(state.sessions[0], [Booking(first.url, {**first.form, "patient": other.form["patient"]})])
+        if [outcome.kind for outcome in again] != ["refused"]:
+            raise RuntimeError(f"booking_bound, {variant}: a full slot booked again answered {again}")
+        bound_check(state, variant, level, [], booked)
+        levels[variant] = level
+    state.runs.append(levels)
+
+
+def bound_floor(state: BoundState) -> None:
+    """GET /healthz, as many requests by as many clients as one variant."""
+    state.floors.append(
+        healthz_levels(state.healthz_url, {SIZE.clients: state.sessions}, {SIZE.clients: SIZE.per_client}, state.server)
+    )
+
+
+def bound_reset(state: BoundState) -> None:
+    bookings_cleared(state.clinic)
+
+
+def bound_figures(result: Result) -> Result:
+    """Per variant, over the timed runs: bookings per second, the ratio to /healthz, p95, and CPU per booking."""
+    state = bound_setup()
+    timed, floors = timed_of("booking_bound", result, state.runs, state.floors)
+    clients = SIZE.clients
+    floor_levels = [floor[clients] for floor in floors]
+    figures: Result = {"clients": clients, **cpu_per_request(clients, floor_levels, "healthz_")}
+    healthz_cpu = request_cpu_ms(clients, figures, "healthz_")
+    lines = [
+        f"{'variant':>8}  {'bookings/s':>10}  {'ratio':>6}  {'p95 ms':>7}  {'CPU ms: server':>14}  {'database':>8}"
+    ]
+    for variant in VARIANTS:
+        levels = [run[variant] for run in timed]
+        rates = rates_of(levels, floor_levels)
+        cpu = {
+            key.replace(f"c{clients}_", f"{variant}_"): value for key, value in cpu_per_request(clients, levels).items()
+        }
+        figures |= {
+            f"{variant}_bookings_per_s": round(rates.bookings_per_s, 2),
+            f"{variant}_ratio_to_healthz": round(rates.ratio, 4),
+            f"{variant}_p95_s": rates.p95_s,
+            **cpu,
+        }
+        figures["healthz_per_s"] = round(rates.healthz_per_s, 2)
+        lines.append(
+            f"{variant:>8}  {rates.bookings_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.p95_s * 1000:>7.1f}"
+            f"  {cpu.get(f'{variant}_server_cpu_ms_per_request', '-'):>14}"
+            f"  {cpu.get(f'{variant}_database_cpu_ms_per_request', '-'):>8}"
+        )
+    lines.append(
+        f"{'healthz':>8}  {figures['healthz_per_s']:>10.1f}  {1:>6.3f}  {'':>7}"
+        f"  {figures.get(f'c{clients}_healthz_server_cpu_ms_per_request', '-'):>14}"
+        f"  {figures.get(f'c{clients}_healthz_database_cpu_ms_per_request', '-'):>8}"
+        + (f"   (half the floor: a booking of at most {2 * healthz_cpu:.1f} ms CPU)" if healthz_cpu else "")
+    )
+    print(f"booking_bound (gunicorn, PostgreSQL, {clients} clients):\n" + "\n".join(lines) + "\n")
+    return figures
+
+
+register(
+    Case(
+        name="booking_bound",
+        setup=bound_setup,
+        run=bound_run,
+        floor=bound_floor,
+        reset=bound_reset,
+        runs=3,
+        warmup=1,
+        extras=bound_figures,
+        needs="postgresql",
+    )
+)
