@@ -50,7 +50,7 @@ BOUND_SLUG = "bench-bound"
 BOUND_RECEPTION = "bench-bound-reception-{:02}@example.invalid"
 BOUND_SETTINGS = "benchmarks.bound.settings"
 # The booking form first (the product), then the bounds from the most work to the least.
-VARIANTS = ("form", "orm", "raw", "write")
+VARIANTS = ("form", "statements", "orm", "raw", "write")
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def bound_figures(result: Result) -> Result:
     figures: Result = {"clients": clients, **cpu_per_request(clients, floor_levels, "healthz_")}
     healthz_cpu = request_cpu_ms(clients, figures, "healthz_")
     lines = [
-        f"{'variant':>8}  {'bookings/s':>10}  {'ratio':>6}  {'p95 ms':>7}  {'CPU ms: server':>14}  {'database':>8}"
+        f"{'variant':>10}  {'bookings/s':>10}  {'ratio':>6}  {'p95 ms':>7}  {'CPU ms: server':>14}  {'database':>8}"
     ]
     for variant in VARIANTS:
         levels = [run[variant] for run in timed]
@@ -187,12 +187,12 @@ def bound_figures(result: Result) -> Result:
         }
         figures["healthz_per_s"] = round(rates.healthz_per_s, 2)
         lines.append(
-            f"{variant:>8}  {rates.bookings_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.p95_s * 1000:>7.1f}"
+            f"{variant:>10}  {rates.bookings_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.p95_s * 1000:>7.1f}"
             f"  {cpu.get(f'{variant}_server_cpu_ms_per_request', '-'):>14}"
             f"  {cpu.get(f'{variant}_database_cpu_ms_per_request', '-'):>8}"
         )
     lines.append(
-        f"{'healthz':>8}  {figures['healthz_per_s']:>10.1f}  {1:>6.3f}  {'':>7}"
+        f"{'healthz':>10}  {figures['healthz_per_s']:>10.1f}  {1:>6.3f}  {'':>7}"
         f"  {figures.get(f'c{clients}_healthz_server_cpu_ms_per_request', '-'):>14}"
         f"  {figures.get(f'c{clients}_healthz_database_cpu_ms_per_request', '-'):>8}"
         + (f"   (half the floor: a booking of at most {2 * healthz_cpu:.1f} ms CPU)" if healthz_cpu else "")
