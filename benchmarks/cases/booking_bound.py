@@ -17,8 +17,10 @@ import functools
 import itertools
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.urls import reverse
 
+from benchmarks.bound.views import PROCEDURE_CREATE
 from benchmarks.cases.booking import (
     Booking,
     BookingSizes,
@@ -50,7 +52,7 @@ BOUND_SLUG = "bench-bound"
 BOUND_RECEPTION = "bench-bound-reception-{:02}@example.invalid"
 BOUND_SETTINGS = "benchmarks.bound.settings"
 # The booking form first (the product), then the bounds from the most work to the least.
-VARIANTS = ("form", "statements", "orm", "raw", "write")
+VARIANTS = ("form", "statements", "orm", "raw", "procedure", "write")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ def bound_setup() -> BoundState:
     clinic, users = booking_clinic(BOUND_SLUG, "Benchmark booking bound", size=SIZE.booking, reception=BOUND_RECEPTION)
     singles, _groups = slots_shuffled(clinic)
     patients = itertools.cycle(Patient.objects.for_clinic(clinic).filter(is_blocked=False).order_by("id"))
+    with connection.cursor() as cursor:
+        cursor.execute(PROCEDURE_CREATE)
     server = booking_server(SIZE.booking.workers, DJANGO_SETTINGS_MODULE=BOUND_SETTINGS)
     with server_started("booking_bound", server, load) as base_url:
         state = BoundState(clinic=clinic, server=server, healthz_url=base_url + reverse("healthz"))
