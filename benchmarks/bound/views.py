@@ -14,8 +14,10 @@ the form's alert when the slot is taken), behind the product's whole middleware 
 - ``procedure``: those statements inside one PL/pgSQL function (made in the benchmarks' database by the case), one
   round trip.
 
-Nothing here is a rule of the product (no blocked or archived patient, closed group, hold, busy events or feeds):
-it refuses only a slot already full or a practitioner already booked at that time, and never overbooks.
+None of them applies the product's rules (blocked or archived patients, closed groups, holds, duplicates, the
+messages' channels and refusals) or writes the calendar-sync rows: it refuses only a slot already full or a
+practitioner already booked at that time, and never overbooks. Only ``statements`` and ``procedure`` make the reads
+for the busy events, the feeds and the confirmation that the product makes.
 """
 
 from __future__ import annotations
