@@ -66,8 +66,9 @@ class BoundSizes:
 FULL = BoundSizes(
     clients=8, per_client=40, booking=BookingSizes(practitioners=40, patients=1_400, per_client={8: 40}, workers=None)
 )
+# Enough requests a variant for /proc's clock ticks (10 ms) to see the server's CPU: about 100 ms of it.
 TINY = BoundSizes(
-    clients=2, per_client=3, booking=BookingSizes(practitioners=2, patients=40, per_client={2: 3}, workers=1)
+    clients=2, per_client=10, booking=BookingSizes(practitioners=2, patients=150, per_client={2: 10}, workers=1)
 )
 SIZE = sized(FULL, TINY)
 
