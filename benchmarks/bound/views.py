@@ -22,7 +22,10 @@ for the busy events, the feeds and the confirmation that the product makes.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+from collections.abc import Callable
 from uuid import UUID
 
 from django.contrib import messages
@@ -188,9 +191,9 @@ INSERT INTO notifications_message ({MESSAGE_COLUMNS}) VALUES
 """
 
 
-def statements_book(request: ClinicRequest, clinic_id: int, slot: UUID, patient: UUID) -> str | None:
+def statements_book(actor: int, clinic_id: int, slot: UUID, patient: UUID) -> dt.datetime | None:
     """The booking form's statements in its order, written by hand, with no rule but "full" and "overlap": the
-    booking's start as text, or None when refused."""
+    booking's start, or None when refused."""
     with connection.cursor() as cursor:
         cursor.execute(SLOT_SHOWN, [clinic_id, slot])
         shown = cursor.fetchone()
@@ -210,7 +213,7 @@ def statements_book(request: ClinicRequest, clinic_id: int, slot: UUID, patient:
                 return None
             cursor.execute(
                 APPOINTMENT_INSERT,
-                [starts_at, ends_at, clinic_id, request.user.pk, person[0], practitioner_id, slot_pk, slot_type_id],
+                [starts_at, ends_at, clinic_id, actor, person[0], practitioner_id, slot_pk, slot_type_id],
             )
             appointment_pk, appointment_id = cursor.fetchone()
             cursor.execute(COUNT_PLACE, [clinic_id, slot_pk])
@@ -218,7 +221,7 @@ def statements_book(request: ClinicRequest, clinic_id: int, slot: UUID, patient:
             cursor.execute(BUSY, [clinic_id, practitioner_id, ends_at, starts_at, day, day])
             busy = [str(row[0]) for row in cursor.fetchall()]
             detail = {"slot": str(slot), "patient": str(patient), "source": "reception", "busy_events": busy}
-            cursor.execute(AUDIT_INSERT, [str(appointment_id), json.dumps(detail), request.user.pk, clinic_id])
+            cursor.execute(AUDIT_INSERT, [str(appointment_id), json.dumps(detail), actor, clinic_id])
             cursor.execute(FEEDS, [practitioner_id])
             cursor.fetchall()
             cursor.execute(SETTINGS_ROW, [clinic_id])
@@ -235,7 +238,7 @@ def statements_book(request: ClinicRequest, clinic_id: int, slot: UUID, patient:
                     "patient": told[1],
                 },
             )
-    return f"{starts_at:%a %-d %b %Y, %H:%M}"
+    return starts_at
 
 
 # --- procedure: the same statements inside one PL/pgSQL call -----------------------------------------------------
@@ -295,40 +298,46 @@ END $$
 """
 
 
-def procedure_book(request: ClinicRequest, clinic_id: int, slot: UUID, patient: UUID) -> str | None:
+def procedure_book(actor: int, clinic_id: int, slot: UUID, patient: UUID) -> dt.datetime | None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT bench_bound_book(%s, %s, %s, %s)", [clinic_id, slot, patient, request.user.pk])
+        cursor.execute("SELECT bench_bound_book(%s, %s, %s, %s)", [clinic_id, slot, patient, actor])
         (starts_at,) = cursor.fetchone()
-    return None if starts_at is None else f"{starts_at:%a %-d %b %Y, %H:%M}"
+    return starts_at
 
 
-BOOKED_BY = {"statements": statements_book, "procedure": procedure_book}
-READS = {"write": None, "raw": raw_reads, "orm": orm_reads, "statements": None, "procedure": None}
+def written(
+    actor: int, clinic_id: int, slot: UUID, patient: UUID, reads: Callable[[int, UUID, UUID], bool] | None = None
+) -> dt.datetime | None:
+    """``reads`` (if any) then the one statement, in one transaction: the booking's start, or None when refused."""
+    with transaction.atomic():
+        if reads is not None and not reads(clinic_id, slot, patient):
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(WRITE, {"clinic": clinic_id, "slot": slot, "patient": patient, "actor": actor})
+            row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+# The variants, from the most work to the least: each books and answers the booking's start (None: refused).
+BOOKINGS: dict[str, Callable[[int, int, UUID, UUID], dt.datetime | None]] = {
+    "statements": statements_book,
+    "orm": functools.partial(written, reads=orm_reads),
+    "raw": functools.partial(written, reads=raw_reads),
+    "procedure": procedure_book,
+    "write": written,
+}
 
 
 @require_POST
 def bound_book(request: ClinicRequest, variant: str, slot: UUID) -> HttpResponse:
-    if variant not in READS or request.membership is None:
+    if variant not in BOOKINGS or request.membership is None:
         raise Http404("No such bound.")
     try:
         patient = UUID(request.POST.get("patient", ""))
     except ValueError:
         return HttpResponse("Choose a patient.", status=400)
-    reads = READS[variant]
-    clinic_id = request.clinic.pk
-    if variant in BOOKED_BY:
-        when = BOOKED_BY[variant](request, clinic_id, slot, patient)
-        if when is None:
-            return HttpResponse(TAKEN)
-        messages.success(request, f"Booked on {when}.")
-        return redirect("scheduling:calendar")
-    with transaction.atomic():
-        if reads is not None and not reads(clinic_id, slot, patient):
-            return HttpResponse(TAKEN)
-        with connection.cursor() as cursor:
-            cursor.execute(WRITE, {"clinic": clinic_id, "slot": slot, "patient": patient, "actor": request.user.pk})
-            row = cursor.fetchone()
-    if row is None:
+    starts_at = BOOKINGS[variant](request.user.pk, request.clinic.pk, slot, patient)
+    if starts_at is None:
         return HttpResponse(TAKEN)
-    messages.success(request, f"Booked on {row[0]:%a %-d %b %Y, %H:%M}.")
+    messages.success(request, f"Booked on {starts_at:%a %-d %b %Y, %H:%M}.")
     return redirect("scheduling:calendar")

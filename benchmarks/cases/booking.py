@@ -382,14 +382,23 @@ def failures(errors: Sequence[str], requests: int) -> list[str]:
     return [f"{len(errors)} of {requests} requests failed ({common})"]
 
 
-def booking_check(state: BookingState, level: Level, errors: list[str], booked_so_far: int) -> None:
-    """The responses and the database agree: every 302 is one live appointment, no slot holds more than its
-    capacity, and every slot's booked_count is its number of live appointments. Anything else is an error."""
-    clinic = state.clinic
+def bookings_agree(
+    clinic: Clinic,
+    level: Level,
+    errors: list[str],
+    *,
+    booked_so_far: int,
+    expected: tuple[int, int],
+    name: str,
+    log: object,
+) -> None:
+    """The responses and the database agree: (booked, refused) are as ``expected``, every booking is one live
+    appointment, no slot holds more than its capacity, and every slot's booked_count is its number of live
+    appointments. Anything else is an error naming the case (``name``) and the server's ``log``."""
     problems = failures(errors, level.requests)
     found = (len(level.latencies_s), level.refused)
-    if found != state.expected[level.clients]:
-        problems.append(f"(booked, refused) are {found}, expected {state.expected[level.clients]}")
+    if found != expected:
+        problems.append(f"(booked, refused) are {found}, expected {expected}")
     live = Appointment.objects.for_clinic(clinic).live().count()
     if live != booked_so_far:
         problems.append(f"{live} live appointments after {booked_so_far} successful bookings")
@@ -401,9 +410,20 @@ def booking_check(state: BookingState, level: Level, errors: list[str], booked_s
     if wrong:
         problems.append(f"{wrong} slots have a booked_count other than their live appointments")
     if problems:
-        log = state.server.log_path if state.server else None
-        raise RuntimeError(f"booking_http, {level.clients} clients: " + "; ".join(problems) + f" (server log: {log})")
+        raise RuntimeError(f"{name}: " + "; ".join(problems) + f" (server log: {log})")
     checked()
+
+
+def booking_check(state: BookingState, level: Level, errors: list[str], booked_so_far: int) -> None:
+    bookings_agree(
+        state.clinic,
+        level,
+        errors,
+        booked_so_far=booked_so_far,
+        expected=state.expected[level.clients],
+        name=f"booking_http, {level.clients} clients",
+        log=state.server.log_path if state.server else None,
+    )
 
 
 def level_measured(

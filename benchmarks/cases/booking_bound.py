@@ -18,10 +18,11 @@ import functools
 import itertools
 from dataclasses import dataclass, field
 
+import requests
 from django.db import connection
 from django.urls import reverse
 
-from benchmarks.bound.views import PROCEDURE_CREATE
+from benchmarks.bound.views import BOOKINGS, PROCEDURE_CREATE
 from benchmarks.cases.booking import (
     Booking,
     BookingSizes,
@@ -30,9 +31,9 @@ from benchmarks.cases.booking import (
     book_all,
     booking_clinic,
     booking_server,
+    bookings_agree,
     bookings_cleared,
     cpu_per_request,
-    failures,
     healthz_levels,
     level_measured,
     on_postgresql,
@@ -43,33 +44,36 @@ from benchmarks.cases.booking import (
     slots_shuffled,
     timed_of,
 )
-from benchmarks.cases.common import booking_fields, register, slots_miscounted
-from benchmarks.harness import Case, Result, checked, sized
+from benchmarks.cases.common import booking_fields, register
+from benchmarks.harness import Case, Result, sized
 from clinic.models import Clinic
 from patients.models import Patient
-from scheduling.models import Appointment, Slot
+from scheduling.models import Slot
 
 BOUND_SLUG = "bench-bound"
 BOUND_RECEPTION = "bench-bound-reception-{:02}@example.invalid"
 BOUND_SETTINGS = "benchmarks.bound.settings"
 # The booking form first (the product), then the bounds from the most work to the least.
-VARIANTS = ("form", "statements", "orm", "raw", "procedure", "write")
+VARIANTS = ("form", *BOOKINGS)
 
 
 @dataclass(frozen=True)
 class BoundSizes:
     clients: int
     per_client: int  # bookings per client and variant
-    booking: BookingSizes  # the clinic: its week's practitioners and patients
+    practitioners: int  # the clinic's week (booking_http's): n x 5 days x 26 single slots
+    patients: int
+    workers: int | None  # gunicorn's; None: two per CPU
+
+    @property
+    def booking(self) -> BookingSizes:
+        """The clinic as booking_clinic makes it, one level of ``clients``."""
+        return BookingSizes(self.practitioners, self.patients, {self.clients: self.per_client}, self.workers)
 
 
-FULL = BoundSizes(
-    clients=8, per_client=40, booking=BookingSizes(practitioners=40, patients=1_400, per_client={8: 40}, workers=None)
-)
+FULL = BoundSizes(clients=8, per_client=40, practitioners=40, patients=1_400, workers=None)
 # Enough requests a variant for /proc's clock ticks (10 ms) to see the server's CPU: about 100 ms of it.
-TINY = BoundSizes(
-    clients=2, per_client=10, booking=BookingSizes(practitioners=2, patients=150, per_client={2: 10}, workers=1)
-)
+TINY = BoundSizes(clients=2, per_client=10, practitioners=2, patients=150, workers=1)
 SIZE = sized(FULL, TINY)
 
 
@@ -78,7 +82,7 @@ class BoundState:
     clinic: Clinic
     server: GunicornServer
     healthz_url: str
-    sessions: list = field(default_factory=list)
+    sessions: list[requests.Session] = field(default_factory=list)
     plans: dict[str, list[list[Booking]]] = field(default_factory=dict)  # variant -> each client's bookings
     runs: list[dict[str, Level]] = field(default_factory=list)
     floors: list[dict[int, Level]] = field(default_factory=list)
@@ -98,7 +102,7 @@ def bound_setup() -> BoundState:
     patients = itertools.cycle(Patient.objects.for_clinic(clinic).filter(is_blocked=False).order_by("id"))
     with connection.cursor() as cursor:
         cursor.execute(PROCEDURE_CREATE)
-    server = booking_server(SIZE.booking.workers, DJANGO_SETTINGS_MODULE=BOUND_SETTINGS)
+    server = booking_server(SIZE.workers, DJANGO_SETTINGS_MODULE=BOUND_SETTINGS)
     with server_started("booking_bound", server, load) as base_url:
         state = BoundState(clinic=clinic, server=server, healthz_url=base_url + reverse("healthz"))
         state.sessions = [reception_session(base_url, user) for user in users[: SIZE.clients]]
@@ -117,22 +121,16 @@ def bound_setup() -> BoundState:
 
 
 def bound_check(state: BoundState, variant: str, level: Level, errors: list[str], booked_so_far: int) -> None:
-    """Every request booked (none refused: each slot is free, each once), as many live appointments, and no slot
-    over its capacity or miscounted."""
-    problems = failures(errors, level.requests)
-    if (len(level.latencies_s), level.refused) != (level.requests, 0):
-        problems.append(f"{len(level.latencies_s)} booked and {level.refused} refused of {level.requests}")
-    live = Appointment.objects.for_clinic(state.clinic).live().count()
-    if live != booked_so_far:
-        problems.append(f"{live} live appointments after {booked_so_far} bookings")
-    slots = Slot.objects.for_clinic(state.clinic)
-    if slots.filter(booked_count__gt=1, capacity=1).exists() or slots_miscounted(state.clinic):
-        problems.append("slots over their capacity or miscounted")
-    if problems:
-        raise RuntimeError(
-            f"booking_bound, {variant}: " + "; ".join(problems) + f" (server log: {state.server.log_path})"
-        )
-    checked()
+    """booking_http's check, every request booked (each slot is free, and in one request only)."""
+    bookings_agree(
+        state.clinic,
+        level,
+        errors,
+        booked_so_far=booked_so_far,
+        expected=(level.requests, 0),
+        name=f"booking_bound, {variant}",
+        log=state.server.log_path,
+    )
 
 
 def bound_run(state: BoundState) -> None:

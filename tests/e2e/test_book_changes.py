@@ -43,7 +43,7 @@ from scheduling.models import (
 from scheduling.services.booking import BookingRequest, appointment_book
 from sessions_setup.models import SlotType, TemplateSlot
 from tests.conftest import ALL_PERMISSIONS, tasks_in_process
-from tests.e2e.calendar_browser import ARM_SETTLE, BROWSER_ZONE, sign_in, tip
+from tests.e2e.calendar_browser import BROWSER_ZONE, settle_after, sign_in, tip
 from tests.e2e.test_accessibility import check
 from tests.factories import (
     ClinicFactory,
@@ -484,9 +484,7 @@ def test_a_session_edited_from_the_slot_popup_displaces_and_the_worklist_cancels
     sign_in(page, live_server, p.admin)
     open_calendar_day(page, live_server.url, p.day)
     free = slots_of(p.sick)[3]
-    page.evaluate(ARM_SETTLE)
-    page.locator(f"#slot-{free.public_id}").click()
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: page.locator(f"#slot-{free.public_id}").click())
     expect(tip(page)).to_be_visible()
     tip(page).get_by_role("link", name="Edit this session…").click()
 

@@ -17,12 +17,12 @@ from playwright.sync_api import Locator, Page, expect
 from patients.models import Coverage
 from scheduling.models import Appointment, Slot
 from tests.e2e.calendar_browser import (
-    ARM_SETTLE,
     WINTER_DAY,
     find_and_pick,
     mark_page,
     open_day,
     press_and_settle,
+    settle_after,
     sign_in,
     still_marked,
     tip,
@@ -338,9 +338,7 @@ def test_the_tooltip_and_booking_form_work_from_the_keyboard(
     box = dialog.get_by_label("Find the patient")
     expect(box).to_be_visible()
     tab_to(page, box)
-    page.evaluate(ARM_SETTLE)
-    page.keyboard.type("keyw", delay=50)
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: page.keyboard.type("keyw", delay=50))
     pick = dialog.locator("#booking-results").get_by_role("link", name="Keyworth, Kit")
     expect(pick).to_have_count(1)
     tab_to(page, pick)

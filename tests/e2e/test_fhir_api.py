@@ -34,7 +34,7 @@ from patients.models import Patient
 from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, Session, Slot
 from sessions_setup.models import SlotType
 from tests.conftest import ALL_PERMISSIONS, tasks_in_process
-from tests.e2e.calendar_browser import ARM_SETTLE, BROWSER_ZONE, sign_in, tip
+from tests.e2e.calendar_browser import BROWSER_ZONE, settle_after, sign_in, tip
 from tests.e2e.test_accessibility import check
 from tests.factories import (
     ClinicFactory,
@@ -223,9 +223,7 @@ def open_day(page: Page, base: str, day: dt.date) -> None:
 
 
 def open_slot_popup(page: Page, slot: Slot) -> None:
-    page.evaluate(ARM_SETTLE)
-    page.locator(f"#slot-{slot.public_id}").click()
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: page.locator(f"#slot-{slot.public_id}").click())
     expect(tip(page)).to_be_visible()
 
 

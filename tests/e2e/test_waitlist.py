@@ -48,7 +48,7 @@ from scheduling.services.rota import AllocationRequest, allocation_create
 from scheduling.services.waitlist import EntryData, waitlist_add
 from sessions_setup.models import SlotType
 from tests.conftest import ALL_PERMISSIONS, tasks_in_process
-from tests.e2e.calendar_browser import ARM_SETTLE, BROWSER_ZONE, mark_page, settle_after, sign_in, still_marked, tip
+from tests.e2e.calendar_browser import BROWSER_ZONE, mark_page, settle_after, sign_in, still_marked, tip
 from tests.e2e.test_accessibility import check
 from tests.factories import (
     ClinicFactory,
@@ -231,9 +231,7 @@ def open_slot_popup(page: Page, base: str, slot: Slot) -> None:
     """The calendar's day of the slot, and the slot's popup."""
     page.goto(f"{base}/calendar/?view=day&date={slot.session.date.isoformat()}")
     expect(page.locator("body")).to_have_attribute("data-viewer-zone", BROWSER_ZONE)
-    page.evaluate(ARM_SETTLE)
-    page.locator(f"#slot-{slot.public_id}").click()
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: page.locator(f"#slot-{slot.public_id}").click())
     expect(tip(page)).to_be_visible()
 
 
@@ -361,12 +359,8 @@ def test_a_cancelled_place_is_offered_to_the_first_in_line_who_takes_it_on_her_p
     # Nadia rings to cancel: the slot's popup, her appointment, Cancel…
     open_slot_popup(page, base, g.slot)
     expect(tip(page).locator(".waitlist-count")).to_have_text("Full · 2 waiting")
-    page.evaluate(ARM_SETTLE)
-    tip(page).get_by_role("link", name="Nadia Quist").click()
-    page.wait_for_function("() => window.__settled === true")
-    page.evaluate(ARM_SETTLE)
-    tip(page).get_by_role("link", name="Cancel…").click()
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, lambda: tip(page).get_by_role("link", name="Nadia Quist").click())
+    settle_after(page, lambda: tip(page).get_by_role("link", name="Cancel…").click())
     tip(page).get_by_label("Reason for cancelling").fill("Moving house that week")
     tip(page).get_by_role("button", name="Cancel appointment").click()
     expect(page.get_by_text(re.compile(r"Cancelled Nadia Quist on .*; the place is free again\."))).to_be_visible()
@@ -569,9 +563,7 @@ def choose_patient(page: Page, typed: str, listed: str) -> None:
     box.press_sequentially(typed, delay=30)
     pick = page.locator("#booking-results").get_by_role("link", name=listed)
     expect(pick).to_have_count(1)
-    page.evaluate(ARM_SETTLE)
-    pick.click()
-    page.wait_for_function("() => window.__settled === true")
+    settle_after(page, pick.click)
     expect(page.get_by_role("region", name="Patient")).to_be_visible()
 
 
