@@ -279,6 +279,7 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-tick": {"task": "notifications.tasks.tick", "schedule": SWEEP_SECONDS},
     "holds-expire": {"task": "scheduling.tasks.holds_expire", "schedule": SWEEP_SECONDS},
     "waitlist-sweep": {"task": "scheduling.tasks.waitlist_sweep", "schedule": SWEEP_SECONDS},
+    "news-sweep": {"task": "scheduling.tasks.news_sweep", "schedule": SWEEP_SECONDS},
     "online-checks-purge": {"task": "online.tasks.checks_purge", "schedule": 3600.0},
     "break-glass-alerts": {"task": "privacy.tasks.break_glass_alerts_sweep", "schedule": SWEEP_SECONDS},
     "clinic-export-sweep": {"task": "privacy.tasks.clinic_export_sweep", "schedule": SWEEP_SECONDS},

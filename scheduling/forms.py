@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.db.models import QuerySet
+from django.http import QueryDict
 
 from clinic.models import Clinic, Department, Location, Practitioner, validate_time_zone
 from clinic.numbers import whole_number
@@ -564,6 +567,67 @@ class BookingForm(forms.Form):
             self_pay=self_pay,
             closed_override=data.get("closed_override", ""),
         )
+
+
+@dataclass(frozen=True)
+class PlainBooking:
+    """The booking form's fields as posted, for the plain case that books in one call (scheduling.services.quick):
+    the slot's own appointment type, at most its own practitioner as the resource, a department and plans named by
+    id (the call checks they are the clinic's and the patient's)."""
+
+    patient: UUID
+    slot_type: UUID
+    department: UUID | None
+    resources: tuple[UUID, ...]
+    self_pay: bool
+    coverage: UUID | None
+    secondary_coverage: UUID | None
+
+
+def plain_booking(values: QueryDict, *, bills_insurance: bool) -> PlainBooking | None:
+    """The posted booking as BookingForm would read it, or None for anything the form would refuse or that must go
+    through it (then the form and appointment_book run, and say why in words). Ids are read as the form's fields
+    read them: a plan or a resource only in the exact form the page wrote it (ChoiceField and
+    ModelMultipleChoiceField compare strings), a patient, type or department as any UUID (a model lookup)."""
+    patient = _uuid(values.get("patient"))
+    slot_type = _uuid(values.get("slot_type"))
+    department_value = values.get("department") or ""
+    department = _uuid(department_value) if department_value else None
+    resources = [_uuid(value, exact=True) for value in values.getlist("resources")]
+    if patient is None or slot_type is None or (department_value and department is None) or None in resources:
+        return None
+    self_pay, coverage, secondary = False, None, None
+    if bills_insurance:
+        primary_value, secondary_value = values.get("coverage") or "", values.get("secondary_coverage") or ""
+        self_pay = primary_value == SELF_PAY
+        coverage = None if self_pay else _uuid(primary_value, exact=True)
+        secondary = _uuid(secondary_value, exact=True) if secondary_value else None
+        if (
+            not primary_value
+            or (not self_pay and coverage is None)
+            or (secondary_value and (self_pay or secondary is None or secondary == coverage))
+        ):
+            return None
+    return PlainBooking(
+        patient=patient,
+        slot_type=slot_type,
+        department=department,
+        resources=tuple(r for r in resources if r is not None),
+        self_pay=self_pay,
+        coverage=coverage,
+        secondary_coverage=secondary,
+    )
+
+
+def _uuid(value: object, *, exact: bool = False) -> UUID | None:
+    """A UUID from a posted value (None when it is not one); exact: only as str(uuid) writes it."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = UUID(value)
+    except ValueError:
+        return None
+    return None if exact and str(parsed) != value else parsed
 
 
 class CancelForm(forms.Form):

@@ -8,8 +8,10 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from clinic.models import (
+    Clinic,
     Department,
     Location,
     Membership,
@@ -625,6 +627,28 @@ class FreedPlace(TenantModel):
 
     def __str__(self) -> str:
         return f"freed {self.slot_id}"
+
+
+class PendingNews(models.Model):
+    """News of a booking that its observers (calendar sync, notifications) have not heard yet: follow-up work
+    written in the booking's own transaction by a booking made in one database call (scheduling.services.quick),
+    told by a worker after commit (the nudge, or beat's sweep). `appointments` and `practitioners` are primary keys;
+    `news` is a PatientNews."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    news = models.CharField(max_length=10)
+    appointments = models.JSONField(default=list)
+    practitioners = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "pending news"
+
+    def __str__(self) -> str:
+        return f"{self.news} {self.appointments}"
 
 
 class WaitlistSettings(TenantModel):

@@ -27,3 +27,19 @@ def waitlist_sweep() -> int:
     from scheduling.services.waitlist import freed_sweep
 
     return freed_sweep()
+
+
+@shared_task(ignore_result=True)
+def news_tell() -> int:
+    """Tell calendar sync and notifications of the bookings made in one database call (rows written with them)."""
+    from scheduling.services.quick import news_tell_waiting
+
+    return news_tell_waiting()
+
+
+@shared_task(ignore_result=True)
+def news_sweep() -> int:
+    """Every minute: news whose nudge was lost is told."""
+    from scheduling.services.quick import news_sweep as sweep
+
+    return sweep()

@@ -35,12 +35,14 @@ from scheduling.forms import (
     NextAvailableForm,
     ReportForm,
     SeriesCancelForm,
+    plain_booking,
 )
 from scheduling.grid import CalendarQuery
 from scheduling.models import Appointment, AppointmentSource, AppointmentStatus, Slot
 from scheduling.selectors import booking as selectors
 from scheduling.selectors.series import open_drafts
 from scheduling.services import booking as services
+from scheduling.services.quick import quick_book
 from scheduling.services.series import CancelScope, SeriesCancelled, series_cancel
 from scheduling.signals import appointment_page_sections, source_names
 
@@ -49,7 +51,7 @@ def calendar_day_url(request: ClinicRequest, moment: dt.datetime) -> str:
     return reverse("scheduling:calendar") + CalendarQuery("day", moment.astimezone(request.viewer_zone).date()).params()
 
 
-def done(request: ClinicRequest, message: str, moment: dt.datetime, slot: Slot | None = None) -> HttpResponse:
+def done(request: ClinicRequest, message: str, moment: dt.datetime, slot: UUID | None = None) -> HttpResponse:
     """Close the popup and refresh the grid (on the calendar), or go to that day of the calendar; either way
     the calendar shows the slot that changed (scrolled to it, highlighted) and says what happened."""
     return popup_done(
@@ -57,7 +59,7 @@ def done(request: ClinicRequest, message: str, moment: dt.datetime, slot: Slot |
         message,
         then=calendar_day_url(request, moment),
         popup_page=reverse("scheduling:calendar"),
-        focus=f"slot-{slot.public_id}" if slot is not None else "",
+        focus=f"slot-{slot}" if slot is not None else "",
     )
 
 
@@ -116,9 +118,29 @@ def booking_patient(request: ClinicRequest, patient_id: str) -> Patient:
     return patient
 
 
+def quick_booked(request: ClinicRequest, slot: UUID) -> HttpResponse | None:
+    """The plain booking in one database call (scheduling.services.quick), answered as the form answers it; None
+    when the call left it to the form and appointment_book (anything else, and every refusal, on SQLite always)."""
+    plain = plain_booking(request.POST, bills_insurance=request.clinic.bills_insurance)
+    if plain is None:
+        return None
+    quick = quick_book(clinic=request.clinic, actor=request.user, slot=slot, booking=plain)
+    if not quick.booked or quick.starts_at is None:
+        return None
+    patient = Patient(
+        title=quick.title, first_name=quick.first_name, preferred_name=quick.preferred_name, last_name=quick.last_name
+    )
+    who, when = who_and_when(request, patient, quick.starts_at)
+    return done(request, f"Booked {who} on {when}.", quick.starts_at, slot)
+
+
 @require_http_methods(["GET", "POST"])
 def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
     """Book Appointment into a slot."""
+    if request.method == "POST" and request.POST.get("action") == "book":
+        booked = quick_booked(request, slot)
+        if booked is not None:
+            return booked
     obj = slot_for_member(request, slot)
     context = book_context(request, obj)
     patient_id = request.POST.get("patient") or request.GET.get("patient")
@@ -159,7 +181,7 @@ def book(request: ClinicRequest, slot: UUID) -> HttpResponse:
                     context["refusal"] = error.messages[0]
                 else:
                     who, when = who_and_when(request, patient, obj.starts_at)
-                    return done(request, f"Booked {who} on {when}.", obj.starts_at, obj)
+                    return done(request, f"Booked {who} on {when}.", obj.starts_at, obj.public_id)
             context |= {"step": "review", "booking": booking}
     template = page_or_fragment(request, "scheduling/book.html", "tip")
     status = 422 if request.method == "POST" and context.get("step") == "form" else 200
@@ -189,7 +211,7 @@ def appointment_cancel(request: ClinicRequest, appointment: UUID) -> HttpRespons
             error = refusal.messages[0]
         else:
             message = cancelled_message(result, *who_and_when(request, obj.patient, obj.starts_at))
-            return done(request, message, obj.starts_at, obj.slot)
+            return done(request, message, obj.starts_at, obj.slot.public_id)
     context = {"appointment": obj, "form": form, "error": error, "zone": request.viewer_zone.key}
     template = page_or_fragment(request, "scheduling/cancel.html", "tip")
     return render(request, template, context, status=422 if request.method == "POST" else 200)
@@ -283,7 +305,7 @@ def appointment_reschedule(request: ClinicRequest, appointment: UUID) -> HttpRes
                 error = refusal.messages[0]
             else:
                 who, when = who_and_when(request, obj.patient, target.starts_at)
-                return done(request, f"Moved {who} to {when}.", target.starts_at, target)
+                return done(request, f"Moved {who} to {when}.", target.starts_at, target.public_id)
     any_practitioner = request.GET.get("any") == "1"
     slots = selectors.next_available(
         clinic=request.clinic,

@@ -91,7 +91,7 @@ def series_new(request: ClinicRequest, slot: UUID) -> HttpResponse:
             who, when = who_and_when(request, patient, first_at)
             message = f"Booked {booked} appointment{'s' if booked != 1 else ''} of the series for {who}, from {when}"
             message += f"; {drafts} saved as draft{'s' if drafts != 1 else ''}." if drafts else "."
-            return done(request, message, first_at, obj if first_at == obj.starts_at else None)
+            return done(request, message, first_at, obj.public_id if first_at == obj.starts_at else None)
     template = page_or_fragment(request, "scheduling/series.html", "tip")
     invalid = action != "settings" and context["step"] == "settings"
     return render(request, template, context, status=422 if invalid or context.get("refusal") else 200)
@@ -224,7 +224,9 @@ def draft_detail(request: ClinicRequest, draft: UUID) -> HttpResponse:
                     clinic=request.clinic, actor=request.user, membership=request.membership, draft=obj, slot=chosen
                 )
                 who, when = who_and_when(request, obj.series.patient, appointment.starts_at)
-                return done(request, f"Placed {who}'s draft: booked on {when}.", appointment.starts_at, chosen)
+                return done(
+                    request, f"Placed {who}'s draft: booked on {when}.", appointment.starts_at, chosen.public_id
+                )
             else:
                 context |= {"step": "review", "slot": chosen}
         except BookingError as refusal:

@@ -7,6 +7,7 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
 
@@ -358,6 +359,11 @@ def test_a_confirmation_names_a_blocked_patient_only_to_members_who_may_see_them
 # the insert, the department and the type looked up for a posted form, the Google connections looked up without
 # a feed, the contact preference read on its own), and 20 until an empty slot stopped looking for the patient in it.
 BOOKING_POST_QUERIES = 19
+# On PostgreSQL the plain booking is one call (scheduling.services.quick): the same three reads of the session, user
+# and membership, then the savepoint, the call and its release. A booking the call leaves to the form costs those
+# three more.
+QUICK_CALL_QUERIES = 3
+QUICK_POST_QUERIES = 3 + QUICK_CALL_QUERIES
 
 
 def test_booking_a_slot_takes_a_fixed_small_number_of_queries(
@@ -368,14 +374,15 @@ def test_booking_a_slot_takes_a_fixed_small_number_of_queries(
     url = reverse("scheduling:book", args=[slot.public_id])
     data = {"coverage": "self", "slot_type": str(slot.slot_type.public_id), "action": "book"}
     reception_client_a.get(reverse("home"))  # the session's clinic chosen
-    with django_assert_num_queries(BOOKING_POST_QUERIES):
+    quick = connection.vendor == "postgresql"
+    with django_assert_num_queries(QUICK_POST_QUERIES if quick else BOOKING_POST_QUERIES):
         response = reception_client_a.post(url, {**data, "patient": str(patients[0].public_id)})
     assert response.status_code == 302
     appointment = Appointment.objects.get()
     assert (appointment.patient, appointment.slot_type) == (patients[0], slot.slot_type)
     assert AuditEvent.objects.filter(action="appointment.booked", object_id=str(appointment.public_id)).exists()
     # A refusal (the slot is full now) takes no more than that either.
-    with django_assert_max_num_queries(BOOKING_POST_QUERIES):
+    with django_assert_max_num_queries(BOOKING_POST_QUERIES + (QUICK_CALL_QUERIES if quick else 0)):
         refused = reception_client_a.post(url, {**data, "patient": str(patients[1].public_id)})
     assert "This slot is full." in refused.content.decode()
 
