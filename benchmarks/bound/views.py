@@ -7,10 +7,11 @@ the form's alert when the slot is taken), behind the product's whole middleware 
 - ``raw``: the four reads the rules cannot do without (the slot locked with its session, the patient, the
   practitioner's overlapping appointments, the clinic's notification settings), as hand-written SQL, then ``write``.
 - ``orm``: the same four reads through the ORM (``for_clinic``, as every read of the product), then ``write``.
-- ``statements``: the booking form's own round trips in its order (the slot and patient shown, then in one
-  transaction: the slot and practitioner locked, the overlap check, the appointment, its count, the busy events, the
-  audit row, the feed check, the notification settings, the appointment re-read for its messages, the email and the
-  text), each written by hand; the rules' Python left out.
+- ``statements``: the round trips of the booking form's Python path (BookingForm and appointment_book: what the
+  form does on SQLite, and on PostgreSQL for whatever scheduling_quick_book leaves to it) in its order (the slot and
+  patient shown, then in one transaction: the slot and practitioner locked, the overlap check, the appointment, its
+  count, the busy events, the audit row, the feed check, the notification settings, the appointment re-read for its
+  messages, the email and the text), each written by hand; the rules' Python left out.
 - ``procedure``: those statements inside one PL/pgSQL function (made in the benchmarks' database by the case), one
   round trip.
 

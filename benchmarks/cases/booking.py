@@ -49,8 +49,10 @@ from benchmarks.http_load import (
     run_clients,
 )
 from clinic.models import AuditEvent, Clinic, Membership, Practitioner, Role
+from notifications.models import Kind, Message
 from patients.models import Patient
-from scheduling.models import Appointment, Session, Slot
+from scheduling.models import Appointment, PendingNews, Session, Slot
+from scheduling.services.quick import news_tell_waiting
 
 # --- Booking through real HTTP: gunicorn on PostgreSQL --------------------------------
 
@@ -122,6 +124,7 @@ class BookingState:
     # Every call of run and floor, in the harness's order: warm-up, timed, then the query-count and memory runs.
     runs: list[dict[int, Level]] = field(default_factory=list)
     floors: list[dict[int, Level]] = field(default_factory=list)
+    news: dict[int, list[float]] = field(default_factory=dict)  # clients -> each run's CPU s per booking told
 
 
 def booking_request(base_url: str, slot: Slot, patient: Patient) -> Booking:
@@ -415,15 +418,43 @@ def bookings_agree(
 
 
 def booking_check(state: BookingState, level: Level, errors: list[str], booked_so_far: int) -> None:
+    name = f"booking_http, {level.clients} clients"
     bookings_agree(
         state.clinic,
         level,
         errors,
         booked_so_far=booked_so_far,
         expected=state.expected[level.clients],
-        name=f"booking_http, {level.clients} clients",
+        name=name,
         log=state.server.log_path if state.server else None,
     )
+    cpu_s = news_told(state.clinic, len(level.latencies_s), name)
+    if cpu_s is not None:
+        state.news.setdefault(level.clients, []).append(cpu_s)
+
+
+def news_told(clinic: Clinic, booked: int, name: str) -> float | None:
+    """Tell the news the bookings left for a worker, in this process, as a worker would (the case runs none), and
+    check that every live appointment then has its confirmation. With a broker, each booking left its news (every
+    one is the plain case, booked in one call): the CPU telling it cost this process and the database, per booking,
+    in seconds (the work a booking hands to the workers). Without one (tasks run in the web process) nothing waits,
+    and nothing is measured (None)."""
+    waiting = PendingNews.objects.for_clinic(clinic).count()
+    if waiting not in (0, booked):
+        raise RuntimeError(f"{name}: {waiting} bookings' news waiting after {booked} bookings")
+    before, database_before = time.process_time(), cpu_of_server_and_database(None)[1]
+    told = news_tell_waiting()
+    cpu_s = time.process_time() - before + (cpu_of_server_and_database(None)[1] - database_before) / 1e9
+    unconfirmed = (
+        Appointment.objects.for_clinic(clinic)
+        .live()
+        .exclude(pk__in=Message.objects.for_clinic(clinic).filter(kind=Kind.CONFIRMATION).values("appointment_id"))
+        .count()
+    )
+    if told != waiting or unconfirmed:
+        raise RuntimeError(f"{name}: {told} of {waiting} bookings' news told; {unconfirmed} appointments unconfirmed")
+    checked()
+    return cpu_s / waiting if waiting else None
 
 
 def level_measured(
@@ -492,6 +523,7 @@ def bookings_cleared(clinic: Clinic) -> None:
     with transaction.atomic():
         Appointment.objects.for_clinic(clinic).delete()
         AuditEvent.objects.for_clinic(clinic).delete()
+        PendingNews.objects.for_clinic(clinic).delete()
         Slot.objects.for_clinic(clinic).exclude(booked_count=0).update(booked_count=0)
     vacuum_analyze(Slot, Appointment, AuditEvent)
 
@@ -609,6 +641,9 @@ def booking_figures(result: Result) -> Result:
             **cpu_per_request(clients, [floor[clients] for floor in floors], "healthz_"),
         }
         figures |= cpu_bound_ratio(clients, figures)
+        if state.news.get(clients):
+            # What each booking hands to the workers (its observers told after commit), measured in this process.
+            figures[f"c{clients}_news_cpu_ms_per_booking"] = round(statistics.median(state.news[clients]) * 1000, 2)
         lines.append(
             f"{clients:>7}  {rates.p50_s * 1000:>8.1f}  {rates.p95_s * 1000:>8.1f}  {rates.bookings_per_s:>10.1f}"
             f"  {rates.healthz_per_s:>10.1f}  {rates.ratio:>6.3f}  {rates.client_cpus:>4.2f}"

@@ -1,11 +1,12 @@
 """booking_bound: how much of the /healthz floor a booking could keep on this stack, whatever its rules.
 
 Issue 25 asks for reception booking at half the floor. ``booking_http`` measures the booking form; this case
-measures, on one gunicorn server and in one run, the form beside bookings that keep only part of its work
-(benchmarks/bound/views.py): ``statements`` (the form's own round trips, by hand), ``orm`` and ``raw`` (four reads
-through the ORM or by hand, then one write statement), ``procedure`` (the form's statements in one PL/pgSQL call)
-and ``write`` (one statement). Their ratios to /healthz are ceilings for a booking written that way: what its rules
-can spend is the gap between them and 0.5 (docs/scaling.md reads them).
+measures, on one gunicorn server and in one run, the form (the product: on PostgreSQL its plain case is one call of
+scheduling_quick_book, scheduling/services/quick.py) beside bookings that keep only part of the work of the form's
+Python path (benchmarks/bound/views.py): ``statements`` (that path's round trips, by hand), ``orm`` and ``raw``
+(four reads through the ORM or by hand, then one write statement), ``procedure`` (those statements in one PL/pgSQL
+call) and ``write`` (one statement). Their ratios to /healthz are ceilings for a booking written that way
+(docs/scaling.md reads them).
 
 Single slots only, each booked once per run by one of the clients; after each variant, every booking is checked as
 booking_http's are, and a slot it filled, posted again for another patient, must be refused.

@@ -705,6 +705,7 @@ def test_beat_sweeps_pulls_and_renews_channels_with_tasks_that_exist(settings):
         "notifications.tasks.tick": settings.SWEEP_SECONDS,
         "scheduling.tasks.holds_expire": settings.SWEEP_SECONDS,
         "scheduling.tasks.waitlist_sweep": settings.SWEEP_SECONDS,
+        "scheduling.tasks.news_sweep": settings.SWEEP_SECONDS,
         "online.tasks.checks_purge": 3600.0,
         "privacy.tasks.break_glass_alerts_sweep": settings.SWEEP_SECONDS,
         "privacy.tasks.clinic_export_sweep": settings.SWEEP_SECONDS,

@@ -358,6 +358,14 @@ CROSS_CLINIC = {
         2,
         "the offer run (a task loading the freed places it was given) and beat's sweep of freed places",
     ),
+    "scheduling/services/quick.py PendingNews.objects.select_for_update": (
+        1,
+        "the worker tells the news rows it was given, each in its own transaction (each row names its clinic)",
+    ),
+    "scheduling/services/quick.py PendingNews.objects.order_by": (
+        2,
+        "the worker's nudged run and beat's sweep tell every clinic's waiting news",
+    ),
     "scheduling/services/booking.py Hold.objects.live": (
         1,
         "beat's sweep ends every clinic's lapsed holds; each is then read and ended through for_clinic",
