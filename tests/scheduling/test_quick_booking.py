@@ -399,3 +399,18 @@ def test_a_plain_booking_through_htmx_closes_the_popup_naming_the_patient(clinic
     assert "Booked Ms Nadia (Nad) Quist on Mon 7 Jun 2027" in response["HX-Trigger"]
     assert f"slot-{slot.public_id}" in response["HX-Trigger"]
     assert Appointment.objects.get().patient == patient
+
+
+def test_news_its_observers_fail_on_waits_and_holds_back_no_other(clinic_a, reception_a, caplog):
+    slot, _ = two_slots(clinic_a)
+    patient = PatientFactory(clinic=clinic_a, email="nadia@example.com")
+    request = BookingRequest(slot, patient)
+    appointment = appointment_book(
+        clinic=clinic_a, actor=reception_a.user, membership=reception_a, request=request, tell=False
+    )
+    broken = PendingNews.objects.create(clinic=clinic_a, news=PatientNews.BOOKED, appointments=[{"not": "an id"}])
+    PendingNews.objects.create(clinic=clinic_a, news=PatientNews.BOOKED, appointments=[appointment.pk])
+    assert news_sweep() == 1  # the broken row first, then the good one
+    assert confirmations(appointment) == ["email", "sms"]
+    assert list(PendingNews.objects.values_list("pk", flat=True)) == [broken.pk]  # it waits for the next run
+    assert f"news {broken.pk} not told" in caplog.text and "not an id" not in caplog.text
