@@ -5,6 +5,9 @@ Scheduling never imports calendar_sync: its services announce which practitioner
 and calendar_sync connects a receiver (see calendar_sync/apps.py). Receivers only write rows (a feed
 change, a pending Google change), so the follow-up work commits or rolls back with the change itself;
 they nudge workers after commit (clinic/nudges.py), and nothing here waits on the broker.
+
+One exception: a booking made in one database call (scheduling.services.quick, the reception form's plain case on
+PostgreSQL) writes a PendingNews row instead, and a worker sends these same signals after commit.
 """
 
 from __future__ import annotations
