@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.core.cache import cache
@@ -64,7 +64,7 @@ def quick_book(*, clinic: Clinic, actor: User, slot: UUID, booking: PlainBooking
     """Book the plain case in one call, or leave everything as it was and say why (then book through Python)."""
     if connection.vendor != "postgresql":
         return QuickBooking(NOT_HERE)
-    arguments = [
+    arguments: list[Any] = [
         clinic.pk,
         actor.pk,
         slot,
@@ -90,16 +90,25 @@ def quick_book(*, clinic: Clinic, actor: User, slot: UUID, booking: PlainBooking
         return QuickBooking("overlap")
     outcome, appointment, starts_at, *names = row
     if outcome != BOOKED:
-        return QuickBooking(outcome)
+        return QuickBooking(str(outcome))
     from scheduling import tasks
 
     # After commit (at once outside a transaction); a burst of bookings makes one nudge, and the task tells all the
     # news waiting then (it lowers the flag before it reads).
     nudge(tasks.news_tell, once_per=NEWS_FLAG, once_seconds=NEWS_FLAG_SECONDS)
-    return QuickBooking(outcome, appointment, starts_at, *(name or "" for name in names))
+    title, first_name, preferred_name, last_name = (str(name or "") for name in names)
+    return QuickBooking(
+        BOOKED,
+        appointment=appointment,
+        starts_at=starts_at,
+        title=title,
+        first_name=first_name,
+        preferred_name=preferred_name,
+        last_name=last_name,
+    )
 
 
-def _call(arguments: list[object]) -> tuple[object, ...]:
+def _call(arguments: list[Any]) -> tuple[Any, ...]:
     with connection.cursor() as cursor:
         cursor.execute(CALL, arguments)
         return cursor.fetchone()
