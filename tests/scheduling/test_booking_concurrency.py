@@ -94,45 +94,54 @@ def roomy_server(transactional_db):
     thread.terminate()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, roomy_server):
-    """The same storm through real HTTP requests to a threaded server: 10 booked, 40 told it is full."""
+def http_bookings_at_once(server: str, membership, bookings, refusal: str, refused: str) -> list[str]:
+    """Reception (signed in as the membership) posts each (slot, patient) booking at the same moment, each in its
+    own thread and HTTP connection: per booking "booked", ``refused`` when the answer says ``refusal``, or the
+    status code."""
     import concurrent.futures
 
     import requests
     from django.test import Client
     from django.urls import reverse
 
-    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
-    session = allocate_session(
-        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
-    )
-    slot = session.slots.get()
-    patients = PatientFactory.create_batch(50, clinic=clinic_a)
     signed_in = Client()
-    signed_in.force_login(reception_a.user, backend="django.contrib.auth.backends.ModelBackend")
+    signed_in.force_login(membership.user, backend="django.contrib.auth.backends.ModelBackend")
     cookies = {"sessionid": signed_in.cookies["sessionid"].value, "csrftoken": "t" * 32}
-    url = roomy_server + reverse("scheduling:book", args=[slot.public_id])
-    room_for(len(patients) + 2)  # the server's request threads, one connection each
-    barrier = threading.Barrier(len(patients))
+    room_for(len(bookings) + 2)  # the server's request threads, one connection each
+    barrier = threading.Barrier(len(bookings))
 
-    def post(patient):
+    def post(booking):
+        slot, patient = booking
         data = {
             "patient": str(patient.public_id),
             "coverage": "self",
-            "slot_type": str(group.public_id),
+            "slot_type": str(slot.slot_type.public_id),
             "action": "book",
         }
+        url = server + reverse("scheduling:book", args=[slot.public_id])
         with requests.Session() as http:
             http.cookies.update(cookies)
             barrier.wait(timeout=30)
             response = http.post(url, data=data, headers={"X-CSRFToken": "t" * 32}, allow_redirects=False, timeout=60)
         if response.status_code == 302:
             return "booked"
-        return "full" if "This group is full (10 places)." in response.text else f"{response.status_code}"
+        return refused if refusal in response.text else f"{response.status_code}"
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(patients)) as pool:
-        outcomes = list(pool.map(post, patients))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(bookings)) as pool:
+        return list(pool.map(post, bookings))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, roomy_server):
+    """The same storm through real HTTP requests to a threaded server: 10 booked, 40 told it is full."""
+    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
+    session = allocate_session(
+        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
+    )
+    slot = session.slots.get()
+    patients = PatientFactory.create_batch(50, clinic=clinic_a)
+    bookings = [(slot, patient) for patient in patients]
+    outcomes = http_bookings_at_once(roomy_server, reception_a, bookings, "This group is full (10 places).", "full")
     assert outcomes.count("booked") == 10, outcomes
     assert outcomes.count("full") == 40, outcomes
     slot.refresh_from_db()
@@ -145,12 +154,6 @@ def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, r
 def test_concurrent_http_bookings_of_two_overlapping_single_slots_book_one(clinic_a, reception_a, roomy_server):
     """Reception posts two overlapping single slots of one practitioner at the same moment, many times over: each
     pair books one (on PostgreSQL in one call each, the practitioner's lock between them) and refuses the other."""
-    import concurrent.futures
-
-    import requests
-    from django.test import Client
-    from django.urls import reverse
-
     practitioner = PractitionerFactory(clinic=clinic_a)
     routine = SlotTypeFactory(clinic=clinic_a)
     pairs = []
@@ -164,37 +167,8 @@ def test_concurrent_http_bookings_of_two_overlapping_single_slots_book_one(clini
         Slot.objects.filter(pk=second.pk).update(starts_at=first.starts_at, ends_at=first.ends_at)
         pairs += [first, second]
     patients = PatientFactory.create_batch(len(pairs), clinic=clinic_a)
-    signed_in = Client()
-    signed_in.force_login(reception_a.user, backend="django.contrib.auth.backends.ModelBackend")
-    cookies = {"sessionid": signed_in.cookies["sessionid"].value, "csrftoken": "t" * 32}
-    room_for(len(pairs) + 2)
-    barrier = threading.Barrier(len(pairs))
-
-    def post(job):
-        slot, patient = job
-        data = {
-            "patient": str(patient.public_id),
-            "coverage": "self",
-            "slot_type": str(routine.public_id),
-            "action": "book",
-        }
-        with requests.Session() as http:
-            http.cookies.update(cookies)
-            barrier.wait(timeout=30)
-            response = http.post(
-                roomy_server + reverse("scheduling:book", args=[slot.public_id]),
-                data=data,
-                headers={"X-CSRFToken": "t" * 32},
-                allow_redirects=False,
-                timeout=60,
-            )
-        if response.status_code == 302:
-            return "booked"
-        busy = "The practitioner already has an appointment at that time." in response.text
-        return "busy" if busy else f"{response.status_code}"
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(pairs)) as pool:
-        outcomes = list(pool.map(post, zip(pairs, patients, strict=True)))
+    busy = "The practitioner already has an appointment at that time."
+    outcomes = http_bookings_at_once(roomy_server, reception_a, list(zip(pairs, patients, strict=True)), busy, "busy")
     assert sorted(outcomes) == ["booked"] * 5 + ["busy"] * 5, outcomes
     for first, second in zip(pairs[::2], pairs[1::2], strict=True):
         assert Appointment.objects.filter(slot__in=[first, second]).count() == 1
