@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TypeVar
@@ -181,16 +181,33 @@ def run_clients(clients: Sequence[Callable[[], list[T]]]) -> tuple[list[list[T]]
     return results, max(finished) - start, cpu_s
 
 
-def cpu_of_server_and_database(server_pid: int | None) -> tuple[int, int]:
-    """CPU so far, in ns, of a server process with its children (gunicorn's workers), and of every PostgreSQL
-    process on this machine (0, 0 where /proc cannot tell). The difference over a run is what the run cost the
-    server and the database, provided nothing else runs meanwhile and the connections persist (a backend that exits
-    takes its CPU with it)."""
+CpuReading = tuple[dict[int, int], dict[int, int]]  # CPU so far in ns by pid: the server's processes, PostgreSQL's
+
+
+def cpu_of_server_and_database(server_pid: int | None) -> CpuReading:
+    """CPU so far, in ns by pid, of a server process with its children (gunicorn's workers), and of every
+    PostgreSQL process on this machine (empty where /proc cannot tell). `cpu_spent` turns two readings into what
+    the time between them cost the server and the database, provided nothing else runs meanwhile."""
     if not Path("/proc/self/stat").exists():
-        return 0, 0
-    server = sum(process_cpu_ns(pid) or 0 for pid in with_descendants(server_pid)) if server_pid else 0
-    database = sum(process_cpu_ns(pid) or 0 for pid in named_pids("postgres"))
-    return server, database
+        return {}, {}
+    server = read_cpu(with_descendants(server_pid)) if server_pid else {}
+    return server, read_cpu(named_pids("postgres"))
+
+
+def read_cpu(pids: Iterable[int | str]) -> dict[int, int]:
+    found = {}
+    for pid in pids:
+        cpu_ns = process_cpu_ns(pid)
+        if cpu_ns is not None:
+            found[int(pid)] = cpu_ns
+    return found
+
+
+def cpu_spent(before: dict[int, int], after: dict[int, int]) -> int:
+    """The CPU, in ns, the processes of ``after`` had since ``before``: one that started meanwhile counts whole;
+    one that exited meanwhile (another test's backend, under the suite's parallel workers) drops out instead of
+    taking its earlier CPU off the sum, so the figure is never negative."""
+    return sum(max(cpu_ns - before.get(pid, 0), 0) for pid, cpu_ns in after.items())
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -44,11 +44,12 @@ def with_descendants(pid: int) -> list[int]:
 
 def named_pids(name: str) -> list[str]:
     """Every process on this machine whose command name is `name` ("postgres")."""
-    found = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() == name:
-                found.append(comm.parent.name)
-        except OSError:
-            continue
-    return found
+    return [comm.parent.name for comm in Path("/proc").glob("[0-9]*/comm") if command_name(comm.parent.name) == name]
+
+
+def command_name(pid: int | str) -> str:
+    """A process's command name (/proc/PID/comm: "postgres", "node-MainThread"), "" once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

@@ -7,9 +7,12 @@ stands between them and clinic A's objects.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +42,38 @@ def subprocess_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", *drop}}
     env.update(extra)
     return env
+
+
+def run_python(args: list[str], *, env: dict[str, str], timeout: float, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` run to its end, its output captured; one still running after `timeout` seconds is made to print
+    every thread's stack, with those of the Python processes it started (PYTHONFAULTHANDLER: SIGABRT dumps them),
+    and the test fails with them: a hang names its place."""
+    command = [sys.executable, *args]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        from benchmarks.process_cpu import command_name, with_descendants
+
+        # The process and every Python below it (the scale run's harness), each dumping into the same stderr.
+        for pid in reversed(with_descendants(process.pid)):
+            if pid == process.pid or command_name(pid).startswith("python"):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGABRT)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f"{' '.join(args)} still ran after {timeout} s; its stacks:\n{stderr[-20000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def process_stopped(process: subprocess.Popen[Any], timeout: float = 20) -> None:

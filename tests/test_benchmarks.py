@@ -24,7 +24,7 @@ from psycopg import sql
 
 from benchmarks import harness
 from benchmarks.harness import Case
-from tests.conftest import in_ci, subprocess_env
+from tests.conftest import in_ci, run_python, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NUMERIC_KEYS = (
@@ -48,15 +48,7 @@ TINY_TIMEOUT_S = 600
 def run_benchmarks(*args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
     # The harness chooses its own database; drop ours so nothing can point it at a real one.
     env = subprocess_env(drop=BENCH_ENV, **extra_env)
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_python(["-m", "benchmarks", *args], cwd=PROJECT_DIR, env=env, timeout=timeout)
 
 
 def is_number(value: object) -> bool:
@@ -335,3 +327,90 @@ def test_booking_bound_measures_the_form_beside_bookings_without_rules(tiny_run:
         ), variant
         assert entry[f"{variant}_server_cpu_ms_per_request"] > 0, variant
     assert "booking_bound (gunicorn, PostgreSQL" in tiny_run.done.stdout
+
+
+def test_cpu_spent_drops_a_process_that_exits_between_readings_instead_of_going_negative() -> None:
+    """CI failed once with a negative database CPU per request: the sum over every `postgres` process fell when
+    another test's backend exited mid-run. Real processes here: a child that burns CPU, then exits."""
+    from benchmarks.http_load import cpu_spent, read_cpu
+
+    burner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ninput()",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while (read_cpu([burner.pid]).get(burner.pid, 0) < 250_000_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = read_cpu([burner.pid, os.getpid()])
+        assert before[burner.pid] >= 250_000_000  # it had its CPU before the first reading
+    finally:
+        burner.communicate(b"\n", timeout=10)
+    end = time.process_time() + 0.05
+    while time.process_time() < end:  # this process spends a little meanwhile
+        pass
+    after = read_cpu([burner.pid, os.getpid()])
+    assert burner.pid not in after
+    spent = cpu_spent(before, after)
+    assert spent >= 0
+    assert spent <= 1_000_000_000  # this process's own few ticks, not minus the child's 300 ms
+    late = {**after, 999_999_999: 40_000_000}  # a process that started after the first reading counts whole
+    assert cpu_spent(before, late) == spent + 40_000_000
+
+
+def test_a_browser_that_hangs_is_stopped_at_the_deadline_and_its_call_raises() -> None:
+    """CI once waited 25 minutes on a Chromium whose new_page() never returned. The first-paint measurement runs
+    under driver_stopped_after, which stops Playwright's driver at the deadline; the waiting call then raises
+    (render.first_render tries once more). A real browser here, kept busy past the deadline."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks import render
+    from benchmarks.process_cpu import command_name, with_descendants
+
+    started = time.monotonic()
+    with render.driver_stopped_after(3) as stopped, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
+        page = browser.new_page()
+        with pytest.raises(PlaywrightError):
+            page.wait_for_timeout(60_000)  # as long as a hang, for this test
+    assert stopped.is_set()
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        command_name(pid) in {"chromium", "node-MainThread"} for pid in with_descendants(os.getpid())[1:]
+    ):
+        time.sleep(0.1)
+    assert not [pid for pid in with_descendants(os.getpid())[1:] if command_name(pid) == "chromium"]
+
+    with render.driver_stopped_after(30) as stopped, sync_playwright() as playwright:  # in time: nothing stopped
+        browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
+        assert browser.new_page().evaluate("1 + 1") == 2
+        browser.close()
+    assert not stopped.is_set()
+
+
+def test_a_benchmark_process_that_hangs_fails_its_test_with_its_stacks(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_python(
+            ["-c", "import time\ndef stuck_here():\n    time.sleep(600)\nstuck_here()"],
+            cwd=tmp_path,
+            env=subprocess_env(),
+            timeout=2,
+        )
+    assert "still ran after 2 s" in str(failed.value)
+    assert "stuck_here" in str(failed.value)  # the stack names where it hung
+
+
+def test_the_stacks_of_a_hung_grandchild_are_printed_too(tmp_path: Path) -> None:
+    """The scale run starts the harness as its own child: a hang there shows the harness's stack, not only the
+    waiting parent's."""
+    child = "import time\ndef grandchild_stuck():\n    time.sleep(600)\ngrandchild_stuck()"
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}])"
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_python(["-c", parent], cwd=tmp_path, env=subprocess_env(), timeout=3)
+    assert "grandchild_stuck" in str(failed.value)

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from benchmarks import scale
 from benchmarks.scale import row
-from tests.conftest import subprocess_env
+from tests.conftest import run_python, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -88,14 +88,8 @@ def databases() -> Iterator[Databases]:
 
 
 def run_scale(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", *args],
-        cwd=PROJECT_DIR,
-        env=subprocess_env(drop=BENCH_ENV),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    done = run_python(
+        ["-m", "benchmarks.scale", *args], cwd=PROJECT_DIR, env=subprocess_env(drop=BENCH_ENV), timeout=timeout
     )
     assert done.returncode == 0, done.stderr[-5000:]
     return done

@@ -45,6 +45,7 @@ from benchmarks.http_load import (
     REQUEST_TIMEOUT_S,
     GunicornServer,
     cpu_of_server_and_database,
+    cpu_spent,
     percentile,
     run_clients,
 )
@@ -441,7 +442,7 @@ def news_told(clinic: Clinic, name: str) -> float | None:
         raise RuntimeError(f"{name}: {waiting} bookings' news waiting after {booked} bookings")
     before, database_before = time.process_time(), cpu_of_server_and_database(None)[1]
     told = news_tell_waiting()
-    cpu_s = time.process_time() - before + (cpu_of_server_and_database(None)[1] - database_before) / 1e9
+    cpu_s = time.process_time() - before + cpu_spent(database_before, cpu_of_server_and_database(None)[1]) / 1e9
     unconfirmed = (
         Appointment.objects.for_clinic(clinic)
         .live()
@@ -468,8 +469,8 @@ def level_measured(
         return level, errors
     measured = dataclasses.replace(
         level,
-        server_cpu_s=(server_after - server_before) / 1e9,
-        database_cpu_s=(database_after - database_before) / 1e9,
+        server_cpu_s=cpu_spent(server_before, server_after) / 1e9,
+        database_cpu_s=cpu_spent(database_before, database_after) / 1e9,
     )
     return measured, errors
 
