@@ -33,6 +33,7 @@ from scheduling.models import (
 from scheduling.selectors.booking import busy_event_ids_during
 from scheduling.selectors.waitlist import group_closed_to_new, in_group
 from scheduling.services.freed import places_freed
+from scheduling.services.quick import news_told_first
 from scheduling.signals import PatientNews, announce_calendar_change, hold_ended, tell_patient
 
 if TYPE_CHECKING:
@@ -415,6 +416,8 @@ def appointment_cancel(
         locked = Appointment.objects.for_clinic(clinic).select_for_update().get(pk=appointment.pk)
         if locked.status == AppointmentStatus.CANCELLED:
             raise BookingError("This appointment is already cancelled.")
+        if locked.series_id is None:  # perhaps booked in one call, its confirmation not yet told: told first
+            news_told_first(clinic.pk, locked.pk)
         Slot.objects.for_clinic(clinic).select_for_update().filter(pk=locked.slot_id).update(
             booked_count=F("booked_count") - 1
         )

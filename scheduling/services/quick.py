@@ -152,10 +152,29 @@ def _told(pk: int) -> int:
         row = PendingNews.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
         if row is None:
             return 0
-        announce_calendar_change(row.practitioners, appointments=row.appointments)
-        tell_patient(row.clinic_id, row.news, row.appointments)
-        row.delete()
+        _row_told(row)
     return 1
+
+
+def _row_told(row: PendingNews) -> None:
+    announce_calendar_change(row.practitioners, appointments=row.appointments)
+    tell_patient(row.clinic_id, row.news, row.appointments)
+    row.delete()
+
+
+def news_told_first(clinic_id: int, appointment: int) -> None:
+    """Before a change to an appointment booked in one call is told (its cancellation, its move), the booking's
+    own news if it still waits, in the caller's transaction: the patient never hears of the change before the
+    booking. A worker telling it at this moment is waited for (the row's lock); once it has, nothing is left.
+    The caller holds the appointment's lock and has told no observer yet, so nothing the worker then needs is
+    held here."""
+    waiting = PendingNews.objects.for_clinic(clinic_id).select_for_update().order_by("id")
+    if connection.vendor == "postgresql":
+        rows = list(waiting.filter(appointments__contains=[appointment]))
+    else:  # no JSON containment on SQLite, where the call never books and the table stays empty but for tests
+        rows = [row for row in waiting if appointment in row.appointments]
+    for row in rows:
+        _row_told(row)
 
 
 def news_sweep() -> int:

@@ -20,7 +20,7 @@ from notifications.models import Message
 from patients.models import Coverage
 from scheduling.forms import SELF_PAY, PlainBooking, plain_booking
 from scheduling.models import Appointment, PendingNews, Slot
-from scheduling.services.booking import BookingRequest, appointment_book
+from scheduling.services.booking import BookingRequest, appointment_book, appointment_cancel, appointment_reschedule
 from scheduling.services.quick import NOT_HERE, news_sweep, news_tell, quick_book
 from scheduling.signals import PatientNews
 from tests.factories import (
@@ -414,3 +414,47 @@ def test_news_its_observers_fail_on_waits_and_holds_back_no_other(clinic_a, rece
     assert confirmations(appointment) == ["email", "sms"]
     assert list(PendingNews.objects.values_list("pk", flat=True)) == [broken.pk]  # it waits for the next run
     assert f"news {broken.pk} not told" in caplog.text and "not an id" not in caplog.text
+
+
+@pytest.mark.parametrize("change", ["cancel", "move"])
+def test_a_change_before_the_news_is_told_tells_the_booking_first(clinic_a, reception_a, change):
+    """With the worker late (the broker down), a booking made in one call and then cancelled or moved: the patient
+    hears of the booking first, then of the change; never the change alone or before it. The news is told once."""
+    slot, later = two_slots(clinic_a)
+    patient = PatientFactory(clinic=clinic_a, email="nadia@example.com")
+    appointment = appointment_book(
+        clinic=clinic_a,
+        actor=reception_a.user,
+        membership=reception_a,
+        request=BookingRequest(slot, patient),
+        tell=False,
+    )
+    other = appointment_book(
+        clinic=clinic_a,
+        actor=reception_a.user,
+        membership=reception_a,
+        request=BookingRequest(later, PatientFactory(clinic=clinic_a, email="omar@example.com")),
+        tell=False,
+    )
+    practitioner = slot.session.practitioner_id
+    for booked in (appointment, other):  # what the call leaves for a worker
+        PendingNews.objects.create(
+            clinic=clinic_a, news=PatientNews.BOOKED, appointments=[booked.pk], practitioners=[practitioner]
+        )
+    if change == "cancel":
+        appointment_cancel(clinic=clinic_a, actor=reception_a.user, appointment=appointment, reason="Unwell")
+        expected = ["confirmation", "cancelled"]
+    else:
+        third = allocate_session(
+            clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=DAY, slot_types=[slot.slot_type]
+        ).slots.get()
+        appointment_reschedule(
+            clinic=clinic_a, actor=reception_a.user, membership=reception_a, appointment=appointment, slot=third
+        )
+        expected = ["confirmation", "moved"]
+    told = Message.objects.filter(patient=patient, channel="email").order_by("id").values_list("kind", flat=True)
+    assert list(told) == expected
+    assert list(PendingNews.objects.values_list("appointments", flat=True)) == [[other.pk]]  # another's waits
+    assert news_sweep() == 1 and news_sweep() == 0
+    assert list(told) == expected  # nothing told twice
+    assert confirmations(other) == ["email", "sms"]
