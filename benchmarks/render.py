@@ -124,13 +124,13 @@ def driver_stopped_after(seconds: float) -> Iterator[threading.Event]:
     hanging. CI saw a fresh context's new_page() never return (microsoft/playwright#3939 and #4761 report the
     same, intermittently); no Playwright timeout covers new_page. The event tells that the block was stopped."""
     stopped = threading.Event()
+    earlier = set(drivers())  # another's (a browser test's session-wide Playwright): never touched
 
     def stop() -> None:
         stopped.set()
-        for pid in with_descendants(os.getpid()):
-            if command_name(pid).startswith("node"):  # "node-MainThread": the driver, not the servers (python)
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        for pid in set(drivers()) - earlier:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     timer = threading.Timer(seconds, stop)
     timer.daemon = True
@@ -139,6 +139,11 @@ def driver_stopped_after(seconds: float) -> Iterator[threading.Event]:
         yield stopped
     finally:
         timer.cancel()
+
+
+def drivers() -> list[int]:
+    """Playwright drivers below this process ("node-MainThread"; the servers are python)."""
+    return [pid for pid in with_descendants(os.getpid()) if command_name(pid).startswith("node")]
 
 
 def loads_measured(

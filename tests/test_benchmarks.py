@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from psycopg import sql
 
 from benchmarks import harness
 from benchmarks.harness import Case
-from tests.conftest import in_ci, run_python, subprocess_env
+from tests.conftest import in_ci, process_stopped, run_python, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NUMERIC_KEYS = (
@@ -362,36 +363,71 @@ def test_cpu_spent_drops_a_process_that_exits_between_readings_instead_of_going_
     assert cpu_spent(before, late) == spent + 40_000_000
 
 
+# A Playwright that another test keeps open below this process (pytest-playwright's, in the same xdist worker), in
+# a child: it waits for a line, then proves its driver still works.
+ELSEWHERE = """
+import sys
+from playwright.sync_api import sync_playwright
+with sync_playwright() as playwright:
+    print("started", flush=True)
+    sys.stdin.readline()
+    browser = playwright.chromium.launch(executable_path=sys.argv[1], args=["--no-sandbox", "--disable-gpu"])
+    print(browser.new_page().evaluate("2 + 2"), flush=True)
+    browser.close()
+"""
+
+
+def in_own_thread(work: Callable[[], Any]) -> Any:
+    """Playwright's sync API, in a thread of its own: never inside a loop another test's Playwright left here."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result(timeout=120)
+
+
 def test_a_browser_that_hangs_is_stopped_at_the_deadline_and_its_call_raises() -> None:
     """CI once waited 25 minutes on a Chromium whose new_page() never returned. The first-paint measurement runs
-    under driver_stopped_after, which stops Playwright's driver at the deadline; the waiting call then raises
-    (render.first_render tries once more). A real browser here, kept busy past the deadline."""
+    under driver_stopped_after, which stops the driver it started at the deadline (never another's); the waiting
+    call then raises (render.first_render tries once more). Real browsers here, one kept busy past the deadline."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     from benchmarks import render
-    from benchmarks.process_cpu import command_name, with_descendants
 
-    started = time.monotonic()
-    with render.driver_stopped_after(3) as stopped, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
-        page = browser.new_page()
-        with pytest.raises(PlaywrightError):
-            page.wait_for_timeout(60_000)  # as long as a hang, for this test
-    assert stopped.is_set()
-    assert time.monotonic() - started < 30
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        command_name(pid) in {"chromium", "node-MainThread"} for pid in with_descendants(os.getpid())[1:]
-    ):
-        time.sleep(0.1)
-    assert not [pid for pid in with_descendants(os.getpid())[1:] if command_name(pid) == "chromium"]
+    def hung() -> tuple[bool, float]:
+        started = time.monotonic()
+        with render.driver_stopped_after(3) as stopped, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
+            page = browser.new_page()
+            with pytest.raises(PlaywrightError):
+                page.wait_for_timeout(60_000)  # as long as a hang, for this test
+        return stopped.is_set(), time.monotonic() - started
 
-    with render.driver_stopped_after(30) as stopped, sync_playwright() as playwright:  # in time: nothing stopped
-        browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
-        assert browser.new_page().evaluate("1 + 1") == 2
-        browser.close()
-    assert not stopped.is_set()
+    def in_time() -> tuple[bool, int]:
+        with render.driver_stopped_after(30) as stopped, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=render.CHROMIUM, args=render.CHROMIUM_ARGS)
+            answer = browser.new_page().evaluate("1 + 1")
+            browser.close()
+        return stopped.is_set(), answer
+
+    elsewhere = subprocess.Popen(
+        [sys.executable, "-c", ELSEWHERE, render.CHROMIUM], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert elsewhere.stdout is not None and elsewhere.stdin is not None
+        assert elsewhere.stdout.readline().strip() == "started"
+        before = set(render.drivers())
+        assert before  # the other test's driver
+        stopped, took_s = in_own_thread(hung)
+        assert stopped and took_s < 30
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and set(render.drivers()) != before:
+            time.sleep(0.1)
+        assert set(render.drivers()) == before  # the stopped one gone, the other's untouched
+        elsewhere.stdin.write("go\n")
+        elsewhere.stdin.flush()
+        assert elsewhere.stdout.readline().strip() == "4"  # and still working
+    finally:
+        process_stopped(elsewhere)
+    assert in_own_thread(in_time) == (False, 2)  # in time: nothing stopped
 
 
 def test_a_benchmark_process_that_hangs_fails_its_test_with_its_stacks(tmp_path: Path) -> None:
