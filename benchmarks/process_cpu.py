@@ -28,6 +28,15 @@ def process_cpu_ns(pid: int | str) -> int | None:
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+def started_at(pid: int | str) -> int | None:
+    """When a process started (clock ticks after boot, /proc/PID/stat's 22nd field): with its pid, which process
+    this is (a pid is reused once its process has gone). None once it has gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def with_descendants(pid: int) -> list[int]:
     """The process and every process below it (a server's workers)."""
     found, todo = [], [pid]

@@ -60,17 +60,23 @@ def run_python(args: list[str], *, env: dict[str, str], timeout: float, cwd: Pat
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        from benchmarks.process_cpu import command_name, with_descendants
+        from benchmarks.process_cpu import command_name, started_at, with_descendants
 
+        tree = [(pid, started_at(pid)) for pid in reversed(with_descendants(process.pid))]
         # The process and every Python below it (the scale run's harness), each dumping into the same stderr.
-        for pid in reversed(with_descendants(process.pid)):
+        for pid, _ in tree:
             if pid == process.pid or command_name(pid).startswith("python"):
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGABRT)
         try:
-            stdout, stderr = process.communicate(timeout=30)
+            stdout, stderr = process.communicate(timeout=10)  # the dumps, until every holder of the pipes is gone
         except subprocess.TimeoutExpired:
-            process.kill()
+            stdout = stderr = ""  # one still holds them (a browser, a gunicorn): stopped below, then read to the end
+        for pid, started in tree:  # nothing the run started outlives the test (and no process that took a pid since)
+            if started is not None and started_at(pid) == started:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if process.returncode is None:
             stdout, stderr = process.communicate()
         pytest.fail(f"{' '.join(args)} still ran after {timeout} s; its stacks:\n{stderr[-20000:]}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

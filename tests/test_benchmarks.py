@@ -444,9 +444,20 @@ def test_a_benchmark_process_that_hangs_fails_its_test_with_its_stacks(tmp_path:
 
 def test_the_stacks_of_a_hung_grandchild_are_printed_too(tmp_path: Path) -> None:
     """The scale run starts the harness as its own child: a hang there shows the harness's stack, not only the
-    waiting parent's."""
+    waiting parent's; and what they leave running (here a plain `sleep`, as a browser or a gunicorn would be) is
+    stopped with them."""
     child = "import time\ndef grandchild_stuck():\n    time.sleep(600)\ngrandchild_stuck()"
-    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}])"
+    sleeper = tmp_path / "sleeper.pid"
+    parent = (
+        "import subprocess, sys\n"
+        f"open({str(sleeper)!r}, 'w').write(str(subprocess.Popen(['sleep', '600']).pid))\n"
+        f"subprocess.run([sys.executable, '-c', {child!r}])"
+    )
     with pytest.raises(pytest.fail.Exception) as failed:
         run_python(["-c", parent], cwd=tmp_path, env=subprocess_env(), timeout=3)
     assert "grandchild_stuck" in str(failed.value)
+    stat = Path(f"/proc/{sleeper.read_text()}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().rpartition(")")[2].split()[0] not in {"Z", "X"}:
+        assert time.monotonic() < deadline, "the sleeper outlived the test"
+        time.sleep(0.1)
