@@ -32,6 +32,15 @@ def booking(clinic, membership, slot, patient):
     return run
 
 
+def ten_places_and_fifty_patients(clinic):
+    """A group slot of ten places, and fifty patients who all want one."""
+    group = SlotTypeFactory(clinic=clinic, name="Group", capacity=10)
+    session = allocate_session(
+        clinic, practitioner=PractitionerFactory(clinic=clinic), day=dt.date(2027, 6, 7), slot_types=[group]
+    )
+    return session.slots.get(), PatientFactory.create_batch(50, clinic=clinic)
+
+
 def storm(clinic, membership, slot, patients):
     """Book every patient into the slot at the same moment, each in its own thread and connection."""
     return all_at_once([booking(clinic, membership, slot, p) for p in patients])
@@ -40,12 +49,7 @@ def storm(clinic, membership, slot, patients):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("round_", range(3))
 def test_fifty_concurrent_bookings_into_ten_places_book_exactly_ten(clinic_a, reception_a, round_):
-    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
-    session = allocate_session(
-        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
-    )
-    slot = session.slots.get()
-    patients = PatientFactory.create_batch(50, clinic=clinic_a)
+    slot, patients = ten_places_and_fifty_patients(clinic_a)
     outcomes = storm(clinic_a, reception_a, slot, patients)
     assert outcomes.count("booked") == 10
     assert outcomes.count("This group is full (10 places).") == 40
@@ -134,12 +138,7 @@ def http_bookings_at_once(server: str, membership, bookings, refusal: str, refus
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_http_bookings_into_ten_places(clinic_a, reception_a, roomy_server):
     """The same storm through real HTTP requests to a threaded server: 10 booked, 40 told it is full."""
-    group = SlotTypeFactory(clinic=clinic_a, name="Group", capacity=10)
-    session = allocate_session(
-        clinic_a, practitioner=PractitionerFactory(clinic=clinic_a), day=dt.date(2027, 6, 7), slot_types=[group]
-    )
-    slot = session.slots.get()
-    patients = PatientFactory.create_batch(50, clinic=clinic_a)
+    slot, patients = ten_places_and_fifty_patients(clinic_a)
     bookings = [(slot, patient) for patient in patients]
     outcomes = http_bookings_at_once(roomy_server, reception_a, bookings, "This group is full (10 places).", "full")
     assert outcomes.count("booked") == 10, outcomes
